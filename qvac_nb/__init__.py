@@ -1,0 +1,1 @@
+"""qvac_nb: local, private image generation inside Jupyter."""

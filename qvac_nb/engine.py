@@ -1,0 +1,81 @@
+"""The engine: locating the stable-diffusion.cpp library and opening it once per process.
+
+`QVAC_NB_SD_LIBRARY` names another build of the same engine release (CUDA, Metal,
+Vulkan); otherwise the library that `stable-diffusion-cpp-python` installed is used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import threading
+from functools import cache
+from pathlib import Path
+
+from . import _engine
+
+LIBRARY_ENV = "QVAC_NB_SD_LIBRARY"
+_LIB_NAMES = {"linux": "libstable-diffusion.so", "darwin": "libstable-diffusion.dylib", "win32": "stable-diffusion.dll"}
+
+log = logging.getLogger("qvac_nb.engine")
+_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
+_open_lock = threading.Lock()
+
+
+class EngineLibraryError(RuntimeError):
+    """The engine library is missing or is not the release qvac_nb binds."""
+
+
+def find_library() -> Path:
+    """The engine library to open: $QVAC_NB_SD_LIBRARY, else the pinned package's build."""
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise EngineLibraryError(f"{LIBRARY_ENV}={override} does not name a file")
+        return path
+    spec = importlib.util.find_spec("stable_diffusion_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineLibraryError(
+            "stable-diffusion-cpp-python is not installed; reinstall qvac_nb "
+            f"(pip install qvac_nb) or set {LIBRARY_ENV} to a libstable-diffusion build"
+        )
+    lib_dir = Path(next(iter(spec.submodule_search_locations))) / "lib"
+    name = _LIB_NAMES.get(sys.platform, "libstable-diffusion.so")
+    candidates = [lib_dir / name, *sorted(lib_dir.glob("*stable-diffusion*"))]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise EngineLibraryError(f"no engine library in {lib_dir}; reinstall stable-diffusion-cpp-python==0.4.7")
+
+
+def _forward_log(level: int, text: str) -> None:
+    py_level = _LEVELS[min(max(level, 0), 3)]
+    if log.isEnabledFor(py_level):
+        log.log(py_level, "%s", text.rstrip())
+
+
+def ensure_loaded() -> None:
+    """Open and check the engine library (once); raises EngineLibraryError if it can't."""
+    with _open_lock:
+        if _engine.library_loaded():
+            return
+        path = find_library()
+        try:
+            _engine.load_library(str(path))
+        except RuntimeError as exc:
+            raise EngineLibraryError(str(exc)) from None
+        _engine.set_log_handler(_forward_log)
+
+
+@cache
+def enum_names() -> dict[str, list[str]]:
+    ensure_loaded()
+    return _engine.enum_names()
+
+
+def info() -> dict[str, object]:
+    ensure_loaded()
+    return _engine.library_info()

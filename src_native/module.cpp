@@ -1,0 +1,426 @@
+// qvac_nb._engine: nanobind bindings over the engine library opened by library.cpp.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bridge.h"
+#include "library.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace qvac {
+namespace {
+
+using Pixels = nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+using OwnedPixels = nb::ndarray<nb::numpy, uint8_t, nb::ndim<3>>;
+
+struct EngineError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// The engine's own error lines explain most failures; put them in the exception.
+std::string failure(const std::string& what, const Job& job) {
+    std::string msg = what;
+    for (const auto& line : job.errors) msg += "\n  " + line.substr(0, line.find_last_not_of('\n') + 1);
+    return msg;
+}
+
+sdabi::Image view_of(const Pixels& px) {
+    if (px.shape(2) != 3) throw std::invalid_argument("images must have 3 channels (RGB), got " + std::to_string(px.shape(2)));
+    return sdabi::Image{uint32_t(px.shape(1)), uint32_t(px.shape(0)), 3, const_cast<uint8_t*>(px.data())};
+}
+
+// Hands the engine's malloc'd pixels to numpy without a copy; numpy frees them once.
+OwnedPixels adopt(sdabi::Image img) {
+    nb::capsule owner(img.data, [](void* p) noexcept { std::free(p); });
+    return OwnedPixels(img.data, {img.height, img.width, img.channels}, owner);
+}
+
+void free_images(sdabi::Image* images, int count) {
+    if (images == nullptr) return;
+    for (int i = 0; i < count; ++i) std::free(images[i].data);
+    std::free(images);
+}
+
+// ------------------------------------------------------------------ context config
+
+struct ContextConfig {
+    sdabi::ContextParams raw{};
+    std::string model, clip_l, clip_g, t5xxl, llm, vae, taesd, diffusion_model;
+
+    ContextConfig() {
+        sdabi::api().ctx_params_init(&raw);
+        // One context generates again and again; the engine's default frees weights after one image.
+        raw.free_params_immediately = false;
+        raw.vae_decode_only = false;  // img2img encodes the init image
+    }
+
+    const sdabi::ContextParams& finish() {
+        auto str = [](const std::string& s) { return s.empty() ? nullptr : s.c_str(); };
+        raw.model = str(model);
+        raw.clip_l = str(clip_l);
+        raw.clip_g = str(clip_g);
+        raw.t5xxl = str(t5xxl);
+        raw.llm = str(llm);
+        raw.vae = str(vae);
+        raw.taesd = str(taesd);
+        raw.diffusion_model = str(diffusion_model);
+        raw.free_params_immediately = false;
+        return raw;
+    }
+};
+
+// ------------------------------------------------------------------ generation request
+
+struct Request {
+    sdabi::ImageRequest raw{};
+    std::string prompt, negative_prompt;
+    std::optional<Pixels> init_image;
+    std::vector<Pixels> ref_images;
+    std::vector<std::pair<std::string, float>> loras;
+
+    Request() { sdabi::api().image_request_init(&raw); }
+};
+
+// ------------------------------------------------------------------ context
+
+class Context {
+public:
+    Context(ContextConfig& config, Job& job) {
+        const sdabi::ContextParams& params = config.finish();
+        {
+            nb::gil_scoped_release release;
+            EngineTurn turn(&job);
+            job.phase.store(static_cast<int>(Phase::Load));
+            ctx_ = sdabi::api().new_ctx(&params);
+        }
+        flush_logs();
+        if (ctx_ == nullptr) {
+            rethrow_callback_error(job);
+            throw EngineError(failure("the engine could not load the model", job));
+        }
+        // Loading cannot be unwound (worker threads), so a cancel during load lands here.
+        if (job.cancelled()) {
+            close();
+            rethrow_callback_error(job);
+            throw Cancelled();
+        }
+    }
+
+    ~Context() {
+        if (ctx_ != nullptr) {
+            nb::gil_scoped_release release;
+            Job job;
+            EngineTurn turn(&job);
+            sdabi::api().free_ctx(ctx_);
+            ctx_ = nullptr;
+        }
+    }
+
+    void close() {
+        if (ctx_ == nullptr) return;
+        {
+            nb::gil_scoped_release release;
+            Job job;
+            EngineTurn turn(&job);
+            sdabi::api().free_ctx(ctx_);
+            ctx_ = nullptr;
+        }
+        flush_logs();
+    }
+
+    bool closed() const { return ctx_ == nullptr; }
+
+    std::string default_sample_method() const {
+        const sdabi::Api& a = sdabi::api();
+        return a.sample_method_name(a.default_sample_method(live()));
+    }
+
+    std::string default_scheduler(const std::string& method) const {
+        const sdabi::Api& a = sdabi::api();
+        sdabi::Enum m = sdabi::kSampleMethodCount;
+        for (sdabi::Enum i = 0; i < sdabi::kSampleMethodCount; ++i) {
+            if (method == a.sample_method_name(i)) m = i;
+        }
+        if (m == sdabi::kSampleMethodCount) m = a.default_sample_method(live());
+        return a.scheduler_name(a.default_scheduler(live(), m));
+    }
+
+    std::vector<OwnedPixels> generate(Request& req, Job& job) {
+        sdabi::Ctx* ctx = live();
+        sdabi::ImageRequest raw = req.raw;
+        raw.prompt = req.prompt.c_str();
+        raw.negative_prompt = req.negative_prompt.c_str();
+        if (req.init_image) raw.init_image = view_of(*req.init_image);
+        std::vector<sdabi::Image> refs;
+        for (const Pixels& px : req.ref_images) refs.push_back(view_of(px));
+        raw.ref_images = refs.empty() ? nullptr : refs.data();
+        raw.ref_image_count = int(refs.size());
+        std::vector<sdabi::Lora> loras;
+        for (const auto& [path, weight] : req.loras) loras.push_back({false, weight, path.c_str()});
+        raw.loras = loras.empty() ? nullptr : loras.data();
+        raw.lora_count = uint32_t(loras.size());
+
+        sdabi::Image* images = nullptr;
+        bool unwound = false;
+        {
+            nb::gil_scoped_release release;
+            EngineTurn turn(&job);
+            if (!job.cancelled()) {
+                job.phase.store(static_cast<int>(Phase::Encode));
+                try {
+                    images = sdabi::api().generate_image(ctx, &raw);
+                } catch (const CancelUnwind&) {
+                    unwound = true;
+                }
+            }
+        }
+        flush_logs();
+        if (unwound || (images == nullptr && job.cancelled())) {
+            rethrow_callback_error(job);
+            throw Cancelled();
+        }
+        rethrow_callback_error(job);
+        if (images == nullptr) throw EngineError(failure("the engine failed to generate an image", job));
+        std::vector<OwnedPixels> out;
+        for (int i = 0; i < raw.batch_count; ++i) {
+            if (images[i].data == nullptr) continue;
+            out.push_back(adopt(images[i]));
+            images[i].data = nullptr;  // now owned by numpy
+        }
+        free_images(images, raw.batch_count);
+        if (job.cancelled()) throw Cancelled();  // cancelled while decoding: the result is dropped
+        return out;
+    }
+
+private:
+    sdabi::Ctx* live() const {
+        if (ctx_ == nullptr) throw std::runtime_error("this engine context has been closed");
+        return ctx_;
+    }
+    sdabi::Ctx* ctx_ = nullptr;
+};
+
+// ------------------------------------------------------------------ upscaler
+
+class Upscaler {
+public:
+    Upscaler(const std::string& path, int threads, int tile_size, bool offload, bool direct, Job& job) {
+        {
+            nb::gil_scoped_release release;
+            EngineTurn turn(&job);
+            job.phase.store(static_cast<int>(Phase::Load));
+            ctx_ = sdabi::api().new_upscaler(path.c_str(), offload, direct, threads, tile_size);
+            if (ctx_ != nullptr) factor_ = sdabi::api().upscale_factor(ctx_);
+        }
+        flush_logs();
+        rethrow_callback_error(job);
+        if (ctx_ == nullptr) throw EngineError(failure("the engine could not load the upscaler " + path, job));
+    }
+
+    ~Upscaler() { close_quiet(); }
+
+    void close() {
+        close_quiet();
+        flush_logs();
+    }
+
+    bool closed() const { return ctx_ == nullptr; }
+    int factor() const { return factor_; }
+
+    OwnedPixels upscale(Pixels image, int factor, Job& job) {
+        if (ctx_ == nullptr) throw std::runtime_error("this upscaler has been closed");
+        sdabi::Image input = view_of(image);
+        sdabi::Image out{};
+        {
+            nb::gil_scoped_release release;
+            EngineTurn turn(&job);
+            job.phase.store(static_cast<int>(Phase::Upscale));
+            if (!job.cancelled()) out = sdabi::api().upscale(ctx_, input, uint32_t(factor));
+        }
+        flush_logs();
+        rethrow_callback_error(job);
+        if (job.cancelled()) {
+            std::free(out.data);
+            throw Cancelled();
+        }
+        if (out.data == nullptr) throw EngineError(failure("the engine failed to upscale the image", job));
+        return adopt(out);
+    }
+
+private:
+    void close_quiet() {
+        if (ctx_ == nullptr) return;
+        nb::gil_scoped_release release;
+        Job job;
+        EngineTurn turn(&job);
+        sdabi::api().free_upscaler(ctx_);
+        ctx_ = nullptr;
+    }
+    sdabi::UpCtx* ctx_ = nullptr;
+    int factor_ = 0;
+};
+
+std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum count) {
+    std::vector<std::string> out;
+    for (sdabi::Enum i = 0; i < count; ++i) out.emplace_back(name(i));
+    return out;
+}
+
+}  // namespace
+}  // namespace qvac
+
+#define RW(cls, field, path) \
+    def_prop_rw(field, [](cls& o) { return o.path; }, [](cls& o, decltype(cls{}.path) v) { o.path = v; })
+
+NB_MODULE(_engine, m) {
+    using namespace qvac;
+    m.doc() = "qvac_nb's binding of the stable-diffusion.cpp C API (opened at run time)";
+
+    nb::exception<Cancelled>(m, "Cancelled");
+    nb::exception<EngineError>(m, "EngineError");
+    m.def("load_library", [](const std::string& path) {
+        sdabi::load_library(path);
+        install_log_callback();
+    }, "path"_a, "Open and check an engine library; once per process.");
+    m.def("library_loaded", [] {
+        try { sdabi::api(); return true; } catch (const std::exception&) { return false; }
+    });
+    m.def("library_info", [] {
+        const sdabi::Api& a = sdabi::api();
+        nb::dict d;
+        d["path"] = sdabi::library_path();
+        d["version"] = std::string(a.version());
+        d["commit"] = std::string(a.commit());
+        d["system_info"] = std::string(a.system_info());
+        d["physical_cores"] = a.physical_cores();
+        return d;
+    });
+    m.def("enum_names", [] {
+        const sdabi::Api& a = sdabi::api();
+        nb::dict d;
+        d["sample_method"] = names(a.sample_method_name, sdabi::kSampleMethodCount);
+        d["scheduler"] = names(a.scheduler_name, sdabi::kSchedulerCount);
+        d["prediction"] = names(a.prediction_name, sdabi::kPredictionCount);
+        d["rng"] = names(a.rng_name, sdabi::kRngCount);
+        d["lora_apply_mode"] = names(a.lora_apply_mode_name, sdabi::kLoraModeCount);
+        std::vector<std::string> types;
+        for (sdabi::Enum i = 0; i < sdabi::kTypeCount; ++i) types.emplace_back(a.type_name(i));
+        d["type"] = types;
+        return d;
+    });
+    m.def("set_log_handler", &set_log_handler, "handler"_a.none(),
+          "handler(level: int, text: str) receives engine log lines (0 debug .. 3 error).");
+    m.def("flush_logs", &flush_logs);
+
+    nb::class_<Job>(m, "Job")
+        .def(nb::init<>())
+        .def_rw("on_progress", &Job::on_progress, nb::arg("value").none())
+        .def_rw("on_preview", &Job::on_preview, nb::arg("value").none())
+        .def_rw("preview_interval", &Job::preview_interval)
+        .def("cancel", &Job::cancel, "Stop at the next sampling step (thread-safe, no GIL needed by the engine).")
+        .def_prop_ro("cancelled", &Job::cancelled)
+        .def_prop_ro("phase", [](const Job& j) { return std::string(phase_name(static_cast<Phase>(j.phase.load()))); })
+        .def_prop_ro("batch_index", [](const Job& j) { return j.batch_index.load(); });
+
+    using CC = ContextConfig;
+    nb::class_<CC>(m, "ContextConfig")
+        .def(nb::init<>())
+        .def_rw("model", &CC::model)
+        .def_rw("clip_l", &CC::clip_l)
+        .def_rw("clip_g", &CC::clip_g)
+        .def_rw("t5xxl", &CC::t5xxl)
+        .def_rw("llm", &CC::llm)
+        .def_rw("vae", &CC::vae)
+        .def_rw("taesd", &CC::taesd)
+        .def_rw("diffusion_model", &CC::diffusion_model)
+        .RW(CC, "threads", raw.threads)
+        .RW(CC, "weight_type", raw.weight_type)
+        .RW(CC, "rng", raw.rng)
+        .RW(CC, "sampler_rng", raw.sampler_rng)
+        .RW(CC, "prediction", raw.prediction)
+        .RW(CC, "lora_apply_mode", raw.lora_apply_mode)
+        .RW(CC, "offload_to_cpu", raw.offload_to_cpu)
+        .RW(CC, "mmap", raw.mmap)
+        .RW(CC, "clip_on_cpu", raw.clip_on_cpu)
+        .RW(CC, "vae_on_cpu", raw.vae_on_cpu)
+        .RW(CC, "flash_attn", raw.flash_attn)
+        .RW(CC, "diffusion_flash_attn", raw.diffusion_flash_attn)
+        .RW(CC, "diffusion_conv_direct", raw.diffusion_conv_direct)
+        .RW(CC, "vae_conv_direct", raw.vae_conv_direct)
+        .RW(CC, "vae_decode_only", raw.vae_decode_only)
+        .def_prop_ro("free_params_immediately", [](const CC& c) { return c.raw.free_params_immediately; });
+
+    using R = Request;
+    nb::class_<R>(m, "Request")
+        .def(nb::init<>())
+        .def_rw("prompt", &R::prompt)
+        .def_rw("negative_prompt", &R::negative_prompt)
+        .def_rw("init_image", &R::init_image, nb::arg("value").none())
+        .def_rw("ref_images", &R::ref_images)
+        .def_rw("loras", &R::loras)
+        .RW(R, "clip_skip", raw.clip_skip)
+        .RW(R, "width", raw.width)
+        .RW(R, "height", raw.height)
+        .RW(R, "steps", raw.sample.steps)
+        .RW(R, "cfg_scale", raw.sample.guidance.txt_cfg)
+        .RW(R, "img_cfg_scale", raw.sample.guidance.img_cfg)
+        .RW(R, "guidance", raw.sample.guidance.distilled)
+        .RW(R, "sample_method", raw.sample.method)
+        .RW(R, "scheduler", raw.sample.scheduler)
+        .RW(R, "eta", raw.sample.eta)
+        .RW(R, "shifted_timestep", raw.sample.shifted_timestep)
+        .RW(R, "flow_shift", raw.sample.flow_shift)
+        .RW(R, "strength", raw.strength)
+        .RW(R, "seed", raw.seed)
+        .RW(R, "batch_count", raw.batch_count)
+        .RW(R, "auto_resize_ref_image", raw.auto_resize_ref_image)
+        .RW(R, "increase_ref_index", raw.increase_ref_index)
+        .RW(R, "vae_tiling", raw.vae_tiling.enabled)
+        .RW(R, "vae_tile_x", raw.vae_tiling.tile_x)
+        .RW(R, "vae_tile_y", raw.vae_tiling.tile_y)
+        .RW(R, "vae_tile_overlap", raw.vae_tiling.overlap)
+        .RW(R, "cache_mode", raw.cache.mode)
+        .RW(R, "cache_reuse_threshold", raw.cache.reuse_threshold)
+        .RW(R, "cache_start_percent", raw.cache.start_percent)
+        .RW(R, "cache_end_percent", raw.cache.end_percent)
+        .RW(R, "cache_error_decay_rate", raw.cache.error_decay_rate)
+        .RW(R, "cache_relative_threshold", raw.cache.relative_threshold)
+        .RW(R, "cache_fn_compute_blocks", raw.cache.fn_compute_blocks)
+        .RW(R, "cache_bn_compute_blocks", raw.cache.bn_compute_blocks)
+        .RW(R, "cache_residual_diff_threshold", raw.cache.residual_diff_threshold)
+        .RW(R, "cache_max_warmup_steps", raw.cache.max_warmup_steps)
+        .RW(R, "cache_max_cached_steps", raw.cache.max_cached_steps)
+        .RW(R, "cache_max_continuous_cached_steps", raw.cache.max_continuous_cached_steps)
+        .RW(R, "cache_taylorseer_derivatives", raw.cache.taylorseer_derivatives)
+        .RW(R, "cache_taylorseer_skip_interval", raw.cache.taylorseer_skip_interval)
+        .RW(R, "cache_spectrum_warmup_steps", raw.cache.spectrum_warmup_steps);
+
+    nb::class_<Context>(m, "Context")
+        .def(nb::init<ContextConfig&, Job&>(), "config"_a, "job"_a)
+        .def("generate", &Context::generate, "request"_a, "job"_a)
+        .def("default_sample_method", &Context::default_sample_method)
+        .def("default_scheduler", &Context::default_scheduler, "sample_method"_a = "")
+        .def("close", &Context::close)
+        .def_prop_ro("closed", &Context::closed);
+
+    nb::class_<Upscaler>(m, "Upscaler")
+        .def(nb::init<const std::string&, int, int, bool, bool, Job&>(), "path"_a, "threads"_a, "tile_size"_a,
+             "offload_to_cpu"_a, "direct"_a, "job"_a)
+        .def("upscale", &Upscaler::upscale, "image"_a, "factor"_a, "job"_a)
+        .def("close", &Upscaler::close)
+        .def_prop_ro("factor", &Upscaler::factor)
+        .def_prop_ro("closed", &Upscaler::closed);
+}
