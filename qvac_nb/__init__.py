@@ -1,1 +1,50 @@
-"""qvac_nb: local, private image generation inside Jupyter."""
+"""qvac_nb: local, private image generation inside Jupyter, over stable-diffusion.cpp.
+
+The plain-function API has the QVAC SDK's shape: `load_model`, `diffusion`, `upscale`,
+`unload_model`, `cancel`. Model constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .catalog import CATALOG, CONSTANTS
+from .errors import (
+    CancelledError,
+    CorruptModelError,
+    DownloadError,
+    EngineError,
+    InvalidParameterError,
+    InvalidTypeError,
+    ModelFileError,
+    ModelNotLoadedError,
+    QvacError,
+    UnknownParameterError,
+    UnsupportedOperationError,
+)
+from .generation import cancel, diffusion, upscale
+from .jobs import DiffusionJob, ProgressTick, Stats, UpscaleJob
+from .models import load_model, loaded_models, unload_model
+from .png import read_parameters
+
+globals().update(CONSTANTS)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Widgets import anywidget; keep `import qvac_nb` light for scripts.
+    if name in ("Studio", "Gallery"):
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'qvac_nb' has no attribute {name!r}")
+
+
+__all__ = [
+    "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models",
+    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
+    "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
+    "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
+    "CancelledError", "Studio", "Gallery", *CONSTANTS,
+]

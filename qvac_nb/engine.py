@@ -51,10 +51,10 @@ def find_library() -> Path:
     raise EngineLibraryError(f"no engine library in {lib_dir}; reinstall stable-diffusion-cpp-python==0.4.7")
 
 
-def _forward_log(level: int, text: str) -> None:
+def _forward_log(level: int, text: bytes) -> None:
     py_level = _LEVELS[min(max(level, 0), 3)]
     if log.isEnabledFor(py_level):
-        log.log(py_level, "%s", text.rstrip())
+        log.log(py_level, "%s", text.decode("utf-8", "replace").rstrip())
 
 
 def ensure_loaded() -> None:

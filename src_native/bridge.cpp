@@ -52,7 +52,7 @@ void on_progress(int step, int steps, float seconds, void*) {
     Job* job = g_current;
     if (job == nullptr) return;
     const Phase phase = static_cast<Phase>(job->phase.load());
-    {
+    try {
         nb::gil_scoped_acquire gil;
         flush_logs();
         if (job->on_progress.is_valid() && !job->on_progress.is_none() && !job->callback_error) {
@@ -66,6 +66,12 @@ void on_progress(int step, int steps, float seconds, void*) {
         if (PyErr_CheckSignals() != 0) {
             capture_python_error(job, nb::python_error());
         }
+    } catch (const std::exception& e) {
+        // Nothing but CancelUnwind may leave this callback: during loading the engine has
+        // worker threads that an escaping exception would abandon (std::terminate).
+        std::lock_guard<std::mutex> lock(g_log_mutex);
+        job->errors.emplace_back(std::string("progress callback failed: ") + e.what());
+        job->cancel_requested.store(true);
     }
     // Only the sampling loop is unwound: see CANCEL.md.
     if (phase == Phase::Sample && job->cancel_requested.load()) throw CancelUnwind{};
@@ -75,13 +81,17 @@ void on_preview(int step, int frame_count, sdabi::Image* frames, bool, void*) {
     Job* job = g_current;
     if (job == nullptr || frame_count < 1 || frames == nullptr || frames[0].data == nullptr) return;
     const sdabi::Image& f = frames[0];
-    nb::gil_scoped_acquire gil;
-    if (!job->on_preview.is_valid() || job->on_preview.is_none() || job->callback_error) return;
     try {
-        nb::bytes pixels(reinterpret_cast<const char*>(f.data), size_t(f.width) * f.height * f.channels);
-        job->on_preview(step, f.width, f.height, f.channels, pixels);
-    } catch (nb::python_error& e) {
-        capture_python_error(job, std::move(e));
+        nb::gil_scoped_acquire gil;
+        if (!job->on_preview.is_valid() || job->on_preview.is_none() || job->callback_error) return;
+        try {
+            nb::bytes pixels(reinterpret_cast<const char*>(f.data), size_t(f.width) * f.height * f.channels);
+            job->on_preview(step, f.width, f.height, f.channels, pixels);
+        } catch (nb::python_error& e) {
+            capture_python_error(job, std::move(e));
+        }
+    } catch (const std::exception&) {
+        job->cancel_requested.store(true);  // see on_progress: nothing may escape a callback
     }
 }
 
@@ -142,9 +152,11 @@ void flush_logs() {
     if (g_log_handler == nullptr || !g_log_handler->is_valid() || g_log_handler->is_none()) return;
     for (auto& [level, text] : lines) {
         try {
-            (*g_log_handler)(level, text);
+            // Bytes, not str: engine lines can hold invalid UTF-8 (tokens, paths).
+            (*g_log_handler)(level, nb::bytes(text.data(), text.size()));
         } catch (nb::python_error& e) {
             e.discard_as_unraisable("qvac_nb engine log handler");
+        } catch (const std::exception&) {
         }
     }
 }

@@ -288,6 +288,9 @@ std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum cou
 NB_MODULE(_engine, m) {
     using namespace qvac;
     m.doc() = "qvac_nb's binding of the stable-diffusion.cpp C API (opened at run time)";
+    // Models still loaded at interpreter exit are freed by the atexit hook in models.py;
+    // anything left after that is process teardown, not a leak worth reporting.
+    nb::set_leak_warnings(false);
 
     nb::exception<Cancelled>(m, "Cancelled");
     nb::exception<EngineError>(m, "EngineError");
@@ -322,7 +325,7 @@ NB_MODULE(_engine, m) {
         return d;
     });
     m.def("set_log_handler", &set_log_handler, "handler"_a.none(),
-          "handler(level: int, text: str) receives engine log lines (0 debug .. 3 error).");
+          "handler(level: int, text: bytes) receives engine log lines (0 debug .. 3 error).");
     m.def("flush_logs", &flush_logs);
 
     nb::class_<Job>(m, "Job")

@@ -132,9 +132,14 @@ def vae_tensors(enc_ch: int, dec_ch: int, z: int) -> list[TensorSpec]:
             c_in = c_out
         if i != 0:
             out += _conv(f"decoder.up.{i}.upsample.conv", c_in, c_in, 3)
-    out += _norm("decoder.norm_out", c_in) + _conv("decoder.conv_out", 3, c_in, 3)
-    # Latent BatchNorm statistics, as in the published file; the engine hardcodes them
-    # and logs these as unknown, but tools detect the FLUX.2 VAE by them.
+    out += _norm("decoder.norm_out", c_in)
+    # A small output conv keeps most pixels off the [-1, 1] clamp, so changes stay visible.
+    out += [
+        TensorSpec("decoder.conv_out.weight", (3, c_in, 3, 3), "small"),
+        TensorSpec("decoder.conv_out.bias", (3,), "zeros"),
+    ]
+    # Latent BatchNorm statistics, as in the published file: the engine hardcodes them and
+    # skips these, but other tools (ComfyUI) tell the FLUX.2 VAE by them.
     out += [TensorSpec("bn.running_mean", (4 * z,), "zeros"), TensorSpec("bn.running_var", (4 * z,), "ones")]
     return out
 

@@ -11,7 +11,8 @@ each family:
 - sdxl: Segmind Vega layout (transformer depths 1/1/2, middle block = one ResNet), the
   smallest SDXL variant the engine knows: detected when there is a second text encoder,
   no `middle_block.1` and no `output_blocks.3.1.transformer_blocks.1`. CLIP ViT-L and
-  OpenCLIP bigG come as companion files, as users load SDXL GGUFs.
+  OpenCLIP bigG sit in the same file under `conditioner.embedders.0/1`, as in SDXL
+  checkpoints (see `_build_sdxl` for why not as companions).
 
 Everything carries the original checkpoint names (`model.diffusion_model.`,
 `cond_stage_model.`, `first_stage_model.`), so the engine's name conversion is exercised
@@ -162,12 +163,16 @@ def _build_sd2(folder: Path) -> dict[str, str]:
 
 
 def _build_sdxl(folder: Path) -> dict[str, str]:
-    specs = unet(SDXL_VEGA) + kl_vae(VAE, decoder_ch=DECODER_CH)
-    write_gguf(folder / "sdxl-vega-q4_0.gguf", typed(specs))
-    # Standalone text encoders carry Hugging Face names; the engine prefixes them itself.
-    write_gguf(folder / "clip_l-q4_0.gguf", typed(clip.hf_text_model("", clip.VIT_L), exact=clip.EXACT_TYPES))
-    write_gguf(folder / "clip_g-q4_0.gguf", typed(clip.hf_text_model("", clip.BIG_G), exact=clip.EXACT_TYPES))
-    return {"model": "sdxl-vega-q4_0.gguf", "clip_l": "clip_l-q4_0.gguf", "clip_g": "clip_g-q4_0.gguf"}
+    # One file, as SDXL checkpoints ship: the engine only recognises an SDXL U-Net when a
+    # text encoder sits beside it in the model file (its first version check, which picks
+    # the prefix for --clip_l/--clip_g, sees the model file alone), so a bare U-Net with
+    # clip_l/clip_g companions fails with "get sd version from file failed".
+    specs = unet(SDXL_VEGA)
+    specs += clip.hf_text_model("conditioner.embedders.0.transformer.", clip.VIT_L)
+    specs += clip.open_clip_text_model("conditioner.embedders.1.model.", clip.BIG_G)
+    specs += kl_vae(VAE, decoder_ch=DECODER_CH)
+    write_gguf(folder / "sdxl-vega-q4_0.gguf", typed(specs, exact=clip.EXACT_TYPES))
+    return {"model": "sdxl-vega-q4_0.gguf"}
 
 
 RECIPES: list[Recipe] = [

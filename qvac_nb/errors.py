@@ -1,0 +1,69 @@
+"""The exception hierarchy of qvac_nb.
+
+Every error the package raises on purpose derives from `QvacError`, and also from the
+built-in exception a Python user would expect (ValueError, TypeError, FileNotFoundError,
+...), so both `except QvacError` and `except ValueError` work.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class QvacError(Exception):
+    """Base of every qvac_nb error."""
+
+
+class InvalidParameterError(QvacError, ValueError):
+    """A parameter has a bad value; the message names the parameter and what is allowed."""
+
+
+class InvalidTypeError(QvacError, TypeError):
+    """A parameter has the wrong type."""
+
+
+class UnknownParameterError(QvacError, TypeError):
+    """An unknown keyword or config key; the message suggests the closest known one."""
+
+
+class ModelFileError(QvacError, FileNotFoundError):
+    """A model file is missing."""
+
+
+class CorruptModelError(QvacError, ValueError):
+    """A model file is present but unusable."""
+
+
+class ModelNotLoadedError(QvacError, KeyError):
+    """An unknown or unloaded model id."""
+
+    def __str__(self) -> str:
+        # KeyError would repr() the message and show it in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedOperationError(QvacError, ValueError):
+    """The operation does not apply, e.g. upscale on a diffusion model."""
+
+
+class DownloadError(QvacError, OSError):
+    """A model file could not be downloaded, stored or verified."""
+
+
+class EngineError(QvacError, RuntimeError):
+    """The native engine failed."""
+
+
+class CancelledError(QvacError):
+    """The job was cancelled."""
+
+
+def suggest(value: str, allowed: Iterable[str]) -> str:
+    """Return " (did you mean 'x'?)" for the allowed value closest to `value`, or "" when none is close.
+
+    The comparison ignores case, so 'sd_v2_1_1b_q8_0' still finds 'SD_V2_1_1B_Q8_0'.
+    """
+    folded = {str(option).casefold(): str(option) for option in allowed}
+    matches = difflib.get_close_matches(str(value).casefold(), list(folded), n=1, cutoff=0.6)
+    return f" (did you mean {folded[matches[0]]!r}?)" if matches else ""

@@ -1,0 +1,405 @@
+"""load_model / unload_model and the table of loaded models."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import itertools
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _engine, engine, runner
+from .errors import (
+    CancelledError,
+    EngineError,
+    InvalidParameterError,
+    InvalidTypeError,
+    ModelNotLoadedError,
+    UnsupportedOperationError,
+    suggest,
+)
+from .model_files import FileInfo, inspect_file
+from .validation import (
+    PREDICTION_ALIASES,
+    PREDICTIONS,
+    check_bool,
+    check_choice,
+    check_int,
+    check_str,
+    check_unknown,
+)
+
+COMPANION_KEYS = {
+    "llm_model_src": "llm",
+    "vae_model_src": "vae",
+    "clip_l_model_src": "clip_l",
+    "clip_g_model_src": "clip_g",
+    "t5_xxl_model_src": "t5xxl",
+    "taesd_model_src": "taesd",
+}
+CONFIG_KEYS = (
+    "device", "threads", "prediction", *COMPANION_KEYS, "upscaler", "mode", "type", "rng", "sampler_rng",
+    "clip_on_cpu", "vae_on_cpu", "offload_to_cpu", "flash_attn", "diffusion_fa", "lora_apply_mode", "mmap",
+    "diffusion_conv_direct", "vae_conv_direct",
+)
+MODEL_TYPES = ("diffusion", "upscale")
+# Which family a model belongs to decides guidance vs cfg and the cache mode.
+DIT_FAMILIES = ("flux", "flux2", "sd3")
+GUIDANCE_FAMILIES = ("flux", "flux2")
+_GPU_SYMBOLS = ("ggml_backend_cuda_init", "ggml_backend_metal_init", "ggml_backend_vk_init", "ggml_backend_sycl_init")
+
+
+@dataclass
+class LoadedModel:
+    model_id: str
+    mode: str  # diffusion | upscale
+    family: str
+    source: str
+    files: dict[str, Path]
+    config: dict[str, Any]
+    load_ms: float
+    context: Any = None  # _engine.Context
+    upscaler: Any = None  # _engine.Upscaler (paired or standalone)
+    upscale_factor: int = 0
+    default_sampler: str | None = None
+    default_scheduler: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def prediction(self) -> str:
+        return str(self.config.get("prediction", "auto"))
+
+    @property
+    def uses_guidance(self) -> bool:
+        return self.family in GUIDANCE_FAMILIES
+
+    def close(self) -> None:
+        for handle in (self.context, self.upscaler):
+            if handle is not None:
+                handle.close()
+        self.context = self.upscaler = None
+
+
+_models: dict[str, LoadedModel] = {}
+_models_lock = threading.Lock()
+_ids = itertools.count(1)
+_gpu_warned = False
+
+
+def _camel_to_snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+def normalize_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validated model_config with camelCase aliases folded into snake_case keys."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise InvalidTypeError(f"model_config: expected a dict, got {type(config).__name__}")
+    out: dict[str, Any] = {}
+    for raw_key, value in config.items():
+        if not isinstance(raw_key, str):
+            raise InvalidTypeError(f"model_config: keys must be strings, got {raw_key!r}")
+        key = _camel_to_snake(raw_key)
+        check_unknown("model_config", [key], CONFIG_KEYS)
+        out[key] = value
+    names = engine.enum_names()
+    checked: dict[str, Any] = {}
+    for key, value in out.items():
+        if key == "device":
+            checked[key] = check_choice("model_config.device", value, ("gpu", "cpu"))
+        elif key == "threads":
+            checked[key] = check_int("model_config.threads", value, 1, 256, extra=(-1,))
+        elif key == "prediction":
+            checked[key] = check_choice("model_config.prediction", value, PREDICTIONS)
+        elif key in COMPANION_KEYS:
+            checked[key] = check_str(f"model_config.{key}", value, allow_none=True)
+        elif key == "upscaler":
+            checked[key] = _check_upscaler(value)
+        elif key == "mode":
+            checked[key] = check_choice("model_config.mode", value, MODEL_TYPES)
+        elif key == "type":
+            allowed = [t for t in names["type"] if t.isidentifier() and t != "DEPRECATED"]
+            checked[key] = check_choice("model_config.type", value, allowed)
+        elif key in ("rng", "sampler_rng"):
+            checked[key] = check_choice(f"model_config.{key}", value, names["rng"])
+        elif key == "lora_apply_mode":
+            checked[key] = check_choice("model_config.lora_apply_mode", value, names["lora_apply_mode"])
+        else:
+            checked[key] = check_bool(f"model_config.{key}", value)
+    return checked
+
+
+def _check_upscaler(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"model_src": value}
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(f"model_config.upscaler: expected a dict like {{'model_src': ...}}, got {value!r}")
+    keys = {_camel_to_snake(k): v for k, v in value.items()}
+    check_unknown("model_config.upscaler", keys, ("type", "model_src", "tile_size"))
+    out = {
+        "type": check_choice("model_config.upscaler.type", keys.get("type", "esrgan"), ("esrgan",)),
+        "tile_size": check_int("model_config.upscaler.tile_size", keys.get("tile_size", 128), 16, 2048),
+    }
+    if "model_src" in keys:
+        out["model_src"] = check_str("model_config.upscaler.model_src", keys["model_src"])
+    return out
+
+
+def _has_gpu_backend() -> bool:
+    try:
+        lib = ctypes.CDLL(str(engine.find_library()))
+    except OSError:
+        return False
+    return any(hasattr(lib, sym) for sym in _GPU_SYMBOLS)
+
+
+def _warn_cpu_fallback(config: dict[str, Any]) -> None:
+    global _gpu_warned
+    if config.get("device") == "gpu" and not _gpu_warned and not _has_gpu_backend():
+        _gpu_warned = True
+        warnings.warn(
+            "device='gpu': this engine build has no GPU backend, so qvac_nb runs on the CPU. "
+            "Install a CUDA/Metal/Vulkan build of stable-diffusion-cpp-python or set QVAC_NB_SD_LIBRARY.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _resolve(src: str, role: str, on_progress: Callable[[dict], None] | None) -> tuple[Path, dict[str, Any]]:
+    """A local file for `src`, downloading it first if needed, plus catalogue defaults."""
+    from . import catalog
+
+    if Path(src).expanduser().is_file():
+        return Path(src).expanduser(), {}
+    from . import download
+
+    defaults: dict[str, Any] = {}
+    if src in catalog.CATALOG:
+        entry = catalog.CATALOG[src]
+        defaults = {**entry.default_config, **entry.companions}
+
+    def progress(info: dict) -> None:
+        if on_progress is not None:
+            on_progress({"phase": "download", "role": role, **info})
+
+    return download.resolve_source(src, on_progress=progress if on_progress else None), defaults
+
+
+def _physical_cores() -> int:
+    return int(engine.info()["physical_cores"])
+
+
+def _engine_config(files: dict[str, Path], role: str, config: dict[str, Any]) -> Any:
+    names = engine.enum_names()
+    cc = _engine.ContextConfig()
+    setattr(cc, role, str(files[role]))
+    for key in ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd"):
+        if key in files:
+            setattr(cc, key, str(files[key]))
+    threads = config.get("threads", -1)
+    cc.threads = _physical_cores() if threads == -1 else threads
+    prediction = config.get("prediction", "auto")
+    if prediction != "auto":
+        cc.prediction = names["prediction"].index(PREDICTION_ALIASES.get(prediction, prediction))
+    if "type" in config:
+        cc.weight_type = names["type"].index(config["type"])
+    for key in ("rng", "sampler_rng"):
+        if key in config:
+            setattr(cc, key, names["rng"].index(config[key]))
+    if "lora_apply_mode" in config:
+        cc.lora_apply_mode = names["lora_apply_mode"].index(config["lora_apply_mode"])
+    for key, attr in (("clip_on_cpu", "clip_on_cpu"), ("vae_on_cpu", "vae_on_cpu"),
+                      ("offload_to_cpu", "offload_to_cpu"), ("flash_attn", "flash_attn"),
+                      ("diffusion_fa", "diffusion_flash_attn"), ("mmap", "mmap"),
+                      ("diffusion_conv_direct", "diffusion_conv_direct"), ("vae_conv_direct", "vae_conv_direct")):
+        if key in config:
+            setattr(cc, attr, bool(config[key]))
+    return cc
+
+
+def _load_progress_job(on_progress: Callable[[dict], None] | None, role: str) -> Any:
+    job = _engine.Job()
+    if on_progress is not None:
+        start = time.perf_counter()
+
+        def tick(step: int, total: int, _secs: float, _phase: str) -> None:
+            pct = 100.0 * step / total if total else 0.0
+            on_progress({"phase": "load", "role": role, "percentage": pct, "step": step, "total_steps": total,
+                         "elapsed_ms": (time.perf_counter() - start) * 1000})
+
+        job.on_progress = tick
+    return job
+
+
+def load_model(
+    model_src: str,
+    *,
+    model_type: str = "diffusion",
+    model_config: Mapping[str, Any] | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    **unexpected: Any,
+) -> str:
+    """Load a model (downloading it and its companions if needed) and return its id."""
+    check_unknown("load_model", unexpected, ("model_src", "model_type", "model_config", "on_progress"))
+    check_str("model_src", model_src)
+    if not model_src:
+        raise InvalidParameterError("model_src: must name a catalogue constant, a path, an https URL or hf://...")
+    check_choice("model_type", model_type, MODEL_TYPES)
+    if on_progress is not None and not callable(on_progress):
+        raise InvalidTypeError("on_progress: expected a callable taking one dict")
+    engine.ensure_loaded()
+    config = normalize_config(model_config)
+    mode = config.get("mode", model_type)
+    _warn_cpu_fallback(config)
+
+    primary, defaults = _resolve(model_src, "model_src", on_progress)
+    for key, value in defaults.items():
+        config.setdefault(key, value)
+    info = inspect_file(primary, "model_src")
+    files: dict[str, Path] = {}
+    start = time.perf_counter()
+    model_id = f"{Path(model_src).name.split('@')[0]}#{next(_ids)}"
+
+    if mode == "upscale":
+        if info.family not in ("esrgan", "unknown"):
+            raise UnsupportedOperationError(
+                f"model_src: {primary.name} is a {info.family} model, not an ESRGAN upscaler; "
+                "load it with mode='diffusion'"
+            )
+        up_cfg = config.get("upscaler") or {}
+        files["upscaler"] = primary
+        up = _engine.Upscaler(str(primary), _threads(config), up_cfg.get("tile_size", 128),
+                              bool(config.get("offload_to_cpu", False)), False, _load_progress_job(on_progress, "upscaler"))
+        model = LoadedModel(model_id, "upscale", "esrgan", model_src, files, config,
+                            (time.perf_counter() - start) * 1000, upscaler=up, upscale_factor=up.factor)
+    else:
+        if info.family in ("esrgan", "llm", "vae", "text_encoder"):
+            raise UnsupportedOperationError(
+                f"model_src: {primary.name} is a {info.family} file, not a diffusion model"
+                + ("; load it with mode='upscale'" if info.family == "esrgan" else "")
+            )
+        role = "diffusion_model" if _is_split(info, config) else "model"
+        files[role] = primary
+        for key, file_role in COMPANION_KEYS.items():
+            if config.get(key):
+                files[file_role], _ = _resolve(str(config[key]), key, on_progress)
+                inspect_file(files[file_role], key)
+        _check_companions(info, files)
+        ctx = _engine.Context(_engine_config(files, role, config), _load_progress_job(on_progress, "model"))
+        model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, context=ctx)
+        model.default_sampler = ctx.default_sample_method()
+        model.default_scheduler = ctx.default_scheduler(model.default_sampler)
+        up_cfg = config.get("upscaler")
+        if up_cfg and up_cfg.get("model_src"):
+            up_path, _ = _resolve(up_cfg["model_src"], "upscaler.model_src", on_progress)
+            up_info = inspect_file(up_path, "model_config.upscaler.model_src")
+            if up_info.family not in ("esrgan", "unknown"):
+                ctx.close()
+                raise UnsupportedOperationError(f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model")
+            files["upscaler"] = up_path
+            model.upscaler = _engine.Upscaler(str(up_path), _threads(config), up_cfg["tile_size"],
+                                              bool(config.get("offload_to_cpu", False)), False,
+                                              _load_progress_job(on_progress, "upscaler"))
+            model.upscale_factor = model.upscaler.factor
+        model.load_ms = (time.perf_counter() - start) * 1000
+    with _models_lock:
+        _models[model_id] = model
+    return model_id
+
+
+def _threads(config: dict[str, Any]) -> int:
+    threads = config.get("threads", -1)
+    return _physical_cores() if threads == -1 else int(threads)
+
+
+def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:
+    """A diffusion-only file (split layout) rather than an all-in-one checkpoint."""
+    if info.family in ("flux", "flux2") or config.get("llm_model_src"):
+        return True
+    return not any(name.startswith(("model.diffusion_model.", "first_stage_model.")) for name in info.tensors)
+
+
+def _check_companions(info: FileInfo, files: dict[str, Path]) -> None:
+    """The engine aborts on a split model without the text encoder or VAE it needs."""
+    family = info.family
+    if family == "flux2":
+        for role, key in (("llm", "llm_model_src"), ("vae", "vae_model_src")):
+            if role not in files:
+                raise InvalidParameterError(f"model_config.{key}: a FLUX.2 diffusion model needs its {role} file")
+    if family == "sd3" and not any(r in files for r in ("clip_l", "clip_g", "t5xxl")) and "model" not in files:
+        raise InvalidParameterError("model_config.clip_l_model_src: an SD3 diffusion model needs its text encoders")
+
+
+def get_model(model_id: Any) -> LoadedModel:
+    if not isinstance(model_id, str):
+        raise InvalidTypeError(f"model_id: expected the string load_model returned, got {type(model_id).__name__}")
+    with _models_lock:
+        model = _models.get(model_id)
+        loaded = list(_models)
+    if model is None:
+        hint = suggest(model_id, loaded) or (f"; loaded: {', '.join(loaded)}" if loaded else "; no model is loaded")
+        raise ModelNotLoadedError(f"model_id: '{model_id}' is not a loaded model{hint}")
+    return model
+
+
+def loaded_models() -> list[str]:
+    with _models_lock:
+        return list(_models)
+
+
+def unload_model(*, model_id: str, clear_storage: bool = False, **unexpected: Any) -> None:
+    """Free a model's engine memory (cancelling its jobs); optionally delete its cached file."""
+    check_unknown("unload_model", unexpected, ("model_id", "clear_storage"))
+    check_bool("clear_storage", clear_storage)
+    model = get_model(model_id)
+    with _models_lock:
+        _models.pop(model_id, None)
+    jobs = runner.jobs_for(model_id)
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        if not runner.on_worker_thread():
+            try:
+                job.outputs.exception()  # wait until the worker has let go of the model
+            except Exception:  # noqa: BLE001 - only waiting
+                pass
+    with model.lock:
+        model.close()
+    if clear_storage:
+        from . import download
+
+        download.delete_cached(model.source)
+
+
+@atexit.register
+def _free_all() -> None:
+    """Free engine memory before the interpreter tears nanobind down."""
+    with _models_lock:
+        models = list(_models.values())
+        _models.clear()
+    for model in models:
+        for job in runner.jobs_for(model.model_id):
+            job.cancel()
+        with model.lock:
+            model.close()
+
+
+def require(model: LoadedModel, mode: str, operation: str) -> None:
+    if model.mode != mode:
+        other = "upscale" if mode == "diffusion" else "diffusion"
+        raise UnsupportedOperationError(
+            f"model_id: '{model.model_id}' was loaded with mode='{model.mode}', so it cannot run {operation}; "
+            f"use {'diffusion' if model.mode == 'diffusion' else 'upscale'}() or load with mode='{other}'"
+        )
+
+
+__all__ = ["load_model", "unload_model", "get_model", "loaded_models", "LoadedModel", "CancelledError", "EngineError"]
