@@ -23,7 +23,8 @@ using namespace nb::literals;
 namespace qvac {
 namespace {
 
-using Pixels = nb::ndarray<uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+// const: read-only arrays (e.g. np.asarray of a PIL image) are accepted; the engine only reads inputs.
+using Pixels = nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
 using OwnedPixels = nb::ndarray<nb::numpy, uint8_t, nb::ndim<3>>;
 
 struct EngineError : std::runtime_error {

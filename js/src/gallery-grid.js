@@ -1,0 +1,117 @@
+// A grid of thumbnails (from synced state) with per-image actions; full size opens in a lightbox.
+import { openLightbox } from "./lightbox.js";
+import { pngName, saveBlob } from "./images.js";
+import { h, objectUrl, revoke } from "./util.js";
+
+const SHOWN_PARAMS = [
+  ["prompt", "Prompt"],
+  ["negative_prompt", "Negative"],
+  ["seed", "Seed"],
+  ["steps", "Steps"],
+  ["cfg_scale", "CFG"],
+  ["guidance", "Guidance"],
+  ["sampling_method", "Sampler"],
+  ["scheduler", "Scheduler"],
+  ["strength", "Strength"],
+  ["cache_preset", "Cache"],
+];
+
+/** [label, value] rows describing one gallery entry. */
+export function entryDetails(entry) {
+  const p = entry.params || {};
+  const rows = [["Size", `${entry.width}×${entry.height}`]];
+  for (const [key, label] of SHOWN_PARAMS) {
+    if (p[key] !== undefined && p[key] !== null && p[key] !== "") rows.push([label, p[key]]);
+  }
+  if (entry.kind === "upscale") rows.push(["Upscaled from", entry.source || "image"]);
+  return rows;
+}
+
+export function entryCaption(entry) {
+  const bits = [`${entry.width}×${entry.height}`];
+  if (entry.seed !== null && entry.seed !== undefined) bits.push(`seed ${entry.seed}`);
+  if (entry.kind === "upscale") bits.push("upscaled");
+  return bits.join(" · ");
+}
+
+/**
+ * actions: [{name, label, title, enabled?(entry)}]; "download" is handled here, others go to onAction(name, entry).
+ */
+export function createGalleryGrid({ host, fetcher, actions = [], onAction = () => {}, empty = "" }) {
+  const el = h("div", { class: "qvac-grid" });
+  const placeholder = h("div", { class: "qvac-grid-empty" }, empty);
+  const cards = new Map(); // id -> {card, url, buttons}
+  let entries = [];
+
+  function download(entry) {
+    return fetcher.get(entry.id).then((blob) => saveBlob(blob, pngName(entry)));
+  }
+
+  function run(name, entry) {
+    if (name === "download") return download(entry);
+    return onAction(name, entry);
+  }
+
+  function open(entry) {
+    return openLightbox(host || el, {
+      title: (entry.params && entry.params.prompt) || entry.id,
+      details: entryDetails(entry),
+      load: () => fetcher.get(entry.id),
+      actions: [{ label: "Download PNG", title: "the PNG with its parameters embedded", run: () => download(entry) }],
+    });
+  }
+
+  function makeCard(entry) {
+    const url = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
+    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy" });
+    img.addEventListener("click", () => open(entry));
+    const buttons = actions.map((action) =>
+      h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title: action.title || action.label, onclick: () => run(action.name, current(entry.id)) }, action.label),
+    );
+    const card = h("figure", { class: "qvac-card", "data-id": entry.id }, img, h("figcaption", {}, entryCaption(entry)), h("div", { class: "qvac-card-actions" }, buttons));
+    return { card, url, buttons };
+  }
+
+  function current(id) {
+    return entries.find((e) => e.id === id);
+  }
+
+  function refreshButtons() {
+    for (const entry of entries) {
+      const item = cards.get(entry.id);
+      actions.forEach((action, i) => {
+        item.buttons[i].disabled = action.enabled ? !action.enabled(entry) : false;
+      });
+    }
+  }
+
+  function update(next) {
+    entries = Array.isArray(next) ? next : [];
+    const keep = new Set(entries.map((e) => e.id));
+    for (const [id, item] of cards) {
+      if (!keep.has(id)) {
+        revoke(item.url);
+        item.card.remove();
+        cards.delete(id);
+      }
+    }
+    entries.forEach((entry, index) => {
+      if (!cards.has(entry.id)) cards.set(entry.id, makeCard(entry));
+      const { card } = cards.get(entry.id);
+      if (el.children[index] !== card) el.insertBefore(card, el.children[index] || null);
+    });
+    if (!entries.length) {
+      if (empty) el.append(placeholder);
+    } else {
+      placeholder.remove();
+    }
+    refreshButtons();
+  }
+
+  function dispose() {
+    for (const item of cards.values()) revoke(item.url);
+    cards.clear();
+  }
+
+  return { el, update, refreshButtons, open, dispose };
+}

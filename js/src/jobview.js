@@ -1,0 +1,72 @@
+// JobView: a job's compact progress bar (with Cancel), then its images at full size.
+import "./jobview.css";
+import { createImageFetcher, pngName, saveBlob } from "./images.js";
+import { createProgress, RUNNING } from "./progress.js";
+import { h, objectUrl, revoke } from "./util.js";
+
+function render({ model, el }) {
+  const fetcher = createImageFetcher(model);
+  const progress = createProgress({ compact: true });
+  const cancel = h("button", { class: "qvac-btn qvac-small", name: "cancel", title: "cancel the job", onclick: () => model.send({ type: "cancel" }) }, "Cancel");
+  const error = h("div", { class: "qvac-error", role: "alert", hidden: true });
+  const images = h("div", { class: "qvac-job-images" });
+  const root = h("div", { class: "qvac-jobview" }, h("div", { class: "qvac-job-head" }, progress.el, cancel), error, images);
+  el.append(root);
+  const shown = new Map(); // id -> {figure, url}
+
+  function onStatus() {
+    const status = model.get("status") || {};
+    progress.update(status);
+    const running = RUNNING.has(status.phase || "loading");
+    cancel.hidden = !running;
+    root.dataset.phase = status.phase || "loading";
+    // A finished job needs no bar once its images are shown.
+    progress.el.hidden = status.phase === "done" && (model.get("images") || []).length > 0;
+  }
+
+  function onError() {
+    const text = model.get("error") || "";
+    error.textContent = text;
+    error.hidden = !text;
+  }
+
+  function onImages() {
+    for (const entry of model.get("images") || []) {
+      if (shown.has(entry.id)) continue;
+      // The thumbnail shows at once (and in a notebook reopened without a kernel); the full PNG replaces it.
+      const thumbUrl = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
+      const img = h("img", { class: "qvac-job-img", src: thumbUrl, width: entry.width, height: entry.height, alt: `seed ${entry.seed ?? ""}` });
+      const save = h("button", { class: "qvac-btn qvac-small", title: "download the PNG (parameters embedded)" }, "PNG");
+      save.addEventListener("click", () => fetcher.get(entry.id).then((blob) => saveBlob(blob, pngName(entry))));
+      const caption = [`${entry.width}×${entry.height}`, entry.seed !== null && entry.seed !== undefined ? `seed ${entry.seed}` : null].filter(Boolean).join(" · ");
+      const figure = h("figure", { class: "qvac-job-figure", "data-id": entry.id }, img, h("figcaption", {}, caption, " ", save));
+      images.append(figure);
+      const item = { figure, url: thumbUrl };
+      shown.set(entry.id, item);
+      fetcher.get(entry.id).then((blob) => {
+        revoke(item.url);
+        item.url = objectUrl(blob);
+        img.src = item.url;
+        img.classList.add("qvac-full");
+      }, () => {});
+    }
+    onStatus();
+  }
+
+  const listeners = [
+    ["change:status", onStatus],
+    ["change:error", onError],
+    ["change:images", onImages],
+    ["msg:custom", (msg, buffers) => fetcher.handle(msg, buffers)],
+  ];
+  for (const [name, fn] of listeners) model.on(name, fn);
+  onStatus();
+  onError();
+  onImages();
+  return () => {
+    for (const [name, fn] of listeners) model.off(name, fn);
+    for (const item of shown.values()) revoke(item.url);
+  };
+}
+
+export default { render };

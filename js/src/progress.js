@@ -1,0 +1,56 @@
+// The progress bar: phase, step/total, it/s and ETA, from the `status` dict the kernel sends.
+import { formatRate, formatSeconds, h } from "./util.js";
+
+export const PHASE_LABELS = {
+  idle: "Ready",
+  loading: "Loading",
+  downloading: "Downloading",
+  sampling: "Sampling",
+  decoding: "Decoding",
+  upscaling: "Upscaling",
+  done: "Done",
+  cancelled: "Cancelled",
+  error: "Error",
+};
+export const RUNNING = new Set(["loading", "downloading", "sampling", "decoding", "upscaling"]);
+
+/** The one-line description of a status, e.g. "Sampling · step 3/6 · 2.10 it/s · ETA 1.4 s". */
+export function describeStatus(status) {
+  const s = status || {};
+  const phase = s.phase || "idle";
+  const parts = [PHASE_LABELS[phase] || phase];
+  if (s.kind === "load") {
+    if (RUNNING.has(phase) && s.percent) parts.push(`${Math.round(s.percent)}%`);
+    if (s.message && phase !== "error") parts.push(s.message);
+    return parts.join(" · ");
+  }
+  if (RUNNING.has(phase)) {
+    if (s.batch > 1 && phase !== "upscaling") parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);
+    if (s.total) parts.push(`step ${s.step}/${s.total}`);
+    if (phase === "sampling" && s.its) parts.push(formatRate(s.its));
+    if (phase === "sampling" && s.eta !== null && s.eta !== undefined) parts.push(`ETA ${formatSeconds(s.eta)}`);
+  } else if (phase === "done") {
+    if (s.elapsed) parts.push(formatSeconds(s.elapsed));
+    if (s.seed !== null && s.seed !== undefined && s.seed >= 0) parts.push(`seed ${s.seed}`);
+  }
+  return parts.join(" · ");
+}
+
+/** A bar whose fill follows status.percent; `update(status)` redraws it. */
+export function createProgress({ compact = false } = {}) {
+  const fill = h("div", { class: "qvac-progress-fill" });
+  const label = h("div", { class: "qvac-progress-label" });
+  const bar = h("div", { class: "qvac-progress-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill);
+  const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label);
+
+  function update(status) {
+    const s = status || {};
+    const phase = s.phase || "idle";
+    const percent = phase === "done" ? 100 : Math.max(0, Math.min(100, Number(s.percent) || 0));
+    el.dataset.phase = phase;
+    fill.style.width = `${percent}%`;
+    bar.setAttribute("aria-valuenow", String(Math.round(percent)));
+    label.textContent = describeStatus(s);
+  }
+  return { el, update };
+}

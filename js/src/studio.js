@@ -1,0 +1,162 @@
+// The Studio widget: model bar, form, live progress with latent preview, and the session's gallery.
+import "./studio.css";
+import { createForm } from "./form.js";
+import { createGalleryGrid } from "./gallery-grid.js";
+import { createImageFetcher } from "./images.js";
+import { createInitImage } from "./init-image.js";
+import { createModelBar } from "./model-bar.js";
+import { createProgress, RUNNING } from "./progress.js";
+import { h, isolateKeys, objectUrl, revoke } from "./util.js";
+
+const GALLERY_ACTIONS = [
+  { name: "download", label: "PNG", title: "download the PNG (parameters embedded)" },
+  { name: "reuse_seed", label: "Seed", title: "reuse this seed" },
+  { name: "reuse_all", label: "All", title: "reuse all parameters" },
+  { name: "use_as_init", label: "Init", title: "use as init image" },
+];
+
+function render({ model, el }) {
+  const fetcher = createImageFetcher(model);
+  const root = h("div", { class: "qvac-studio" });
+  const bar = createModelBar(model);
+  const form = createForm(model);
+  const init = createInitImage(model, form.strengthRow);
+  const progress = createProgress();
+  const generate = h("button", { class: "qvac-btn qvac-primary", name: "generate", title: "Ctrl/Cmd+Enter" }, "Generate");
+  const cancel = h("button", { class: "qvac-btn", name: "cancel" }, "Cancel");
+  const errorText = h("span", { class: "qvac-error-text" });
+  const error = h("div", { class: "qvac-error", role: "alert", hidden: true }, errorText, h("button", { class: "qvac-btn qvac-small", onclick: () => model.send({ type: "clear_error" }) }, "×"));
+  const stageImg = h("img", { class: "qvac-stage-img", alt: "preview" });
+  const stageNote = h("div", { class: "qvac-stage-note" }, "Images appear here");
+  const stage = h("div", { class: "qvac-stage", "data-kind": "empty" }, stageImg, stageNote);
+  const canUpscale = () => Boolean((model.get("model_info") || {}).has_upscaler) && !model.get("busy");
+  const grid = createGalleryGrid({
+    host: root,
+    fetcher,
+    empty: "The session's images will be listed here, newest first.",
+    actions: [...GALLERY_ACTIONS, { name: "upscale", label: "Upscale", title: "upscale with the model's upscaler", enabled: canUpscale }],
+    onAction: (name, entry) => model.send({ type: name, id: entry.id }),
+  });
+  const count = h("span", { class: "qvac-count" });
+
+  root.append(
+    bar.el,
+    h(
+      "div",
+      { class: "qvac-main" },
+      h("div", { class: "qvac-controls" }, form.el, init.el, h("div", { class: "qvac-buttons" }, generate, cancel), error),
+      h("div", { class: "qvac-output" }, progress.el, stage),
+    ),
+    h("div", { class: "qvac-gallery-head" }, h("span", {}, "Gallery"), count),
+    grid.el,
+  );
+  el.append(root);
+
+  function startGeneration() {
+    if (generate.disabled) return;
+    model.set("params", form.collect());
+    model.save_changes();
+    model.send({ type: "generate", params: form.collect() });
+  }
+  generate.addEventListener("click", startGeneration);
+  cancel.addEventListener("click", () => model.send({ type: "cancel" }));
+  isolateKeys(root, (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      startGeneration();
+      return true;
+    }
+    return false;
+  });
+
+  // The stage shows the newest latent preview while sampling, then the newest image at full size.
+  let stageUrl = "";
+  let stageFor = "";
+  function showStage(blob, kind) {
+    revoke(stageUrl);
+    stageUrl = objectUrl(blob);
+    stageImg.src = stageUrl;
+    stage.dataset.kind = kind;
+    stageNote.textContent = kind === "preview" ? "latent preview" : "";
+  }
+
+  function showNewest() {
+    const newest = (model.get("gallery") || [])[0];
+    if (!newest || newest.id === stageFor) return;
+    stageFor = newest.id;
+    fetcher.get(newest.id).then((blob) => {
+      if (stageFor === newest.id) showStage(blob, "image");
+    });
+  }
+
+  function onStatus() {
+    const status = model.get("status") || {};
+    progress.update(status);
+    const busy = Boolean(model.get("busy"));
+    const running = RUNNING.has(status.phase);
+    generate.disabled = busy || !model.get("model_id");
+    cancel.disabled = !busy || status.kind === "load";
+    root.classList.toggle("qvac-busy", busy);
+    if (status.phase === "done" && status.kind !== "load") showNewest();
+    if (running && status.phase === "loading" && status.kind !== "load") stageNote.textContent = "starting…";
+    bar.render();
+    grid.refreshButtons();
+  }
+
+  function onError() {
+    const text = model.get("error") || "";
+    errorText.textContent = text;
+    error.hidden = !text;
+  }
+
+  function onGallery() {
+    const gallery = model.get("gallery") || [];
+    grid.update(gallery);
+    count.textContent = gallery.length ? `${gallery.length} image${gallery.length === 1 ? "" : "s"}` : "";
+  }
+
+  function onModel() {
+    bar.render();
+    form.render();
+    onStatus();
+  }
+
+  function onCustom(msg, buffers) {
+    if (fetcher.handle(msg, buffers)) return;
+    if (msg && msg.type === "preview" && buffers && buffers.length) {
+      stageFor = "";
+      showStage(buffers[0], "preview");
+    }
+  }
+
+  const listeners = [
+    ["change:params", form.render],
+    ["change:model_info", onModel],
+    ["change:model_id", onModel],
+    ["change:loaded", bar.render],
+    ["change:samplers", form.render],
+    ["change:schedulers", form.render],
+    ["change:status", onStatus],
+    ["change:busy", onStatus],
+    ["change:error", onError],
+    ["change:gallery", onGallery],
+    ["change:init_image", init.render],
+    ["msg:custom", onCustom],
+  ];
+  for (const [name, fn] of listeners) model.on(name, fn);
+
+  form.render();
+  init.render();
+  onModel();
+  onError();
+  onGallery();
+  // A restored view (page reload) shows the newest image rather than an empty stage.
+  if ((model.get("gallery") || []).length) showNewest();
+
+  return () => {
+    for (const [name, fn] of listeners) model.off(name, fn);
+    grid.dispose();
+    revoke(stageUrl);
+  };
+}
+
+export default { render };

@@ -1,0 +1,55 @@
+import { afterEach, describe, expect, it } from "vitest";
+import gallery from "../src/gallery.js";
+import { entry, fakeImage, flush, mockModel } from "./mock-model.js";
+
+function setup(images) {
+  const model = mockModel({ images, error: "" });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = gallery.render({ model, el });
+  return { model, el, cleanup };
+}
+
+describe("Gallery", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("shows one card per image with size and seed", () => {
+    ctx = setup([entry("img1"), entry("img2", { seed: null, params: {}, width: 32, height: 48 })]);
+    const captions = [...ctx.el.querySelectorAll(".qvac-card figcaption")].map((c) => c.textContent);
+    expect(captions).toEqual(["64×64 · seed 42", "32×48"]);
+  });
+
+  it("says when there are no images", () => {
+    ctx = setup([]);
+    expect(ctx.el.textContent).toContain("No images.");
+    ctx.model.update("images", [entry("img1")]);
+    expect(ctx.el.textContent).not.toContain("No images.");
+  });
+
+  it("asks for the full image once and reuses it", async () => {
+    ctx = setup([entry("img1")]);
+    const { el, model } = ctx;
+    el.querySelector(".qvac-thumb").click();
+    model.message({ type: "image", id: "img1" }, [fakeImage(80)]);
+    await flush();
+    el.querySelector(".qvac-lightbox").click(); // click outside the panel closes it
+    expect(el.querySelector(".qvac-lightbox")).toBeNull();
+    el.querySelector(".qvac-thumb").click();
+    await flush();
+    expect(model.sentOfType("image")).toHaveLength(1);
+    expect(el.querySelector(".qvac-lightbox-img").src).toMatch(/^blob:mock/);
+  });
+
+  it("reports an image the kernel no longer has", async () => {
+    ctx = setup([entry("img1")]);
+    const { el, model } = ctx;
+    el.querySelector(".qvac-thumb").click();
+    model.message({ type: "image", id: "img1", missing: true }, []);
+    await flush();
+    expect(el.querySelector(".qvac-lightbox-status").textContent).toContain("no longer in the kernel");
+  });
+});

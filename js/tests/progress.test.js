@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { createProgress, describeStatus } from "../src/progress.js";
+import { snap8 as snap } from "../src/form.js";
+import { formatRate, formatSeconds } from "../src/util.js";
+
+describe("describeStatus", () => {
+  it("shows phase, image, step, rate and ETA while sampling", () => {
+    const text = describeStatus({ phase: "sampling", step: 3, total: 8, its: 2.5, eta: 2, batch: 2, image_index: 0 });
+    expect(text).toBe("Sampling · image 1/2 · step 3/8 · 2.50 it/s · ETA 2.0 s");
+  });
+
+  it("uses s/it for slow steps and names the other phases", () => {
+    expect(describeStatus({ phase: "sampling", step: 1, total: 4, its: 0.25, batch: 1 })).toContain("4.00 s/it");
+    expect(describeStatus({ phase: "decoding", step: 4, total: 4, batch: 1 })).toBe("Decoding · step 4/4");
+    expect(describeStatus({ phase: "upscaling", step: 1, total: 2, batch: 2 })).toBe("Upscaling · step 1/2");
+    expect(describeStatus({ phase: "loading", step: 0, total: 0 })).toBe("Loading");
+  });
+
+  it("reports the finished job's time and seed", () => {
+    expect(describeStatus({ phase: "done", elapsed: 3.21, seed: 7 })).toBe("Done · 3.2 s · seed 7");
+    expect(describeStatus({ phase: "cancelled" })).toBe("Cancelled");
+  });
+
+  it("shows model loading as a percentage", () => {
+    expect(describeStatus({ phase: "downloading", kind: "load", percent: 41.6, message: "downloading model_src" })).toBe(
+      "Downloading · 42% · downloading model_src",
+    );
+  });
+});
+
+describe("createProgress", () => {
+  it("moves the bar with percent and marks the phase", () => {
+    const bar = createProgress();
+    bar.update({ phase: "sampling", step: 2, total: 4, percent: 50, batch: 1 });
+    expect(bar.el.dataset.phase).toBe("sampling");
+    expect(bar.el.querySelector(".qvac-progress-fill").style.width).toBe("50%");
+    expect(bar.el.querySelector("[role=progressbar]").getAttribute("aria-valuenow")).toBe("50");
+    bar.update({ phase: "done" });
+    expect(bar.el.querySelector(".qvac-progress-fill").style.width).toBe("100%");
+  });
+});
+
+describe("formatting", () => {
+  it("formats rates, durations and sizes", () => {
+    expect(formatRate(0)).toBe("");
+    expect(formatSeconds(75)).toBe("1 min 15 s");
+    expect(snap(61)).toBe(64);
+    expect(snap(517)).toBe(520);
+    expect(snap("abc")).toBe("abc");
+  });
+});

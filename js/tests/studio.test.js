@@ -1,0 +1,296 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import studio from "../src/studio.js";
+import { entry, fakeImage, flush, mockModel } from "./mock-model.js";
+
+const PARAMS = {
+  prompt: "a red boat",
+  negative_prompt: "",
+  width: 64,
+  height: 64,
+  steps: 4,
+  cfg_scale: 7,
+  guidance: 3.5,
+  sampling_method: "",
+  scheduler: "",
+  seed: "-1",
+  random_seed: true,
+  batch_count: 1,
+  strength: 0.75,
+  upscale: false,
+  upscale_repeats: 1,
+  vae_tiling: false,
+  cache_preset: "",
+  clip_skip: -1,
+  eta: null,
+};
+const SD1 = { id: "sd1#1", family: "sd1", uses_guidance: false, has_upscaler: false, upscale_factor: 0, default_sampler: "euler_a", default_scheduler: "discrete" };
+
+function setup(extra = {}) {
+  const model = mockModel({
+    model_id: "sd1#1",
+    model_info: SD1,
+    loaded: ["sd1#1"],
+    catalog: { diffusion: ["SD_V2_1_1B_Q8_0"], upscaler: ["REALESRGAN_X4PLUS"] },
+    samplers: ["euler", "euler_a"],
+    schedulers: ["discrete", "karras"],
+    params: { ...PARAMS },
+    status: { phase: "idle" },
+    busy: false,
+    error: "",
+    gallery: [],
+    init_image: {},
+    ...extra,
+  });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = studio.render({ model, el });
+  const $ = (sel) => el.querySelector(sel);
+  return { model, el, cleanup, $ };
+}
+
+describe("Studio rendering", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("fills the form from params and lists samplers with the model's default", () => {
+    ctx = setup();
+    const { $ } = ctx;
+    expect($("textarea[name=prompt]").value).toBe("a red boat");
+    expect($("input[name=width]").value).toBe("64");
+    expect($("input[name=steps]").value).toBe("4");
+    expect($("input[name=seed]").disabled).toBe(true); // random seed
+    const options = [...$("select[name=sampling_method]").options].map((o) => o.textContent);
+    expect(options).toEqual(["default (euler_a)", "euler", "euler_a"]);
+    expect($("select[name=loaded]").value).toBe("sd1#1");
+  });
+
+  it("shows cfg for SD models and guidance for FLUX models", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    expect($(".qvac-cfg").hidden).toBe(false);
+    expect($(".qvac-guidance").hidden).toBe(true);
+    model.update("model_info", { ...SD1, family: "flux2", uses_guidance: true });
+    expect($(".qvac-cfg").hidden).toBe(true);
+    expect($(".qvac-guidance").hidden).toBe(false);
+  });
+
+  it("enables upscaling only when the model has an upscaler", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    expect($("input[name=upscale]").disabled).toBe(true);
+    model.update("model_info", { ...SD1, has_upscaler: true, upscale_factor: 4 });
+    expect($("input[name=upscale]").disabled).toBe(false);
+    expect($(".qvac-upscale").textContent).toContain("×4");
+  });
+
+  it("writes edits back to params, snapping sizes to multiples of 8", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    const width = $("input[name=width]");
+    width.value = "101";
+    width.dispatchEvent(new Event("change", { bubbles: true }));
+    expect(model.get("params").width).toBe(104);
+    expect(model.saves).toBeGreaterThan(0);
+    const size = $("select[name=size]");
+    size.value = "768x512";
+    size.dispatchEvent(new Event("change", { bubbles: true }));
+    expect(model.get("params").width).toBe(768);
+    expect(model.get("params").height).toBe(512);
+  });
+
+  it("puts kernel-side changes (reuse seed) into the form", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    model.update("params", { ...PARAMS, seed: "12345", random_seed: false, prompt: "a cat" });
+    expect($("input[name=seed]").value).toBe("12345");
+    expect($("input[name=seed]").disabled).toBe(false);
+    expect($("textarea[name=prompt]").value).toBe("a cat");
+  });
+});
+
+describe("Studio messages", () => {
+  let ctx;
+  beforeEach(() => {
+    ctx = setup();
+  });
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("Generate sends the form's params", () => {
+    const { $, model } = ctx;
+    $("textarea[name=prompt]").value = "a lighthouse";
+    $("input[name=batch_count]").value = "2";
+    $("button[name=generate]").click();
+    const [msg] = model.sentOfType("generate");
+    expect(msg.content.params.prompt).toBe("a lighthouse");
+    expect(msg.content.params.batch_count).toBe(2);
+    expect(model.get("params").prompt).toBe("a lighthouse");
+  });
+
+  it("Ctrl+Enter and Cmd+Enter generate; plain keys in inputs stay in the widget", () => {
+    const { $, model } = ctx;
+    const prompt = $("textarea[name=prompt]");
+    prompt.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", ctrlKey: true, bubbles: true }));
+    prompt.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", metaKey: true, bubbles: true }));
+    expect(model.sentOfType("generate")).toHaveLength(2);
+    let escaped = false;
+    document.addEventListener("keydown", () => (escaped = true), { once: true });
+    prompt.dispatchEvent(new KeyboardEvent("keydown", { key: "a", bubbles: true }));
+    expect(escaped).toBe(false);
+  });
+
+  it("disables Generate while busy and sends cancel", () => {
+    const { $, model } = ctx;
+    expect($("button[name=cancel]").disabled).toBe(true);
+    model.update("busy", true);
+    model.update("status", { phase: "sampling", step: 1, total: 4, percent: 25, its: 2, eta: 1.5, batch: 1, kind: "diffusion" });
+    expect($("button[name=generate]").disabled).toBe(true);
+    expect($("button[name=cancel]").disabled).toBe(false);
+    expect($(".qvac-progress-label").textContent).toContain("step 1/4");
+    $("button[name=generate]").click();
+    expect(model.sentOfType("generate")).toHaveLength(0);
+    $("button[name=cancel]").click();
+    expect(model.sentOfType("cancel")).toHaveLength(1);
+  });
+
+  it("shows latent previews on the stage", () => {
+    const { $, model } = ctx;
+    model.message({ type: "preview", step: 1, total: 4 }, [fakeImage()]);
+    expect($(".qvac-stage").dataset.kind).toBe("preview");
+    expect($(".qvac-stage-img").src).toMatch(/^blob:mock/);
+  });
+
+  it("shows errors from the kernel and clears them on request", () => {
+    const { $, model } = ctx;
+    expect($(".qvac-error").hidden).toBe(true);
+    model.update("error", "width: must be a multiple of 8, got 65 (try 64 or 72)");
+    expect($(".qvac-error").hidden).toBe(false);
+    expect($(".qvac-error").textContent).toContain("multiple of 8");
+    $(".qvac-error button").click();
+    expect(model.sentOfType("clear_error")).toHaveLength(1);
+  });
+
+  it("loads a model by name or picks a loaded one", () => {
+    const { $, model } = ctx;
+    $("input[name=model_source]").value = "SD_V2_1_1B_Q8_0";
+    $("input[name=upscaler_source]").value = "REALESRGAN_X4PLUS";
+    $("button[name=load]").click();
+    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS" });
+    model.update("loaded", ["sd1#1", "flux#2"]);
+    const select = $("select[name=loaded]");
+    select.value = "flux#2";
+    select.dispatchEvent(new Event("change"));
+    expect(model.sentOfType("select_model")[0].content.model_id).toBe("flux#2");
+  });
+
+  it("sends a dropped init image as a binary buffer and previews it", async () => {
+    const { $, model, el } = ctx;
+    const file = new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3])], "cat.png", { type: "image/png" });
+    const drop = new Event("drop", { bubbles: true, cancelable: true });
+    Object.defineProperty(drop, "dataTransfer", { value: { files: [file] } });
+    $(".qvac-drop").dispatchEvent(drop);
+    await flush();
+    await flush();
+    const [msg] = model.sentOfType("init_image");
+    expect(msg.content.name).toBe("cat.png");
+    expect(msg.buffers[0].byteLength).toBe(7);
+    expect($("input[name=strength]").disabled).toBe(true);
+    model.update("init_image", { name: "cat.png", thumb: fakeImage(), width: 64, height: 64 });
+    expect($(".qvac-init-preview").hidden).toBe(false);
+    expect($("input[name=strength]").disabled).toBe(false);
+    expect(el.textContent).toContain("cat.png (64×64)");
+    $("button[name=clear_init]").click();
+    expect(model.sentOfType("clear_init")).toHaveLength(1);
+  });
+});
+
+describe("Studio gallery", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("renders thumbnails in the order given (newest first) and keeps existing cards", () => {
+    ctx = setup({ gallery: [entry("img1")] });
+    const { el, model } = ctx;
+    const first = el.querySelector('.qvac-card[data-id="img1"]');
+    model.update("gallery", [entry("img3"), entry("img2"), entry("img1")]);
+    const ids = [...el.querySelectorAll(".qvac-card")].map((c) => c.dataset.id);
+    expect(ids).toEqual(["img3", "img2", "img1"]);
+    expect(el.querySelector('.qvac-card[data-id="img1"]')).toBe(first);
+    expect(el.querySelector(".qvac-count").textContent).toBe("3 images");
+  });
+
+  it("sends each gallery action with the image id", () => {
+    ctx = setup({ gallery: [entry("img7")], model_info: { ...SD1, has_upscaler: true, upscale_factor: 4 } });
+    const { el, model } = ctx;
+    for (const action of ["reuse_seed", "reuse_all", "use_as_init", "upscale"]) {
+      el.querySelector(`.qvac-card button[data-action=${action}]`).click();
+      expect(model.sentOfType(action)[0].content).toEqual({ type: action, id: "img7" });
+    }
+  });
+
+  it("greys out Upscale without an upscaler", () => {
+    ctx = setup({ gallery: [entry("img7")] });
+    expect(ctx.el.querySelector(".qvac-card button[data-action=upscale]").disabled).toBe(true);
+  });
+
+  it("downloads the full PNG the kernel sends as a buffer", async () => {
+    ctx = setup({ gallery: [entry("img9")] });
+    const { el, model } = ctx;
+    const clicked = [];
+    const original = HTMLAnchorElement.prototype.click;
+    HTMLAnchorElement.prototype.click = function () {
+      clicked.push(this.download);
+    };
+    try {
+      el.querySelector(".qvac-card button[data-action=download]").click();
+      expect(model.sentOfType("image")[0].content).toEqual({ type: "image", id: "img9" });
+      model.message({ type: "image", id: "img9" }, [fakeImage(100)]);
+      await flush();
+      expect(clicked).toEqual(["qvac_nb-42-img9.png"]);
+    } finally {
+      HTMLAnchorElement.prototype.click = original;
+    }
+  });
+
+  it("opens a lightbox with the full image and parameters; Escape closes it", async () => {
+    ctx = setup({ gallery: [entry("img4")] });
+    const { el, model } = ctx;
+    el.querySelector(".qvac-thumb").click();
+    const box = el.querySelector(".qvac-lightbox");
+    expect(box).not.toBeNull();
+    expect(box.textContent).toContain("a red boat");
+    expect(box.textContent).toContain("euler_a");
+    model.message({ type: "image", id: "img4" }, [fakeImage(100)]);
+    await flush();
+    expect(box.querySelector(".qvac-lightbox-img").src).toMatch(/^blob:mock/);
+    document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape" }));
+    expect(el.querySelector(".qvac-lightbox")).toBeNull();
+  });
+
+  it("shows the newest image full size when a job is done", async () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    model.update("gallery", [entry("img2"), entry("img1")]);
+    model.update("status", { phase: "done", kind: "diffusion", elapsed: 1.2, seed: 42 });
+    expect(model.sentOfType("image").map((m) => m.content.id)).toEqual(["img2"]);
+    model.message({ type: "image", id: "img2" }, [fakeImage(100)]);
+    await flush();
+    expect($(".qvac-stage").dataset.kind).toBe("image");
+  });
+
+  it("removes its listeners when the view is removed", () => {
+    ctx = setup();
+    expect(ctx.model.listenerCount()).toBeGreaterThan(0);
+    ctx.cleanup();
+    expect(ctx.model.listenerCount()).toBe(0);
+    ctx.cleanup = () => {};
+  });
+});

@@ -1,0 +1,48 @@
+"""JobView: what a job shows in a cell: a compact progress bar, then its images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets as t
+
+from ..jobs import Job
+from . import assets
+from .base import ImageWidget
+from .follow import follow_job
+
+
+class JobView(ImageWidget):
+    """Follows `job`: progress while it runs (with a Cancel button), then its images.
+
+    Synced state holds thumbnails only; the front-end asks for the full-size PNGs by message.
+    """
+
+    _esm = assets.esm("jobview")
+    _css = assets.css("jobview")
+
+    kind = t.Unicode("diffusion").tag(sync=True)
+    status = t.Dict().tag(sync=True)
+    images = t.List().tag(sync=True)
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(kind=job.kind)
+        self._job = job
+        self._handlers["cancel"] = lambda _c, _b: job.cancel()
+
+        def done(pngs: list[bytes], _stats: Any) -> None:
+            self.images = [self._store.add(png, kind=job.kind) for png in pngs]
+
+        def finish(final: dict[str, Any]) -> None:
+            if final["phase"] == "error":
+                self.error = final["message"]
+
+        follow_job(job, self._set_status, done, on_finish=finish, batch=int(job.params.get("batch_count", 1)),
+                   extra={"kind": job.kind, "seed": job.params.get("seed")})
+
+    def _set_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+
+    @property
+    def job(self) -> Job:
+        return self._job

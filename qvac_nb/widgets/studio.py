@@ -1,0 +1,303 @@
+"""The Studio: a form, live progress with latent previews, and a gallery, over the plain API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import traitlets as t
+
+from .. import models as model_table
+from ..catalog import CATALOG
+from ..engine import enum_names
+from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
+from ..generation import diffusion
+from ..jobs import Job, ProgressTick
+from ..models import load_model
+from . import assets
+from .base import ImageWidget
+from .follow import follow_job
+from .params import (
+    REUSABLE,
+    diffusion_kwargs,
+    form_from_record,
+    initial_form,
+    merge_form,
+    params_from_json,
+    params_to_json,
+)
+from .progress import idle_status
+from .thumbs import image_size, thumbnail, to_png
+from .upscaling import can_upscale, upscale_image
+
+LOAD_PHASES = {"download": "downloading", "load": "loading"}
+LOAD_STATUS_INTERVAL_S = 0.1
+
+
+def _catalog_names() -> dict[str, list[str]]:
+    diffusion_roles = ("model", "diffusion_model")
+    return {
+        "diffusion": [name for name, e in CATALOG.items() if e.role in diffusion_roles],
+        "upscaler": [name for name, e in CATALOG.items() if e.role == "upscaler"],
+    }
+
+
+def model_info(model_id: str) -> dict[str, Any]:
+    model = model_table.get_model(model_id)
+    return {
+        "id": model.model_id, "family": model.family, "source": model.source, "mode": model.mode,
+        "uses_guidance": model.uses_guidance, "has_upscaler": model.upscaler is not None,
+        "upscale_factor": model.upscale_factor, "default_sampler": model.default_sampler or "",
+        "default_scheduler": model.default_scheduler or "",
+    }
+
+
+class Studio(ImageWidget):
+    """Generate images with a loaded model from a form; every image of the session lands in the gallery.
+
+    `Studio(model_id=None, *, model_config=None, **defaults)`: `model_id` is a model from
+    `load_model` (or load one from the widget); `defaults` are `diffusion` parameters that
+    prefill the form (prompt, width, steps, seed, upscale, init_image, ...); `model_config`
+    is used for models loaded from the widget.
+    """
+
+    _esm = assets.esm("studio")
+    _css = assets.css("studio")
+
+    model_id = t.Unicode("").tag(sync=True)
+    model_info = t.Dict().tag(sync=True)
+    loaded = t.List(t.Unicode()).tag(sync=True)  # ids of every loaded diffusion model
+    catalog = t.Dict().tag(sync=True)
+    samplers = t.List(t.Unicode()).tag(sync=True)
+    schedulers = t.List(t.Unicode()).tag(sync=True)
+    params = t.Dict().tag(sync=True, to_json=params_to_json, from_json=params_from_json)
+    status = t.Dict().tag(sync=True)
+    busy = t.Bool(False).tag(sync=True)
+    gallery = t.List().tag(sync=True)  # newest first; thumbnails only
+    init_image = t.Dict().tag(sync=True)  # {name, thumb, width, height} or {}
+
+    def __init__(self, model_id: str | None = None, *, model_config: Mapping[str, Any] | None = None,
+                 **defaults: Any) -> None:
+        form = initial_form(defaults)
+        names = enum_names()
+        super().__init__(params=form, status=idle_status(), catalog=_catalog_names(),
+                         samplers=list(names["sample_method"]), schedulers=list(names["scheduler"]))
+        self._model_config = dict(model_config or {})
+        self._lock = threading.RLock()
+        self._job: Job | None = None
+        self._init_png: bytes | None = None
+        self._refresh_loaded()
+        if model_id is not None:
+            self.select_model(model_id)
+        if defaults.get("init_image") is not None:
+            self.set_init_image(to_png(defaults["init_image"]), "init_image.png")
+        self._handlers.update({
+            "generate": self._msg_generate,
+            "cancel": lambda _c, _b: self.cancel(),
+            "load_model": lambda c, _b: self.load(str(c.get("source", "")), c.get("upscaler") or None),
+            "select_model": lambda c, _b: self.select_model(str(c.get("model_id", ""))),
+            "init_image": lambda c, b: self._msg_init_image(c, b),
+            "clear_init": lambda _c, _b: self.clear_init_image(),
+            "reuse_seed": lambda c, _b: self.reuse(str(c.get("id")), seed_only=True),
+            "reuse_all": lambda c, _b: self.reuse(str(c.get("id"))),
+            "use_as_init": lambda c, _b: self.use_as_init(str(c.get("id"))),
+            "upscale": lambda c, _b: self.upscale(str(c.get("id"))),
+            "clear_error": lambda _c, _b: setattr(self, "error", ""),
+        })
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def _refresh_loaded(self) -> None:
+        ids = []
+        for mid in model_table.loaded_models():
+            try:
+                if model_table.get_model(mid).mode == "diffusion":
+                    ids.append(mid)
+            except QvacError:
+                continue
+        self.loaded = ids
+
+    def select_model(self, model_id: str) -> None:
+        """Use an already loaded diffusion model."""
+        model = model_table.get_model(model_id)
+        model_table.require(model, "diffusion", "the Studio")
+        self.model_info = model_info(model_id)
+        self.model_id = model_id
+        self._refresh_loaded()
+        self.error = ""
+
+    def load(self, source: str, upscaler: str | None = None) -> threading.Thread:
+        """Load `source` (a catalogue name or a path) on a thread, showing download and load progress."""
+        if not source:
+            raise InvalidParameterError("model: enter a catalogue name or the path of a model file")
+        config = dict(self._model_config)
+        if upscaler:
+            config["upscaler"] = {**(config.get("upscaler") or {}), "model_src": upscaler}
+        with self._lock:
+            if self.busy:
+                raise UnsupportedOperationError("model: wait for the running job to finish (or cancel it)")
+            self.busy = True
+        self.error = ""
+        self.status = {**idle_status(), "phase": "loading", "kind": "load", "message": f"loading {source}"}
+        thread = threading.Thread(target=self._load, args=(source, config), name="qvac_nb-studio-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self, source: str, config: dict[str, Any]) -> None:
+        last = [0.0]
+
+        def progress(info: dict) -> None:
+            now = time.monotonic()
+            done = float(info.get("percentage") or 0.0) >= 100.0
+            if now - last[0] < LOAD_STATUS_INTERVAL_S and not done:
+                return
+            last[0] = now
+            phase = LOAD_PHASES.get(str(info.get("phase")), "loading")
+            self.status = {**idle_status(), "phase": phase, "kind": "load", "percent": round(float(
+                info.get("percentage") or 0.0), 1), "message": f"{phase} {info.get('role', '')}".strip()}
+
+        try:
+            model_id = load_model(source, model_config=config or None, on_progress=progress)
+            self.select_model(model_id)
+            self.status = {**idle_status(), "phase": "done", "kind": "load", "percent": 100.0,
+                           "message": f"loaded {model_id}"}
+        except Exception as exc:  # noqa: BLE001 - shown in the widget
+            self.status = {**idle_status(), "phase": "error", "kind": "load", "message": str(exc)}
+            self._show_error(exc)
+        finally:
+            self.busy = False
+
+    # -- generating --------------------------------------------------------------------------
+
+    def _msg_generate(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        if isinstance(content.get("params"), dict):
+            self.params = merge_form(self.params, content["params"])
+        self.generate()
+
+    def generate(self, **overrides: Any) -> Job:
+        """Start a generation with the form's parameters (plus `overrides`); returns its job at once."""
+        with self._lock:
+            try:
+                if overrides:
+                    self.params = merge_form(self.params, overrides)
+                self._check_ready()
+                kwargs = diffusion_kwargs(self.params, self.model_id, self._init_png, can_upscale(self.model_id))
+                job = diffusion(**kwargs)
+            except Exception as exc:
+                self._show_error(exc)
+                self.status = {**idle_status(), "phase": "error", "message": str(exc)}
+                raise
+            self._start(job, "diffusion", batch=job.params["batch_count"], seed=job.params["seed"])
+        return job
+
+    def _check_ready(self) -> None:
+        if self.busy:
+            raise UnsupportedOperationError("generate: a job is already running; wait for it or cancel it")
+        if not self.model_id:
+            raise InvalidParameterError("model: load a model first (a catalogue name or a file path)")
+
+    def _start(self, job: Job, kind: str, batch: int = 1, seed: int | None = None, source: str | None = None) -> None:
+        self._job = job
+        self.busy = True
+        self.error = ""
+        extra = {"kind": kind, "seed": seed}
+
+        def done(pngs: list[bytes], _stats: Any) -> None:
+            entries = [self._store.add(png, kind=kind, model=job.model_id, source=source) for png in pngs]
+            with self._lock:
+                self.gallery = entries + list(self.gallery)
+
+        def finish(final: dict[str, Any]) -> None:
+            with self._lock:
+                self._job = None
+                self.busy = False
+            if final["phase"] == "error":
+                self.error = final["message"]
+
+        follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=finish, batch=batch,
+                   extra=extra)
+
+    def _set_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+
+    def _send_preview(self, tick: ProgressTick) -> None:
+        # A message, not state: previews are transient and must not land in the saved notebook.
+        self.send({"type": "preview", "step": tick.step, "total": tick.total_steps, "image_index": tick.image_index},
+                  buffers=[tick.preview])
+
+    def cancel(self) -> None:
+        """Stop the running job (it stops within a step)."""
+        job = self._job
+        if job is not None:
+            job.cancel()
+
+    @property
+    def job(self) -> Job | None:
+        """The running job, if any."""
+        return self._job
+
+    @property
+    def images(self) -> list[bytes]:
+        """Every image of the session as PNG bytes, newest first."""
+        return [png for entry in self.gallery if (png := self._store.get(entry["id"])) is not None]
+
+    # -- the init image ----------------------------------------------------------------------
+
+    def _msg_init_image(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        if not buffers:
+            raise InvalidParameterError("init_image: the upload carried no file")
+        self.set_init_image(buffers[0], str(content.get("name") or "upload"))
+
+    def set_init_image(self, data: bytes, name: str = "init_image") -> None:
+        try:
+            thumb, (width, height) = thumbnail(data), image_size(data)
+        except Exception:  # noqa: BLE001 - PIL raises several types for bad bytes
+            raise InvalidParameterError(f"init_image: {name} is not a PNG or JPEG image") from None
+        self._init_png = data
+        self.init_image = {"name": name, "thumb": thumb, "width": width, "height": height}
+        self.error = ""
+
+    def clear_init_image(self) -> None:
+        self._init_png = None
+        self.init_image = {}
+
+    # -- gallery actions ---------------------------------------------------------------------
+
+    def _entry(self, image_id: str) -> dict[str, Any]:
+        for entry in self.gallery:
+            if entry["id"] == image_id:
+                return entry
+        raise InvalidParameterError(f"gallery: no image '{image_id}' in this session")
+
+    def reuse(self, image_id: str, *, seed_only: bool = False) -> None:
+        """Put an image's seed (or all its parameters) back into the form."""
+        entry = self._entry(image_id)
+        if entry.get("seed") is None:
+            raise InvalidParameterError("gallery: this image carries no generation parameters")
+        self.params = form_from_record(self.params, entry["params"], ("seed",) if seed_only else REUSABLE)
+        self.error = ""
+
+    def use_as_init(self, image_id: str) -> None:
+        self._entry(image_id)
+        png = self._store.get(image_id)
+        assert png is not None  # every gallery entry has its PNG in the store
+        self.set_init_image(png, f"{image_id}.png")
+
+    def upscale(self, image_id: str) -> Job:
+        """Upscale a gallery image with the model's upscaler; the result joins the gallery."""
+        with self._lock:
+            try:
+                self._entry(image_id)
+                self._check_ready()
+                if not can_upscale(self.model_id):
+                    raise UnsupportedOperationError("upscale: the model was loaded without an upscaler")
+                png = self._store.get(image_id)
+                assert png is not None
+                job = upscale_image(self.model_id, png, int(self.params.get("upscale_repeats") or 1))
+            except Exception as exc:
+                self._show_error(exc)
+                raise
+            self._start(job, "upscale", source=image_id)
+        return job

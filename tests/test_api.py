@@ -1,0 +1,363 @@
+"""The plain-function API on the test models: QVAC's end-to-end set plus every parameter."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_real_image, pixels
+from PIL import Image
+
+import qvac_nb
+from qvac_nb import models
+
+SMALL = {"width": 64, "height": 64, "steps": 2}
+
+
+def run(model_id: str, **kw: object) -> tuple[list[bytes], qvac_nb.Stats]:
+    job = qvac_nb.diffusion(model_id=model_id, prompt=kw.pop("prompt", "a castle"), **{**SMALL, **kw})
+    return job.outputs.result(timeout=600), job.stats.result(timeout=600)
+
+
+# ---------------------------------------------------------------- QVAC's end-to-end set
+
+
+def test_txt2img(sd1_id: str) -> None:
+    (png,), stats = run(sd1_id, seed=1)
+    assert_real_image(png, 64, 64)
+    assert (stats.width, stats.height, stats.seed, stats.total_images) == (64, 64, 1, 1)
+
+
+def test_negative_prompt_changes_the_image(sd1_id: str) -> None:
+    (a,), _ = run(sd1_id, seed=2)
+    (b,), _ = run(sd1_id, seed=2, negative_prompt="blurry, dark")
+    assert not np.array_equal(pixels(a), pixels(b))
+    assert qvac_nb.read_parameters(b)["negative_prompt"] == "blurry, dark"
+
+
+def test_cfg_12_changes_the_image(sd1_id: str) -> None:
+    (a,), _ = run(sd1_id, seed=3, cfg_scale=7.0)
+    (b,), _ = run(sd1_id, seed=3, cfg_scale=12.0)
+    assert not np.array_equal(pixels(a), pixels(b))
+
+
+@pytest.mark.parametrize("sampler,scheduler", [("euler_a", None), ("heun", None), ("euler", "karras")])
+def test_samplers_and_schedulers(sd1_id: str, sampler: str, scheduler: str | None) -> None:
+    (png,), _ = run(sd1_id, seed=4, sampling_method=sampler, scheduler=scheduler)
+    assert_real_image(png, 64, 64)
+    stored = qvac_nb.read_parameters(png)
+    assert stored["sampling_method"] == sampler
+    assert stored["scheduler"] == (scheduler or models.get_model(sd1_id).default_scheduler)
+
+
+def test_samplers_give_different_images(sd1_id: str) -> None:
+    outs = [pixels(run(sd1_id, seed=4, sampling_method=s)[0][0]) for s in ("euler", "heun")]
+    assert not np.array_equal(*outs)
+
+
+def test_seed_reproducibility_is_byte_identical(sd1_id: str) -> None:
+    assert run(sd1_id, seed=77)[0] == run(sd1_id, seed=77)[0]
+
+
+def test_batch_count_two_uses_seed_and_seed_plus_one(sd1_id: str) -> None:
+    (a, b), stats = run(sd1_id, seed=10, batch_count=2)
+    assert stats.total_images == 2 and stats.total_pixels == 2 * 64 * 64
+    assert [qvac_nb.read_parameters(p)["seed"] for p in (a, b)] == [10, 11]
+    (single,), _ = run(sd1_id, seed=11)
+    assert np.array_equal(pixels(b), pixels(single))
+
+
+def test_img2img_at_strength_half(sd1_id: str) -> None:
+    (src,), _ = run(sd1_id, seed=5)
+    (txt,), _ = run(sd1_id, seed=6, steps=4)
+    (img,), _ = run(sd1_id, seed=6, steps=4, init_image=src, strength=0.5)
+    assert_real_image(img, 64, 64)
+    assert not np.array_equal(pixels(txt), pixels(img))
+    # Closer to its init image than plain text-to-image with the same seed.
+    d_init = np.abs(pixels(img).astype(int) - pixels(src)).mean()
+    d_txt = np.abs(pixels(txt).astype(int) - pixels(src)).mean()
+    assert d_init < d_txt
+
+
+@pytest.mark.parametrize("kind", ["bytes", "pil", "array", "path", "jpeg"])
+def test_init_image_forms(sd1_id: str, kind: str, tmp_path: Path) -> None:
+    (src,), _ = run(sd1_id, seed=5)
+    pil = Image.open(io.BytesIO(src))
+    value: object = {"bytes": src, "pil": pil, "array": np.asarray(pil.convert("RGB"))}.get(kind)
+    if kind == "path":
+        value = tmp_path / "init.png"
+        Path(value).write_bytes(src)
+    if kind == "jpeg":
+        buf = io.BytesIO()
+        pil.convert("RGB").save(buf, "JPEG")
+        value = buf.getvalue()
+    (png,), _ = run(sd1_id, seed=8, init_image=value, strength=0.6)
+    assert_real_image(png, 64, 64)
+
+
+def test_progress_ticks_and_stats(sd1_id: str) -> None:
+    job = qvac_nb.diffusion(model_id=sd1_id, prompt="ticks", seed=9, batch_count=2, **{**SMALL, "steps": 3})
+    ticks = list(job.progress_stream)
+    stats = job.stats.result(timeout=600)
+    sample = [t for t in ticks if t.phase == "sample"]
+    assert [t.step for t in sample] == [1, 2, 3, 4, 5, 6]
+    assert all(t.total_steps == 6 for t in ticks)
+    assert [t.image_index for t in sample] == [0, 0, 0, 1, 1, 1]
+    assert any(t.phase == "decode" for t in ticks)
+    assert all(b.elapsed_ms >= a.elapsed_ms for a, b in zip(ticks, ticks[1:]))
+    assert stats.total_steps == 6 and stats.total_generations == 2
+    assert 0 < stats.generation_ms <= stats.total_generation_ms <= stats.total_wall_ms
+    assert stats.model_load_ms > 0
+
+
+def test_async_progress_and_outputs(sd1_id: str) -> None:
+    async def main() -> tuple[int, list[bytes], qvac_nb.Stats]:
+        job = qvac_nb.diffusion(model_id=sd1_id, prompt="async", seed=12, **SMALL)
+        n = 0
+        async for _ in job.progress_stream:
+            n += 1
+        return n, await job.outputs, await job.stats
+
+    n, outputs, stats = asyncio.run(main())
+    assert n >= 2 and len(outputs) == 1 and stats.seed == 12
+
+
+def test_preview_ticks_carry_small_pngs(sd1_id: str) -> None:
+    job = qvac_nb.diffusion(model_id=sd1_id, prompt="preview", seed=1, preview=True, **{**SMALL, "steps": 3})
+    job.outputs.result(timeout=600)
+    previews = [t.preview for t in job.progress_stream.ticks if t.preview]
+    assert previews, "no latent preview arrived"
+    img = Image.open(io.BytesIO(previews[0]))
+    assert img.width <= 64 and img.height <= 64
+
+
+def test_flux2_img2img_needs_flux2_flow(flux2_id: str, flux2_edit_id: str) -> None:
+    (src,), _ = run(flux2_edit_id, seed=1, cfg_scale=1.0)
+    with pytest.raises(qvac_nb.UnsupportedOperationError, match="flux2_flow"):
+        qvac_nb.diffusion(model_id=flux2_id, prompt="x", init_image=src, **SMALL)
+    (txt,), _ = run(flux2_edit_id, seed=2, cfg_scale=1.0)
+    (edit,), _ = run(flux2_edit_id, seed=2, cfg_scale=1.0, init_image=src)
+    assert_real_image(edit, 64, 64)
+    assert not np.array_equal(pixels(txt), pixels(edit)), "the reference image had no effect"
+
+
+def test_flux2_uses_guidance(flux2_id: str) -> None:
+    assert models.get_model(flux2_id).uses_guidance
+    (png,), stats = run(flux2_id, seed=3, cfg_scale=1.0, guidance=4.0)
+    assert_real_image(png, 64, 64)
+    assert qvac_nb.read_parameters(png)["guidance"] == 4.0
+
+
+def test_esrgan_paired_x4_and_two_passes_x16(sd1_upscale_id: str) -> None:
+    (x4,), s4 = run(sd1_upscale_id, seed=1, upscale=True)
+    assert_real_image(x4, 256, 256)
+    assert (s4.width, s4.height) == (256, 256)
+    (a, b), s16 = run(sd1_upscale_id, seed=1, upscale={"repeats": 2}, batch_count=2)
+    assert pixels(a).shape == (1024, 1024, 3) and pixels(b).shape == (1024, 1024, 3)
+    assert s16.total_pixels == 2 * 1024 * 1024
+
+
+def test_standalone_upscale(upscaler_id: str, sd1_id: str) -> None:
+    (src,), _ = run(sd1_id, seed=1)
+    job = qvac_nb.upscale(model_id=upscaler_id, image=src)
+    (png,) = job.outputs.result(timeout=600)
+    assert pixels(png).shape == (256, 256, 3)
+    assert job.stats.result().width == 256
+    assert any(t.phase == "upscale" for t in job.progress_stream.ticks)
+    (twice,) = qvac_nb.upscale(model_id=upscaler_id, image=src, repeats=2).outputs.result(timeout=600)
+    assert pixels(twice).shape == (1024, 1024, 3)
+
+
+def test_empty_prompt(sd1_id: str) -> None:
+    (png,), _ = run(sd1_id, prompt="", seed=13)
+    assert_real_image(png, 64, 64)
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_read_parameters_reproduces_byte_for_byte(sd1_id: str) -> None:
+    (_, second), _ = run(sd1_id, seed=40, batch_count=2, negative_prompt="fog", cfg_scale=5.5, sampling_method="euler")
+    params = qvac_nb.read_parameters(second)
+    assert params["seed"] == 41 and params["batch_count"] == 1
+    (again,) = qvac_nb.diffusion(model_id=sd1_id, **params).outputs.result(timeout=600)
+    assert again == second
+    text = Image.open(io.BytesIO(second)).info["parameters"]
+    assert text.startswith("a castle\nNegative prompt: fog\nSteps: 2, Sampler: euler") and "Seed: 41" in text
+
+
+def test_random_seed_is_reported(sd1_id: str) -> None:
+    (png,), stats = run(sd1_id)
+    assert stats.seed >= 0 and qvac_nb.read_parameters(png)["seed"] == stats.seed
+
+
+def test_width_height_and_vae_tiling(sd1_id: str) -> None:
+    (png,), stats = run(sd1_id, width=96, height=64, seed=1, vae_tiling=True)
+    assert_real_image(png, 96, 64)
+    assert (stats.width, stats.height) == (96, 64)
+
+
+@pytest.mark.parametrize("preset", ["slow", "medium", "fast", "ultra"])
+def test_cache_presets_run(sd1_id: str, preset: str) -> None:
+    (png,), _ = run(sd1_id, seed=1, steps=6, cache_preset=preset)
+    assert_real_image(png, 64, 64)
+
+
+def test_clip_skip_and_eta(sd1_id: str) -> None:
+    (a,), _ = run(sd1_id, seed=1, sampling_method="euler_a", eta=0.0)
+    (b,), _ = run(sd1_id, seed=1, sampling_method="euler_a", eta=1.0)
+    assert not np.array_equal(pixels(a), pixels(b))
+    (c,), _ = run(sd1_id, seed=1, clip_skip=2)
+    assert_real_image(c, 64, 64)
+
+
+def test_cancel_by_model_id(sd1_id: str) -> None:
+    jobs = [qvac_nb.diffusion(model_id=sd1_id, prompt="q", **{**SMALL, "steps": 20}) for _ in range(3)]
+    next(iter(jobs[0].progress_stream))
+    assert qvac_nb.cancel(model_id=sd1_id) == 3
+    for job in jobs:
+        with pytest.raises(qvac_nb.CancelledError):
+            job.outputs.result(timeout=600)
+    assert run(sd1_id, seed=1)[0]
+
+
+def test_job_images_and_repr(sd1_id: str) -> None:
+    job = qvac_nb.diffusion(model_id=sd1_id, prompt="pil", seed=1, **SMALL)
+    (img,) = job.images(timeout=600)
+    assert img.size == (64, 64)
+    assert "done" in repr(job)
+
+
+# ---------------------------------------------------------------- load_model config
+
+
+def test_camel_case_aliases_and_companions(flux2_model) -> None:  # noqa: ANN001
+    cfg = {"llmModelSrc": str(flux2_model.files["llm"]), "vaeModelSrc": str(flux2_model.files["vae"]), "threads": 2,
+           "flashAttn": False, "diffusionFa": False, "clipOnCpu": True, "vaeOnCpu": True, "samplerRng": "cpu",
+           "rng": "cuda", "loraApplyMode": "auto", "offloadToCpu": False, "prediction": "auto"}
+    model_id = qvac_nb.load_model(str(flux2_model.primary), model_config=cfg)
+    try:
+        model = models.get_model(model_id)
+        assert model.family == "flux2" and {"llm", "vae", "diffusion_model"} <= set(model.files)
+        assert model.config["sampler_rng"] == "cpu"
+        (png,), _ = run(model_id, seed=1, cfg_scale=1.0)
+        assert_real_image(png, 64, 64)
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+
+
+def test_sd2_v_prediction(sd2_model) -> None:  # noqa: ANN001
+    model_id = qvac_nb.load_model(str(sd2_model.primary), model_config={"threads": 2, "prediction": "v"})
+    try:
+        assert models.get_model(model_id).prediction == "v"
+        (png,), _ = run(model_id, seed=1)
+        assert_real_image(png, 64, 64)
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+
+
+def test_device_gpu_on_a_cpu_build_warns_once(sd1_model) -> None:  # noqa: ANN001
+    models._gpu_warned = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = [qvac_nb.load_model(str(sd1_model.primary), model_config={"device": "gpu", "threads": 2}) for _ in range(2)]
+    assert len([w for w in caught if "no GPU backend" in str(w.message)]) == 1
+    for model_id in ids:
+        qvac_nb.unload_model(model_id=model_id)
+
+
+def test_weight_type_and_load_progress(sd1_model) -> None:  # noqa: ANN001
+    events: list[dict] = []
+    model_id = qvac_nb.load_model(str(sd1_model.primary), model_config={"threads": 2, "type": "q8_0"},
+                                  on_progress=events.append)
+    try:
+        loads = [e for e in events if e["phase"] == "load"]
+        assert loads and loads[-1]["percentage"] == pytest.approx(100.0)
+        assert run(model_id, seed=1)[0]
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+
+
+def test_unload_model_frees_and_forgets(sd1_model) -> None:  # noqa: ANN001
+    model_id = qvac_nb.load_model(str(sd1_model.primary), model_config={"threads": 2})
+    qvac_nb.unload_model(model_id=model_id)
+    assert model_id not in qvac_nb.loaded_models()
+    with pytest.raises(qvac_nb.ModelNotLoadedError, match="model_id"):
+        qvac_nb.diffusion(model_id=model_id, prompt="x")
+    assert sd1_model.primary.exists(), "clear_storage=False must keep a local file"
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,words",
+    [
+        ({"width": 65}, qvac_nb.InvalidParameterError, "width: must be a multiple of 8"),
+        ({"height": 8}, qvac_nb.InvalidParameterError, "height: must be between 64"),
+        ({"steps": 0}, qvac_nb.InvalidParameterError, "steps"),
+        ({"steps": "20"}, qvac_nb.InvalidTypeError, "steps: expected an integer"),
+        ({"cfg_scale": float("nan")}, qvac_nb.InvalidParameterError, "cfg_scale"),
+        ({"sampling_method": "eular_a"}, qvac_nb.InvalidParameterError, "did you mean 'euler_a'"),
+        ({"scheduler": "karas"}, qvac_nb.InvalidParameterError, "did you mean 'karras'"),
+        ({"seed": -2}, qvac_nb.InvalidParameterError, "seed"),
+        ({"batch_count": 0}, qvac_nb.InvalidParameterError, "batch_count"),
+        ({"strength": 0.0}, qvac_nb.InvalidParameterError, "strength"),
+        ({"cache_preset": "turbo"}, qvac_nb.InvalidParameterError, "cache_preset"),
+        ({"upscale": True}, qvac_nb.UnsupportedOperationError, "upscaler"),
+        ({"upscale": {"repeat": 2}}, qvac_nb.UnknownParameterError, "did you mean 'repeats'"),
+        ({"init_image": b"not an image"}, qvac_nb.InvalidParameterError, "init_image"),
+        ({"init_image": "/no/such.png"}, qvac_nb.ModelFileError, "init_image"),
+        ({"negative_promt": "x"}, qvac_nb.UnknownParameterError, "did you mean 'negative_prompt'"),
+        ({"prompt": 3}, qvac_nb.InvalidTypeError, "prompt"),
+        ({"vae_tiling": "yes"}, qvac_nb.InvalidTypeError, "vae_tiling"),
+    ],
+)
+def test_diffusion_rejects_bad_arguments(sd1_id: str, kwargs: dict, error: type, words: str) -> None:
+    args = {"model_id": sd1_id, "prompt": "x", **SMALL, **kwargs}
+    with pytest.raises(error, match=words.replace("(", r"\(")) as info:
+        qvac_nb.diffusion(**args)
+    assert isinstance(info.value, qvac_nb.QvacError)
+
+
+def test_operations_the_model_cannot_do(sd1_id: str, upscaler_id: str) -> None:
+    with pytest.raises(qvac_nb.UnsupportedOperationError, match="mode='diffusion'"):
+        qvac_nb.upscale(model_id=sd1_id, image=np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(qvac_nb.UnsupportedOperationError, match="mode='upscale'"):
+        qvac_nb.diffusion(model_id=upscaler_id, prompt="x")
+    with pytest.raises(qvac_nb.ModelNotLoadedError, match="not a loaded model"):
+        qvac_nb.cancel(model_id="nope#1")
+    with pytest.raises(qvac_nb.InvalidParameterError, match="repeats"):
+        qvac_nb.upscale(model_id=upscaler_id, image=np.zeros((8, 8, 3), np.uint8), repeats=9)
+
+
+@pytest.mark.parametrize(
+    "config,error,words",
+    [
+        ({"threds": 2}, qvac_nb.UnknownParameterError, "did you mean 'threads'"),
+        ({"prediction": "vv"}, qvac_nb.InvalidParameterError, "model_config.prediction"),
+        ({"device": "tpu"}, qvac_nb.InvalidParameterError, "model_config.device"),
+        ({"threads": 0}, qvac_nb.InvalidParameterError, "model_config.threads"),
+        ({"type": "q9_9"}, qvac_nb.InvalidParameterError, "model_config.type"),
+        ({"flash_attn": 1}, qvac_nb.InvalidTypeError, "model_config.flash_attn"),
+        ({"llmModelSrc": "/no/such/file.gguf"}, qvac_nb.ModelFileError, "llm_model_src"),
+        ({"upscaler": {"tile": 4}}, qvac_nb.UnknownParameterError, "did you mean 'tile_size'"),
+        ({"mode": "upscale"}, qvac_nb.UnsupportedOperationError, "not an ESRGAN"),
+    ],
+)
+def test_load_model_rejects_bad_config(sd1_model, config: dict, error: type, words: str) -> None:  # noqa: ANN001
+    with pytest.raises(error, match=words):
+        qvac_nb.load_model(str(sd1_model.primary), model_config=config)
+
+
+def test_load_model_rejects_missing_file_and_bad_type(tmp_path: Path) -> None:
+    with pytest.raises(qvac_nb.ModelFileError):
+        qvac_nb.load_model(str(tmp_path / "missing.gguf"))
+    with pytest.raises(qvac_nb.InvalidParameterError, match="model_type"):
+        qvac_nb.load_model(str(tmp_path / "missing.gguf"), model_type="video")
+    with pytest.raises(qvac_nb.UnknownParameterError, match="model_conifg"):
+        qvac_nb.load_model("x", model_conifg={})  # type: ignore[call-arg]

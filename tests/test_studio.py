@@ -1,0 +1,378 @@
+"""The Studio, JobView and Gallery widgets driven as the front-end drives them, on the real engine.
+
+Messages go through the same handler anywidget's `msg:custom` path calls
+(`widget._on_msg(widget, content, buffers)`), and `widget.send` is replaced to capture
+what the kernel sends back (previews and full-size images as binary buffers).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from helpers import assert_real_image
+from PIL import Image
+
+import qvac_nb
+from qvac_nb.widgets import Gallery, JobView, Studio
+from qvac_nb.widgets import display as job_display
+from qvac_nb.widgets.params import diffusion_kwargs, initial_form, merge_form, params_from_json, params_to_json
+from qvac_nb.widgets.progress import ProgressTracker
+
+SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 2}
+JOB_TIMEOUT_S = 300
+
+
+class Recorder:
+    """Captures `send` and every status the widget publishes."""
+
+    def __init__(self, widget: Any) -> None:
+        self.sent: list[tuple[dict, list[bytes]]] = []
+        self.statuses: list[dict] = []
+        widget.send = self._send
+        if widget.has_trait("status"):
+            widget.observe(lambda change: self.statuses.append(dict(change["new"])), "status")
+
+    def _send(self, content: dict, buffers: list[bytes] | None = None) -> None:
+        self.sent.append((content, [bytes(b) for b in buffers or []]))
+
+    def of_type(self, kind: str) -> list[tuple[dict, list[bytes]]]:
+        return [(c, b) for c, b in self.sent if c.get("type") == kind]
+
+    def phases(self) -> list[str]:
+        """Phases in order, consecutive repeats folded."""
+        out: list[str] = []
+        for status in self.statuses:
+            if not out or out[-1] != status["phase"]:
+                out.append(status["phase"])
+        return out
+
+
+def msg(widget: Any, content: dict, buffers: list[bytes] | None = None) -> None:
+    """What the front-end's `model.send(content, callbacks, buffers)` ends up calling."""
+    widget._on_msg(widget, content, buffers or [])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = JOB_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the widget did not reach the expected state")
+        time.sleep(0.02)
+
+
+def wait_idle(studio: Studio) -> None:
+    time.sleep(0.05)
+    wait_for(lambda: not studio.busy and studio.status.get("phase") in ("done", "cancelled", "error", "idle"))
+
+
+def png_of(color: tuple[int, int, int], size: int = 32) -> bytes:
+    img = Image.new("RGB", (size, size), color)
+    for x in range(size):
+        img.putpixel((x, x), (255 - color[0], 255 - color[1], 255 - color[2]))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def buffers_in_state(widget: Any) -> list[bytes]:
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    _state, _paths, buffers = _remove_buffers(widget.get_state())
+    return [bytes(b) for b in buffers]
+
+
+# -- generating -------------------------------------------------------------------------------
+
+
+def test_generate_progress_preview_and_gallery(sd1_id: str) -> None:
+    studio = Studio(sd1_id, **SMALL)
+    rec = Recorder(studio)
+    started = time.monotonic()
+    msg(studio, {"type": "generate", "params": {**studio.params, "seed": "1234", "random_seed": False}})
+    # The handler returns at once: the kernel keeps reading widget messages while the job runs.
+    assert time.monotonic() - started < 1.0
+    assert studio.busy
+    wait_idle(studio)
+
+    assert studio.error == ""
+    phases = rec.phases()
+    assert phases[0] == "loading" and phases[-1] == "done"
+    assert phases.index("sampling") < phases.index("decoding") < phases.index("done")
+    sampling = [s for s in rec.statuses if s["phase"] == "sampling"]
+    assert sampling[-1]["total"] == 2 and sampling[-1]["step"] >= 1
+    assert studio.status["seed"] == 1234 and studio.status["percent"] == 100.0
+
+    previews = rec.of_type("preview")
+    assert previews, "no latent preview reached the front-end"
+    content, buffers = previews[0]
+    assert buffers[0].startswith(b"\x89PNG") and content["total"] == 2
+
+    assert len(studio.gallery) == 1
+    entry = studio.gallery[0]
+    assert (entry["width"], entry["height"], entry["seed"]) == (64, 64, 1234)
+    assert entry["params"]["prompt"] == SMALL["prompt"]
+    assert entry["thumb"].startswith(b"\xff\xd8")  # a JPEG thumbnail, not the PNG
+    assert_real_image(studio.images[0], 64, 64)
+
+
+def test_state_holds_thumbnails_only(sd1_id: str) -> None:
+    studio = Studio(sd1_id, **SMALL, seed=5)
+    studio.generate(batch_count=2)
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    assert [e["seed"] for e in studio.gallery] == [5, 6]
+    pngs = studio.images
+    state_buffers = buffers_in_state(studio)
+    assert len(state_buffers) == 2
+    for buffer in state_buffers:
+        assert buffer.startswith(b"\xff\xd8") and buffer not in pngs
+        assert len(buffer) < 8000
+    # Newest first: a second run lands in front.
+    studio.generate(batch_count=1, seed=9)
+    wait_idle(studio)
+    assert [e["seed"] for e in studio.gallery] == [9, 5, 6]
+
+
+def test_cancel_stops_within_a_step(sd1_id: str) -> None:
+    studio = Studio(sd1_id, **{**SMALL, "steps": 40})
+    rec = Recorder(studio)
+    msg(studio, {"type": "generate"})
+    wait_for(lambda: studio.status.get("phase") == "sampling" and studio.status.get("step", 0) >= 1)
+    step_at_cancel = studio.status["step"]
+    msg(studio, {"type": "cancel"})
+    wait_idle(studio)
+    assert studio.status["phase"] == "cancelled"
+    assert studio.error == ""  # a cancel is not an error
+    assert studio.gallery == []
+    done_steps = max(s["step"] for s in rec.statuses)
+    assert done_steps <= step_at_cancel + 2 < 40
+    # The Studio is usable again right away.
+    studio.generate(steps=2)
+    wait_idle(studio)
+    assert studio.status["phase"] == "done" and len(studio.gallery) == 1
+
+
+def test_errors_show_in_the_widget(sd1_id: str) -> None:
+    studio = Studio(sd1_id, **SMALL)
+    msg(studio, {"type": "generate", "params": {"width": 65}})
+    assert "width" in studio.error and "multiple of 8" in studio.error
+    assert studio.status["phase"] == "error" and not studio.busy
+    msg(studio, {"type": "generate", "params": {"width": 64, "sampling_method": "eulr"}})
+    assert "sampling_method" in studio.error and "euler" in studio.error
+    msg(studio, {"type": "generate", "params": {"sampling_method": "", "seed": "abc", "random_seed": False}})
+    assert "seed" in studio.error
+    msg(studio, {"type": "clear_error"})
+    assert studio.error == ""
+    msg(studio, {"type": "reuse_seed", "id": "img-none"})
+    assert "no image" in studio.error
+    msg(studio, {"type": "init_image", "name": "notes.txt"}, [b"not an image"])
+    assert "notes.txt is not a PNG or JPEG" in studio.error
+    msg(studio, {"type": "no_such_message"})  # ignored, not an error
+    msg(studio, {"type": "upscale", "id": "img-none"})
+    assert "no image" in studio.error
+
+    empty = Studio()
+    msg(empty, {"type": "generate"})
+    assert "load a model first" in empty.error
+    with pytest.raises(qvac_nb.UnknownParameterError, match="stps"):
+        Studio(sd1_id, stps=3)
+
+
+def test_guidance_model_and_its_errors(flux2_id: str) -> None:
+    studio = Studio(flux2_id, **SMALL)
+    assert studio.model_info["uses_guidance"] is True
+    assert studio.model_info["family"] == "flux2"
+    studio.set_init_image(png_of((10, 200, 30)), "green.png")
+    msg(studio, {"type": "generate"})
+    assert "flux2_flow" in studio.error  # FLUX.2 img2img needs the flux2_flow prediction
+    assert not studio.busy
+
+
+# -- gallery actions --------------------------------------------------------------------------
+
+
+def test_gallery_actions(sd1_upscale_id: str) -> None:
+    studio = Studio(sd1_upscale_id, **SMALL, seed=77, negative_prompt="blurry")
+    rec = Recorder(studio)
+    assert studio.model_info["has_upscaler"] and studio.model_info["upscale_factor"] == 4
+    studio.generate()
+    wait_idle(studio)
+    first = studio.gallery[0]
+    image_id = first["id"]
+
+    # Download: the full PNG, with its parameters embedded, as a binary buffer.
+    msg(studio, {"type": "image", "id": image_id, "purpose": "download"})
+    content, buffers = rec.of_type("image")[-1]
+    assert content == {"type": "image", "id": image_id, "purpose": "download"}
+    assert buffers == [studio.images[0]]
+    assert qvac_nb.read_parameters(buffers[0])["seed"] == 77
+    msg(studio, {"type": "image", "id": "img-gone"})
+    assert rec.of_type("image")[-1] == ({"type": "image", "id": "img-gone", "purpose": "view", "missing": True}, [])
+
+    # Reuse seed: only the seed comes back (and the random toggle goes off).
+    studio.params = merge_form(studio.params, {"seed": -1, "random_seed": True, "prompt": "something else"})
+    msg(studio, {"type": "reuse_seed", "id": image_id})
+    assert studio.params["seed"] == 77 and studio.params["random_seed"] is False
+    assert studio.params["prompt"] == "something else"
+
+    # Reuse all: prompt, negative prompt, size, steps, sampler...
+    studio.params = merge_form(studio.params, {"steps": 9, "width": 128, "negative_prompt": ""})
+    msg(studio, {"type": "reuse_all", "id": image_id})
+    for key in ("prompt", "negative_prompt", "width", "height", "steps", "seed", "sampling_method", "scheduler"):
+        assert studio.params[key] == first["params"][key], key
+
+    # Use as init: the image becomes the init image and the next run is image-to-image.
+    msg(studio, {"type": "use_as_init", "id": image_id})
+    assert studio.init_image["width"] == 64 and studio.init_image["thumb"].startswith(b"\xff\xd8")
+    studio.generate(strength=0.5)
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    record = _record(studio.images[0])
+    assert record["init_image_used"] is True and record["strength"] == 0.5
+    msg(studio, {"type": "clear_init"})
+    assert studio.init_image == {}
+
+    # Upscale: the paired ESRGAN runs on the gallery image; the result joins the gallery.
+    rec.statuses.clear()
+    msg(studio, {"type": "upscale", "id": image_id})
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    assert "upscaling" in rec.phases()
+    up = studio.gallery[0]
+    assert (up["kind"], up["source"], up["width"], up["height"]) == ("upscale", image_id, 256, 256)
+    assert up["seed"] == 77  # the upscaled PNG keeps the source's parameters
+    assert_real_image(studio.images[0], 256, 256)
+    assert len(studio.gallery) == 3
+
+
+def _record(png: bytes) -> dict:
+    from qvac_nb.widgets.store import stored_record
+
+    return stored_record(png)
+
+
+def test_load_model_from_the_widget(sd1_model: Any) -> None:
+    studio = Studio(model_config={"threads": 2})
+    rec = Recorder(studio)
+    msg(studio, {"type": "load_model", "source": "/no/such/model.gguf"})
+    wait_idle(studio)
+    assert studio.status["phase"] == "error" and "/no/such/model.gguf" in studio.error
+    msg(studio, {"type": "load_model", "source": str(sd1_model.primary)})
+    wait_idle(studio)
+    try:
+        assert studio.status["phase"] == "done", studio.error
+        assert studio.model_id in studio.loaded
+        assert studio.model_info["family"] == "sd1" and studio.model_info["default_sampler"]
+        loading = [s for s in rec.statuses if s.get("kind") == "load" and s["phase"] == "loading"]
+        assert loading and max(s["percent"] for s in loading) == 100.0
+        assert studio.samplers and "euler" in studio.samplers and "karras" in studio.schedulers
+    finally:
+        if studio.model_id:
+            qvac_nb.unload_model(model_id=studio.model_id)
+
+
+def test_select_model(sd1_id: str, upscaler_id: str) -> None:
+    studio = Studio()
+    assert sd1_id in studio.loaded and upscaler_id not in studio.loaded  # only diffusion models are offered
+    msg(studio, {"type": "select_model", "model_id": sd1_id})
+    assert studio.model_id == sd1_id
+    msg(studio, {"type": "select_model", "model_id": upscaler_id})
+    assert "mode='upscale'" in studio.error and studio.model_id == sd1_id
+
+
+# -- standalone upscaler, Gallery, JobView ----------------------------------------------------
+
+
+def test_upscale_helper_with_an_upscale_model(upscaler_id: str) -> None:
+    from qvac_nb.widgets.upscaling import upscale_image
+
+    job = upscale_image(upscaler_id, png_of((200, 40, 40)))
+    assert isinstance(job, qvac_nb.UpscaleJob)
+    (png,) = job.outputs.result(JOB_TIMEOUT_S)
+    assert Image.open(io.BytesIO(png)).size == (128, 128)
+
+
+def test_gallery_widget() -> None:
+    red, blue = png_of((200, 30, 30)), Image.open(io.BytesIO(png_of((30, 30, 200), 48)))
+    gallery = Gallery([red, blue])
+    rec = Recorder(gallery)
+    assert [(e["width"], e["height"]) for e in gallery.images] == [(32, 32), (48, 48)]
+    assert all(e["thumb"].startswith(b"\xff\xd8") for e in gallery.images)
+    msg(gallery, {"type": "image", "id": gallery.images[0]["id"]})
+    assert rec.sent[-1][1] == [red]
+    gallery.add(png_of((0, 0, 0)))
+    assert len(gallery.pngs) == 3
+
+
+def test_job_mimebundle_fallback_and_live(sd1_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = qvac_nb.diffusion(model_id=sd1_id, **SMALL, seed=3)
+    bundle = job_display.job_mimebundle(job)  # no kernel here: the first PNG (blocks for it)
+    assert bundle["image/png"] == job.outputs.result()[0]
+    assert "DiffusionJob" in bundle["text/plain"]
+
+    monkeypatch.setattr(job_display, "widgets_live", lambda: True)
+    live = qvac_nb.diffusion(model_id=sd1_id, **SMALL, seed=4)
+    bundle = live._repr_mimebundle_()  # what IPython calls
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    view = job_display._views[live]
+    assert job_display.job_mimebundle(live) == bundle  # one view per job
+    rec = Recorder(view)
+    wait_for(lambda: view.status.get("phase") == "done")
+    wait_for(lambda: len(view.images) == 1)
+    assert view.images[0]["seed"] == 4
+    msg(view, {"type": "image", "id": view.images[0]["id"]})
+    assert rec.sent[-1][1] == live.outputs.result()
+
+
+def test_jobview_cancel_and_error(sd1_id: str) -> None:
+    job = qvac_nb.diffusion(model_id=sd1_id, **{**SMALL, "steps": 40})
+    view = JobView(job)
+    wait_for(lambda: view.status.get("phase") == "sampling")
+    msg(view, {"type": "cancel"})
+    wait_for(lambda: view.status.get("phase") == "cancelled")
+    assert view.images == [] and view.error == ""
+
+    failing = qvac_nb.DiffusionJob(sd1_id, {"batch_count": 1})
+    failing._finish(None, None, qvac_nb.EngineError("simulated engine failure"))  # as the worker reports one
+    view = JobView(failing)
+    wait_for(lambda: view.status.get("phase") == "error")
+    assert view.error == "simulated engine failure"
+    failing.outputs.exception()
+
+
+# -- pure parts -------------------------------------------------------------------------------
+
+
+def test_progress_tracker_rates_and_throttle() -> None:
+    now = [0.0]
+    tracker = ProgressTracker(batch=2, min_interval=0.1, clock=lambda: now[0])
+    assert tracker.update(1, 8, 1000, "sample", 0)  # phase change
+    now[0] = 0.05
+    assert not tracker.update(2, 8, 1500, "sample", 0)  # too soon
+    assert tracker.status["its"] == 2.0 and tracker.status["eta"] == 3.0
+    now[0] = 0.2
+    assert tracker.update(4, 8, 2500, "sample", 0)
+    assert tracker.update(4, 8, 2600, "decode", 0)  # phase change always goes out
+    tracker.update(5, 8, 5000, "sample", 1)  # across images: the decode time is not a step
+    assert tracker.status["its"] == 2.0
+    final = tracker.finish("done")
+    assert final["percent"] == 100.0 and final["step"] == 8 and final["eta"] is None
+
+
+def test_form_params() -> None:
+    form = initial_form({"seed": 5, "upscale": {"repeats": 2}, "sampling_method": None})
+    assert form["random_seed"] is False and form["upscale"] and form["upscale_repeats"] == 2
+    assert form["sampling_method"] == ""
+    merged = merge_form(form, {"width": "128", "seed": "18446744073709551", "cfg_scale": "4.5", "bogus": 1})
+    assert merged["width"] == 128 and merged["seed"] == 18446744073709551 and merged["cfg_scale"] == 4.5
+    assert "bogus" not in merged
+    assert params_to_json(merged)["seed"] == "18446744073709551"  # JS numbers can't hold it
+    assert params_from_json(params_to_json(merged))["seed"] == 18446744073709551
+    kwargs = diffusion_kwargs(merged, "m#1", None, has_upscaler=False)
+    assert "upscale" not in kwargs and kwargs["seed"] == 18446744073709551 and kwargs["preview"] is True
+    assert diffusion_kwargs(merged, "m#1", b"png", has_upscaler=True)["upscale"] == {"repeats": 2}
+    assert diffusion_kwargs({**merged, "random_seed": True}, "m#1", None, False)["seed"] == -1
