@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,12 +16,13 @@ from .cache_presets import apply_cache_preset
 from .errors import CancelledError, EngineError, UnsupportedOperationError
 from .images import to_rgb_array
 from .jobs import DiffusionJob, ProgressTick, Stats, UpscaleJob
-from .png import encode_png
+from .png import encode_png, stored_record
 from .validation import (
     CACHE_PRESETS,
     MAX_BATCH,
     MAX_SIDE,
     MAX_STEPS,
+    MAX_UPSCALE_REPEATS,
     check_bool,
     check_choice,
     check_float,
@@ -31,9 +33,26 @@ from .validation import (
 )
 
 DIFFUSION_PARAMS = (
-    "model_id", "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampling_method",
-    "scheduler", "seed", "batch_count", "vae_tiling", "cache_preset", "init_image", "strength", "upscale",
-    "clip_skip", "eta", "preview",
+    "model_id",
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "steps",
+    "cfg_scale",
+    "guidance",
+    "sampling_method",
+    "scheduler",
+    "seed",
+    "batch_count",
+    "vae_tiling",
+    "cache_preset",
+    "init_image",
+    "strength",
+    "upscale",
+    "clip_skip",
+    "eta",
+    "preview",
 )
 MAX_SEED = 2**63 - 1
 MAX_OUTPUT_SIDE = 16384
@@ -94,7 +113,7 @@ def diffusion(
             "upscale: this model was loaded without an upscaler; pass "
             "model_config={'upscaler': {'model_src': ...}} to load_model"
         )
-    factor = model.upscale_factor ** repeats if repeats else 1
+    factor = model.upscale_factor**repeats if repeats else 1
     if max(params["width"], params["height"]) * factor > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"upscale: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
     init = None
@@ -169,8 +188,9 @@ def _progress_hooks(job: DiffusionJob | UpscaleJob, batch: int, engine_job: Any,
         index = engine_job.batch_index if phase == "sample" else 0
         done = index * total + step
         shown_phase = "upscale" if phase == "upscale" else "sample" if phase in ("sample", "encode") else phase
-        tick = ProgressTick(done, total * batch, (time.perf_counter() - start) * 1000, shown_phase, index,
-                            state.pop("preview", None))
+        tick = ProgressTick(
+            done, total * batch, (time.perf_counter() - start) * 1000, shown_phase, index, state.pop("preview", None)
+        )
         job.progress_stream.push(tick)
         if phase == "sample" and step == total:
             job.progress_stream.push(ProgressTick(done, total * batch, tick.elapsed_ms, "decode", index))
@@ -186,53 +206,85 @@ def _progress_hooks(job: DiffusionJob | UpscaleJob, batch: int, engine_job: Any,
         engine_job.on_preview = on_preview
 
 
-def _run_diffusion(job: DiffusionJob, model: models.LoadedModel, init: np.ndarray | None, preview: bool) -> None:
+def _settle(job: DiffusionJob | UpscaleJob, work: Callable[[], tuple[list[bytes], Stats]]) -> None:
+    """Run a job's engine work and report its outcome; engine errors become QvacErrors."""
     if job.cancelled:
         job._finish(None, None, job._cancelled_error())
         return
+    try:
+        outputs, stats = work()
+        job._finish(outputs, stats, None)
+    except _engine.Cancelled:
+        job._finish(None, None, job._cancelled_error())
+    except _engine.EngineError as exc:
+        job._finish(None, None, EngineError(str(exc)))
+    except BaseException as exc:  # handed to whoever waits on the job
+        job._finish(None, None, exc)
+
+
+def _run_diffusion(job: DiffusionJob, model: models.LoadedModel, init: np.ndarray | None, preview: bool) -> None:
     params = job.params
     engine_job = _engine.Job()
     _progress_hooks(job, params["batch_count"], engine_job, preview)
-    job._attach(engine_job)
-    try:
+
+    def work() -> tuple[list[bytes], Stats]:
+        job._attach(engine_job)
         with model.lock:
             if model.context is None:
                 raise CancelledError(f"model '{model.model_id}' was unloaded before the job ran")
             t0 = time.perf_counter()
             pixels = model.context.generate(_request(params, model, init), engine_job)
             generation_ms = (time.perf_counter() - t0) * 1000
-            for repeat in range(params["upscale_repeats"]):
-                pixels = [_upscale_once(job, model, p, repeat, len(pixels), i) for i, p in enumerate(pixels)]
+            for _ in range(params["upscale_repeats"]):
+                pixels = [_upscale_once(job, model, p, i) for i, p in enumerate(pixels)]
         outputs = []
         for i, p in enumerate(pixels):
             record = {k: v for k, v in params.items() if k != "upscale_repeats"}
             record.update(seed=params["seed"] + i, batch_count=1)
             outputs.append(encode_png(p, record))
-        h, w = pixels[0].shape[:2] if pixels else (0, 0)
-        now = time.perf_counter()
-        stats = Stats(
-            model_load_ms=model.load_ms,
-            generation_ms=generation_ms,
-            total_generation_ms=(now - t0) * 1000,
-            total_wall_ms=(now - job.created) * 1000,
-            total_steps=job.progress_stream.ticks[-1].total_steps if job.progress_stream.ticks else 0,
-            total_generations=params["batch_count"],
-            total_images=len(outputs),
-            total_pixels=w * h * len(outputs),
-            width=w,
-            height=h,
-            seed=params["seed"],
+        ticks = job.progress_stream.ticks
+        return outputs, _stats(
+            job,
+            model,
+            pixels,
+            t0,
+            generation_ms,
+            ticks[-1].total_steps if ticks else 0,
+            params["batch_count"],
+            params["seed"],
         )
-        job._finish(outputs, stats, None)
-    except _engine.Cancelled:
-        job._finish(None, None, job._cancelled_error())
-    except _engine.EngineError as exc:
-        job._finish(None, None, EngineError(str(exc)))
-    except BaseException as exc:
-        job._finish(None, None, exc)
+
+    _settle(job, work)
 
 
-def _upscale_once(job: Any, model: models.LoadedModel, pixels: np.ndarray, repeat: int, count: int, index: int) -> Any:
+def _stats(
+    job: DiffusionJob | UpscaleJob,
+    model: models.LoadedModel,
+    pixels: list[np.ndarray],
+    t0: float,
+    engine_ms: float,
+    steps: int,
+    generations: int,
+    seed: int,
+) -> Stats:
+    h, w = pixels[0].shape[:2] if pixels else (0, 0)
+    now = time.perf_counter()
+    return Stats(
+        model_load_ms=model.load_ms,
+        generation_ms=engine_ms,
+        total_generation_ms=(now - t0) * 1000,
+        total_wall_ms=(now - job.created) * 1000,
+        total_steps=steps,
+        total_generations=generations,
+        total_images=len(pixels),
+        total_pixels=w * h * len(pixels),
+        width=w,
+        height=h,
+        seed=seed,
+    )
+
+
+def _upscale_once(job: DiffusionJob | UpscaleJob, model: models.LoadedModel, pixels: np.ndarray, index: int) -> Any:
     engine_job = _engine.Job()
     start = time.perf_counter()
     engine_job.on_progress = lambda step, total, _s, _p: job.progress_stream.push(
@@ -246,43 +298,43 @@ UPSCALE_PARAMS = ("model_id", "image", "repeats")
 
 
 def upscale(*, model_id: str, image: Any, repeats: int = 1, **unexpected: Any) -> UpscaleJob:
-    """Queue an ESRGAN upscale of `image` on a model loaded with mode='upscale'."""
+    """Queue an ESRGAN upscale of `image` (PNG/JPEG bytes, PIL, array or path).
+
+    Works on a model loaded with mode="upscale" and on a diffusion model loaded with a
+    paired upscaler. A PNG that qvac_nb wrote keeps its parameters in the output.
+    """
     check_unknown("upscale", unexpected, UPSCALE_PARAMS)
     model = models.get_model(model_id)
-    models.require(model, "upscale", "upscale")
-    repeats = check_int("repeats", repeats, 1, 3)
+    if model.upscaler is None:
+        models.require(model, "upscale", "upscale")
+    repeats = check_int("repeats", repeats, 1, MAX_UPSCALE_REPEATS)
     pixels = to_rgb_array("image", image)
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"repeats: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
+    record = stored_record(bytes(image)) if isinstance(image, (bytes, bytearray)) else {}
+    if record:
+        record["upscaled"] = {"factor": model.upscale_factor**repeats, "repeats": repeats}
     job = UpscaleJob(model.model_id, {"repeats": repeats, "model": model.source})
-    runner.submit(job, lambda: _run_upscale(job, model, pixels))
+    runner.submit(job, lambda: _run_upscale(job, model, pixels, record or None))
     return job
 
 
-def _run_upscale(job: UpscaleJob, model: models.LoadedModel, pixels: np.ndarray) -> None:
-    if job.cancelled:
-        job._finish(None, None, job._cancelled_error())
-        return
-    try:
+def _run_upscale(job: UpscaleJob, model: models.LoadedModel, pixels: np.ndarray, record: dict[str, Any] | None) -> None:
+    def work() -> tuple[list[bytes], Stats]:
+        out = pixels
         with model.lock:
             if model.upscaler is None:
                 raise CancelledError(f"model '{model.model_id}' was unloaded before the job ran")
             t0 = time.perf_counter()
-            for repeat in range(job.params["repeats"]):
-                pixels = _upscale_once(job, model, pixels, repeat, 1, 0)
+            for _ in range(job.params["repeats"]):
+                out = _upscale_once(job, model, out, 0)
             upscale_ms = (time.perf_counter() - t0) * 1000
-        png = encode_png(pixels, None)
-        now = time.perf_counter()
-        h, w = pixels.shape[:2]
-        stats = Stats(model.load_ms, upscale_ms, (now - t0) * 1000, (now - job.created) * 1000, 0, job.params["repeats"],
-                      1, w * h, w, h, -1)
-        job._finish([png], stats, None)
-    except _engine.Cancelled:
-        job._finish(None, None, job._cancelled_error())
-    except _engine.EngineError as exc:
-        job._finish(None, None, EngineError(str(exc)))
-    except BaseException as exc:
-        job._finish(None, None, exc)
+        png = encode_png(out, record)
+        return [png], _stats(
+            job, model, [out], t0, upscale_ms, 0, job.params["repeats"], int((record or {}).get("seed", -1))
+        )
+
+    _settle(job, work)
 
 
 def cancel(*, model_id: str, **unexpected: Any) -> int:

@@ -1,22 +1,41 @@
 """Reading model-file headers in Python before the engine opens them.
 
 The engine crashes the process on truncated or malformed files, so every file is
-checked here first: the header parses within bounds, each tensor's bytes lie inside
-the file, and the tensor names tell which model family it is.
+checked here first:
+
+- the header parses within bounds, exactly as strictly as the engine's own strict
+  readers. That matters: when ggml's GGUF reader refuses a file the engine retries with
+  a lenient reader that trusts every offset and type, and a file that is not valid
+  safetensors is handed to the legacy torch parser; neither must ever see a bad file;
+- every tensor's bytes lie inside the file, with a dtype the engine can compute with;
+- the tensor names tell the model family, and the tensors the engine reads to size the
+  network (block counts, widths, head sizes) are all there and consistent, since the
+  engine divides by them and indexes with them before it checks anything;
+- a companion file (VAE, LLM, text encoder) fits the family of the model it goes with.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import pickle
+import re
 import struct
+import threading
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import CorruptModelError, ModelFileError
+from .errors import CorruptModelError, ModelFileError, UnsupportedOperationError
 
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_TENSORS = 1_000_000
+MAX_NAME = 128  # GGML_MAX_NAME as the engine builds ggml; longer GGUF names fail its reader
+MAX_BLOCKS = 4096  # no real network has more repeated blocks; a larger index is corruption
+CRC_CHECK_LIMIT = 1 << 30  # torch archives up to this size get a full CRC pass
 
 # ggml type id -> (elements per block, bytes per block)
 _GGML_BLOCKS = {
@@ -26,8 +45,24 @@ _GGML_BLOCKS = {
     23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
     34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36),
 }
+_GGML_NAMES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K",
+    12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
+    20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
+    29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4", 40: "NVFP4",
+}
+# ggml has no dequantizer for these, so the engine cannot load a weight stored in them.
+_GGML_NO_TO_FLOAT = {9, 15, 24, 25, 27, 28}
+_GGML_INTEGER = {24, 25, 26, 27}
 _ST_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
              "F8_E4M3": 1, "F8_E5M2": 1}
+# What the engine's safetensors reader converts (U8 tensors it skips).
+_ST_ENGINE = {"F64", "F32", "F16", "BF16", "I64", "I32", "F8_E4M3", "F8_E5M2", "U8"}
+_ST_INTEGER = {"I64", "I32", "U8"}
+_TORCH_STORAGES = {"FloatStorage": ("F32", 4), "DoubleStorage": ("F64", 8), "HalfStorage": ("F16", 2),
+                   "BFloat16Storage": ("BF16", 2), "IntStorage": ("I32", 4), "LongStorage": ("I64", 8)}
+# Integer tensors in real checkpoints are index tables the engine never computes with.
+_INDEX_TENSOR = re.compile(r"(position_ids|num_batches_tracked)$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +70,7 @@ class FileInfo:
     path: Path
     format: str  # gguf, safetensors, pth
     tensors: dict[str, tuple[int, ...]]  # name -> shape (PyTorch order)
+    dtypes: dict[str, str] = field(default_factory=dict)  # name -> dtype name (F32, Q4_0, ...)
 
     @property
     def family(self) -> str:
@@ -42,12 +78,20 @@ class FileInfo:
 
 
 class _Reader:
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data, self.pos, self.path = data, 0, path
+    """Reads a GGUF header from the start of a file, fetching more bytes only as the parse needs them."""
+
+    def __init__(self, f: Any, size: int, path: Path) -> None:
+        self.f, self.limit, self.path = f, min(size, MAX_HEADER_BYTES), path
+        self.data, self.pos = b"", 0
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
+        if n < 0 or self.pos + n > self.limit:
             raise CorruptModelError(f"{self.path}: GGUF header is truncated or malformed (at byte {self.pos})")
+        if self.pos + n > len(self.data):
+            want = min(self.limit, max(self.pos + n, 2 * len(self.data), 1 << 20))
+            self.data += self.f.read(want - len(self.data))
+            if self.pos + n > len(self.data):
+                raise CorruptModelError(f"{self.path}: GGUF header is truncated (at byte {self.pos})")
         out = self.data[self.pos:self.pos + n]
         self.pos += n
         return out
@@ -59,26 +103,32 @@ class _Reader:
         (n,) = self.unpack("Q")
         if n > 1 << 20:
             raise CorruptModelError(f"{self.path}: GGUF string of {n} bytes is not plausible")
-        return self.take(n).decode("utf-8", "replace")
+        raw = self.take(n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptModelError(f"{self.path}: GGUF string at byte {self.pos - n} is not UTF-8") from None
 
 
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "B", 10: "Q", 11: "q", 12: "d"}
 
 
-def _skip_gguf_value(r: _Reader, vtype: int) -> object:
+def _read_gguf_value(r: _Reader, vtype: int, in_array: bool = False) -> object:
     if vtype in _GGUF_SCALARS:
         return r.unpack(_GGUF_SCALARS[vtype])[0]
     if vtype == 8:
         return r.string()
-    if vtype == 9:
+    if vtype == 9 and not in_array:  # ggml refuses arrays of arrays
         item_type, count = r.unpack("IQ")
         if count > 1 << 26:
             raise CorruptModelError(f"{r.path}: GGUF array of {count} items is not plausible")
         if item_type in _GGUF_SCALARS:
             r.take(struct.calcsize("<" + _GGUF_SCALARS[item_type]) * count)
-        else:
+        elif item_type == 8:
             for _ in range(count):
-                _skip_gguf_value(r, item_type)
+                r.string()
+        else:
+            raise CorruptModelError(f"{r.path}: GGUF array of value type {item_type} is not supported")
         return None
     raise CorruptModelError(f"{r.path}: unknown GGUF value type {vtype}")
 
@@ -89,7 +139,12 @@ def _read_prefix(path: Path, limit: int) -> bytes:
 
 
 def read_gguf(path: Path, size: int) -> FileInfo:
-    r = _Reader(_read_prefix(path, min(size, MAX_HEADER_BYTES)), path)
+    """Parse a GGUF header the way ggml's gguf_init_from_file does, refusing whatever it refuses."""
+    with open(path, "rb") as f:
+        return _read_gguf(_Reader(f, size, path), path, size)
+
+
+def _read_gguf(r: _Reader, path: Path, size: int) -> FileInfo:
     magic = r.take(4)
     version, n_tensors, n_kv = r.unpack("IQQ")
     if magic != b"GGUF" or version not in (2, 3):
@@ -97,18 +152,28 @@ def read_gguf(path: Path, size: int) -> FileInfo:
     if n_tensors > MAX_TENSORS or n_kv > MAX_TENSORS:
         raise CorruptModelError(f"{path}: GGUF counts are not plausible ({n_tensors} tensors, {n_kv} keys)")
     alignment = 32
+    keys: set[str] = set()
     for _ in range(n_kv):
         key = r.string()
+        if key in keys:
+            raise CorruptModelError(f"{path}: GGUF key {key!r} appears twice")
+        keys.add(key)
         (vtype,) = r.unpack("I")
-        value = _skip_gguf_value(r, vtype)
+        value = _read_gguf_value(r, vtype)
         if key == "general.alignment":
+            # ggml asserts (aborts) when this key is not a uint32.
             if vtype != 4 or not isinstance(value, int) or value <= 0 or value & (value - 1):
                 raise CorruptModelError(f"{path}: general.alignment must be a power-of-two uint32")
             alignment = value
     tensors: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, str] = {}
     extents = []
     for _ in range(n_tensors):
         name = r.string()
+        if not name or len(name.encode()) >= MAX_NAME:
+            raise CorruptModelError(f"{path}: tensor name {name[:80]!r} is empty or longer than {MAX_NAME - 1} bytes")
+        if name in tensors:
+            raise CorruptModelError(f"{path}: tensor {name} appears twice")
         (n_dims,) = r.unpack("I")
         if not 1 <= n_dims <= 4:
             raise CorruptModelError(f"{path}: tensor {name} has {n_dims} dimensions")
@@ -122,18 +187,43 @@ def read_gguf(path: Path, size: int) -> FileInfo:
             if d == 0 or d > 1 << 40:
                 raise CorruptModelError(f"{path}: tensor {name} has dimension {d}")
             numel *= d
+        if numel >= 1 << 62:
+            raise CorruptModelError(f"{path}: tensor {name} has {numel} elements")
         if dims[0] % block:
             raise CorruptModelError(f"{path}: tensor {name} row of {dims[0]} is not whole blocks of {block}")
         tensors[name] = tuple(reversed(dims))
+        dtypes[name] = _GGML_NAMES[ggml_type]
         extents.append((name, offset, numel // block * block_bytes))
     data_start = r.pos + (-r.pos % alignment)
+    expected = 0
     for name, offset, nbytes in extents:
+        # ggml requires the tensors packed in order; it refuses any other layout.
+        if offset != expected:
+            raise CorruptModelError(f"{path}: tensor {name} data starts at offset {offset}, expected {expected}")
+        expected += nbytes + (-nbytes % alignment)
         if data_start + offset + nbytes > size:
             raise CorruptModelError(
                 f"{path}: tensor {name} ends at byte {data_start + offset + nbytes} but the file has {size} bytes "
                 "(truncated download?)"
             )
-    return FileInfo(path, "gguf", tensors)
+    return FileInfo(path, "gguf", tensors, dtypes)
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_safetensors(path: Path, size: int) -> FileInfo:
@@ -141,78 +231,200 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
     if len(head) < 8:
         raise CorruptModelError(f"{path}: too short for a safetensors file")
     (n,) = struct.unpack("<Q", head)
-    if n > min(size - 8, MAX_HEADER_BYTES):
+    # The engine calls a file safetensors only for 2 < header < file size; anything else it
+    # hands to the legacy torch parser.
+    if n <= 2 or n > min(size - 8, MAX_HEADER_BYTES):
         raise CorruptModelError(f"{path}: safetensors header of {n} bytes does not fit the file")
+    raw = _read_prefix(path, 8 + n)[8:]
     try:
-        header = json.loads(_read_prefix(path, 8 + n)[8:])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Strict JSON as the engine's parser reads it: no NaN/Infinity, no NUL, valid UTF-8.
+        if b"\x00" in raw:
+            raise ValueError("NUL byte in the header")
+        header = json.loads(raw.decode("utf-8"), parse_constant=_no_constants, object_pairs_hook=_unique_pairs)
+        json.dumps(header).encode("utf-8")  # lone surrogates ("\ud800") fail here
+    except (UnicodeError, ValueError, RecursionError) as exc:
         raise CorruptModelError(f"{path}: safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise CorruptModelError(f"{path}: safetensors header is not a JSON object")
     tensors: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, str] = {}
     for name, meta in header.items():
         if name == "__metadata__":
             continue
-        try:
-            dtype, shape, (begin, end) = meta["dtype"], tuple(int(d) for d in meta["shape"]), meta["data_offsets"]
-            itemsize = _ST_SIZES[dtype]
-        except (KeyError, TypeError, ValueError):
-            raise CorruptModelError(f"{path}: tensor {name} has a malformed entry") from None
+        if not name or len(name.encode()) > 1024:
+            raise CorruptModelError(f"{path}: tensor name {name[:80]!r} is empty or too long")
+        if not isinstance(meta, dict) or not {"dtype", "shape", "data_offsets"} <= meta.keys():
+            raise CorruptModelError(f"{path}: tensor {name} has a malformed entry")
+        dtype, shape, span = meta["dtype"], meta["shape"], meta["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _ST_SIZES:
+            raise CorruptModelError(f"{path}: tensor {name} has unknown dtype {dtype!r}")
+        if dtype not in _ST_ENGINE:
+            raise CorruptModelError(f"{path}: tensor {name} has dtype {dtype}, which the engine cannot load")
+        if not isinstance(shape, list) or len(shape) > 5 or not all(_is_int(d) for d in shape):
+            raise CorruptModelError(f"{path}: tensor {name} has a malformed shape {shape!r}")
+        if not isinstance(span, list) or len(span) != 2 or not all(_is_int(x) for x in span):
+            raise CorruptModelError(f"{path}: tensor {name} has malformed data_offsets {span!r}")
+        begin, end = span
         numel = 1
         for d in shape:
-            if d < 0:
-                raise CorruptModelError(f"{path}: tensor {name} has a negative dimension")
+            if d <= 0 or d > 1 << 40:
+                raise CorruptModelError(f"{path}: tensor {name} has dimension {d}")
             numel *= d
-        if not (isinstance(begin, int) and isinstance(end, int)) or end - begin != numel * itemsize or begin < 0:
+        if numel >= 1 << 62 or begin < 0 or end - begin != numel * _ST_SIZES[dtype]:
             raise CorruptModelError(f"{path}: tensor {name} byte range does not match its shape")
         if 8 + n + end > size:
             raise CorruptModelError(f"{path}: tensor {name} lies past the end of the file (truncated download?)")
-        tensors[name] = shape
-    return FileInfo(path, "safetensors", tensors)
+        if dtype == "U8":
+            continue  # the engine skips U8 tensors
+        tensors[name] = tuple(shape)
+        dtypes[name] = dtype
+    return FileInfo(path, "safetensors", tensors, dtypes)
+
+
+# ---------------------------------------------------------------- torch zip (.pth / .pt / .ckpt)
+
+
+@dataclass
+class _Storage:
+    dtype: str
+    itemsize: int
+    key: str
+    numel: int
+
+
+@dataclass
+class _Tensor:
+    storage: Any
+    offset: Any
+    shape: Any
+    stride: Any
+
+
+class _Opaque:
+    """Anything a checkpoint pickles besides tensors and dicts: inert, never executed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _OrderedDict(dict):  # type: ignore[type-arg]
+    pass
+
+
+def _rebuild_tensor(storage: Any, offset: Any, shape: Any, stride: Any, *args: Any, **kwargs: Any) -> _Tensor:
+    return _Tensor(storage, offset, shape, stride)
+
+
+class _StateDictUnpickler(pickle.Unpickler):
+    """Reads a torch state dict's structure without torch and without running pickled code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return _OrderedDict
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+            return _rebuild_tensor
+        if module == "torch" and name in _TORCH_STORAGES:
+            return ("storage-type", name)
+        return _Opaque
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        _, kind, key, _location, numel = pid
+        if not (isinstance(kind, tuple) and kind[:1] == ("storage-type",)):
+            raise pickle.UnpicklingError(f"storage type {kind!r} is not one the engine reads")
+        if not isinstance(key, str) or not _is_int(numel) or numel < 0:
+            raise pickle.UnpicklingError("malformed storage record")
+        dtype, itemsize = _TORCH_STORAGES[kind[1]]
+        return _Storage(dtype, itemsize, key, numel)
+
+
+def _collect_tensors(value: Any, out: dict[str, _Tensor], depth: int = 0) -> None:
+    """Tensors under string keys of (nested) dicts, named by their own key as the engine does."""
+    if not isinstance(value, dict) or depth > 8:
+        return
+    for key, item in value.items():
+        if isinstance(key, str) and isinstance(item, _Tensor):
+            out[key] = item
+        elif isinstance(item, dict):
+            _collect_tensors(item, out, depth + 1)
 
 
 def read_pth(path: Path) -> FileInfo:
+    size = path.stat().st_size
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             pickles = [n for n in names if n.endswith("data.pkl")]
             if not pickles:
                 raise CorruptModelError(f"{path}: torch zip archive without data.pkl")
-            bad = zf.testzip()
-            if bad is not None:
-                raise CorruptModelError(f"{path}: member {bad} of the torch archive is corrupt")
+            if size <= CRC_CHECK_LIMIT:
+                bad = zf.testzip()
+                if bad is not None:
+                    raise CorruptModelError(f"{path}: member {bad} of the torch archive is corrupt")
+            members = {info.filename: info.file_size for info in zf.infolist()}
             pickled = zf.read(pickles[0])
     except zipfile.BadZipFile as exc:
-        raise CorruptModelError(f"{path}: not a torch zip archive ({exc}); legacy .pth files are not supported") from None
-    # Tensor names are the pickle's short strings; a cheap scan is enough to tell the family.
-    names_found = _pickle_strings(pickled)
-    return FileInfo(path, "pth", {n: () for n in names_found if "." in n and " " not in n})
+        raise CorruptModelError(
+            f"{path}: not a torch zip archive ({exc}); legacy .pth files are not supported"
+        ) from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise CorruptModelError(f"{path}: the torch zip archive cannot be read ({exc})") from None
+    prefix = pickles[0][: -len("data.pkl")]
+    if len(pickled) < 2 or pickled[0] != 0x80 or not 2 <= pickled[1] <= 5:
+        raise CorruptModelError(f"{path}: {pickles[0]} is not a protocol 2-5 pickle")
+    try:
+        state = _StateDictUnpickler(io.BytesIO(pickled)).load()
+    except RecursionError:
+        raise CorruptModelError(f"{path}: {pickles[0]} nests too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt archive
+        raise CorruptModelError(f"{path}: {pickles[0]} is not a readable state dict ({type(exc).__name__})") from None
+    found: dict[str, _Tensor] = {}
+    _collect_tensors(state, found)
+    tensors: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, str] = {}
+    for name, t in found.items():
+        shape, stride, offset, storage = t.shape, t.stride, t.offset, t.storage
+        if not isinstance(storage, _Storage):
+            raise CorruptModelError(f"{path}: tensor {name} has no storage")
+        if not (isinstance(shape, tuple) and isinstance(stride, tuple) and _is_int(offset) and offset >= 0
+                and len(shape) <= 4 and len(stride) == len(shape)
+                and all(_is_int(d) and 0 < d <= 1 << 40 for d in shape) and all(_is_int(s) for s in stride)):
+            raise CorruptModelError(f"{path}: tensor {name} has a malformed shape, stride or offset")
+        expected = 1
+        for d, s in zip(reversed(shape), reversed(stride), strict=True):
+            if s != expected:
+                raise CorruptModelError(f"{path}: tensor {name} is not contiguous")
+            expected *= d
+        numel = math.prod(shape)
+        entry = members.get(f"{prefix}data/{storage.key}")
+        if entry is None:
+            raise CorruptModelError(f"{path}: tensor {name} refers to missing storage {storage.key!r}")
+        if (offset + numel) * storage.itemsize > entry or storage.numel * storage.itemsize > entry:
+            raise CorruptModelError(f"{path}: tensor {name} lies past the end of its storage (truncated?)")
+        tensors[name] = tuple(shape)
+        dtypes[name] = storage.dtype
+    return FileInfo(path, "pth", tensors, dtypes)
 
 
-def _pickle_strings(data: bytes) -> list[str]:
-    out = []
-    i = 0
-    while i < len(data):
-        op = data[i]
-        if op == 0x58 and i + 5 <= len(data):  # BINUNICODE
-            (n,) = struct.unpack("<I", data[i + 1:i + 5])
-            out.append(data[i + 5:i + 5 + n].decode("utf-8", "replace"))
-            i += 5 + n
-        elif op == 0x8C and i + 2 <= len(data):  # SHORT_BINUNICODE
-            n = data[i + 1]
-            out.append(data[i + 2:i + 2 + n].decode("utf-8", "replace"))
-            i += 2 + n
-        else:
-            i += 1
-    return out
+# ---------------------------------------------------------------- inspect
 
 
-def inspect_file(path: str | Path, role: str = "model") -> FileInfo:
-    """Parse and bounds-check a model file's header; raises before the engine would crash."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{role}: no file at {path}")
-    size = path.stat().st_size
+_cache: dict[tuple[str, int, int], FileInfo] = {}
+_cache_lock = threading.Lock()
+
+
+def _parse(path: Path, role: str) -> FileInfo:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    size = stat.st_size
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"GGUF":
@@ -223,12 +435,33 @@ def inspect_file(path: str | Path, role: str = "model") -> FileInfo:
         info = read_safetensors(path, size)
     else:
         raise CorruptModelError(f"{role}: {path} is too short to be a model file ({size} bytes)")
-    if not info.tensors:
-        raise CorruptModelError(f"{role}: {path} holds no tensors")
+    with _cache_lock:
+        if len(_cache) > 64:
+            _cache.clear()
+        _cache[key] = info
     return info
 
 
-def detect_family(names) -> str:  # noqa: ANN001 - any iterable of str
+def inspect_file(path: str | Path, role: str = "model") -> FileInfo:
+    """Parse and bounds-check a model file's header and the structure of its family.
+
+    Raises CorruptModelError before the engine would crash on the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{role}: no file at {path}")
+    try:
+        info = _parse(path, role)
+    except CorruptModelError as exc:
+        message = str(exc)
+        raise CorruptModelError(message if message.startswith(f"{role}:") else f"{role}: {message}") from None
+    if not info.tensors:
+        raise CorruptModelError(f"{role}: {path} holds no tensors")
+    check_structure(info, role)
+    return info
+
+
+def detect_family(names: Iterable[str]) -> str:
     names = list(names)
     joined = "\n".join(names[:20000])
     if "double_stream_modulation" in joined:
@@ -237,7 +470,7 @@ def detect_family(names) -> str:  # noqa: ANN001 - any iterable of str
         return "flux"
     if "joint_blocks." in joined:
         return "sd3"
-    if "blk.0.attn_q" in joined or "model.layers.0.self_attn" in joined:
+    if "blk.0.attn_q" in joined or "model.layers.0.self_attn" in joined or "\nlayers.0.self_attn" in "\n" + joined:
         return "llm"
     if "conv_first.weight" in joined or "body.0.rdb1" in joined or "model.0.weight" in joined:
         return "esrgan"
@@ -252,3 +485,289 @@ def detect_family(names) -> str:  # noqa: ANN001 - any iterable of str
     if "text_model.encoder" in joined or "encoder.block.0" in joined:
         return "text_encoder"
     return "unknown"
+
+
+# ---------------------------------------------------------------- structure of each family
+
+
+def _fail(info: FileInfo, role: str, what: str) -> CorruptModelError:
+    return CorruptModelError(f"{role}: {info.path.name} is not a complete {what}")
+
+
+def _strip(info: FileInfo, prefixes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes under their names without the first matching checkpoint prefix."""
+    out: dict[str, tuple[int, ...]] = {}
+    for name, shape in info.tensors.items():
+        for prefix in prefixes:
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+                break
+        out.setdefault(name, shape)
+    return out
+
+
+def _indices(names: Iterable[str], pattern: str) -> set[int]:
+    rx = re.compile(pattern)
+    return {int(m.group(1)) for n in names if (m := rx.search(n))}
+
+
+def _require(info: FileInfo, role: str, shapes: Mapping[str, tuple[int, ...]], needed: Iterable[str],
+             what: str) -> None:
+    missing = [n for n in needed if n not in shapes]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise CorruptModelError(
+            f"{role}: {info.path.name} is not a complete {what}: tensor(s) {', '.join(missing[:3])}{more} are missing "
+            "(truncated or damaged file?)"
+        )
+
+
+def _block_count(info: FileInfo, role: str, names: Iterable[str], pattern: str, what: str) -> int:
+    found = _indices(names, pattern)
+    if not found:
+        return 0
+    if max(found) >= MAX_BLOCKS:
+        raise CorruptModelError(f"{role}: {info.path.name} names block {max(found)}, which no {what} has")
+    return max(found) + 1
+
+
+def _check_dtypes(info: FileInfo, role: str) -> None:
+    """Integer or undecodable dtypes on weights make the engine's compute kernels abort."""
+    for name, dtype in info.dtypes.items():
+        if _INDEX_TENSOR.search(name):
+            continue
+        if dtype in ("I8", "I16", "I32", "I64", "U8") or (info.format == "gguf" and dtype in ("Q8_1", "Q8_K", "F64")):
+            raise CorruptModelError(f"{role}: {info.path.name}: tensor {name} is stored as {dtype}, not a weight type")
+
+
+_DIT_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+
+
+def _check_flux(info: FileInfo, role: str, flux2: bool) -> None:
+    """The engine sizes FLUX from txt_in and the QK-norm scales and divides by the head size."""
+    what = "FLUX.2 diffusion model" if flux2 else "FLUX diffusion model"
+    t = _strip(info, _DIT_PREFIXES)
+    depth = _block_count(info, role, t, r"^double_blocks\.(\d+)\.", what)
+    single = _block_count(info, role, t, r"^single_blocks\.(\d+)\.", what)
+    if depth + single == 0:
+        raise _fail(info, role, what + " (no double or single blocks)")
+    needed = ["img_in.weight", "txt_in.weight", "time_in.in_layer.weight", "time_in.out_layer.weight",
+              "final_layer.linear.weight", "final_layer.adaLN_modulation.1.weight"]
+    if flux2:
+        needed += ["double_stream_modulation_img.lin.weight", "double_stream_modulation_txt.lin.weight",
+                   "single_stream_modulation.lin.weight"]
+    for i in range(depth):
+        for stream in ("img", "txt"):
+            b = f"double_blocks.{i}.{stream}_"
+            needed += [b + "attn.qkv.weight", b + "attn.norm.query_norm.scale", b + "attn.norm.key_norm.scale",
+                       b + "attn.proj.weight", b + "mlp.0.weight", b + "mlp.2.weight"]
+    for i in range(single):
+        b = f"single_blocks.{i}."
+        needed += [b + "linear1.weight", b + "linear2.weight", b + "norm.query_norm.scale", b + "norm.key_norm.scale"]
+    _require(info, role, t, needed, what)
+    txt_in = t["txt_in.weight"]
+    key_norm = t.get("single_blocks.0.norm.key_norm.scale") or t.get("double_blocks.0.txt_attn.norm.key_norm.scale")
+    if len(txt_in) != 2 or not key_norm or len(key_norm) != 1:
+        raise _fail(info, role, what + " (txt_in / key_norm shapes)")
+    hidden, head_dim = txt_in[0], key_norm[0]
+    # RoPE covers 128 dimensions per head in every FLUX; the engine divides hidden by head_dim.
+    if head_dim != 128 or hidden % head_dim:
+        raise CorruptModelError(
+            f"{role}: {info.path.name} has head size {head_dim} and width {hidden}; {what}s have 128-wide heads "
+            "and a width that is a multiple of 128"
+        )
+    for name, shape in t.items():
+        if name.endswith(("norm.key_norm.scale", "norm.query_norm.scale")) and shape != (head_dim,):
+            raise CorruptModelError(f"{role}: {info.path.name}: {name} has shape {shape}, expected ({head_dim},)")
+
+
+def _check_sd3(info: FileInfo, role: str) -> None:
+    what = "SD3 diffusion model"
+    t = _strip(info, _DIT_PREFIXES)
+    depth = _block_count(info, role, t, r"^joint_blocks\.(\d+)\.", what)
+    needed = ["x_embedder.proj.weight", "context_embedder.weight", "final_layer.linear.weight"]
+    needed += [f"joint_blocks.{i}.x_block.attn.qkv.weight" for i in range(depth)]
+    _require(info, role, t, needed, what)
+
+
+_UNET = ("model.diffusion_model.", "unet.")
+_VAE_PREFIXES = ("first_stage_model.", "vae.")
+
+
+def _check_unet(info: FileInfo, role: str, family: str) -> None:
+    what = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}[family] + " model"
+    names = info.tensors
+    if any(n.startswith("model.diffusion_model.") for n in names):
+        unet = [f"model.diffusion_model.{n}" for n in ("input_blocks.0.0.weight", "time_embed.0.weight",
+                                                        "out.2.weight")]
+        _require(info, role, names, unet, what)
+        shape = names["model.diffusion_model.input_blocks.0.0.weight"]
+        if len(shape) != 4 or shape[1] not in (4, 8, 9):
+            raise CorruptModelError(f"{role}: {info.path.name}: the U-Net input conv has shape {shape}")
+    if any(n.startswith("first_stage_model.") for n in names):
+        _check_vae(info, role, what)
+
+
+def _vae_shapes(info: FileInfo) -> dict[str, tuple[int, ...]]:
+    return _strip(info, _VAE_PREFIXES)
+
+
+def _check_vae(info: FileInfo, role: str, what: str = "VAE") -> None:
+    """The engine sizes the decoder from decoder.conv_in; its GroupNorms need a multiple of 32 channels."""
+    t = _vae_shapes(info)
+    _require(info, role, t, ["decoder.conv_in.weight", "decoder.conv_out.weight"], what)
+    conv_in = t["decoder.conv_in.weight"]
+    if len(conv_in) != 4 or conv_in[0] % 128 or conv_in[1] not in (4, 16, 32):
+        raise CorruptModelError(
+            f"{role}: {info.path.name}: the VAE decoder's conv_in has shape {conv_in}; expected (4*ch, z, 3, 3) "
+            "with ch a multiple of 32 and z 4, 16 or 32"
+        )
+
+
+def vae_latent_channels(info: FileInfo) -> int | None:
+    shape = _vae_shapes(info).get("decoder.conv_in.weight")
+    return shape[1] if shape and len(shape) == 4 else None
+
+
+_LLM_LAYER_GGUF = ("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "attn_norm.weight",
+                   "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")
+_LLM_LAYER_HF = ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                 "self_attn.o_proj.weight", "input_layernorm.weight", "post_attention_layernorm.weight",
+                 "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight")
+
+
+def llm_geometry(info: FileInfo) -> tuple[int, int] | None:
+    """(layers, hidden width) of an LLM text encoder, or None when it is not one."""
+    t = info.tensors
+    if "token_embd.weight" in t:
+        layers = _indices(t, r"^blk\.(\d+)\.")
+        return (max(layers) + 1 if layers else 0), t["token_embd.weight"][-1]
+    t = _strip(info, ("model.",))
+    if "embed_tokens.weight" in t:
+        layers = _indices(t, r"^layers\.(\d+)\.")
+        return (max(layers) + 1 if layers else 0), t["embed_tokens.weight"][-1]
+    return None
+
+
+def _check_llm(info: FileInfo, role: str) -> None:
+    """The engine sizes the LLM from its token table and layer indices."""
+    what = "LLM text encoder"
+    if "token_embd.weight" in info.tensors:
+        t, layer = dict(info.tensors), "blk.{}."
+        needed = ["token_embd.weight", "output_norm.weight"]
+        parts = _LLM_LAYER_GGUF
+        pattern = r"^blk\.(\d+)\."
+    else:
+        t, layer = _strip(info, ("model.",)), "layers.{}."
+        needed = ["embed_tokens.weight", "norm.weight"]
+        parts = _LLM_LAYER_HF
+        pattern = r"^layers\.(\d+)\."
+    layers = _block_count(info, role, t, pattern, what)
+    if layers == 0:
+        raise _fail(info, role, what + " (no layers)")
+    for i in range(layers):
+        needed += [layer.format(i) + p for p in parts]
+    _require(info, role, t, needed, what)
+
+
+def _check_esrgan(info: FileInfo, role: str) -> None:
+    """The engine builds one RRDB per block index it sees and maps every conv by name."""
+    what = "ESRGAN upscaler"
+    t = info.tensors
+    if "model.0.weight" in t:  # original ESRGAN naming
+        blocks = _block_count(info, role, t, r"^model\.1\.sub\.(\d+)\.RDB", what)
+        needed = ["model.0.weight", "model.0.bias", f"model.1.sub.{blocks}.weight"]
+        body = "model.1.sub.{i}.RDB{j}.conv{k}.0.{p}"
+    else:  # Real-ESRGAN naming
+        blocks = _block_count(info, role, t, r"^body\.(\d+)\.", what)
+        needed = ["conv_first.weight", "conv_first.bias", "conv_body.weight", "conv_hr.weight", "conv_last.weight"]
+        body = "body.{i}.rdb{j}.conv{k}.{p}"
+    if blocks == 0:
+        raise _fail(info, role, what + " (no RRDB blocks)")
+    needed += [body.format(i=i, j=j, k=k, p=p) for i in range(blocks) for j in (1, 2, 3) for k in range(1, 6)
+               for p in ("weight", "bias")]
+    _require(info, role, t, needed, what)
+    first = t.get("conv_first.weight") or t.get("model.0.weight")
+    if first is None or len(first) != 4 or first[1] != 3:
+        raise CorruptModelError(f"{role}: {info.path.name}: the first conv has shape {first}; expected (64, 3, 3, 3)")
+
+
+def check_structure(info: FileInfo, role: str = "model") -> None:
+    """Raise CorruptModelError when the tensors the engine sizes the network from are missing or inconsistent."""
+    _check_dtypes(info, role)
+    family = info.family
+    if family in ("flux", "flux2"):
+        _check_flux(info, role, family == "flux2")
+    elif family == "sd3":
+        _check_sd3(info, role)
+    elif family in ("sd1", "sd2", "sdxl"):
+        _check_unet(info, role, family)
+    elif family == "vae":
+        _check_vae(info, role)
+    elif family == "llm":
+        _check_llm(info, role)
+    elif family == "esrgan":
+        _check_esrgan(info, role)
+
+
+# ---------------------------------------------------------------- companions
+
+# Latent channels of the VAE each family decodes with.
+_FAMILY_LATENTS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "flux2": 32}
+_LATENT_NAMES = {4: "SD 1.x/2.x/XL", 16: "SD3/FLUX.1", 32: "FLUX.2"}
+_FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX.1", "flux2": "FLUX.2"}
+# Which companion text encoders each family reads; others are refused rather than guessed at.
+_FAMILY_TEXT = {
+    "sd1": {"clip_l_model_src"},
+    "sd2": set(),
+    "sdxl": {"clip_l_model_src", "clip_g_model_src"},
+    "sd3": {"clip_l_model_src", "clip_g_model_src", "t5_xxl_model_src"},
+    "flux": {"clip_l_model_src", "t5_xxl_model_src"},
+    "flux2": {"llm_model_src"},
+}
+_TEXT_KEYS = ("clip_l_model_src", "clip_g_model_src", "t5_xxl_model_src", "llm_model_src")
+
+
+def check_companion(primary: FileInfo, key: str, companion: FileInfo) -> None:
+    """Refuse a companion file that does not belong with `primary`'s family (UnsupportedOperationError)."""
+    family = primary.family
+    name = _FAMILY_NAMES.get(family)
+    role = f"model_config.{key}"
+    kind = companion.family
+    if key == "vae_model_src":
+        if kind != "vae":
+            raise UnsupportedOperationError(f"{role}: {companion.path.name} is a {kind} file, not a VAE")
+        z = vae_latent_channels(companion)
+        want = _FAMILY_LATENTS.get(family)
+        if want is not None and z != want:
+            raise UnsupportedOperationError(
+                f"{role}: {companion.path.name} is a VAE for {_LATENT_NAMES.get(z or 0, f'{z}-channel')} latents, "
+                f"but {primary.path.name} is a {name} model, which needs a {_LATENT_NAMES[want]} VAE"
+            )
+    elif key in _TEXT_KEYS:
+        if family in _FAMILY_TEXT and key not in _FAMILY_TEXT[family]:
+            raise UnsupportedOperationError(f"{role}: {name} models do not use this text encoder; leave it out")
+        if key == "llm_model_src":
+            if kind != "llm":
+                raise UnsupportedOperationError(f"{role}: {companion.path.name} is a {kind} file, not an LLM")
+            _check_llm_fits(primary, role, companion)
+        elif kind not in ("text_encoder", "unknown"):
+            raise UnsupportedOperationError(f"{role}: {companion.path.name} is a {kind} file, not a text encoder")
+
+
+def _check_llm_fits(primary: FileInfo, role: str, llm: FileInfo) -> None:
+    """FLUX.2's txt_in reads the LLM's hidden states; a mismatch aborts in a matrix product."""
+    if primary.family != "flux2":
+        return
+    geometry = llm_geometry(llm)
+    txt_in = _strip(primary, _DIT_PREFIXES).get("txt_in.weight")
+    if geometry is None or txt_in is None:
+        return
+    layers, hidden = geometry
+    # Klein stacks the hidden states after layers 9, 18 and 27; a shallower LLM gives its last one.
+    width = 3 * hidden if layers > 27 else hidden
+    if txt_in[1] != width:
+        raise UnsupportedOperationError(
+            f"{role}: {llm.path.name} gives {width}-wide text features but {primary.path.name} reads "
+            f"{txt_in[1]}-wide ones; use the LLM this FLUX.2 model was trained with"
+        )

@@ -44,9 +44,24 @@ COMPANION_KEYS = {
     "taesd_model_src": "taesd",
 }
 CONFIG_KEYS = (
-    "device", "threads", "prediction", *COMPANION_KEYS, "upscaler", "mode", "type", "rng", "sampler_rng",
-    "clip_on_cpu", "vae_on_cpu", "offload_to_cpu", "flash_attn", "diffusion_fa", "lora_apply_mode", "mmap",
-    "diffusion_conv_direct", "vae_conv_direct",
+    "device",
+    "threads",
+    "prediction",
+    *COMPANION_KEYS,
+    "upscaler",
+    "mode",
+    "type",
+    "rng",
+    "sampler_rng",
+    "clip_on_cpu",
+    "vae_on_cpu",
+    "offload_to_cpu",
+    "flash_attn",
+    "diffusion_fa",
+    "lora_apply_mode",
+    "mmap",
+    "diffusion_conv_direct",
+    "vae_conv_direct",
 )
 MODEL_TYPES = ("diffusion", "upscale")
 # Which family a model belongs to decides guidance vs cfg and the cache mode.
@@ -217,10 +232,16 @@ def _engine_config(files: dict[str, Path], role: str, config: dict[str, Any]) ->
             setattr(cc, key, names["rng"].index(config[key]))
     if "lora_apply_mode" in config:
         cc.lora_apply_mode = names["lora_apply_mode"].index(config["lora_apply_mode"])
-    for key, attr in (("clip_on_cpu", "clip_on_cpu"), ("vae_on_cpu", "vae_on_cpu"),
-                      ("offload_to_cpu", "offload_to_cpu"), ("flash_attn", "flash_attn"),
-                      ("diffusion_fa", "diffusion_flash_attn"), ("mmap", "mmap"),
-                      ("diffusion_conv_direct", "diffusion_conv_direct"), ("vae_conv_direct", "vae_conv_direct")):
+    for key, attr in (
+        ("clip_on_cpu", "clip_on_cpu"),
+        ("vae_on_cpu", "vae_on_cpu"),
+        ("offload_to_cpu", "offload_to_cpu"),
+        ("flash_attn", "flash_attn"),
+        ("diffusion_fa", "diffusion_flash_attn"),
+        ("mmap", "mmap"),
+        ("diffusion_conv_direct", "diffusion_conv_direct"),
+        ("vae_conv_direct", "vae_conv_direct"),
+    ):
         if key in config:
             setattr(cc, attr, bool(config[key]))
     return cc
@@ -233,8 +254,16 @@ def _load_progress_job(on_progress: Callable[[dict], None] | None, role: str) ->
 
         def tick(step: int, total: int, _secs: float, _phase: str) -> None:
             pct = 100.0 * step / total if total else 0.0
-            on_progress({"phase": "load", "role": role, "percentage": pct, "step": step, "total_steps": total,
-                         "elapsed_ms": (time.perf_counter() - start) * 1000})
+            on_progress(
+                {
+                    "phase": "load",
+                    "role": role,
+                    "percentage": pct,
+                    "step": step,
+                    "total_steps": total,
+                    "elapsed_ms": (time.perf_counter() - start) * 1000,
+                }
+            )
 
         job.on_progress = tick
     return job
@@ -277,10 +306,25 @@ def load_model(
             )
         up_cfg = config.get("upscaler") or {}
         files["upscaler"] = primary
-        up = _engine.Upscaler(str(primary), _threads(config), up_cfg.get("tile_size", 128),
-                              bool(config.get("offload_to_cpu", False)), False, _load_progress_job(on_progress, "upscaler"))
-        model = LoadedModel(model_id, "upscale", "esrgan", model_src, files, config,
-                            (time.perf_counter() - start) * 1000, upscaler=up, upscale_factor=up.factor)
+        up = _engine.Upscaler(
+            str(primary),
+            _threads(config),
+            up_cfg.get("tile_size", 128),
+            bool(config.get("offload_to_cpu", False)),
+            False,
+            _load_progress_job(on_progress, "upscaler"),
+        )
+        model = LoadedModel(
+            model_id,
+            "upscale",
+            "esrgan",
+            model_src,
+            files,
+            config,
+            (time.perf_counter() - start) * 1000,
+            upscaler=up,
+            upscale_factor=up.factor,
+        )
     else:
         if info.family in ("esrgan", "llm", "vae", "text_encoder"):
             raise UnsupportedOperationError(
@@ -304,11 +348,18 @@ def load_model(
             up_info = inspect_file(up_path, "model_config.upscaler.model_src")
             if up_info.family not in ("esrgan", "unknown"):
                 ctx.close()
-                raise UnsupportedOperationError(f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model")
+                raise UnsupportedOperationError(
+                    f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model"
+                )
             files["upscaler"] = up_path
-            model.upscaler = _engine.Upscaler(str(up_path), _threads(config), up_cfg["tile_size"],
-                                              bool(config.get("offload_to_cpu", False)), False,
-                                              _load_progress_job(on_progress, "upscaler"))
+            model.upscaler = _engine.Upscaler(
+                str(up_path),
+                _threads(config),
+                up_cfg["tile_size"],
+                bool(config.get("offload_to_cpu", False)),
+                False,
+                _load_progress_job(on_progress, "upscaler"),
+            )
             model.upscale_factor = model.upscaler.factor
         model.load_ms = (time.perf_counter() - start) * 1000
     with _models_lock:

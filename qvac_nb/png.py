@@ -75,8 +75,32 @@ def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
     return {k: v for k, v in stored.items() if k in _REPLAYABLE}
 
 
+def stored_record(png: bytes) -> dict[str, Any]:
+    """The full record qvac_nb stored in a PNG (parameters, model, seed...), or {} if none."""
+    try:
+        with Image.open(io.BytesIO(png)) as img:
+            text = img.info.get(JSON_KEY)
+        return json.loads(text) if isinstance(text, str) else {}
+    except Exception:  # noqa: BLE001 - an image without a readable record simply has none
+        return {}
+
+
 # The keys of a stored record that `diffusion` accepts back.
 _REPLAYABLE = {
-    "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampling_method",
-    "scheduler", "seed", "batch_count", "vae_tiling", "cache_preset", "strength", "clip_skip", "eta",
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "steps",
+    "cfg_scale",
+    "guidance",
+    "sampling_method",
+    "scheduler",
+    "seed",
+    "batch_count",
+    "vae_tiling",
+    "cache_preset",
+    "strength",
+    "clip_skip",
+    "eta",
 }

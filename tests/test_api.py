@@ -108,7 +108,7 @@ def test_progress_ticks_and_stats(sd1_id: str) -> None:
     assert all(t.total_steps == 6 for t in ticks)
     assert [t.image_index for t in sample] == [0, 0, 0, 1, 1, 1]
     assert any(t.phase == "decode" for t in ticks)
-    assert all(b.elapsed_ms >= a.elapsed_ms for a, b in zip(ticks, ticks[1:]))
+    assert all(b.elapsed_ms >= a.elapsed_ms for a, b in zip(ticks, ticks[1:], strict=False))
     assert stats.total_steps == 6 and stats.total_generations == 2
     assert 0 < stats.generation_ms <= stats.total_generation_ms <= stats.total_wall_ms
     assert stats.model_load_ms > 0
@@ -236,9 +236,20 @@ def test_job_images_and_repr(sd1_id: str) -> None:
 
 
 def test_camel_case_aliases_and_companions(flux2_model) -> None:  # noqa: ANN001
-    cfg = {"llmModelSrc": str(flux2_model.files["llm"]), "vaeModelSrc": str(flux2_model.files["vae"]), "threads": 2,
-           "flashAttn": False, "diffusionFa": False, "clipOnCpu": True, "vaeOnCpu": True, "samplerRng": "cpu",
-           "rng": "cuda", "loraApplyMode": "auto", "offloadToCpu": False, "prediction": "auto"}
+    cfg = {
+        "llmModelSrc": str(flux2_model.files["llm"]),
+        "vaeModelSrc": str(flux2_model.files["vae"]),
+        "threads": 2,
+        "flashAttn": False,
+        "diffusionFa": False,
+        "clipOnCpu": True,
+        "vaeOnCpu": True,
+        "samplerRng": "cpu",
+        "rng": "cuda",
+        "loraApplyMode": "auto",
+        "offloadToCpu": False,
+        "prediction": "auto",
+    }
     model_id = qvac_nb.load_model(str(flux2_model.primary), model_config=cfg)
     try:
         model = models.get_model(model_id)
@@ -264,7 +275,9 @@ def test_device_gpu_on_a_cpu_build_warns_once(sd1_model) -> None:  # noqa: ANN00
     models._gpu_warned = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ids = [qvac_nb.load_model(str(sd1_model.primary), model_config={"device": "gpu", "threads": 2}) for _ in range(2)]
+        ids = [
+            qvac_nb.load_model(str(sd1_model.primary), model_config={"device": "gpu", "threads": 2}) for _ in range(2)
+        ]
     assert len([w for w in caught if "no GPU backend" in str(w.message)]) == 1
     for model_id in ids:
         qvac_nb.unload_model(model_id=model_id)
@@ -272,8 +285,9 @@ def test_device_gpu_on_a_cpu_build_warns_once(sd1_model) -> None:  # noqa: ANN00
 
 def test_weight_type_and_load_progress(sd1_model) -> None:  # noqa: ANN001
     events: list[dict] = []
-    model_id = qvac_nb.load_model(str(sd1_model.primary), model_config={"threads": 2, "type": "q8_0"},
-                                  on_progress=events.append)
+    model_id = qvac_nb.load_model(
+        str(sd1_model.primary), model_config={"threads": 2, "type": "q8_0"}, on_progress=events.append
+    )
     try:
         loads = [e for e in events if e["phase"] == "load"]
         assert loads and loads[-1]["percentage"] == pytest.approx(100.0)

@@ -21,9 +21,9 @@ SMALL = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 7.0}
 
 
 def generate(model_id: str, **kw: object) -> list[bytes]:
-    return qvac_nb.diffusion(model_id=model_id, prompt=kw.pop("prompt", "a lighthouse"), **{**SMALL, **kw}).outputs.result(
-        timeout=300
-    )
+    return qvac_nb.diffusion(
+        model_id=model_id, prompt=kw.pop("prompt", "a lighthouse"), **{**SMALL, **kw}
+    ).outputs.result(timeout=300)
 
 
 def test_library_info_reports_the_engine() -> None:
@@ -42,13 +42,20 @@ def test_context_never_frees_params_immediately() -> None:
 def _run_isolated(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_a_library_with_another_abi_is_refused(tmp_path: Path) -> None:
     """QVAC_NB_SD_LIBRARY naming something that is not the bound engine gives a clear error."""
-    libm = next(p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6") if Path(p).exists())
+    libm = next(
+        p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6") if Path(p).exists()
+    )
     code = """
         from qvac_nb import engine
         try:

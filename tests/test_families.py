@@ -21,13 +21,16 @@ def test_family_generates_and_repeats_byte_for_byte(name: str) -> None:
         assert qvac_nb.models.get_model(model_id).family == name
         cfg = {"cfg_scale": 1.0} if name == "flux2" else {}
         runs = [
-            qvac_nb.diffusion(model_id=model_id, prompt="a tiny house", width=64, height=64, steps=2, seed=21, **cfg)
-            .outputs.result(timeout=600)[0]
+            qvac_nb.diffusion(
+                model_id=model_id, prompt="a tiny house", width=64, height=64, steps=2, seed=21, **cfg
+            ).outputs.result(timeout=600)[0]
             for _ in range(2)
         ]
         first = assert_real_image(runs[0], 64, 64)
         assert runs[0] == runs[1], "same seed gave different PNG bytes"
-        other = qvac_nb.diffusion(model_id=model_id, prompt="a tiny house", width=64, height=64, steps=2, seed=22, **cfg)
+        other = qvac_nb.diffusion(
+            model_id=model_id, prompt="a tiny house", width=64, height=64, steps=2, seed=22, **cfg
+        )
         assert not np.array_equal(pixels(other.outputs.result(timeout=600)[0]), first)
     finally:
         qvac_nb.unload_model(model_id=model_id)

@@ -75,6 +75,8 @@ export function isolateKeys(root, onKey) {
       event.stopPropagation();
       return;
     }
+    // Plain and Shift+ keys are text (Shift+Enter too); Ctrl/Cmd/Alt chords such as Ctrl+S still reach the app.
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
     const tag = event.target && event.target.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") event.stopPropagation();
   });

@@ -141,7 +141,10 @@ describe("Studio messages", () => {
     let escaped = false;
     document.addEventListener("keydown", () => (escaped = true), { once: true });
     prompt.dispatchEvent(new KeyboardEvent("keydown", { key: "a", bubbles: true }));
+    prompt.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true }));
     expect(escaped).toBe(false);
+    prompt.dispatchEvent(new KeyboardEvent("keydown", { key: "s", ctrlKey: true, bubbles: true }));
+    expect(escaped).toBe(true); // Ctrl+S still saves the notebook
   });
 
   it("disables Generate while busy and sends cancel", () => {

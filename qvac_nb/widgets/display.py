@@ -14,9 +14,8 @@ _views: weakref.WeakKeyDictionary[Job, Any] = weakref.WeakKeyDictionary()
 def widgets_live() -> bool:
     """True inside a Jupyter kernel (a front-end may render widgets) with anywidget importable."""
     try:
-        from IPython import get_ipython
-
         import anywidget  # noqa: F401
+        from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()

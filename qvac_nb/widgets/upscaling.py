@@ -39,7 +39,8 @@ def upscale_image(model_id: str, png: bytes, repeats: int = 1) -> UpscaleJob:
         return upscale(model_id=model_id, image=png, repeats=repeats)
     if model.upscaler is None:
         raise UnsupportedOperationError(
-            f"upscale: model '{model_id}' has no upscaler; load it with model_config={{'upscaler': {{'model_src': ...}}}}"
+            f"upscale: model '{model_id}' has no upscaler; "
+            "load it with model_config={'upscaler': {'model_src': ...}}"
         )
     repeats = check_int("repeats", repeats, 1, 3)
     pixels = to_rgb_array("image", png)

@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def cache_root() -> Path:
     return Path(base) / generator_hash()
 
 
+def prune_stale(max_age_s: float = 3600.0) -> None:
+    """Drop caches of older generator versions, so edits to the generator don't fill the disk."""
+    root = cache_root()
+    for sibling in root.parent.iterdir() if root.parent.is_dir() else ():
+        if sibling != root and sibling.is_dir() and time.time() - sibling.stat().st_mtime > max_age_s:
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
 def get(name: str) -> TestModel:
     """The test model `name`, built into the cache first if it is not there."""
     recipe = recipes()[name]
@@ -84,6 +93,7 @@ def get(name: str) -> TestModel:
             folder.mkdir(parents=True)
             roles = recipe.build(folder)
             manifest.write_text(json.dumps(roles))
+            prune_stale()
     roles = json.loads(manifest.read_text())
     return TestModel(recipe.name, recipe.family, {r: folder / f for r, f in roles.items()}, dict(recipe.config))
 

@@ -8,6 +8,10 @@ What the engine lets shrink, and what it does not:
   follows it (64 * depth): so this is the full SD3-medium MMDiT (2B parameters).
 - CLIP-L, CLIP-G and T5-XXL have fixed sizes in the engine: full size.
 - The VAE decoder width is inferred: shrunk like the U-Net families'.
+
+Cost: 4.7 GB on disk (T5 alone 2.7 GB) and, on 2 cores, roughly 35-40 s for a 64x64
+2-step image at cfg 7, half that at cfg_scale 1 (no unconditioned pass); leaving out the
+t5xxl companion (the engine then feeds zeros in its place) halves it again.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ POS_EMBED_MAX = 192  # positions form a 192x192 grid of patches
 ADM = 2048  # pooled CLIP-L (768) + CLIP-G (1280)
 CONTEXT = 4096  # T5 width; CLIP states are zero-padded to it
 DIT = "model.diffusion_model."
-DECODER_CH = 32
+DECODER_CH = 32  # narrow VAE decoder, as in unet_family
 
 # The engine builds these in f32 (pos_embed, and Linear layers it forces to f32); f16 in
 # the file halves their size and is widened at load, as in published quantized files.

@@ -34,8 +34,8 @@ MODEL_CHANNELS = 320
 TIME_EMBED = 4 * MODEL_CHANNELS
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
-# Small decoder: the engine infers its width; 32 keeps GroupNorm's 32 groups valid and
-# cuts the 64x64 decode from the bulk of the generation time to a fraction of it.
+# Narrow VAE decoder: the engine infers its width; 32 (GroupNorm needs a multiple of 32)
+# saves 93 MB per model and about a quarter of an sd1 64x64 generation.
 DECODER_CH = 32
 
 

@@ -1,0 +1,742 @@
+"""qvac_nb benchmarks: every figure is a ratio measured within one run, the two sides alternating.
+
+    python benchmarks/run.py [--quick] [--size 256|512] [--repeats N] [--steps N] [--out PATH]
+
+Run it from the repository root with the working tree and the test-model cache on the path:
+
+    PYTHONPATH=$PWD QVAC_NB_TEST_MODELS=/path/to/cache python benchmarks/run.py
+
+Sections (see RESULTS.md for the latest numbers):
+1. end to end: qvac_nb.diffusion vs the peer's StableDiffusion.generate_image (identical parameters and
+   threads) and vs qvac_nb's own extension call (_engine.Context.generate) = the Python layer's cost;
+2. qvac_nb's default settings vs the peer's defaults, and every candidate default's speed and pixel change;
+3. progress-tick latency from the raw engine callback to a Python consumer;
+4. bytes and time to deliver a 512x512 result (PNG encode);
+5. peak RSS and model load time vs the peer, in fresh processes;
+6. cache presets: speed and pixel difference against no cache.
+
+The peer and qvac_nb share one engine library with process-global callbacks, so each runs in its
+own long-lived worker process (benchmarks/worker.py) and requests alternate between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PROMPT = "a lighthouse on a cliff at sunset, oil painting"
+# Candidate defaults: qvac_nb model_config keys the engine documents as speed/memory switches.
+CANDIDATES = ("flash_attn", "diffusion_fa", "diffusion_conv_direct", "vae_conv_direct", "mmap")
+PRESETS = ("slow", "medium", "fast", "ultra")
+NOISE = 0.03  # a speed ratio within 3 % of 1 is within this machine's noise
+
+
+# ---------------------------------------------------------------------- workers
+
+
+class Server:
+    """One worker process (benchmarks/worker.py) spoken to with JSON lines."""
+
+    def __init__(self, label: str, log_dir: Path) -> None:
+        self.label = label
+        self.log = open(log_dir / f"worker-{label}.log", "ab")  # noqa: SIM115 - closed in close()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "worker.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, cwd=str(REPO))
+        self.ready = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.label} died (see {self.log.name})")
+        return json.loads(line)
+
+    def call(self, op: str, **kw: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": op, **kw}) + "\n")
+        self.proc.stdin.flush()
+        reply = self._read()
+        if not reply.get("ok"):
+            raise RuntimeError(f"worker {self.label} {op}: {reply.get('error')}\n{reply.get('trace', '')}")
+        return reply
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None and self.proc.stdin is not None:
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@dataclass
+class Row:
+    section: str
+    figure: str
+    measured: str
+    goal: str
+    met: str  # yes / no / n/a / info
+    notes: str = ""
+
+
+@dataclass
+class Report:
+    args: argparse.Namespace
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # markdown blocks after the summary table
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, *a: str, **kw: str) -> None:
+        self.rows.append(Row(*a, **kw))
+        print(f"  -> {a[1]}: {a[2]} ({a[4]})", flush=True)
+
+    def detail(self, title: str, header: Sequence[str], lines: Sequence[Sequence[Any]], note: str = "") -> None:
+        text = [f"### {title}", ""]
+        if note:
+            text += [note, ""]
+        text.append("| " + " | ".join(header) + " |")
+        text.append("|" + "|".join("---" for _ in header) + "|")
+        text += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+        self.details.append("\n".join(text))
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ratio(num: Sequence[float], den: Sequence[float]) -> list[float]:
+    """Per-round ratios num[i] / den[i]."""
+    return [n / d for n, d in zip(num, den, strict=True)]
+
+
+def pctl(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Pixel difference of two RGB images: identical?, max and mean absolute difference, PSNR."""
+    if a.shape != b.shape:
+        return {"identical": False, "max": 255, "mean": float("nan"), "psnr": 0.0}
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    mse = float((d.astype(np.float64) ** 2).mean())
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+    return {"identical": bool(d.max() == 0), "max": int(d.max()), "mean": float(d.mean()), "psnr": psnr}
+
+
+def fmt_diff(d: dict[str, Any]) -> str:
+    if d["identical"]:
+        return "identical"
+    return f"max {d['max']}, mean {d['mean']:.2f}, PSNR {d['psnr']:.1f} dB"
+
+
+def rotated(items: Sequence[Any], r: int) -> list[Any]:
+    """Round r's order: the list rotated by r, so no side always runs first (alternation)."""
+    k = r % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+def test_models(names: Sequence[str]) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from testmodels import registry
+
+    return {name: registry.get(name) for name in names}
+
+
+def files_of(model: Any) -> dict[str, str]:
+    return {role: str(path) for role, path in model.files.items()}
+
+
+def gen_params(args: argparse.Namespace, family: str, size: int, steps: int, seed: int = 42) -> dict[str, Any]:
+    """Identical generation parameters for both sides (eta explicit: the engine's euler_a default is 1)."""
+    p: dict[str, Any] = {"prompt": PROMPT, "negative_prompt": "", "width": size, "height": size, "steps": steps,
+                         "seed": seed, "eta": 0.0}
+    if family == "flux2":
+        p.update(cfg_scale=1.0, guidance=3.5, sampling_method="euler", scheduler="discrete")
+    else:
+        p.update(cfg_scale=7.0, sampling_method="euler_a", scheduler="discrete")
+    return p
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, report: Report, tmp: Path) -> None:
+        self.args = args
+        self.report = report
+        self.tmp = tmp
+        self.servers: dict[str, Server] = {}
+        self.loaded: set[tuple[str, str]] = set()
+        self._n = 0
+
+    def server(self, label: str) -> Server:
+        if label not in self.servers:
+            self.servers[label] = Server(label, self.tmp)
+        return self.servers[label]
+
+    def load(self, label: str, name: str, side: str, model: Any, config: dict[str, Any]) -> float:
+        key = (label, name)
+        if key in self.loaded:
+            return 0.0
+        reply = self.server(label).call("load", name=name, side=side, files=files_of(model), config=config)
+        self.loaded.add(key)
+        return float(reply["load_s"])
+
+    def gen(self, label: str, name: str, mode: str, params: dict[str, Any], probe: bool = False
+            ) -> tuple[dict[str, Any], np.ndarray]:
+        self._n += 1
+        path = self.tmp / f"img{self._n}.npy"
+        reply = self.server(label).call("gen", name=name, mode=mode, params=params, save=str(path), probe=probe)
+        pixels = np.load(path)
+        path.unlink()
+        return reply, pixels
+
+    def warm(self, label: str, name: str, mode: str, params: dict[str, Any]) -> None:
+        """An untimed 64x64 1-step generation: pages weights in, first-call allocations (skipped by --quick)."""
+        if not self.args.quick:
+            self.gen(label, name, mode, {**params, "width": 64, "height": 64, "steps": 1})
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+        self.loaded.clear()
+
+
+# ---------------------------------------------------------------------- 1. end to end
+
+
+def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
+    a = b.args
+    for name in a.families:
+        model = models[name]
+        params = gen_params(a, model.family, a.size, a.steps)
+        cfg = {"threads": a.threads}
+        b.load("qvac", name, "qvac", model, cfg)
+        b.load("peer", name, "peer", model, {**cfg, "rng": "cuda"})
+        for label, mode in (("peer", "peer"), ("qvac", "qvac"), ("qvac", "raw")):
+            b.warm(label, name, mode, params)
+        sides = [("peer", "peer"), ("qvac", "qvac"), ("qvac", "raw")]
+        times: dict[str, list[float]] = {"peer": [], "qvac": [], "raw": []}
+        images: dict[str, list[np.ndarray]] = {"peer": [], "qvac": [], "raw": []}
+        for r in range(a.repeats):
+            for label, mode in rotated(sides, r):
+                reply, px = b.gen(label, name, mode, params)
+                times[mode].append(reply["s"])
+                images[mode].append(px)
+            print(f"  [1 {name}] round {r + 1}: " + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in times), flush=True)
+        vs_peer = [q / p for q, p in zip(times["qvac"], times["peer"], strict=False)]
+        vs_raw = [q / r for q, r in zip(times["qvac"], times["raw"], strict=False)]
+        d_peer = [diff(q, p) for q, p in zip(images["qvac"], images["peer"], strict=False)]
+        d_raw = [diff(q, r) for q, r in zip(images["qvac"], images["raw"], strict=False)]
+        same_peer = all(d["identical"] for d in d_peer)
+        same_raw = all(d["identical"] for d in d_raw)
+        repeatable = all(diff(images["qvac"][0], x)["identical"] for x in images["qvac"])
+        overhead_ms = med([(q - r) * 1000 for q, r in zip(times["qvac"], times["raw"], strict=False)])
+        label = f"{name} {a.size}x{a.size}, {a.steps} steps, {a.threads} threads"
+        r_peer = med(vs_peer)
+        b.report.row("1", f"end-to-end qvac_nb / peer ({label})", f"{r_peer:.3f}", "<= 1.01",
+                     "yes" if r_peer <= 1.01 else "no",
+                     f"pixels {'identical' if same_peer else 'DIFFER: ' + fmt_diff(d_peer[0])} to the peer; "
+                     f"range {min(vs_peer):.3f}-{max(vs_peer):.3f}")
+        r_raw = med(vs_raw)
+        b.report.row("1", f"end-to-end qvac_nb / raw _engine call ({label})", f"{r_raw:.3f}", "info (Python layer)",
+                     "info", f"median Python-layer cost {overhead_ms:+.1f} ms per image; pixels "
+                     f"{'identical' if same_raw else 'DIFFER'}; repeat runs {'identical' if repeatable else 'DIFFER'}")
+        b.report.detail(
+            f"1. End to end, {name} ({label})",
+            ["round", "peer generate_image s", "qvac_nb.diffusion s", "raw _engine s", "qvac/peer", "qvac/raw"],
+            [[i + 1, f"{p:.3f}", f"{q:.3f}", f"{r:.3f}", f"{q / p:.3f}", f"{q / r:.3f}"]
+             for i, (p, q, r) in enumerate(zip(times["peer"], times["qvac"], times["raw"], strict=False))],
+            note=f"Order rotates each round ({', '.join(m for _, m in sides)} first in turn). Identical parameters: "
+                 f"{json.dumps({k: v for k, v in params.items() if k != 'prompt'})}, rng cuda.",
+        )
+
+
+# ---------------------------------------------------------------------- 2. defaults
+
+
+def section_defaults(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
+    a = b.args
+    name = "sd1"
+    model = models[name]
+    params = gen_params(a, model.family, a.size, a.steps)
+    configs: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "peer defaults": ("peer", "peer", {}),  # StableDiffusion(model_path) and nothing else
+        "qvac_nb now": ("qvac", "qvac", {}),  # qvac_nb.load_model(path): threads = physical cores
+    }
+    for cand in a.candidates:
+        configs[f"+{cand}"] = ("qvac", "qvac", {cand: True})
+    for key, (label, side, cfg) in configs.items():
+        b.load(label, f"def:{key}", side, model, cfg)
+        b.warm(label, f"def:{key}", side, params)
+    times, images = _rounds(b, configs, params, a.repeats, "2")
+    base = "qvac_nb now"
+    rows = []
+    recommended: dict[str, Any] = {}
+    for key in configs:
+        rel = med(ratio(times[key], times[base]))
+        d = diff(images[key][0], images[base][0])
+        keep = key.startswith("+") and d["identical"] and rel < 1 - NOISE
+        if keep:
+            recommended[key[1:]] = True
+        rows.append([key, f"{med(times[key]):.3f}", f"{rel:.3f}", fmt_diff(d),
+                     "adopt" if keep else ("—" if not key.startswith("+") else "no")])
+    b.report.detail(
+        f"2a. Candidate defaults, sd1 {a.size}x{a.size}, {a.steps} steps (time ratio to qvac_nb's current default)",
+        ["config", "median s", "time / qvac_nb now", "pixels vs qvac_nb now", "verdict"], rows,
+        note="A candidate is adopted when it leaves the image identical and is faster by more than the noise "
+             f"({NOISE:.0%}). qvac_nb now = threads = physical cores ({a.physical} here), engine defaults otherwise. "
+             "The peer's default n_threads=-1 means max(os.cpu_count() // 2, 1) "
+             f"= {max((os.cpu_count() or 2) // 2, 1)} here.",
+    )
+    # 2b: the recommended set against the peer's defaults, alternating.
+    final = {"peer defaults": configs["peer defaults"], "qvac_nb now": configs["qvac_nb now"]}
+    if recommended:
+        final["qvac_nb recommended"] = ("qvac", "qvac", dict(recommended))
+        b.load("qvac", "def:qvac_nb recommended", "qvac", model, dict(recommended))
+        b.warm("qvac", "def:qvac_nb recommended", "qvac", params)
+    times2, images2 = _rounds(b, final, params, a.repeats, "2b")
+    best = "qvac_nb recommended" if recommended else "qvac_nb now"
+    speedup = med([p / q for p, q in zip(times2["peer defaults"], times2[best], strict=False)])
+    now_speedup = med([p / q for p, q in zip(times2["peer defaults"], times2["qvac_nb now"], strict=False)])
+    d = diff(images2[best][0], images2["peer defaults"][0])
+    b.report.row("2", f"qvac_nb defaults vs peer defaults (sd1 {a.size}x{a.size})", f"{speedup:.2f}x faster",
+                 ">= 1.3x", "yes" if speedup >= 1.3 else "no",
+                 f"{best}: {json.dumps(recommended) if recommended else 'no extra switches'}; current default "
+                 f"{now_speedup:.2f}x; pixels vs peer default: {fmt_diff(d)}")
+    b.report.detail(
+        "2b. Defaults vs the peer's defaults (alternating)",
+        ["config", "median s", "peer default / config"],
+        [[k, f"{med(times2[k]):.3f}", f"{med(ratio(times2['peer defaults'], times2[k])):.2f}x"] for k in final],
+        note=f"recommended = {json.dumps(recommended) or '{}'}",
+    )
+    return recommended
+
+
+def _rounds(b: Bench, configs: dict[str, tuple[str, str, dict[str, Any]]], params: dict[str, Any], repeats: int,
+            tag: str) -> tuple[dict[str, list[float]], dict[str, list[np.ndarray]]]:
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    images: dict[str, list[np.ndarray]] = {k: [] for k in configs}
+    for r in range(repeats):
+        for key in rotated(list(configs), r):
+            label, side, _ = configs[key]
+            reply, px = b.gen(label, f"def:{key}", side, params)
+            times[key].append(reply["s"])
+            images[key].append(px)
+        print(f"  [{tag}] round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.2f}s" for k in configs), flush=True)
+    return times, images
+
+
+# ---------------------------------------------------------------------- 3. progress latency
+
+
+def section_latency(b: Bench, models: dict[str, Any]) -> None:
+    a = b.args
+    model = models["sd1"]
+    b.load("qvac", "sd1", "qvac", model, {"threads": a.threads})
+    params = gen_params(a, model.family, 64, a.latency_steps)
+    lat: dict[str, list[float]] = {"thread": [], "async": []}
+    for r in range(max(1, a.repeats // 2) * 2):
+        for consumer in rotated(["thread", "async"], r):
+            reply = b.server("qvac").call("latency", name="sd1", params=params, consumer=consumer)
+            lat[consumer] += reply["latency_ms"]
+    rows = []
+    for consumer, values in lat.items():
+        p50, p95 = pctl(values, 50), pctl(values, 95)
+        rows.append([consumer, len(values), f"{p50:.2f}", f"{p95:.2f}", f"{max(values):.2f}"])
+        where = "a thread iterating job.progress_stream" if consumer == "thread" else "`async for` over progress_stream"
+        b.report.row("3", f"progress tick latency, engine callback -> {where}", f"p50 {p50:.2f} ms, p95 {p95:.2f} ms",
+                     "p95 <= 10 ms", "yes" if p95 <= 10 else "no", f"{len(values)} ticks, max {max(values):.2f} ms")
+    b.report.row("3", "progress tick latency to the browser", "see tests/browser", "p95 <= 10 ms", "n/a",
+                 "measured by the Studio engineer")
+    b.report.detail(
+        "3. Progress-tick latency (ms)", ["consumer", "ticks", "p50", "p95", "max"], rows,
+        note="From the entry of the raw `_engine.Job.on_progress` callback (perf_counter_ns, wrapped around qvac_nb's "
+             "own hook) to the consumer receiving the tick, sd1 64x64, "
+             f"{a.latency_steps} steps, {a.threads} engine threads busy on the same cores. The hop from the engine's C "
+             "callback into Python (taking the GIL) is before the first timestamp and not included.",
+    )
+
+
+# ---------------------------------------------------------------------- 4. result delivery
+
+
+def section_delivery(b: Bench) -> None:
+    from qvac_nb.png import encode_png
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:512, 0:512].astype(np.float32)
+    smooth = np.stack([xx / 2, yy / 2, (xx + yy) / 4], -1) + rng.normal(0, 6, (512, 512, 3))
+    images = {"photo-like (gradient + mild grain)": np.clip(smooth, 0, 255).astype(np.uint8),
+              "noise (worst case, random weights)": rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)}
+    params = {"prompt": PROMPT, "width": 512, "height": 512, "steps": 20, "seed": 42}
+    rows = []
+    reps = 3 if b.args.quick else 15
+    for label, px in images.items():
+        secs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            png = encode_png(px, params)
+            secs.append(time.perf_counter() - t0)
+        rows.append([label, f"{len(png):,}", f"{med(secs) * 1000:.1f}", f"{len(png) * 4 // 3:,}"])
+        b.report.row("4", f"512x512 PNG, {label}", f"{len(png) / 1024:.0f} KiB, encode {med(secs) * 1000:.1f} ms",
+                     "PNG bytes once, binary", "info", f"raw RGB is {px.nbytes / 1024:.0f} KiB")
+    widget = _widget_bytes(images["photo-like (gradient + mild grain)"], params)
+    b.report.row("4", "bytes a widget message carries for one 512x512 result", widget["measured"],
+                 "the PNG bytes once, binary", widget["met"], widget["notes"])
+    b.report.detail("4. Delivering a 512x512 result", ["image", "PNG bytes", "encode ms (median)",
+                                                      "bytes if base64 in JSON"], rows,
+                    note="qvac_nb.png.encode_png (zlib level 1, parameters embedded). Binary transfer sends the PNG "
+                         "bytes as a Jupyter comm buffer; base64 inside the JSON would add a third.")
+
+
+def _widget_bytes(pixels: np.ndarray, params: dict[str, Any]) -> dict[str, str]:
+    """Bytes the widget sends for a result, when qvac_nb.widgets exists (built in parallel)."""
+    import importlib.util
+
+    from qvac_nb.png import encode_png
+
+    png = encode_png(pixels, params)
+    if importlib.util.find_spec("qvac_nb.widgets") is None:
+        return {"measured": "n/a (qvac_nb.widgets not present)", "met": "n/a",
+                "notes": f"protocol to check: one binary buffer of {len(png):,} PNG bytes per result, no base64 copy"}
+    try:
+        return _measure_widget(png)
+    except Exception as exc:  # noqa: BLE001 - the widget is another engineer's moving target
+        return {"measured": "not measured", "met": "n/a", "notes": f"widget probe failed: {type(exc).__name__}: {exc}"}
+
+
+def _measure_widget(png: bytes) -> dict[str, str]:
+    """A result through qvac_nb.widgets.Gallery (JobView shares its image store): count the comm's bytes."""
+    from qvac_nb.widgets import Gallery
+
+    gallery = Gallery()
+    sent: list[tuple[Any, list[bytes]]] = []
+    original = gallery.comm.send
+
+    def capture(data: Any = None, metadata: Any = None, buffers: Any = None, **kw: Any) -> Any:
+        sent.append((data, [bytes(x) for x in buffers or []]))
+        return original(data=data, metadata=metadata, buffers=buffers, **kw)
+
+    gallery.comm.send = capture
+    t0 = time.perf_counter()
+    gallery.add(png)  # what a finished job does: a synced entry with a thumbnail
+    add_ms = (time.perf_counter() - t0) * 1000
+    state = list(sent)
+    sent.clear()
+    t0 = time.perf_counter()
+    gallery._on_msg(gallery, {"type": "image", "id": gallery.images[-1]["id"]}, [])  # the front-end asks for it
+    view_ms = (time.perf_counter() - t0) * 1000
+    view = list(sent)
+
+    def size(msgs: list[tuple[Any, list[bytes]]]) -> tuple[int, int]:
+        return len(json.dumps([d for d, _ in msgs], default=str)), sum(len(x) for _, bufs in msgs for x in bufs)
+
+    (state_json, state_bin), (view_json, view_bin) = size(state), size(view)
+    copies = sum(1 for _, bufs in state + view for x in bufs if x == png)
+    # A PNG smuggled into JSON (base64) would make a JSON part as large as the image.
+    b64 = max(state_json, view_json) > len(png) // 2
+    met = "yes" if copies == 1 and not b64 else "no"
+    return {"measured": f"{view_bin:,} B binary + {view_json} B JSON on view; sync {state_bin:,} B "
+                        f"binary + {state_json:,} B JSON", "met": met,
+            "notes": f"PNG copies sent: {copies}; sync = JPEG thumbnail + params ({add_ms:.0f} ms kernel-side); "
+                     f"full PNG only when the front-end asks ({view_ms:.1f} ms)"}
+
+
+# ---------------------------------------------------------------------- 5. memory and load time
+
+
+def section_memory(b: Bench, models: dict[str, Any]) -> None:
+    a = b.args
+    rows = []
+    for name in a.families:
+        model = models[name]
+        params = gen_params(a, model.family, a.size, 1)
+        res: dict[str, dict[str, list[float]]] = {s: {"load": [], "peak": [], "delta": []} for s in ("peer", "qvac")}
+        for r in range(a.repeats):
+            for side in rotated(["peer", "qvac"], r):
+                cfg: dict[str, Any] = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
+                server = Server(f"fresh-{side}", b.tmp)
+                try:
+                    loaded = server.call("load", name=name, side=side, files=files_of(model), config=cfg)
+                    server.call("gen", name=name, mode=side, params=params)
+                    peak = server.call("rss")["maxrss_mb"]
+                finally:
+                    server.close()
+                res[side]["load"].append(loaded["load_s"])
+                res[side]["peak"].append(peak)
+                res[side]["delta"].append(peak - loaded["rss_before_mb"])
+            print(f"  [5 {name}] round {r + 1}: " + ", ".join(
+                f"{s} load {res[s]['load'][-1]:.2f}s peak {res[s]['peak'][-1]:.0f}MB" for s in res), flush=True)
+        load_ratio = med([q / p for q, p in zip(res["qvac"]["load"], res["peer"]["load"], strict=False)])
+        peak_ratio = med([q / p for q, p in zip(res["qvac"]["peak"], res["peer"]["peak"], strict=False)])
+        label = f"{name}, {a.size}x{a.size}"
+        b.report.row("5", f"peak RSS qvac_nb / peer ({label}, fresh processes)", f"{(peak_ratio - 1) * 100:+.1f} %",
+                     "<= +5 %", "yes" if peak_ratio <= 1.05 else "no",
+                     f"median peak {med(res['qvac']['peak']):.0f} MB vs {med(res['peer']['peak']):.0f} MB")
+        b.report.row("5", f"model load time qvac_nb / peer ({label})", f"x{load_ratio:.3f}", "<= x1.02",
+                     "yes" if load_ratio <= 1.02 else "no",
+                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s")
+        for side in ("peer", "qvac"):
+            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['peak']):.0f}",
+                         f"{med(res[side]['delta']):.0f}"])
+    b.report.detail("5. Memory and load time (fresh processes, alternating)",
+                    ["model", "side", "load s (median)", "peak RSS MB", "peak - RSS after import MB"], rows,
+                    note=f"Each sample is a new worker process: import, load (timed), one {a.size}x{a.size} 1-step "
+                         "generation, then ru_maxrss. qvac_nb with its own defaults and the peer's threads; the peer "
+                         "with its defaults, n_threads and rng cuda.")
+
+
+# ---------------------------------------------------------------------- 6. cache presets
+
+
+def section_cache(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
+    a = b.args
+    verdicts: dict[str, Any] = {}
+    for name in a.families:
+        model = models[name]
+        b.load("qvac", name, "qvac", model, {"threads": a.threads})
+        params = gen_params(a, model.family, a.cache_size, a.cache_steps)
+        b.warm("qvac", name, "qvac", params)
+        keys = ["none", *PRESETS]
+        times: dict[str, list[float]] = {k: [] for k in keys}
+        sample: dict[str, list[float]] = {k: [] for k in keys}
+        images: dict[str, np.ndarray] = {}
+        logs: dict[str, list[str]] = {}
+        for r in range(a.repeats):
+            for key in rotated(keys, r):
+                p = {**params, "cache_preset": None if key == "none" else key}
+                reply, px = b.gen("qvac", name, "qvac", p, probe=True)
+                times[key].append(reply["s"])
+                sample[key].append(reply.get("sample_s", float("nan")))
+                images[key] = px
+                logs[key] = reply.get("cache_log", [])
+            print(f"  [6 {name}] round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.2f}s" for k in keys), flush=True)
+        speed = {k: med([n / t for n, t in zip(times["none"], times[k], strict=False)]) for k in keys}
+        sspeed = {k: med([n / t for n, t in zip(sample["none"], sample[k], strict=False)]) for k in keys}
+        skipped = {k: _skipped(logs[k]) for k in keys}
+        order = [sspeed[k] for k in PRESETS]
+        monotone = all(y >= x - NOISE for x, y in zip(order, order[1:], strict=False)) and order[-1] > order[0] + NOISE
+        verdicts[name] = {"monotone": monotone, "speed": sspeed, "skipped": skipped}
+        rows = [[k, f"{med(times[k]):.2f}", f"{speed[k]:.2f}x", f"{sspeed[k]:.2f}x",
+                 skipped[k] if skipped[k] is not None else "?", fmt_diff(diff(images[k], images["none"]))]
+                for k in keys]
+        mode = "EasyCache" if model.family in ("flux", "flux2", "sd3") else "UCache"
+        b.report.detail(
+            f"6. Cache presets, {name} ({mode}), {a.cache_size}x{a.cache_size}, {a.cache_steps} steps",
+            ["preset", "median s", "speed-up (total)", "speed-up (sampling)", "steps skipped", "pixels vs no cache"],
+            rows, note=f"PRESETS (threshold, start, end) = {_presets()}. Sampling time = the sum of the engine's "
+                       "per-step seconds; speed-up = no-cache time / preset "
+                       "time, median of the per-round ratios. Steps skipped from the engine's cache log line.",
+        )
+        b.report.row("6", f"cache presets speed rises slow -> ultra ({name}, {mode})",
+                     " < ".join(f"{k} {sspeed[k]:.2f}x" for k in PRESETS), "monotonic",
+                     "yes" if monotone else "no",
+                     "skipped steps " + "/".join(str(skipped[k]) for k in PRESETS)
+                     + f"; ultra pixels vs none: {fmt_diff(diff(images['ultra'], images['none']))}")
+    return verdicts
+
+
+def _presets() -> str:
+    from qvac_nb.cache_presets import PRESETS as values
+
+    return ", ".join(f"{k} {v}" for k, v in values.items())
+
+
+def _skipped(lines: list[str]) -> int | None:
+    """Skipped-step count from the engine's cache summary line (e.g. 'UCache skipped 5/20 steps')."""
+    import re
+
+    for line in lines:
+        m = re.search(r"skipped\s+(\d+)", line, re.I)
+        if m:
+            return int(m.group(1))
+        if "without skipping" in line:
+            return 0
+    return None
+
+
+# ---------------------------------------------------------------------- RESULTS.md
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical": os.cpu_count(), "physical": psutil.cpu_count(logical=False),
+            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(),
+            "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+def merge_previous(report: Report, path: Path) -> None:
+    """--update: keep the previous run's rows and details for the sections not run now."""
+    old = json.loads(path.with_suffix(".json").read_text())
+    keep = [Row(**r) for r in old["rows"] if r["section"] not in report.args.sections]
+    report.rows = sorted(keep + report.rows, key=lambda r: r.section)
+    details = [d for d in old["details"] if d[4] not in report.args.sections] + report.details
+    report.details = sorted(details, key=lambda d: d[4])
+    report.meta["updated"] = f"sections {','.join(sorted(report.args.sections))} re-run on {report.meta['date']}; " \
+                             f"the others from {old['meta']['date']} ({' '.join(old['argv'])})"
+
+
+def write_results(report: Report, path: Path) -> None:
+    a, m = report.args, report.meta
+    path.with_suffix(".json").write_text(json.dumps(
+        {"rows": [r.__dict__ for r in report.rows], "details": report.details, "argv": a.argv,
+         "meta": {k: v for k, v in m.items() if k in ("date", "machine", "info", "load_end")}}, indent=1, default=str))
+    cmd = "python benchmarks/run.py " + " ".join(a.argv)
+    lines = [
+        "# qvac_nb benchmarks",
+        "",
+        f"Written by `{cmd.strip()}` on {m['date']} ({m['wall_s']:.0f} s).",
+        "",
+        "Every figure is a ratio within this run, the two sides alternating (order rotated each round), "
+        "median over rounds. Random-weight test models from `tests/testmodels`.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {m['machine']['cpu']}, {m['machine']['physical']} physical / {m['machine']['logical']} logical "
+        f"cores, {m['machine']['ram_gib']} GiB RAM, {m['machine']['os']}",
+        f"- load average at start {m['machine']['load']}, at end {m['load_end']}"
+        + (" — **the machine was shared and busy: absolute times are inflated and ratios noisier than usual**"
+           if max(m["machine"]["load"] + m["load_end"]) > (m["machine"]["logical"] or 2) * 0.75 else ""),
+        f"- Python {m['info'].get('python')}, qvac_nb {m['info'].get('qvac_nb')} ({m['info'].get('qvac_nb_path')}), "
+        f"stable-diffusion-cpp-python {m['info'].get('peer')}",
+        f"- engine library {m['info'].get('engine', {}).get('path')} — {m['info'].get('system_info', '')}",
+        f"- settings: size {a.size}, steps {a.steps}, repeats {a.repeats}, threads {a.threads}, cache section "
+        f"{a.cache_size}x{a.cache_size} / {a.cache_steps} steps, models {', '.join(a.families)}",
+        "",
+        *([f"- **updated**: {m['updated']}"] if m.get("updated") else []),
+        "",
+        "## Summary",
+        "",
+        "| # | figure | measured | goal | met | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        lines.append(f"| {row.section} | {row.figure} | {row.measured} | {row.goal} | {row.met} | {row.notes} |")
+    lines += ["", "## Details", ""]
+    for block in report.details:
+        lines += [block, ""]
+    if m.get("errors"):
+        lines += ["## Errors", ""] + [f"- {e}" for e in m["errors"]] + [""]
+    path.write_text("\n".join(lines))
+
+
+# ---------------------------------------------------------------------- main
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: checks the harness (< 60 s)")
+    ap.add_argument("--size", type=int, default=None, help="image side for sections 1, 2, 5 (256 or 512)")
+    ap.add_argument("--repeats", type=int, default=None, help="alternating rounds per figure")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps for sections 1 and 2")
+    ap.add_argument("--threads", type=int, default=None, help="engine threads (default: physical cores)")
+    ap.add_argument("--cache-size", type=int, default=None, help="image side for the cache-preset section")
+    ap.add_argument("--cache-steps", type=int, default=None, help="steps for the cache-preset section")
+    ap.add_argument("--models", default=None, help="comma list of test models (default sd1,flux2)")
+    ap.add_argument("--sections", default="1,2,3,4,5,6", help="comma list of sections to run")
+    ap.add_argument("--update", action="store_true", help="re-run --sections only, keeping the other sections' "
+                    "results from the previous run's <out>.json")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the results table")
+    a = ap.parse_args(argv)
+    a.argv = list(argv)
+    quick = a.quick
+    a.size = a.size or (64 if quick else 256)
+    a.repeats = a.repeats or (1 if quick else 3)
+    a.steps = a.steps or (1 if quick else 2)
+    a.cache_size = a.cache_size or (64 if quick else 128)
+    a.cache_steps = a.cache_steps or (4 if quick else 20)
+    a.latency_steps = 4 if quick else 20
+    a.families = (a.models or ("sd1" if quick else "sd1,flux2")).split(",")
+    a.candidates = ("flash_attn", "vae_conv_direct") if quick else CANDIDATES
+    a.sections = {s.strip() for s in a.sections.split(",")}
+    return a
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parse(sys.argv[1:] if argv is None else argv)
+    start = time.perf_counter()
+    report = Report(a)
+    report.meta["machine"] = machine()
+    a.physical = report.meta["machine"]["physical"] or 1
+    a.threads = a.threads or a.physical
+    report.meta["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    errors: list[str] = []
+    models = test_models(sorted(set(a.families) | {"sd1"}))
+    steps: list[tuple[str, Callable[[Bench], Any]]] = [
+        ("1", lambda b: section_end_to_end(b, models)),
+        ("2", lambda b: section_defaults(b, models)),
+        ("3", lambda b: section_latency(b, models)),
+        ("4", section_delivery),
+        ("5", lambda b: section_memory(b, models)),
+        ("6", lambda b: section_cache(b, models)),
+    ]
+    with tempfile.TemporaryDirectory(prefix="qvac-bench-") as tmp:
+        bench = Bench(a, report, Path(tmp))
+        try:
+            info = bench.server("qvac").call("info")
+            report.meta["info"] = info
+            for number, run in steps:
+                if number not in a.sections:
+                    continue
+                print(f"section {number} ...", flush=True)
+                try:
+                    run(bench)
+                except Exception as exc:  # noqa: BLE001 - one section's failure is reported, the rest still run
+                    errors.append(f"section {number}: {type(exc).__name__}: {str(exc)[:2000]}")
+                    print(errors[-1], file=sys.stderr, flush=True)
+                if number == "2":  # section 2 holds many contexts: free them
+                    bench.close()
+            if errors:
+                _keep_logs(Path(tmp), a.out)
+        finally:
+            bench.close()
+    report.meta.update(errors=errors, wall_s=time.perf_counter() - start,
+                       load_end=[round(x, 2) for x in os.getloadavg()])
+    if a.update and a.out.with_suffix(".json").exists():
+        merge_previous(report, a.out)
+    write_results(report, a.out)
+    print(f"wrote {a.out} in {time.perf_counter() - start:.0f} s", flush=True)
+    return 1 if errors else 0
+
+
+def _keep_logs(tmp: Path, out: Path) -> None:
+    """Worker stderr (engine logs) next to the results, for a failure's post-mortem."""
+    logs = out.parent / (out.stem + "-logs")
+    logs.mkdir(exist_ok=True)
+    for log in tmp.glob("worker-*.log"):
+        (logs / log.name).write_bytes(log.read_bytes())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

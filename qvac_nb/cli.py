@@ -1,0 +1,415 @@
+"""`qvac-nb`: the plain API from a shell.
+
+    qvac-nb generate "a lighthouse at dusk" --model SD_V2_1_1B_Q8_0 -o out.png
+    qvac-nb upscale photo.jpg -o photo-x4.png --model REALESRGAN_X4PLUS
+    qvac-nb models
+    qvac-nb info
+
+Exit codes: 0 success, 2 bad arguments (the message says which and why), 1 engine,
+download or other failures, 130 when interrupted with Ctrl-C (the job is cancelled first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import inspect
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_MODEL = "SD_V2_1_1B_Q8_0"
+DEFAULT_UPSCALER = "REALESRGAN_X4PLUS"
+CANCEL_WAIT_S = 30.0  # how long Ctrl-C waits for the engine to stop before leaving anyway
+_BACKEND_SYMBOLS = {
+    "CUDA": "ggml_backend_cuda_init",
+    "Metal": "ggml_backend_metal_init",
+    "Vulkan": "ggml_backend_vk_init",
+    "SYCL": "ggml_backend_sycl_init",
+}
+
+
+class UsageError(Exception):
+    """A bad command line found after parsing (e.g. an unreadable --model-config)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage already; keep its messages but prefix them like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"qvac-nb: error: {message}\n")
+
+
+def _diffusion_defaults() -> dict[str, Any]:
+    """diffusion()'s own defaults, so --help never drifts from the API."""
+    from .generation import diffusion
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(diffusion).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _default(defaults: dict[str, Any], name: str, fallback: str = "the model's") -> str:
+    value = defaults.get(name)
+    return fallback if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qvac-nb", description="Local, private image generation over stable-diffusion.cpp.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries on stderr")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and engine logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = _diffusion_defaults()
+    gen = sub.add_parser("generate", help="text-to-image or image-to-image", description="Generate images.")
+    gen.add_argument("prompt")
+    gen.add_argument("-o", "--output", default="output.png",
+                     help="PNG to write (default output.png); batches write output-1.png, output-2.png, ...")
+    gen.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                     help=f"catalogue name, file path, https URL or hf://owner/repo/file (default {DEFAULT_MODEL})")
+    p = gen.add_argument_group("generation (defaults are diffusion()'s)")
+    p.add_argument("-n", "--negative-prompt", help="what to avoid (default none)")
+    p.add_argument("-W", "--width", type=int, help=f"multiple of 8, 64-4096 (default {_default(d, 'width')})")
+    p.add_argument("-H", "--height", type=int, help=f"multiple of 8, 64-4096 (default {_default(d, 'height')})")
+    p.add_argument("--steps", type=int, help=f"sampling steps (default {_default(d, 'steps')})")
+    p.add_argument("--cfg-scale", type=float, help=f"classifier-free guidance (default {_default(d, 'cfg_scale')})")
+    p.add_argument("--guidance", type=float,
+                   help=f"distilled guidance of FLUX models (default {_default(d, 'guidance')})")
+    p.add_argument("--sampler", help="sampling method, e.g. euler_a, dpm++2m (default: the model's)")
+    p.add_argument("--scheduler", help="e.g. discrete, karras (default: the model's)")
+    p.add_argument("-s", "--seed", type=int, help="-1 picks one at random (default -1)")
+    p.add_argument("-b", "--batch-count", type=int, help="images to make, 1-16 (default 1)")
+    p.add_argument("--vae-tiling", action="store_true", default=None, help="decode in tiles to save memory")
+    p.add_argument("--cache-preset", help="step cache: slow, medium, fast or ultra (default off)")
+    p.add_argument("-i", "--init-image", help="PNG/JPEG to start from (image-to-image)")
+    p.add_argument("--strength", type=float,
+                   help=f"how much of the init image to repaint, (0, 1] (default {_default(d, 'strength')})")
+    p.add_argument("--clip-skip", type=int, help="text-encoder layers to skip, 1-12 (default: the model's)")
+    p.add_argument("--eta", type=float, help="noise of eta-based samplers (default: the sampler's)")
+    u = gen.add_argument_group("upscaling")
+    u.add_argument("--upscale", action="store_true", help="upscale each image once with --upscaler (x4)")
+    u.add_argument("--upscale-repeats", type=int, metavar="N", help="upscale N times (1-3; 2 gives x16)")
+    u.add_argument("--upscaler", metavar="MODEL",
+                   help=f"ESRGAN model for --upscale (default {DEFAULT_UPSCALER} when upscaling)")
+    u.add_argument("--upscaler-tile-size", type=int, metavar="PX", help="ESRGAN tile size, 16-2048 (default 128)")
+    _add_model_config_args(gen, companions=True)
+
+    up = sub.add_parser("upscale", help="upscale a PNG/JPEG with an ESRGAN model", description="Upscale an image.")
+    up.add_argument("image", help="PNG or JPEG to upscale")
+    up.add_argument("-o", "--output", help="PNG to write (default <image>-upscaled.png next to the input)")
+    up.add_argument("-m", "--model", default=DEFAULT_UPSCALER, help=f"ESRGAN model (default {DEFAULT_UPSCALER})")
+    up.add_argument("-r", "--repeats", type=int, help="upscale passes, 1-3 (default 1; 2 gives x16)")
+    up.add_argument("--tile-size", type=int, metavar="PX", help="tile size, 16-2048 (default 128)")
+    _add_model_config_args(up, companions=False)
+
+    models = sub.add_parser("models", help="the model catalogue and what is cached", description="List models.")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    info = sub.add_parser("info", help="engine library, backend, threads, cache folder", description="Show setup.")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _add_model_config_args(parser: argparse.ArgumentParser, *, companions: bool) -> None:
+    g = parser.add_argument_group("model config")
+    if companions:
+        g.add_argument("--llm", metavar="MODEL", help="text encoder LLM of split models (FLUX.2: QWEN3_4B_Q4_K_M)")
+        g.add_argument("--vae", metavar="MODEL", help="VAE of split models (FLUX.2: FLUX_2_KLEIN_4B_VAE)")
+        g.add_argument("--clip-l", metavar="MODEL", help="CLIP-L text encoder (SD3, FLUX.1)")
+        g.add_argument("--clip-g", metavar="MODEL", help="CLIP-G text encoder (SD3)")
+        g.add_argument("--t5xxl", metavar="MODEL", help="T5-XXL text encoder (SD3, FLUX.1)")
+        g.add_argument("--taesd", metavar="MODEL", help="tiny autoencoder for fast decoding")
+        g.add_argument("--prediction", help="auto, eps, v, edm_v, flow, flux_flow or flux2_flow (default auto)")
+    g.add_argument("--threads", type=int, help="CPU threads, -1 for every physical core (default -1)")
+    g.add_argument("--device", help="gpu or cpu (default: the engine's)")
+    g.add_argument("--model-config", metavar="JSON", help='other load_model options, e.g. \'{"flash_attn": true}\'')
+
+
+# ---------------------------------------------------------------- running
+
+
+def _model_config(args: argparse.Namespace, upscaler: dict[str, Any] | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if args.model_config:
+        try:
+            extra = json.loads(args.model_config)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--model-config: not valid JSON ({exc})") from None
+        if not isinstance(extra, dict):
+            raise UsageError("--model-config: expected a JSON object like {\"flash_attn\": true}")
+        config.update(extra)
+    keys = {"llm": "llm_model_src", "vae": "vae_model_src", "clip_l": "clip_l_model_src",
+            "clip_g": "clip_g_model_src", "t5xxl": "t5_xxl_model_src", "taesd": "taesd_model_src",
+            "prediction": "prediction", "threads": "threads", "device": "device"}
+    for attr, key in keys.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            config[key] = value
+    if upscaler:
+        config["upscaler"] = upscaler
+    return config
+
+
+def _bar(quiet: bool) -> Callable[[Any], None]:
+    """A progress callback for job ticks that draws one tqdm bar per phase on stderr."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {"bar": None, "phase": None}
+
+    def update(tick: Any) -> None:
+        if quiet:
+            return
+        key = (tick.phase, tick.total_steps)
+        if state["phase"] != key:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["bar"] = tqdm(total=tick.total_steps, desc=tick.phase, unit="step", file=sys.stderr, leave=False)
+            state["phase"] = key
+        bar = state["bar"]
+        bar.update(max(0, tick.step - bar.n))
+
+    def close(_: Any = None) -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    update.close = close  # type: ignore[attr-defined]
+    return update
+
+
+def _wait(job: Any, quiet: bool) -> list[bytes]:
+    """Follow a job's progress on stderr and return its PNGs; Ctrl-C cancels it."""
+    bar = _bar(quiet)
+    try:
+        for tick in job.progress_stream:
+            bar(tick)
+        return job.outputs.result()
+    except KeyboardInterrupt:
+        job.cancel()
+        try:  # let the engine stop at its next step so it exits cleanly
+            job.outputs.exception(timeout=CANCEL_WAIT_S)
+        except BaseException:  # noqa: BLE001 - leaving anyway
+            pass
+        raise
+    finally:
+        bar.close()  # type: ignore[attr-defined]
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _output_paths(output: str, count: int) -> list[Path]:
+    path = Path(output).expanduser()
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--output: {output!r} must end in .png (qvac_nb writes PNGs with their parameters)")
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
+
+
+def _write(paths: Sequence[Path], pngs: Sequence[bytes]) -> None:
+    for path, png in zip(paths, pngs, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+        print(path)  # stdout: just the files, for scripts
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import qvac_nb
+
+    upscaling = args.upscale or args.upscale_repeats is not None
+    if not upscaling and (args.upscaler or args.upscaler_tile_size is not None):
+        raise UsageError("--upscaler/--upscaler-tile-size: add --upscale (x4) or --upscale-repeats N to use them")
+    upscaler = None
+    if upscaling:
+        upscaler = {"model_src": args.upscaler or DEFAULT_UPSCALER}
+        if args.upscaler_tile_size is not None:
+            upscaler["tile_size"] = args.upscaler_tile_size
+    config = _model_config(args, upscaler)
+    batch = args.batch_count if args.batch_count is not None else 1
+    paths = _output_paths(args.output, batch)
+
+    given = {
+        "negative_prompt": args.negative_prompt, "width": args.width, "height": args.height, "steps": args.steps,
+        "cfg_scale": args.cfg_scale, "guidance": args.guidance, "sampling_method": args.sampler,
+        "scheduler": args.scheduler, "seed": args.seed, "batch_count": args.batch_count,
+        "vae_tiling": args.vae_tiling, "cache_preset": args.cache_preset, "init_image": args.init_image,
+        "strength": args.strength, "clip_skip": args.clip_skip, "eta": args.eta,
+    }
+    kwargs = {k: v for k, v in given.items() if v is not None}  # unset flags keep the API's defaults
+    if args.upscale_repeats is not None:
+        kwargs["upscale"] = {"repeats": args.upscale_repeats}  # diffusion() checks the range
+    elif args.upscale:
+        kwargs["upscale"] = True
+    if args.init_image is not None and not Path(args.init_image).expanduser().is_file():
+        raise UsageError(f"--init-image: no image file at {args.init_image}")
+
+    _say(args, f"loading {args.model} ...")
+    model_id = qvac_nb.load_model(args.model, model_config=config)
+    try:
+        job = qvac_nb.diffusion(model_id=model_id, prompt=args.prompt, **kwargs)
+        pngs = _wait(job, args.quiet)
+        _write(paths, pngs)
+        stats = job.stats.result()
+        _say(args, f"{len(pngs)} image(s) of {stats.width}x{stats.height}, seed {stats.seed}, "
+                   f"{stats.generation_ms / 1000:.1f} s")
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+    return EXIT_OK
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    import qvac_nb
+
+    source = Path(args.image).expanduser()
+    if not source.is_file():
+        raise UsageError(f"image: no file at {args.image}")
+    output = args.output or str(source.with_name(f"{source.stem}-upscaled.png"))
+    paths = _output_paths(output, 1)
+    upscaler = {"tile_size": args.tile_size} if args.tile_size is not None else None
+    config = _model_config(args, upscaler)
+    _say(args, f"loading {args.model} ...")
+    model_id = qvac_nb.load_model(args.model, model_type="upscale", model_config=config)
+    try:
+        kwargs = {"repeats": args.repeats} if args.repeats is not None else {}
+        job = qvac_nb.upscale(model_id=model_id, image=str(source), **kwargs)
+        pngs = _wait(job, args.quiet)
+        _write(paths, pngs)
+        stats = job.stats.result()
+        _say(args, f"{stats.width}x{stats.height} in {stats.generation_ms / 1000:.1f} s")
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+    return EXIT_OK
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .catalog import CATALOG
+    from .download import cache_dir, cached_path, list_cached
+
+    rows = []
+    for entry in CATALOG.values():
+        path = cached_path(entry)
+        rows.append({"name": entry.name, "family": entry.family, "role": entry.role, "size": entry.size,
+                     "cached": str(path) if path else None, "notes": entry.notes})
+    others = [{"name": name, "path": str(path), "size": size} for name, path, size in list_cached()
+              if name not in CATALOG]
+    if args.json:
+        print(json.dumps({"cache_dir": str(cache_dir()), "catalog": rows, "other_cached": others}, indent=2))
+        return EXIT_OK
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'NAME':<{width}}  {'FAMILY':<6}  {'ROLE':<15}  {'SIZE':>8}  CACHED")
+    for r in rows:
+        cached = "yes" if r["cached"] else "-"
+        print(f"{r['name']:<{width}}  {r['family']:<6}  {r['role']:<15}  {_human(r['size']):>8}  {cached}")
+    if others:
+        print("\nother cached files:")
+        for o in others:
+            print(f"  {o['name']}  {_human(o['size'])}")
+    total = sum(r["size"] for r in rows if r["cached"]) + sum(o["size"] for o in others)
+    print(f"\ncache folder: {cache_dir()} ({_human(total)} used)")
+    return EXIT_OK
+
+
+def _backends(library: str) -> list[str]:
+    """The GPU backends compiled into the engine library (none for a CPU build)."""
+    try:
+        lib = ctypes.CDLL(library)
+    except OSError:
+        return []
+    return [name for name, symbol in _BACKEND_SYMBOLS.items() if hasattr(lib, symbol)]
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import qvac_nb
+
+    from . import engine
+    from .download import cache_dir
+
+    details = engine.info()
+    backends = _backends(str(details["path"]))
+    system = str(details.get("system_info", "")).replace("System Info:", "").split("|")
+    features = [f.split("=")[0].strip() for f in system if f.strip().endswith("= 1")]
+    report = {
+        "qvac_nb": qvac_nb.__version__,
+        "engine library": details["path"],
+        "engine version": details.get("version"),
+        "engine commit": details.get("commit"),
+        "backend": "+".join(backends + ["CPU"]),
+        "library override": os.environ.get(engine.LIBRARY_ENV) or "(none)",
+        "threads (default)": details["physical_cores"],
+        "cpu features": " ".join(features),
+        "cache folder": str(cache_dir()),
+        "python": sys.version.split()[0],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        width = max(map(len, report))
+        for key, value in report.items():
+            print(f"{key + ':':<{width + 1}} {value}")
+    return EXIT_OK
+
+
+COMMANDS = {"generate": cmd_generate, "upscale": cmd_upscale, "models": cmd_models, "info": cmd_info}
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"qvac-nb: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+
+    from . import _engine
+    from .engine import EngineLibraryError
+    from .errors import CancelledError, DownloadError, EngineError, QvacError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("\nqvac-nb: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CancelledError as exc:
+        return _fail(EXIT_INTERRUPTED, str(exc))
+    except (EngineError, DownloadError, EngineLibraryError, _engine.EngineError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        return _fail(EXIT_FAILURE, str(exc))
+    except (QvacError, UsageError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        return _fail(EXIT_USAGE, str(exc))
+    except Exception:  # a bug: show everything
+        traceback.print_exc()
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""A throwaway JupyterLab server on 127.0.0.1 for the browser tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT_S = 90
+
+
+@dataclass
+class Lab:
+    port: int
+    token: str
+    root: Path
+    log: Path
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}/{path}{sep}token={self.token}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _settings(root: Path) -> Path:
+    """Lab settings with widget state saved into notebooks (off by default in JupyterLab)."""
+    settings = root / ".lab" / "settings"
+    plugin = settings / "@jupyter-widgets" / "jupyterlab-manager" / "plugin.jupyterlab-settings"
+    plugin.parent.mkdir(parents=True, exist_ok=True)
+    plugin.write_text(json.dumps({"saveState": True}))
+    return settings
+
+
+def _wait_ready(lab: Lab, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{lab.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(lab.url("api/status"), timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"jupyter lab did not start in {START_TIMEOUT_S} s:\n{lab.log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running_lab(root: Path, env: dict[str, str]) -> Iterator[Lab]:
+    lab = Lab(free_port(), secrets.token_hex(16), root, root / ".lab" / "server.log")
+    private = root / ".lab"
+    env = {
+        **env,
+        "JUPYTERLAB_SETTINGS_DIR": str(_settings(root)),
+        "JUPYTERLAB_WORKSPACES_DIR": str(private / "workspaces"),
+        "JUPYTER_CONFIG_DIR": str(private / "config"),
+        "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
+        "IPYTHONDIR": str(private / "ipython"),
+    }
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        f"--ServerApp.token={lab.token}", f"--port={lab.port}", f"--ServerApp.root_dir={root}",
+        "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.expose_app_in_browser=True",  # lets the test run commands such as docmanager:save
+    ]
+    with open(lab.log, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        try:
+            _wait_ready(lab, proc)
+            yield lab
+        finally:
+            proc.terminate()  # the server shuts its kernels down on SIGTERM
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    nb = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
+                   "source": src} for i, src in enumerate(cells)],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def python_env() -> dict[str, str]:
+    """The test's environment for the kernel, so it imports the same qvac_nb."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
