@@ -93,6 +93,11 @@ class Worker:
         if self.probe is not None:
             out["sample_s"] = sum(s for phase, _step, _ns, s in self.probe["raw"] if phase == "sample")
             out["steps_seen"] = sum(1 for phase, *_ in self.probe["raw"] if phase == "sample")
+            # The callback's seconds are a running per-step figure, so time the sampling by its ticks instead:
+            # first to last sample tick spans steps 2..n; scale to n steps.
+            ns = [t for phase, _step, t, _s in self.probe["raw"] if phase == "sample"]
+            n = len(ns)
+            out["sample_span_s"] = (ns[-1] - ns[0]) / 1e9 * n / (n - 1) if n > 1 else float("nan")
             out["cache_log"] = [m for m in self.probe["log"] if "cache" in m.lower() or "skip" in m.lower()]
         return out
 

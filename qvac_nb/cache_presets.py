@@ -15,10 +15,10 @@ DIT_FAMILIES = ("flux", "flux2", "sd3")
 
 # preset -> (reuse_threshold, start_percent, end_percent)
 PRESETS: dict[str, tuple[float, float, float]] = {
-    "slow": (0.05, 0.30, 0.90),
-    "medium": (0.15, 0.20, 0.95),
-    "fast": (0.30, 0.15, 0.95),
-    "ultra": (0.60, 0.10, 0.98),
+    "slow": (0.30, 0.30, 0.90),
+    "medium": (0.40, 0.20, 0.95),
+    "fast": (0.60, 0.15, 0.95),
+    "ultra": (1.00, 0.10, 0.98),
 }
 
 

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = _diffusion_defaults()
     gen = sub.add_parser("generate", help="text-to-image or image-to-image", description="Generate images.")
-    gen.add_argument("prompt")
+    gen.add_argument("prompt", help="what to draw")
     gen.add_argument("-o", "--output", default="output.png",
                      help="PNG to write (default output.png); batches write output-1.png, output-2.png, ...")
     gen.add_argument("-m", "--model", default=DEFAULT_MODEL,
@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"distilled guidance of FLUX models (default {_default(d, 'guidance')})")
     p.add_argument("--sampler", help="sampling method, e.g. euler_a, dpm++2m (default: the model's)")
     p.add_argument("--scheduler", help="e.g. discrete, karras (default: the model's)")
-    p.add_argument("-s", "--seed", type=int, help="-1 picks one at random (default -1)")
-    p.add_argument("-b", "--batch-count", type=int, help="images to make, 1-16 (default 1)")
+    p.add_argument("-s", "--seed", type=int, help=f"-1 picks one at random (default {_default(d, 'seed')})")
+    p.add_argument("-b", "--batch-count", type=int, help=f"images to make, 1-16 (default {_default(d, 'batch_count')})")
     p.add_argument("--vae-tiling", action="store_true", default=None, help="decode in tiles to save memory")
     p.add_argument("--cache-preset", help="step cache: slow, medium, fast or ultra (default off)")
     p.add_argument("-i", "--init-image", help="PNG/JPEG to start from (image-to-image)")
@@ -281,7 +281,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     model_id = qvac_nb.load_model(args.model, model_type="upscale", model_config=config)
     try:
         kwargs = {"repeats": args.repeats} if args.repeats is not None else {}
-        job = qvac_nb.upscale(model_id=model_id, image=str(source), **kwargs)
+        # Bytes rather than the path: upscale() then carries a qvac_nb PNG's parameters over.
+        job = qvac_nb.upscale(model_id=model_id, image=source.read_bytes(), **kwargs)
         pngs = _wait(job, args.quiet)
         _write(paths, pngs)
         stats = job.stats.result()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import _engine, engine, models, runner
+from . import _engine, engine, guards, models, runner
 from .cache_presets import apply_cache_preset
 from .errors import CancelledError, EngineError, UnsupportedOperationError
 from .images import to_rgb_array
@@ -128,6 +128,7 @@ def diffusion(
         params["seed"] = random.randrange(0, 2**31)
     params["sampling_method"] = params["sampling_method"] or model.default_sampler
     params["scheduler"] = params["scheduler"] or model.default_scheduler
+    guards.check_diffusion(model, params, init)
     params["upscale_repeats"] = repeats
     params["model"] = model.source
     params["init_image_used"] = init is not None

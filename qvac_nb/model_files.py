@@ -241,7 +241,7 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
         if b"\x00" in raw:
             raise ValueError("NUL byte in the header")
         header = json.loads(raw.decode("utf-8"), parse_constant=_no_constants, object_pairs_hook=_unique_pairs)
-        json.dumps(header).encode("utf-8")  # lone surrogates ("\ud800") fail here
+        json.dumps(header, ensure_ascii=False).encode("utf-8")  # lone surrogates ("\ud800") fail here
     except (UnicodeError, ValueError, RecursionError) as exc:
         raise CorruptModelError(f"{path}: safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
@@ -627,6 +627,22 @@ def _check_vae(info: FileInfo, role: str, what: str = "VAE") -> None:
 def vae_latent_channels(info: FileInfo) -> int | None:
     shape = _vae_shapes(info).get("decoder.conv_in.weight")
     return shape[1] if shape and len(shape) == 4 else None
+
+
+def decoder_channels(info: FileInfo) -> int | None:
+    """The VAE decoder's width at full resolution (the engine reads it from decoder.conv_in)."""
+    shape = _vae_shapes(info).get("decoder.conv_in.weight")
+    return shape[0] // 4 if shape and len(shape) == 4 else None
+
+
+def dit_heads(info: FileInfo) -> int | None:
+    """Attention heads of a FLUX/SD3 DiT (128-wide heads)."""
+    shapes = _strip(info, _DIT_PREFIXES)
+    txt_in = shapes.get("txt_in.weight")
+    if txt_in:
+        return max(txt_in[0] // 128, 1)
+    depth = len(_indices(shapes, r"^joint_blocks\.(\d+)\."))
+    return depth or None  # SD3: one 64-wide head per block
 
 
 _LLM_LAYER_GGUF = ("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "attn_norm.weight",

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _engine, engine, runner
+from . import _engine, engine, guards, runner
 from .errors import (
     CancelledError,
     EngineError,
     InvalidParameterError,
     InvalidTypeError,
+    ModelFileError,
     ModelNotLoadedError,
     UnsupportedOperationError,
     suggest,
@@ -206,7 +207,10 @@ def _resolve(src: str, role: str, on_progress: Callable[[dict], None] | None) ->
         if on_progress is not None:
             on_progress({"phase": "download", "role": role, **info})
 
-    return download.resolve_source(src, on_progress=progress if on_progress else None), defaults
+    try:
+        return download.resolve_source(src, on_progress=progress if on_progress else None), defaults
+    except ModelFileError as exc:  # name the parameter, as every other load_model error does
+        raise ModelFileError(f"{role}: {exc}") from None
 
 
 def _physical_cores() -> int:
@@ -287,6 +291,7 @@ def load_model(
         raise InvalidTypeError("on_progress: expected a callable taking one dict")
     engine.ensure_loaded()
     config = normalize_config(model_config)
+    guards.check_load_config(config)
     mode = config.get("mode", model_type)
     _warn_cpu_fallback(config)
 
@@ -338,6 +343,7 @@ def load_model(
                 files[file_role], _ = _resolve(str(config[key]), key, on_progress)
                 inspect_file(files[file_role], key)
         _check_companions(info, files)
+        guards.check_model_files(info, files)
         ctx = _engine.Context(_engine_config(files, role, config), _load_progress_job(on_progress, "model"))
         model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, context=ctx)
         model.default_sampler = ctx.default_sample_method()

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from testmodels import registry
@@ -19,6 +20,7 @@ from testmodels import registry
 import qvac_nb
 from qvac_nb import download
 from qvac_nb.catalog import CATALOG
+from qvac_nb.png import encode_png
 
 THREADS = os.environ.get("QVAC_NB_TEST_THREADS", "2")
 
@@ -116,6 +118,17 @@ def test_upscale_writes_a_4x_png(tmp_path: Path, esrgan_model: registry.TestMode
     assert result.returncode == 0, result.stderr
     assert png_size(out) == (256, 192)
     assert result.stdout.strip() == str(out)
+
+
+def test_upscaling_a_generated_png_keeps_its_parameters(tmp_path: Path, esrgan_model: registry.TestModel) -> None:
+    source = tmp_path / "made.png"
+    params = {"prompt": "a red door", "seed": 9, "steps": 3, "width": 64, "height": 64}
+    source.write_bytes(encode_png(np.full((64, 64, 3), 120, np.uint8), params))
+    result = qvac_nb_cmd("-q", "upscale", str(source), "--model", str(esrgan_model.primary), "--threads", THREADS)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "made-upscaled.png"  # the default name
+    assert png_size(out) == (256, 256)
+    assert qvac_nb.read_parameters(out) == params
 
 
 def test_upscale_of_a_diffusion_model_is_a_usage_error(tmp_path: Path, sd1_model: registry.TestModel) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -41,6 +43,8 @@ def test_notebook_runs_on_test_models(name: str, tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("QVAC_NB_EXAMPLES_USE_TEST_MODELS", "1")
     monkeypatch.setenv("QVAC_NB_EXAMPLES_OUT", str(tmp_path))
     monkeypatch.setenv("QVAC_NB_TEST_MODELS_SRC", str(TESTS))
+    # A "python3" kernelspec may say just "python": make that this venv's.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     client = NotebookClient(book, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})

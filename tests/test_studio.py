@@ -90,6 +90,9 @@ def buffers_in_state(widget: Any) -> list[bytes]:
 
 def test_generate_progress_preview_and_gallery(sd1_id: str) -> None:
     studio = Studio(sd1_id, **SMALL)
+    # The front-end finds the view by the comm id: no trait may shadow ipywidgets' model_id.
+    assert studio.model_id == studio.comm.comm_id
+    assert studio._repr_mimebundle_()[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == studio.comm.comm_id
     rec = Recorder(studio)
     started = time.monotonic()
     msg(studio, {"type": "generate", "params": {**studio.params, "seed": "1234", "random_seed": False}})
@@ -265,23 +268,23 @@ def test_load_model_from_the_widget(sd1_model: Any) -> None:
     wait_idle(studio)
     try:
         assert studio.status["phase"] == "done", studio.error
-        assert studio.model_id in studio.loaded
+        assert studio.current_model in studio.loaded
         assert studio.model_info["family"] == "sd1" and studio.model_info["default_sampler"]
         loading = [s for s in rec.statuses if s.get("kind") == "load" and s["phase"] == "loading"]
         assert loading and max(s["percent"] for s in loading) == 100.0
         assert studio.samplers and "euler" in studio.samplers and "karras" in studio.schedulers
     finally:
-        if studio.model_id:
-            qvac_nb.unload_model(model_id=studio.model_id)
+        if studio.current_model:
+            qvac_nb.unload_model(model_id=studio.current_model)
 
 
 def test_select_model(sd1_id: str, upscaler_id: str) -> None:
     studio = Studio()
     assert sd1_id in studio.loaded and upscaler_id not in studio.loaded  # only diffusion models are offered
     msg(studio, {"type": "select_model", "model_id": sd1_id})
-    assert studio.model_id == sd1_id
+    assert studio.current_model == sd1_id
     msg(studio, {"type": "select_model", "model_id": upscaler_id})
-    assert "mode='upscale'" in studio.error and studio.model_id == sd1_id
+    assert "mode='upscale'" in studio.error and studio.current_model == sd1_id
 
 
 # -- standalone upscaler, Gallery, JobView ----------------------------------------------------

@@ -26,4 +26,7 @@ if [ "${1:-}" = "--install-only" ]; then
   echo "installed into $VENV; start with: bash tools/start.sh"
   exit 0
 fi
-exec jupyter lab notebooks/06_studio_tour.ipynb "$@"
+# Containers often run as root, which JupyterLab refuses without this flag.
+extra=()
+[ "$(id -u)" = 0 ] && extra+=(--allow-root)
+exec jupyter lab "${extra[@]}" notebooks/06_studio_tour.ipynb "$@"

@@ -17,10 +17,22 @@ const SHOWN_PARAMS = [
 ];
 
 /** [label, value] rows describing one gallery entry. */
+const GUIDANCE_FAMILIES = ["flux", "flux2"];
+
+/** Parameters the image's model ignored: cfg or guidance by family, strength without an init image. */
+function ignored(entry) {
+  const skip = new Set();
+  if (entry.family) skip.add(GUIDANCE_FAMILIES.includes(entry.family) ? "cfg_scale" : "guidance");
+  if (!entry.img2img) skip.add("strength");
+  return skip;
+}
+
 export function entryDetails(entry) {
   const p = entry.params || {};
+  const skip = ignored(entry);
   const rows = [["Size", `${entry.width}×${entry.height}`]];
   for (const [key, label] of SHOWN_PARAMS) {
+    if (skip.has(key)) continue;
     if (p[key] !== undefined && p[key] !== null && p[key] !== "") rows.push([label, p[key]]);
   }
   if (entry.kind === "upscale") rows.push(["Upscaled from", entry.source || "image"]);

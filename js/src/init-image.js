@@ -24,7 +24,7 @@ export function createInitImage(model, strengthControls) {
     preview,
     h("div", { class: "qvac-drop-text" }, h("span", {}, "Init image: drop a PNG/JPEG or "), pick, name, clear),
   );
-  const strength = h("label", { class: "qvac-field qvac-strength", title: "how much of the init image is replaced" }, h("span", { class: "qvac-field-label" }, "Strength"), ...strengthControls);
+  const strength = h("label", { class: "qvac-field qvac-strength", title: "how much of the init image is replaced" }, h("span", { class: "qvac-field-label" }, "Strength"), h("span", { class: "qvac-range" }, ...strengthControls));
   const el = h("div", { class: "qvac-init" }, zone, strength, input);
   let url = "";
 

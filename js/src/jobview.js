@@ -20,8 +20,8 @@ function render({ model, el }) {
     const running = RUNNING.has(status.phase || "loading");
     cancel.hidden = !running;
     root.dataset.phase = status.phase || "loading";
-    // A finished job needs no bar once its images are shown.
-    progress.el.hidden = status.phase === "done" && (model.get("images") || []).length > 0;
+    // A finished job keeps its one-line summary; the bar itself goes once its images are shown.
+    root.classList.toggle("qvac-finished", status.phase === "done" && (model.get("images") || []).length > 0);
   }
 
   function onError() {

@@ -24,7 +24,7 @@ export function openLightbox(host, { title, details = [], actions = [], load }) 
       "div",
       { class: "qvac-lightbox-side" },
       h("div", { class: "qvac-lightbox-title" }, title || ""),
-      h("dl", { class: "qvac-params" }, details.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
+      h("table", { class: "qvac-params" }, h("tbody", {}, details.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v)))))),
       h("div", { class: "qvac-lightbox-actions" }, buttons, h("button", { class: "qvac-btn", onclick: close }, "Close")),
     ),
   );

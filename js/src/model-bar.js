@@ -46,7 +46,7 @@ export function createModelBar(model) {
     fill(catalogList, catalog.diffusion || []);
     fill(upscalerList, catalog.upscaler || []);
     const ids = model.get("loaded") || [];
-    const current = model.get("model_id") || "";
+    const current = model.get("current_model") || "";
     const options = [["", ids.length ? "choose a loaded model…" : "no model loaded"], ...ids.map((id) => [id, id])];
     loaded.replaceChildren(...options.map(([v, text]) => h("option", { value: v }, text)));
     loaded.value = current;

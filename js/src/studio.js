@@ -93,7 +93,7 @@ function render({ model, el }) {
     progress.update(status);
     const busy = Boolean(model.get("busy"));
     const running = RUNNING.has(status.phase);
-    generate.disabled = busy || !model.get("model_id");
+    generate.disabled = busy || !model.get("current_model");
     cancel.disabled = !busy || status.kind === "load";
     root.classList.toggle("qvac-busy", busy);
     if (status.phase === "done" && status.kind !== "load") showNewest();
@@ -131,7 +131,7 @@ function render({ model, el }) {
   const listeners = [
     ["change:params", form.render],
     ["change:model_info", onModel],
-    ["change:model_id", onModel],
+    ["change:current_model", onModel],
     ["change:loaded", bar.render],
     ["change:samplers", form.render],
     ["change:schedulers", form.render],

@@ -53,3 +53,14 @@ describe("Gallery", () => {
     expect(el.querySelector(".qvac-lightbox-status").textContent).toContain("no longer in the kernel");
   });
 });
+
+describe("entry details", () => {
+  it("lists what mattered for the image's model", async () => {
+    const { entryDetails } = await import("../src/gallery-grid.js");
+    const params = { prompt: "p", seed: 1, cfg_scale: 7, guidance: 3.5, strength: 0.75 };
+    const keys = (e) => entryDetails(e).map(([k]) => k);
+    expect(keys({ ...entry("a"), params, family: "sd1" })).toEqual(["Size", "Prompt", "Seed", "CFG"]);
+    expect(keys({ ...entry("a"), params, family: "flux2", img2img: true })).toEqual(["Size", "Prompt", "Seed", "Guidance", "Strength"]);
+    expect(keys({ ...entry("a"), params })).toEqual(["Size", "Prompt", "Seed", "CFG", "Guidance"]);
+  });
+});

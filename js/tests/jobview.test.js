@@ -40,7 +40,8 @@ describe("JobView", () => {
     await flush();
     expect(imgs[0].classList.contains("qvac-full")).toBe(true);
     expect(imgs[1].classList.contains("qvac-full")).toBe(false);
-    expect(el.querySelector(".qvac-progress").hidden).toBe(true);
+    expect(el.querySelector(".qvac-jobview").classList.contains("qvac-finished")).toBe(true);
+    expect(el.querySelector(".qvac-progress-label").textContent).toBe("Done · 1.5 s · seed 42");
     expect(el.querySelector("button[name=cancel]").hidden).toBe(true);
     expect(el.textContent).toContain("seed 43");
   });

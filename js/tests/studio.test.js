@@ -27,7 +27,7 @@ const SD1 = { id: "sd1#1", family: "sd1", uses_guidance: false, has_upscaler: fa
 
 function setup(extra = {}) {
   const model = mockModel({
-    model_id: "sd1#1",
+    current_model: "sd1#1",
     model_info: SD1,
     loaded: ["sd1#1"],
     catalog: { diffusion: ["SD_V2_1_1B_Q8_0"], upscaler: ["REALESRGAN_X4PLUS"] },

@@ -6,6 +6,8 @@ from typing import Any
 
 import traitlets as t
 
+from .. import models
+from ..errors import QvacError
 from ..jobs import Job
 from . import assets
 from .base import ImageWidget
@@ -30,8 +32,10 @@ class JobView(ImageWidget):
         self._job = job
         self._handlers["cancel"] = lambda _c, _b: job.cancel()
 
+        family = _family(job.model_id)
+
         def done(pngs: list[bytes], _stats: Any) -> None:
-            self.images = [self._store.add(png, kind=job.kind) for png in pngs]
+            self.images = [self._store.add(png, kind=job.kind, family=family) for png in pngs]
 
         def finish(final: dict[str, Any]) -> None:
             if final["phase"] == "error":
@@ -46,3 +50,10 @@ class JobView(ImageWidget):
     @property
     def job(self) -> Job:
         return self._job
+
+
+def _family(model_id: str) -> str:
+    try:
+        return models.get_model(model_id).family
+    except QvacError:  # unloaded already: the family only refines what the front-end lists
+        return ""

@@ -51,7 +51,8 @@ class ImageStore:
         width, height = image_size(png)
         params = replayable(png)
         entry = {"id": image_id, "thumb": thumbnail(png), "width": width, "height": height,
-                 "seed": params.get("seed"), "params": params, "bytes": len(png), **extra}
+                 "seed": params.get("seed"), "params": params, "bytes": len(png),
+                 "img2img": bool(stored_record(png).get("init_image_used")), **extra}
         with self._lock:
             self._pngs[image_id] = png
         return entry

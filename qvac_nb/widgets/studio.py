@@ -66,7 +66,8 @@ class Studio(ImageWidget):
     _esm = assets.esm("studio")
     _css = assets.css("studio")
 
-    model_id = t.Unicode("").tag(sync=True)
+    # Not `model_id`: ipywidgets' Widget.model_id is the comm id the front-end looks the view up by.
+    current_model = t.Unicode("").tag(sync=True)
     model_info = t.Dict().tag(sync=True)
     loaded = t.List(t.Unicode()).tag(sync=True)  # ids of every loaded diffusion model
     catalog = t.Dict().tag(sync=True)
@@ -124,7 +125,7 @@ class Studio(ImageWidget):
         model = model_table.get_model(model_id)
         model_table.require(model, "diffusion", "the Studio")
         self.model_info = model_info(model_id)
-        self.model_id = model_id
+        self.current_model = model_id
         self._refresh_loaded()
         self.error = ""
 
@@ -183,8 +184,8 @@ class Studio(ImageWidget):
                 if overrides:
                     self.params = merge_form(self.params, overrides)
                 self._check_ready()
-                kwargs = diffusion_kwargs(self.params, self.model_id, self._init_png, can_upscale(self.model_id))
-                job = diffusion(**kwargs)
+                model_id = self.current_model
+                job = diffusion(**diffusion_kwargs(self.params, model_id, self._init_png, can_upscale(model_id)))
             except Exception as exc:
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "message": str(exc)}
@@ -195,7 +196,7 @@ class Studio(ImageWidget):
     def _check_ready(self) -> None:
         if self.busy:
             raise UnsupportedOperationError("generate: a job is already running; wait for it or cancel it")
-        if not self.model_id:
+        if not self.current_model:
             raise InvalidParameterError("model: load a model first (a catalogue name or a file path)")
 
     def _start(self, job: Job, kind: str, batch: int = 1, seed: int | None = None, source: str | None = None) -> None:
@@ -203,9 +204,11 @@ class Studio(ImageWidget):
         self.busy = True
         self.error = ""
         extra = {"kind": kind, "seed": seed}
+        family = self.model_info.get("family", "")  # tells the front-end whether cfg or guidance mattered
 
         def done(pngs: list[bytes], _stats: Any) -> None:
-            entries = [self._store.add(png, kind=kind, model=job.model_id, source=source) for png in pngs]
+            entries = [self._store.add(png, kind=kind, model=job.model_id, source=source, family=family)
+                       for png in pngs]
             with self._lock:
                 self.gallery = entries + list(self.gallery)
 
@@ -291,11 +294,11 @@ class Studio(ImageWidget):
             try:
                 self._entry(image_id)
                 self._check_ready()
-                if not can_upscale(self.model_id):
+                if not can_upscale(self.current_model):
                     raise UnsupportedOperationError("upscale: the model was loaded without an upscaler")
                 png = self._store.get(image_id)
                 assert png is not None
-                job = upscale_image(self.model_id, png, int(self.params.get("upscale_repeats") or 1))
+                job = upscale_image(self.current_model, png, int(self.params.get("upscale_repeats") or 1))
             except Exception as exc:
                 self._show_error(exc)
                 raise

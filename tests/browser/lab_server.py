@@ -42,6 +42,10 @@ def _settings(root: Path) -> Path:
     plugin = settings / "@jupyter-widgets" / "jupyterlab-manager" / "plugin.jupyterlab-settings"
     plugin.parent.mkdir(parents=True, exist_ok=True)
     plugin.write_text(json.dumps({"saveState": True}))
+    # No "get notified about Jupyter news?" toast over the screenshots (and no news fetch).
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))
     return settings
 
 
@@ -73,8 +77,9 @@ def running_lab(root: Path, env: dict[str, str]) -> Iterator[Lab]:
     }
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        f"--ServerApp.token={lab.token}", f"--port={lab.port}", f"--ServerApp.root_dir={root}",
-        "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={lab.token}", f"--port={lab.port}", f"--ServerApp.root_dir={root}",
+        "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", "--ServerApp.allow_root=True",
+        "--LabApp.extension_manager=readonly",  # no extension catalogue look-ups
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.expose_app_in_browser=True",  # lets the test run commands such as docmanager:save
     ]

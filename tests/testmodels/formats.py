@@ -167,7 +167,7 @@ def write_gguf(
     tmp = path.with_suffix(path.suffix + ".part")
     with open(tmp, "wb") as f:
         f.write(header)
-        for (spec, dtype), nbytes in zip(tensors, sizes):
+        for (spec, dtype), nbytes in zip(tensors, sizes, strict=True):
             data = encode(spec, dtype)
             assert len(data) == nbytes, (spec.name, dtype, len(data), nbytes)
             f.write(data + b"\0" * (-nbytes % alignment))
@@ -185,7 +185,11 @@ def write_safetensors(path: Path, tensors: Iterable[tuple[TensorSpec, DType]]) -
     offset = 0
     for spec, dtype in tensors:
         nbytes = spec.numel * GGML_TYPES[dtype][2]
-        header[spec.name] = {"dtype": _ST_DTYPES[dtype], "shape": list(spec.shape), "data_offsets": [offset, offset + nbytes]}
+        header[spec.name] = {
+            "dtype": _ST_DTYPES[dtype],
+            "shape": list(spec.shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
@@ -195,4 +199,3 @@ def write_safetensors(path: Path, tensors: Iterable[tuple[TensorSpec, DType]]) -
         for spec, dtype in tensors:
             f.write(encode(spec, dtype))
     tmp.replace(path)
-

@@ -1,0 +1,217 @@
+"""Guards in front of engine paths that abort or crash the process on legal-looking input.
+
+Each check raises a QvacError naming the parameter before the engine is called. The
+comment on each names the engine path it stands in front of (stable-diffusion.cpp as
+vendored by stable-diffusion-cpp-python 0.4.7); docs/reliability.md lists them with the
+test that shows each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
+from .model_files import FileInfo, check_companion, decoder_channels, dit_heads, inspect_file
+
+# Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the
+# integer types ggml has no row quantizer, and ModelLoader::load_tensors -> convert_tensor
+# -> ggml_quantize_chunk aborts (GGML_ASSERT(result == nrows * row_size)).
+CONVERTIBLE_TYPES = ("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K",
+                     "q6_K", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "iq4_nl", "iq4_xs",
+                     "tq1_0", "tq2_0", "mxfp4", "nvfp4")
+# AYSScheduler has noise tables for SD 1.5, SDXL and SVD only; for SD 2.x it interpolates
+# an empty table (reading out of bounds) and for the rest it returns all-zero sigmas.
+AYS_FAMILIES = ("sd1", "sdxl")
+# The engine rounds sizes up to a multiple of (VAE factor x diffusion-model factor)
+# (GenerationRequest::align_generation_request_size) and returns an image of another
+# size than asked: U-Nets need 8 x 8, FLUX.2's VAE 16, and the DiTs' 2x2 patches 16.
+SIZE_MULTIPLE = {"sd1": 64, "sd2": 64, "sdxl": 64, "sd3": 16, "flux": 16, "flux2": 16}
+# A FLUX.2 reference image is VAE-encoded at its own size; under 16 pixels a side the
+# latent has no 2x2 patch left and ggml asserts (abort) while patchifying.
+MIN_REF_SIDE = 16
+# CLIP ViT-L (SD 1.x, the first encoder of SDXL and SD3) has 12 layers; clip_skip=12
+# leaves none and CLIPTextModel::forward segfaults.
+CLIP_LAYERS = 12
+# Room left for the weights' conversion buffers, Python and the notebook around the estimate.
+MEMORY_HEADROOM = 512 * 2**20
+
+
+def check_load_config(config: Mapping[str, Any]) -> None:
+    """model_config values the engine accepts but cannot load with."""
+    weight_type = config.get("type")
+    if weight_type is not None and weight_type not in CONVERTIBLE_TYPES:
+        raise InvalidParameterError(
+            f"model_config.type: the engine cannot convert weights to {weight_type!r}; "
+            f"use one of {', '.join(CONVERTIBLE_TYPES)}"
+        )
+
+
+def check_model_files(info: FileInfo, files: Mapping[str, Path]) -> None:
+    """Every companion file fits the family of the model (a FLUX.2 VAE for FLUX.2, ...)."""
+    keys = {"llm": "llm_model_src", "vae": "vae_model_src", "clip_l": "clip_l_model_src",
+            "clip_g": "clip_g_model_src", "t5xxl": "t5_xxl_model_src"}
+    for role, key in keys.items():
+        if role in files:
+            # inspect_file caches parsed headers, so this does not read the file again.
+            check_companion(info, key, inspect_file(files[role], f"model_config.{key}"))
+
+
+def _size_hint(value: int, multiple: int) -> str:
+    down = max(value - value % multiple, multiple)
+    up = value - value % multiple + multiple
+    return f"try {down} or {up}" if down != up else f"try {down}"
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM the process can still get without swapping, or None when unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    vae_channels: int  # width of the VAE decoder at full resolution
+    heads: int  # attention heads at the finest attention level (U-Net) or of the DiT
+    attention_factor: int  # pixels per attention token at that level
+
+
+_geometries: dict[str, _Geometry] = {}
+
+
+def _geometry(model: Any) -> _Geometry:
+    """What sizes the engine's compute buffers, read (once) from the model's file headers."""
+    cached = _geometries.get(model.model_id)
+    if cached is not None:
+        return cached
+    vae_channels, heads = 128, 8
+    files = getattr(model, "files", {})
+    vae_file = files.get("vae") or files.get("model")
+    try:
+        if vae_file is not None:
+            vae_channels = decoder_channels(inspect_file(vae_file)) or vae_channels
+        dit = files.get("diffusion_model") or files.get("model")
+        if model.family in ("flux", "flux2", "sd3") and dit is not None:
+            heads = dit_heads(inspect_file(dit)) or heads
+    except QvacError:
+        pass  # the file checks at load time passed; a changed file must not block generating
+    if model.family == "sd2":
+        heads = 5  # 320 channels / 64 per head at the first level
+    elif model.family == "sdxl":
+        heads = 10  # SDXL has no attention at the first level; 640 / 64 at the second
+    factor = {"sd1": 64, "sd2": 64, "sdxl": 256}.get(model.family, 256)
+    _geometries[model.model_id] = geometry = _Geometry(vae_channels, heads, factor)
+    return geometry
+
+
+def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = False, ref_pixels: int = 0,
+                    encode_pixels: int = 0) -> dict[str, int]:
+    """Bytes of the engine's largest compute buffers for one generation (they are used one after another).
+
+    Attention without flash attention holds a heads x tokens x tokens f32 matrix
+    (ggml_ext_attention_ext); a VAE pass holds about 50 bytes per pixel per channel of
+    its full-resolution width (measured on the test models: 1,600 B/pixel at 32 channels).
+    """
+    geo = _geometry(model)
+    pixels = width * height
+    config = getattr(model, "config", {})
+    tokens = pixels // geo.attention_factor + ref_pixels // 256 + (512 if geo.attention_factor == 256 else 0)
+    if config.get("diffusion_fa") or config.get("flash_attn"):
+        attention = geo.heads * tokens * 128 * 4 * 4
+    else:
+        attention = geo.heads * tokens * tokens * 4
+    decode_pixels = min(pixels, 512 * 512) if vae_tiling else pixels
+    return {
+        "attention": attention,
+        "vae_decode": decode_pixels * geo.vae_channels * 50,
+        "vae_encode": max(encode_pixels, ref_pixels) * 128 * 50,
+    }
+
+
+def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+    """Refuse a generation whose compute buffers cannot fit in free RAM.
+
+    ggml's allocator only fails cleanly when an allocation is larger than RAM and swap
+    together; anything between free and total memory is granted by the kernel and the
+    process is then OOM-killed (the Jupyter kernel dies) while the buffer fills.
+    """
+    free = available_memory()
+    if free is None:
+        return
+    width, height = params["width"], params["height"]
+    ref_pixels = encode_pixels = 0
+    if init is not None:
+        if model.family == "flux2":
+            ref_pixels = init.shape[0] * init.shape[1]
+        else:
+            encode_pixels = width * height
+    parts = estimate_memory(model, width, height, vae_tiling=bool(params.get("vae_tiling")), ref_pixels=ref_pixels,
+                            encode_pixels=encode_pixels)
+    part, need = max(parts.items(), key=lambda item: item[1])
+    if need + MEMORY_HEADROOM <= free:
+        return
+    gib = 2**30
+    advice = {
+        "attention": "a smaller size, or model_config={'diffusion_fa': True} (flash attention) when loading",
+        "vae_decode": "a smaller size, or vae_tiling=True",
+        "vae_encode": "a smaller init_image" if ref_pixels else "a smaller size",
+    }[part]
+    name = "init_image" if part == "vae_encode" and ref_pixels else "width"
+    raise InvalidParameterError(
+        f"{name}: {width}x{height} needs about {need / gib:.1f} GiB for the {part.replace('_', ' ')} but only "
+        f"{free / gib:.1f} GiB of RAM are free; use {advice}"
+    )
+
+
+def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+    """Generation parameters that pass validation but crash (or silently change) in the engine for this model."""
+    family = model.family
+    multiple = SIZE_MULTIPLE.get(family)
+    if multiple:
+        for name in ("width", "height"):
+            value = params[name]
+            if value % multiple:
+                raise InvalidParameterError(
+                    f"{name}: {family} models generate sizes that are multiples of {multiple}, got {value} "
+                    f"({_size_hint(value, multiple)})"
+                )
+    steps = params["steps"]
+    scheduler = params.get("scheduler") or model.default_scheduler
+    # GITSScheduler::get_sigmas indexes its noise table with steps - 2.
+    if scheduler == "gits" and steps < 2:
+        raise InvalidParameterError("steps: the gits scheduler needs at least 2 steps")
+    if scheduler == "ays" and family not in AYS_FAMILIES:
+        raise UnsupportedOperationError(
+            f"scheduler: 'ays' has noise levels for SD 1.x and SDXL only, not for this {family} model"
+        )
+    clip_skip = params.get("clip_skip", -1)
+    if clip_skip >= CLIP_LAYERS and family in ("sd1", "sdxl", "sd3"):
+        raise InvalidParameterError(f"clip_skip: must be less than the {CLIP_LAYERS} CLIP layers, got {clip_skip}")
+    if init is not None and family == "flux2":
+        height, width = init.shape[:2]
+        # The reference is VAE-encoded at its own size (8x down) and cut into 2x2 latent
+        # patches: a side under 16 pixels, or one whose latent is odd, aborts in ggml.
+        if min(height, width) < MIN_REF_SIDE or (height // 8) % 2 or (width // 8) % 2:
+            fit = "x".join(str(max(MIN_REF_SIDE, side - side % 16)) for side in (width, height))
+            raise InvalidParameterError(
+                f"init_image: FLUX.2 encodes the reference image at its own size, which must be at least "
+                f"{MIN_REF_SIDE} pixels a side and a multiple of 16 (give or take 7); got {width}x{height}, "
+                f"resize it to e.g. {fit}"
+            )
+    check_memory(model, params, init)
