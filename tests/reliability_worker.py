@@ -15,6 +15,7 @@ import gc
 import io
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -384,7 +385,8 @@ def _build_cases() -> list[Case]:
         Case("load_empty_file", "load_model", "CorruptModelError", "model_src",
              lambda e: q().load_model(_file(e, "empty.gguf", b""))),
         Case("load_legacy_pickle_pth", "load_model", "CorruptModelError", "model_src",
-             lambda e: q().load_model(_file(e, "legacy.pth", b"\x80\x02}q\x00."), model_type="upscale")),
+             lambda e: q().load_model(_file(e, "legacy.pth", pickle.dumps({"conv_first.weight": [0.0] * 64}, 2)),
+                                      model_type="upscale")),
         # load_model: companions
         Case("load_flux2_without_llm", "load_model", "InvalidParameterError", "llm_model_src",
              lambda e: q().load_model(flux2_path(e), model_config=_flux2_cfg(e, llm_model_src=None))),
