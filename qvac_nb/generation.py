@@ -292,7 +292,10 @@ def _upscale_once(job: DiffusionJob | UpscaleJob, model: models.LoadedModel, pix
         ProgressTick(step, total, (time.perf_counter() - start) * 1000, "upscale", index)
     )
     job._attach(engine_job)
-    return model.upscaler.upscale(pixels, model.upscale_factor, engine_job)
+    out = model.upscaler.upscale(pixels, model.upscale_factor, engine_job)
+    # A one-tile image gets no tile ticks from the engine; every pass ends with one of ours.
+    job.progress_stream.push(ProgressTick(1, 1, (time.perf_counter() - start) * 1000, "upscale", index))
+    return out
 
 
 UPSCALE_PARAMS = ("model_id", "image", "repeats")

@@ -340,7 +340,7 @@ def load_model(
         files[role] = primary
         for key, file_role in COMPANION_KEYS.items():
             if config.get(key):
-                files[file_role], _ = _resolve(str(config[key]), key, on_progress)
+                files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
                 inspect_file(files[file_role], key)
         _check_companions(info, files)
         guards.check_model_files(info, files)

@@ -178,6 +178,13 @@ def test_standalone_upscale(upscaler_id: str, sd1_id: str) -> None:
     assert pixels(twice).shape == (256, 256, 3)
 
 
+def test_upscale_with_a_paired_upscaler_keeps_parameters(sd1_upscale_id: str) -> None:
+    (src,), _ = run(sd1_upscale_id, seed=31)
+    (png,) = qvac_nb.upscale(model_id=sd1_upscale_id, image=src).outputs.result(timeout=600)
+    assert pixels(png).shape == (256, 256, 3)
+    assert qvac_nb.read_parameters(png)["seed"] == 31
+
+
 def test_empty_prompt(sd1_id: str) -> None:
     (png,), _ = run(sd1_id, prompt="", seed=13)
     assert_real_image(png, 64, 64)
