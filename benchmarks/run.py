@@ -227,6 +227,42 @@ class Bench:
 # ---------------------------------------------------------------------- 1. end to end
 
 
+Side = tuple[str, str, str]  # (worker label, model name in that worker, mode: peer | qvac | raw)
+
+
+@dataclass
+class Block:
+    times: dict[str, list[float]]  # "first" / "second" side
+    ratios: list[float]  # per round: first side / second side, from adjacent runs
+    images: dict[str, list[np.ndarray]]
+
+
+def alternate(b: Bench, first: Side, second: Side, params: dict[str, Any], repeats: int, tag: str) -> Block:
+    """A B, B A, A B ...: each side waits exactly one run of the other between its own runs.
+
+    An idle process (or an idle model's memory) is slower on its next run on this kind of machine
+    (memory reclaimed while idle), so sides are only ever compared inside such a block, after one
+    untimed run each.
+    """
+    keys = ["first", "second"]
+    out = Block({k: [] for k in keys}, [], {k: [] for k in keys})
+    if not b.args.quick:
+        for side in (first, second):
+            b.gen(*side, params)
+    for r in range(repeats):
+        t: dict[str, float] = {}
+        for side, key in (zip((first, second), keys, strict=True) if r % 2 == 0
+                          else zip((second, first), keys[::-1], strict=True)):
+            reply, px = b.gen(*side, params)
+            t[key] = reply["s"]
+            out.times[key].append(reply["s"])
+            out.images[key].append(px)
+        out.ratios.append(t[keys[0]] / t[keys[1]])
+    pair = f"{first[0]}:{first[2]} / {second[0]}:{second[2]}"
+    print(f"  [{tag}] {pair}: " + ", ".join(f"{x:.3f}" for x in out.ratios), flush=True)
+    return out
+
+
 def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
     a = b.args
     for name in a.families:
@@ -235,57 +271,46 @@ def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
         cfg = {"threads": a.threads}
         b.load("qvac", name, "qvac", model, cfg)
         b.load("peer", name, "peer", model, {**cfg, "rng": "cuda"})
-        # A/A control: qvac_nb again in a third process shows how much two processes differ on this machine.
-        sides = [("peer", "peer"), ("qvac", "qvac"), ("qvac", "raw")]
-        if a.control and name == "sd1":
-            b.load("qvac-2", name, "qvac", model, cfg)
-            sides.append(("qvac-2", "qvac"))
-        for label, mode in sides:
-            b.warm(label, name, mode, params)
-        keys = [f"{label}:{mode}" for label, mode in sides]
-        times: dict[str, list[float]] = {k: [] for k in keys}
-        images: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-        for r in range(a.repeats):
-            for label, mode in rotated(sides, r):
-                reply, px = b.gen(label, name, mode, params)
-                times[f"{label}:{mode}"].append(reply["s"])
-                images[f"{label}:{mode}"].append(px)
-            print(f"  [1 {name}] round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.2f}s" for k in keys), flush=True)
-        q, p, raw = times["qvac:qvac"], times["peer:peer"], times["qvac:raw"]
-        vs_peer, vs_raw = ratio(q, p), ratio(q, raw)
-        d_peer = [diff(x, y) for x, y in zip(images["qvac:qvac"], images["peer:peer"], strict=True)]
-        same_peer = all(d["identical"] for d in d_peer)
-        same_raw = all(diff(x, y)["identical"] for x, y in zip(images["qvac:qvac"], images["qvac:raw"], strict=True))
-        repeatable = all(diff(images["qvac:qvac"][0], x)["identical"] for x in images["qvac:qvac"])
-        overhead_ms = med([(x - y) * 1000 for x, y in zip(q, raw, strict=True)])
-        label = f"{name} {a.size}x{a.size}, {a.steps} step(s), {a.threads} threads"
+        qvac, raw, peer = ("qvac", name, "qvac"), ("qvac", name, "raw"), ("peer", name, "peer")
+        vs_peer = alternate(b, qvac, peer, params, a.repeats, f"1 {name}")
+        vs_raw = alternate(b, qvac, raw, params, a.repeats, f"1 {name}")
         control = ""
-        if "qvac-2:qvac" in times:
-            aa = ratio(q, times["qvac-2:qvac"])
-            control = f"; A/A control (qvac_nb in two processes) {med(aa):.3f} ({min(aa):.3f}-{max(aa):.3f})"
-        r_peer = med(vs_peer)
+        if a.control and name == "sd1":
+            # A/A control: qvac_nb against itself in another process shows this machine's process-to-process noise.
+            b.load("qvac-2", name, "qvac", model, cfg)
+            aa = alternate(b, qvac, ("qvac-2", name, "qvac"), params, a.repeats, f"1 {name} A/A").ratios
+            control = f"; A/A control (qvac_nb vs itself, another process) {med(aa):.3f} ({min(aa):.3f}-{max(aa):.3f})"
+        q_imgs, p_imgs = vs_peer.images["first"], vs_peer.images["second"]
+        d_peer = [diff(x, y) for x, y in zip(q_imgs, p_imgs, strict=True)]
+        same_peer = all(d["identical"] for d in d_peer)
+        same_raw = all(diff(x, y)["identical"]
+                       for x, y in zip(vs_raw.images["first"], vs_raw.images["second"], strict=True))
+        repeatable = all(diff(q_imgs[0], x)["identical"] for x in q_imgs + vs_raw.images["first"])
+        overhead_ms = med([(x - y) * 1000 for x, y in zip(vs_raw.times["first"], vs_raw.times["second"], strict=True)])
+        label = f"{name} {a.size}x{a.size}, {a.steps} step(s), {a.threads} threads"
+        r_peer = med(vs_peer.ratios)
         b.report.row("1", f"end-to-end qvac_nb / peer ({label})", f"{r_peer:.3f}", "<= 1.01",
                      "yes" if r_peer <= 1.01 else "no",
                      f"pixels {'identical' if same_peer else 'DIFFER: ' + fmt_diff(d_peer[0])} to the peer; "
-                     f"rounds {min(vs_peer):.3f}-{max(vs_peer):.3f}{control}")
-        b.report.row("1", f"end-to-end qvac_nb / raw _engine call ({label})", f"{med(vs_raw):.3f}",
+                     f"rounds {min(vs_peer.ratios):.3f}-{max(vs_peer.ratios):.3f}{control}")
+        b.report.row("1", f"end-to-end qvac_nb / raw _engine call ({label})", f"{med(vs_raw.ratios):.3f}",
                      "info (Python layer)", "info",
-                     f"median Python-layer cost {overhead_ms:+.1f} ms per image (rounds {min(vs_raw):.3f}-"
-                     f"{max(vs_raw):.3f}); pixels {'identical' if same_raw else 'DIFFER'}; repeat runs "
+                     f"median Python-layer cost {overhead_ms:+.1f} ms per image (rounds {min(vs_raw.ratios):.3f}-"
+                     f"{max(vs_raw.ratios):.3f}); pixels {'identical' if same_raw else 'DIFFER'}; repeat runs "
                      f"{'identical' if repeatable else 'DIFFER'}")
+        rows = []
+        for i in range(a.repeats):
+            rows.append([i + 1, f"{vs_peer.times['second'][i]:.3f}", f"{vs_peer.times['first'][i]:.3f}",
+                         f"{vs_peer.ratios[i]:.3f}", f"{vs_raw.times['second'][i]:.3f}",
+                         f"{vs_raw.times['first'][i]:.3f}", f"{vs_raw.ratios[i]:.3f}"])
         b.report.detail(
             f"1. End to end, {name} ({label})",
-            ["round", *[f"{k} s" for k in keys], "qvac/peer", "qvac/raw"],
-            [[i + 1, *[f"{times[k][i]:.3f}" for k in keys], f"{vs_peer[i]:.3f}", f"{vs_raw[i]:.3f}"]
-             for i in range(a.repeats)],
-            note="peer = StableDiffusion.generate_image in its own process; qvac = qvac_nb.diffusion(...).outputs"
-                 ".result(); raw = _engine.Context.generate in the same process as qvac; qvac-2 = qvac_nb in a "
-                 "third process (A/A control). Order rotates each round. Identical parameters: "
+            ["round", "peer s", "qvac_nb s", "qvac_nb / peer", "raw s", "qvac_nb s", "qvac_nb / raw"], rows,
+            note="peer = StableDiffusion.generate_image in its own process; qvac_nb = qvac_nb.diffusion(...).outputs"
+                 ".result() in another; raw = _engine.Context.generate in qvac_nb's process. Each pair of columns is "
+                 "one alternating block (one untimed run each first). Identical parameters: "
                  f"{json.dumps({k: v for k, v in params.items() if k != 'prompt'})}, rng cuda.",
         )
-
-
-# ---------------------------------------------------------------------- 2. defaults
 
 
 def section_defaults(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
@@ -294,73 +319,55 @@ def section_defaults(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
     model = models[name]
     params = gen_params(a, model.family, a.size, a.steps)
     base = "qvac_nb now"  # qvac_nb.load_model(path): threads = physical cores, engine defaults otherwise
-    configs: dict[str, tuple[str, str, dict[str, Any]]] = {
-        base: ("qvac", "qvac", {}),
-        "peer defaults": ("peer", "peer", {}),  # StableDiffusion(model_path) and nothing else
-    }
+    configs: dict[str, tuple[str, dict[str, Any]]] = {base: ("qvac", {}), "peer defaults": ("peer", {})}
     for cand in a.candidates:
-        configs[f"+{cand}"] = ("qvac", "qvac", {cand: True})
-    for key, (label, side, cfg) in configs.items():
-        b.load(label, f"def:{key}", side, model, cfg)
-        b.warm(label, f"def:{key}", side, params)
-    # 2a: each candidate alternates with qvac_nb's current default (A B, then B A next round).
-    rel, images = _pairs(b, configs, base, [k for k in configs if k != base], params, a.repeats, "2a")
-    rows = []
-    recommended: dict[str, Any] = {}
+        configs[f"+{cand}"] = ("qvac", {cand: True})
+
+    def side(key: str) -> Side:
+        label, cfg = configs[key]
+        b.load(label, f"def:{key}", label, model, cfg)  # StableDiffusion(model_path) alone for the peer
+        return (label, f"def:{key}", label)
+
+    rel: dict[str, list[float]] = {}
+    images: dict[str, np.ndarray] = {}
     for key in configs:
         if key == base:
             continue
+        block = alternate(b, side(key), side(base), params, a.repeats, f"2a {key}")
+        rel[key] = block.ratios
+        images[key], images[base] = block.images["first"][-1], block.images["second"][-1]
+    rows = []
+    recommended: dict[str, Any] = {}
+    for key, ratios in rel.items():
         d = diff(images[key], images[base])
-        keep = key.startswith("+") and d["identical"] and med(rel[key]) < 1 - NOISE
+        keep = key.startswith("+") and d["identical"] and med(ratios) < 1 - NOISE
         if keep:
             recommended[key[1:]] = True
-        rows.append([key, f"{med(rel[key]):.3f}", f"{min(rel[key]):.3f}-{max(rel[key]):.3f}", fmt_diff(d),
+        rows.append([key, f"{med(ratios):.3f}", f"{min(ratios):.3f}-{max(ratios):.3f}", fmt_diff(d),
                      "adopt" if keep else ("—" if not key.startswith("+") else "no")])
     b.report.row("2", f"candidate defaults (time / qvac_nb now, sd1 {a.size}x{a.size})",
-                 ", ".join(f"{k[1:]} {med(rel[k]):.2f}" for k in rel if k.startswith("+")), "adopt if faster and "
-                 "pixels identical", "info", f"adopt: {', '.join(recommended) or 'none'} (details in 2a)")
+                 ", ".join(f"{k[1:]} {med(v):.2f}" for k, v in rel.items() if k.startswith("+")),
+                 "adopt if faster and pixels identical", "info", f"adopt: {', '.join(recommended) or 'none'} (see 2a)")
     b.report.detail(
         f"2a. Candidate defaults, sd1 {a.size}x{a.size}, {a.steps} step(s): time / qvac_nb's current default",
         ["config", "time ratio (median)", "rounds", "pixels vs qvac_nb now", "verdict"], rows,
-        note="Each candidate runs right after or before qvac_nb's current default (order flips every round), so "
-             "each ratio compares two adjacent runs. A candidate is adopted when it leaves the image identical and "
-             f"is faster by more than the noise ({NOISE:.0%}). qvac_nb now = threads = physical cores "
-             f"({a.physical} here). The peer's default n_threads=-1 means max(os.cpu_count() // 2, 1) = "
-             f"{max((os.cpu_count() or 2) // 2, 1)} here.",
+        note="Each candidate alternates with qvac_nb's current default in its own block. A candidate is adopted "
+             f"when it leaves the image identical and is faster by more than the noise ({NOISE:.0%}). qvac_nb now = "
+             f"threads = physical cores ({a.physical} here). The peer's default n_threads=-1 means "
+             f"max(os.cpu_count() // 2, 1) = {max((os.cpu_count() or 2) // 2, 1)} here.",
     )
-    # 2b: the recommended set (or the current default) against the peer's defaults, alternating.
     best = base
     if recommended:
         best = "qvac_nb recommended"
-        configs[best] = ("qvac", "qvac", dict(recommended))
-        b.load("qvac", f"def:{best}", "qvac", model, dict(recommended))
-        b.warm("qvac", f"def:{best}", "qvac", params)
-    rel2, images2 = _pairs(b, configs, "peer defaults", [best], params, a.repeats, "2b")
-    speedups = [1 / x for x in rel2[best]]
-    speedup = med(speedups)
-    d = diff(images2[best], images2["peer defaults"])
+        configs[best] = ("qvac", dict(recommended))
+    block = alternate(b, side("peer defaults"), side(best), params, a.repeats, "2b")
+    speedups = block.ratios
+    d = diff(block.images["second"][-1], block.images["first"][-1])
     b.report.row("2", f"qvac_nb defaults vs peer defaults (sd1 {a.size}x{a.size}, {a.steps} step(s))",
-                 f"{speedup:.2f}x faster", ">= 1.3x", "yes" if speedup >= 1.3 else "no",
+                 f"{med(speedups):.2f}x faster", ">= 1.3x", "yes" if med(speedups) >= 1.3 else "no",
                  f"{best}: {json.dumps(recommended) if recommended else 'threads = physical cores, no extra switch'}; "
                  f"rounds {min(speedups):.2f}-{max(speedups):.2f}; pixels vs peer default: {fmt_diff(d)}")
     return recommended
-
-
-def _pairs(b: Bench, configs: dict[str, tuple[str, str, dict[str, Any]]], ref: str, others: Sequence[str],
-           params: dict[str, Any], repeats: int, tag: str) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-    """Per-round ratios time(other) / time(ref) from adjacent runs, the pair's order flipping each round."""
-    rel: dict[str, list[float]] = {k: [] for k in others}
-    images: dict[str, np.ndarray] = {}
-    for r in range(repeats):
-        for key in others:
-            t: dict[str, float] = {}
-            for k in ((ref, key) if r % 2 == 0 else (key, ref)):
-                label, side, _ = configs[k]
-                reply, images[k] = b.gen(label, f"def:{k}", side, params)
-                t[k] = reply["s"]
-            rel[key].append(t[key] / t[ref])
-        print(f"  [{tag}] round {r + 1}: " + ", ".join(f"{k} {rel[k][-1]:.3f}" for k in others), flush=True)
-    return rel, images
 
 
 # ---------------------------------------------------------------------- 3. progress latency
@@ -371,16 +378,17 @@ def section_latency(b: Bench, models: dict[str, Any]) -> None:
     model = models["sd1"]
     b.load("qvac", "sd1", "qvac", model, {"threads": a.threads})
     params = gen_params(a, model.family, 64, a.latency_steps)
-    lat: dict[str, list[float]] = {"thread": [], "async": []}
+    lat: dict[str, list[float]] = {"thread": [], "async": [], "listener": []}
     for r in range(1 if a.repeats < 5 else 2):
-        for consumer in rotated(["thread", "async"], r):
+        for consumer in rotated(list(lat), r):
             reply = b.server("qvac").call("latency", name="sd1", params=params, consumer=consumer)
             lat[consumer] += reply["latency_ms"]
     rows = []
     for consumer, values in lat.items():
         p50, p95 = pctl(values, 50), pctl(values, 95)
         rows.append([consumer, len(values), f"{p50:.2f}", f"{p95:.2f}", f"{max(values):.2f}"])
-        where = "a thread iterating job.progress_stream" if consumer == "thread" else "`async for` over progress_stream"
+        where = {"thread": "a thread iterating job.progress_stream", "async": "`async for` over progress_stream",
+                 "listener": "progress_stream.subscribe listener"}[consumer]
         b.report.row("3", f"progress tick latency, engine callback -> {where}", f"p50 {p50:.2f} ms, p95 {p95:.2f} ms",
                      "p95 <= 10 ms", "yes" if p95 <= 10 else "no", f"{len(values)} ticks, max {max(values):.2f} ms")
     b.report.row("3", "progress tick latency to the browser", "see tests/browser", "p95 <= 10 ms", "n/a",
@@ -618,7 +626,8 @@ def machine() -> dict[str, Any]:
 def merge_from(report: Report, old: dict[str, Any], sections: set[str] | None = None) -> None:
     """Take `sections` (default: every section it has that this run did not measure) from another run's results."""
     have = {r["section"] for r in old["rows"]}
-    take = (have - report.measured) if sections is None else (sections & have)
+    present = {r.section for r in report.rows}  # an earlier --merge source wins
+    take = (have - report.measured - present) if sections is None else (sections & have)
     if not take:
         return
     report.rows = sorted([r for r in report.rows if r.section not in take]

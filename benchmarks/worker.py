@@ -188,7 +188,7 @@ class Worker:
 
     # ------------------------------------------------------------------ progress latency
     def latency(self, name: str, params: dict[str, Any], consumer: str) -> dict[str, Any]:
-        """Raw engine callback -> a consumer of job.progress_stream (a thread, or an asyncio task)."""
+        """Raw engine callback -> a consumer of job.progress_stream (a thread, an asyncio task, or a listener)."""
         import asyncio
 
         import qvac_nb
@@ -205,10 +205,15 @@ class Worker:
             async for tick in job.progress_stream:
                 got.append((tick.step, time.perf_counter_ns()))
 
-        reader = threading.Thread(target=read_thread if consumer == "thread" else lambda: asyncio.run(read_async()))
-        reader.start()
-        job.outputs.result()
-        reader.join()
+        if consumer == "listener":  # ProgressStream.subscribe: called on the engine's thread as each tick is pushed
+            job.progress_stream.subscribe(lambda tick: got.append((tick.step, time.perf_counter_ns())))
+            job.outputs.result()
+        else:
+            target = read_thread if consumer == "thread" else lambda: asyncio.run(read_async())
+            reader = threading.Thread(target=target)
+            reader.start()
+            job.outputs.result()
+            reader.join()
         raw = [(step, ns) for phase, step, ns, _ in self.probe["raw"] if phase == "sample"]  # type: ignore[index]
         self.set_probe(False)
         seen: dict[int, int] = {}

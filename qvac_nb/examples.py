@@ -105,22 +105,20 @@ def output_dir() -> Path:
     return folder
 
 
-def save_and_show(pngs: Iterable[bytes], stem: str) -> list[Path]:
-    """Write PNG bytes (metadata included) as `<stem>.png` or `<stem>-1.png`, ... and display them."""
+def save_and_show(pngs: Iterable[bytes], stem: str) -> None:
+    """Write PNG bytes (metadata included) as `<stem>.png` or `<stem>-1.png`, ..., say where, and display them."""
     pngs = list(pngs)
     folder = output_dir()
-    paths = []
     for index, png in enumerate(pngs, start=1):
         path = folder / (f"{stem}.png" if len(pngs) == 1 else f"{stem}-{index}.png")
         path.write_bytes(png)
-        paths.append(path)
+        print(f"saved {path}")
     try:
         from IPython.display import Image, display
     except ImportError:  # plain Python: saving is enough
-        return paths
+        return
     for png in pngs:
         display(Image(data=png))
-    return paths
 
 
 __all__ = ["example_model", "example_size", "output_dir", "save_and_show", "using_test_models"]

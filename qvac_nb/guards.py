@@ -172,9 +172,11 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
         "vae_decode": "a smaller size, or vae_tiling=True",
         "vae_encode": "a smaller init_image" if ref_pixels else "a smaller size",
     }[part]
-    name = "init_image" if part == "vae_encode" and ref_pixels else "width"
+    name, size = "width", f"{width}x{height}"
+    if part == "vae_encode" and ref_pixels and init is not None:
+        name, size = "init_image", f"a {init.shape[1]}x{init.shape[0]} reference image"
     raise InvalidParameterError(
-        f"{name}: {width}x{height} needs about {need / gib:.1f} GiB for the {part.replace('_', ' ')} but only "
+        f"{name}: {size} needs about {need / gib:.1f} GiB for the {part.replace('_', ' ')} but only "
         f"{free / gib:.1f} GiB of RAM are free; use {advice}"
     )
 

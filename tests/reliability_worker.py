@@ -43,26 +43,28 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "GGML_NO_BACKTRACE": "1", **(extra or {})}
 
 
-def run_items(items: list[Any], out_dir: Path, *, timeout: float = 1200, env: dict[str, str] | None = None
+def run_items(items: list[Any], out_dir: Path, *, item_timeout: float = 900, env: dict[str, str] | None = None
               ) -> dict[str, dict[str, Any]]:
-    """Run `items` in worker processes, restarting after a crash; one result record per item name."""
+    """Run `items` in worker processes, restarting after a crash; one result record per item name.
+
+    An item that runs for more than `item_timeout` seconds counts as hung: its worker is
+    killed and the item reported like a crash.
+    """
     results: dict[str, dict[str, Any]] = {}
     names = [item if isinstance(item, str) else item["name"] for item in items]
     remaining = list(items)
     attempt = 0
-    while remaining:
+    while remaining and attempt <= len(items):
         attempt += 1
         todo = out_dir / f"items-{attempt}.json"
         out = out_dir / f"results-{attempt}.jsonl"
+        errors = out_dir / f"stderr-{attempt}.txt"
         todo.write_text(json.dumps(remaining))
-        started = time.monotonic()
-        try:
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(todo), str(out)],
-                                  capture_output=True, text=True, timeout=timeout, env=child_env(env))
-            code, stderr = proc.returncode, proc.stderr
-        except subprocess.TimeoutExpired as exc:
-            code, stderr = "timeout", (exc.stderr or b"").decode(errors="replace") if isinstance(
-                exc.stderr, bytes) else str(exc.stderr or "")
+        with open(errors, "w") as err:
+            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(todo), str(out)],
+                                    stdout=subprocess.DEVNULL, stderr=err, env=child_env(env))
+            code = _watch(proc, out, item_timeout)
+        stderr = errors.read_text(errors="replace")
         current = None
         for line in out.read_text().splitlines() if out.exists() else []:
             record = json.loads(line)
@@ -72,18 +74,29 @@ def run_items(items: list[Any], out_dir: Path, *, timeout: float = 1200, env: di
                 results[record["name"]] = record
                 current = None
         if current is not None:
-            results[current] = {"name": current, "ok": False, "crashed": True, "exit": code,
-                                "stderr": stderr[-3000:], "seconds": round(time.monotonic() - started, 1)}
+            results[current] = {"name": current, "ok": False, "crashed": True, "exit": code, "stderr": stderr[-3000:]}
         elif code != 0:
             # Died between items (e.g. at exit): blame the rest so nothing passes unseen.
             for name in names:
-                if name not in results:
-                    results[name] = {"name": name, "ok": False, "crashed": True, "exit": code,
-                                     "stderr": stderr[-3000:]}
+                results.setdefault(name, {"name": name, "ok": False, "crashed": True, "exit": code,
+                                          "stderr": stderr[-3000:]})
         remaining = [item for item, name in zip(items, names, strict=True) if name not in results]
-        if attempt > len(items) + 1:
-            break
     return results
+
+
+def _watch(proc: subprocess.Popen, out: Path, item_timeout: float) -> int | str:
+    """Wait for the worker; kill it when no item has finished for `item_timeout` seconds."""
+    last_size, last_change = -1, time.monotonic()
+    while proc.poll() is None:
+        size = out.stat().st_size if out.exists() else 0
+        if size != last_size:
+            last_size, last_change = size, time.monotonic()
+        elif time.monotonic() - last_change > item_timeout:
+            proc.kill()
+            proc.wait()
+            return "timeout"
+        time.sleep(0.2)
+    return proc.returncode
 
 
 # ---------------------------------------------------------------- the worker side
