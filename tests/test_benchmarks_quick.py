@@ -22,9 +22,17 @@ SECTIONS = {"1", "2", "3", "4", "5", "6"}
 @pytest.mark.timeout(900)
 def test_quick_benchmark_writes_a_well_formed_table(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
-    before = (REPO / "benchmarks" / "RESULTS.md").read_bytes() if (REPO / "benchmarks" / "RESULTS.md").exists() else None
-    proc = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(out)], capture_output=True, text=True,
-                          timeout=850, cwd=str(tmp_path), env={**os.environ})
+    before = (
+        (REPO / "benchmarks" / "RESULTS.md").read_bytes() if (REPO / "benchmarks" / "RESULTS.md").exists() else None
+    )
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=850,
+        cwd=str(tmp_path),
+        env={**os.environ},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     assert text.startswith("# qvac_nb benchmarks")

@@ -23,7 +23,7 @@ if [ -f js/package.json ]; then
   (cd js && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run check-bundle)
 fi
 
-ruff check qvac_nb tests benchmarks 2>/dev/null || ruff check qvac_nb tests
+ruff check qvac_nb tests benchmarks
 
 # Run from tests/ so `import qvac_nb` is the installed package (with its compiled engine).
 set +e
