@@ -27,10 +27,6 @@ CONVERTIBLE_TYPES = ("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0
 # AYSScheduler has noise tables for SD 1.5, SDXL and SVD only; for SD 2.x it interpolates
 # an empty table (reading out of bounds) and for the rest it returns all-zero sigmas.
 AYS_FAMILIES = ("sd1", "sdxl")
-# The engine rounds sizes up to a multiple of (VAE factor x diffusion-model factor)
-# (GenerationRequest::align_generation_request_size) and returns an image of another
-# size than asked: U-Nets need 8 x 8, FLUX.2's VAE 16, and the DiTs' 2x2 patches 16.
-SIZE_MULTIPLE = {"sd1": 64, "sd2": 64, "sdxl": 64, "sd3": 16, "flux": 16, "flux2": 16}
 # A FLUX.2 reference image is VAE-encoded at its own size; under 16 pixels a side the
 # latent has no 2x2 patch left and ggml asserts (abort) while patchifying.
 MIN_REF_SIDE = 16
@@ -59,12 +55,6 @@ def check_model_files(info: FileInfo, files: Mapping[str, Path]) -> None:
         if role in files:
             # inspect_file caches parsed headers, so this does not read the file again.
             check_companion(info, key, inspect_file(files[role], f"model_config.{key}"))
-
-
-def _size_hint(value: int, multiple: int) -> str:
-    down = max(value - value % multiple, multiple)
-    up = value - value % multiple + multiple
-    return f"try {down} or {up}" if down != up else f"try {down}"
 
 
 def available_memory() -> int | None:
@@ -184,15 +174,8 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
 def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
     """Generation parameters that pass validation but crash (or silently change) in the engine for this model."""
     family = model.family
-    multiple = SIZE_MULTIPLE.get(family)
-    if multiple:
-        for name in ("width", "height"):
-            value = params[name]
-            if value % multiple:
-                raise InvalidParameterError(
-                    f"{name}: {family} models generate sizes that are multiples of {multiple}, got {value} "
-                    f"({_size_hint(value, multiple)})"
-                )
+    # Sizes that are not multiples of the model's latent patch (64 for U-Nets, 16 for DiTs) are
+    # rounded up by the engine; the job's stats and PNG report the size actually made.
     steps = params["steps"]
     scheduler = params.get("scheduler") or model.default_scheduler
     # GITSScheduler::get_sigmas indexes its noise table with steps - 2.
