@@ -578,7 +578,7 @@ def section_cache(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
                        "median of the per-round ratios. Steps skipped from the engine's cache log line.",
         )
         b.report.row("6", f"cache presets speed rises slow -> ultra ({name}, {mode})",
-                     ", ".join(f"{k} {sspeed[k]:.2f}x" for k in PRESETS), "monotonic",
+                     ", ".join(f"{k} {sspeed[k]:.2f}x" for k in PRESETS), "monotonic (steps skipped rise strictly)",
                      "yes" if monotone else "no",
                      "skipped steps " + "/".join(str(skipped[k]) for k in PRESETS)
                      + f"; ultra pixels vs none: {fmt_diff(diff(images['ultra'], images['none']))}")
@@ -652,22 +652,23 @@ def write_results(report: Report, path: Path) -> None:
         f"Written by `{cmd.strip()}` on {m['date']} ({m['wall_s']:.0f} s)"
         + (" — **partial: the run had not finished its sections when this was written**." if m.get("partial") else "."),
         "",
-        "Every figure is a ratio within this run, the two sides alternating (order rotated each round), "
-        "median over rounds. Random-weight test models from `tests/testmodels`.",
+        "Every figure is a ratio within one run, the two sides alternating (A B, B A, ...), median over rounds. "
+        "Random-weight test models from `tests/testmodels`. How each figure is measured: `benchmarks/README.md`.",
         "",
         "## Machine and versions",
         "",
         f"- CPU: {m['machine']['cpu']}, {m['machine']['physical']} physical / {m['machine']['logical']} logical "
         f"cores, {m['machine']['ram_gib']} GiB RAM, {m['machine']['os']}",
-        f"- load average at start {m['machine']['load']}, at end {m['load_end']}"
-        + (" — **the machine was shared and busy: absolute times are inflated and ratios noisier than usual**"
-           if max(m["machine"]["load"] + m["load_end"]) > (m["machine"]["logical"] or 2) * 0.75 else ""),
+        *([f"- load average at start {m['machine']['load']}, at end {m['load_end']}"
+           + (" — **the machine was shared and busy: absolute times are inflated and ratios noisier than usual**"
+              if max(m["machine"]["load"] + m["load_end"]) > (m["machine"]["logical"] or 2) * 0.75 else ""),
+           f"- settings: size {a.size}, steps {a.steps}, repeats {a.repeats}, threads {a.threads}, cache section "
+           f"{a.cache_size}x{a.cache_size} / {a.cache_steps} steps, models {', '.join(a.families)}"]
+          if report.measured else ["- settings and load averages: those of each merged run below (load averages "
+                                   "above 1.5 per core mean a shared, busy machine: times inflated, ratios noisy)"]),
         f"- Python {m['info'].get('python')}, qvac_nb {m['info'].get('qvac_nb')} ({m['info'].get('qvac_nb_path')}), "
         f"stable-diffusion-cpp-python {m['info'].get('peer')}",
         f"- engine library {m['info'].get('engine', {}).get('path')} — {m['info'].get('system_info', '')}",
-        f"- settings: size {a.size}, steps {a.steps}, repeats {a.repeats}, threads {a.threads}, cache section "
-        f"{a.cache_size}x{a.cache_size} / {a.cache_steps} steps, models {', '.join(a.families)}",
-        "",
         *[f"- merged: {line}" for line in m.get("merged", [])],
         "",
         "## Summary",

@@ -128,10 +128,10 @@ def diffusion(
         params["seed"] = random.randrange(0, 2**31)
     params["sampling_method"] = params["sampling_method"] or model.default_sampler
     params["scheduler"] = params["scheduler"] or model.default_scheduler
-    guards.check_diffusion(model, params, init)
     params["upscale_repeats"] = repeats
     params["model"] = model.source
     params["init_image_used"] = init is not None
+    guards.check_diffusion(model, params, init)
     job = DiffusionJob(model.model_id, params)
     runner.submit(job, lambda: _run_diffusion(job, model, init, preview))
     return job
@@ -315,6 +315,7 @@ def upscale(*, model_id: str, image: Any, repeats: int = 1, **unexpected: Any) -
     pixels = to_rgb_array("image", image)
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"repeats: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
+    guards.check_upscale(model, pixels, repeats)
     record = stored_record(bytes(image)) if isinstance(image, (bytes, bytearray)) else {}
     if record:
         record["upscaled"] = {"factor": model.upscale_factor**repeats, "repeats": repeats}

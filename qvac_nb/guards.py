@@ -111,7 +111,7 @@ def _geometry(model: Any) -> _Geometry:
 
 
 def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = False, ref_pixels: int = 0,
-                    encode_pixels: int = 0) -> dict[str, int]:
+                    encode_pixels: int = 0, upscaled_pixels: int = 0) -> dict[str, int]:
     """Bytes of the engine's largest compute buffers for one generation (they are used one after another).
 
     Attention without flash attention holds a heads x tokens x tokens f32 matrix
@@ -131,7 +131,13 @@ def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = F
         "attention": attention,
         "vae_decode": decode_pixels * geo.vae_channels * 50,
         "vae_encode": max(encode_pixels, ref_pixels) * 128 * 50,
+        "upscale": upscale_memory(pixels, upscaled_pixels) if upscaled_pixels else 0,
     }
+
+
+def upscale_memory(pixels: int, upscaled_pixels: int) -> int:
+    """Bytes an ESRGAN upscale holds: float input and output images, the uint8 and PNG copies, one tile's buffers."""
+    return pixels * 12 + upscaled_pixels * 20 + 128 * 2**20
 
 
 def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
@@ -151,8 +157,10 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
             ref_pixels = init.shape[0] * init.shape[1]
         else:
             encode_pixels = width * height
+    factor = getattr(model, "upscale_factor", 0) ** params.get("upscale_repeats", 0) if params.get(
+        "upscale_repeats") else 0
     parts = estimate_memory(model, width, height, vae_tiling=bool(params.get("vae_tiling")), ref_pixels=ref_pixels,
-                            encode_pixels=encode_pixels)
+                            encode_pixels=encode_pixels, upscaled_pixels=width * height * factor * factor)
     part, need = max(parts.items(), key=lambda item: item[1])
     if need + MEMORY_HEADROOM <= free:
         return
@@ -161,8 +169,9 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
         "attention": "a smaller size, or model_config={'diffusion_fa': True} (flash attention) when loading",
         "vae_decode": "a smaller size, or vae_tiling=True",
         "vae_encode": "a smaller init_image" if ref_pixels else "a smaller size",
+        "upscale": "fewer upscale repeats or a smaller size",
     }[part]
-    name, size = "width", f"{width}x{height}"
+    name, size = ("upscale" if part == "upscale" else "width"), f"{width}x{height}"
     if part == "vae_encode" and ref_pixels and init is not None:
         name, size = "init_image", f"a {init.shape[1]}x{init.shape[0]} reference image"
     raise InvalidParameterError(
@@ -200,3 +209,19 @@ def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | No
                 f"resize it to e.g. {fit}"
             )
     check_memory(model, params, init)
+
+
+def check_upscale(model: Any, pixels: np.ndarray, repeats: int) -> None:
+    """Refuse an upscale whose images cannot fit in free RAM (see check_memory for why)."""
+    free = available_memory()
+    if free is None:
+        return
+    height, width = pixels.shape[:2]
+    factor = model.upscale_factor**repeats
+    need = upscale_memory(width * height, width * height * factor * factor)
+    if need + MEMORY_HEADROOM > free:
+        gib = 2**30
+        raise InvalidParameterError(
+            f"{'repeats' if repeats > 1 else 'image'}: upscaling {width}x{height} x{factor} needs about "
+            f"{need / gib:.1f} GiB but only {free / gib:.1f} GiB of RAM are free; use fewer repeats or a smaller image"
+        )

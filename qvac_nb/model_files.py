@@ -234,7 +234,10 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
     # The engine calls a file safetensors only for 2 < header < file size; anything else it
     # hands to the legacy torch parser.
     if n <= 2 or n > min(size - 8, MAX_HEADER_BYTES):
-        raise CorruptModelError(f"{path}: safetensors header of {n} bytes does not fit the file")
+        raise CorruptModelError(
+            f"{path}: not a GGUF, safetensors or torch zip model file (as safetensors, its header of {n} bytes "
+            "does not fit the file)"
+        )
     raw = _read_prefix(path, 8 + n)[8:]
     try:
         # Strict JSON as the engine's parser reads it: no NaN/Infinity, no NUL, valid UTF-8.
@@ -426,11 +429,18 @@ def _parse(path: Path, role: str) -> FileInfo:
         return cached
     size = stat.st_size
     with open(path, "rb") as f:
-        magic = f.read(4)
+        head = f.read(9)
+    magic = head[:4]
     if magic == b"GGUF":
         info = read_gguf(path, size)
     elif magic[:2] == b"PK":
         info = read_pth(path)
+    elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and head[8:9] != b"{":
+        # The engine would parse it with its legacy torch reader, which trusts every offset.
+        raise CorruptModelError(
+            f"{role}: {path} is a legacy (pre-zip) torch file, which is not supported; re-save it with a current "
+            "torch.save or convert it to safetensors"
+        )
     elif len(magic) == 4 and size >= 8:
         info = read_safetensors(path, size)
     else:
@@ -470,6 +480,8 @@ def detect_family(names: Iterable[str]) -> str:
         return "flux"
     if "joint_blocks." in joined:
         return "sd3"
+    if "enc.blk.0." in joined or "encoder.block.0." in joined:
+        return "text_encoder"  # T5 (llama.cpp or Hugging Face names)
     if "blk.0.attn_q" in joined or "model.layers.0.self_attn" in joined or "\nlayers.0.self_attn" in "\n" + joined:
         return "llm"
     if "conv_first.weight" in joined or "body.0.rdb1" in joined or "model.0.weight" in joined:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import itertools
 import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,17 @@ def _load_progress_job(on_progress: Callable[[dict], None] | None, role: str) ->
     return job
 
 
+@contextlib.contextmanager
+def _engine_errors(what: str) -> Iterator[None]:
+    """Engine failures while loading surface as QvacErrors, like every other load_model error."""
+    try:
+        yield
+    except _engine.Cancelled:
+        raise CancelledError(f"loading {what} was cancelled") from None
+    except _engine.EngineError as exc:
+        raise EngineError(f"{what}: {exc}") from None
+
+
 def load_model(
     model_src: str,
     *,
@@ -311,14 +323,15 @@ def load_model(
             )
         up_cfg = config.get("upscaler") or {}
         files["upscaler"] = primary
-        up = _engine.Upscaler(
-            str(primary),
-            _threads(config),
-            up_cfg.get("tile_size", 128),
-            bool(config.get("offload_to_cpu", False)),
-            False,
-            _load_progress_job(on_progress, "upscaler"),
-        )
+        with _engine_errors("model_src"):
+            up = _engine.Upscaler(
+                str(primary),
+                _threads(config),
+                up_cfg.get("tile_size", 128),
+                bool(config.get("offload_to_cpu", False)),
+                False,
+                _load_progress_job(on_progress, "upscaler"),
+            )
         model = LoadedModel(
             model_id,
             "upscale",
@@ -344,7 +357,8 @@ def load_model(
                 inspect_file(files[file_role], key)
         _check_companions(info, files)
         guards.check_model_files(info, files)
-        ctx = _engine.Context(_engine_config(files, role, config), _load_progress_job(on_progress, "model"))
+        with _engine_errors("model_src"):
+            ctx = _engine.Context(_engine_config(files, role, config), _load_progress_job(on_progress, "model"))
         model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, context=ctx)
         model.default_sampler = ctx.default_sample_method()
         model.default_scheduler = ctx.default_scheduler(model.default_sampler)
@@ -358,14 +372,19 @@ def load_model(
                     f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model"
                 )
             files["upscaler"] = up_path
-            model.upscaler = _engine.Upscaler(
-                str(up_path),
-                _threads(config),
-                up_cfg["tile_size"],
-                bool(config.get("offload_to_cpu", False)),
-                False,
-                _load_progress_job(on_progress, "upscaler"),
-            )
+            try:
+                with _engine_errors("model_config.upscaler.model_src"):
+                    model.upscaler = _engine.Upscaler(
+                        str(up_path),
+                        _threads(config),
+                        up_cfg["tile_size"],
+                        bool(config.get("offload_to_cpu", False)),
+                        False,
+                        _load_progress_job(on_progress, "upscaler"),
+                    )
+            except BaseException:
+                ctx.close()  # don't leave the diffusion model loaded but unreachable
+                raise
             model.upscale_factor = model.upscaler.factor
         model.load_ms = (time.perf_counter() - start) * 1000
     with _models_lock:

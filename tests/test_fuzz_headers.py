@@ -403,16 +403,41 @@ def _load_items(bases: dict[str, Base], work: Path) -> list[dict[str, Any]]:
     return items
 
 
-def test_accepted_mutants_do_not_crash_the_engine(bases: dict[str, Base], work: Path) -> None:
+@pytest.fixture(scope="module")
+def engine_results(bases: dict[str, Base], work: Path) -> dict[str, dict[str, Any]]:
     items = _load_items(bases, work)
     assert items, "no mutant passed the check, so there is nothing to load"
-    results = run_items(items, work, env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    crashed = {name: r for name, r in results.items() if r.get("crashed")}
-    failed = {name: r for name, r in results.items() if not r.get("ok") and not r.get("crashed")}
-    summary = {"loaded": sum(1 for r in results.values() if r.get("loaded")),
-               "refused_by_load_model": sum(1 for r in results.values() if r.get("loaded") is False),
-               "crashed": len(crashed), "total": len(results)}
+    (work / "engine").mkdir(exist_ok=True)
+    results = run_items(items, work / "engine", env={})
+    summary = {"total": len(results), "crashed": sum(1 for r in results.values() if r.get("crashed")),
+               "loaded": sum(1 for r in results.values() if r.get("loaded")),
+               "generated": sum(1 for r in results.values() if r.get("generated")),
+               "refused_by_engine": sum(1 for r in results.values() if r.get("error"))}
     Path(os.environ.get("QVAC_NB_FUZZ_ENGINE_REPORT", os.devnull)).write_text(
         json.dumps({"summary": summary, "results": results}, indent=1, default=str))
+    return results
+
+
+def test_accepted_mutants_do_not_crash_the_engine(engine_results: dict[str, dict[str, Any]]) -> None:
+    crashed = {name: r for name, r in engine_results.items() if r.get("crashed")}
     assert not crashed, json.dumps(crashed, indent=1)[:4000]
-    assert not failed, json.dumps(failed, indent=1)[:4000]
+
+
+@pytest.mark.xfail(strict=True, reason="load_model lets qvac_nb._engine.EngineError through instead of "
+                   "qvac_nb.EngineError (see docs/reliability.md, API bugs)")
+def test_engine_load_failures_are_qvac_errors(work: Path) -> None:
+    """A file that passes the header check but that the engine refuses (a weight of the wrong shape)."""
+    flux2 = registry.get("flux2")
+    layout = read_gguf_layout(flux2.files["diffusion_model"])
+    for t in layout.tensors:
+        if t.name == "img_in.weight":
+            t.dims = (t.dims[0], t.dims[1] // 2)
+    mutant = write_gguf(work / "flux2-img-in-half.gguf", layout)
+    inspect_file(mutant)  # passes the pre-flight check
+    item = {"name": "wrong-shape", "primary": str(mutant),
+            "config": {"llm_model_src": str(flux2.files["llm"]), "vae_model_src": str(flux2.files["vae"])}}
+    (work / "wrong-shape").mkdir(exist_ok=True)
+    env: dict[str, str] = {}
+    (record,) = run_items([item], work / "wrong-shape", env=env).values()
+    assert not record.get("crashed") and not record["loaded"], record
+    assert record["qvac"], record["error"]

@@ -8,7 +8,6 @@ kills it shows up here as a failed (crashed) case while the rest still run.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,9 +22,9 @@ WORKER = Path(__file__).with_name("reliability_worker.py")
 
 
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[1])
-    path = os.environ.get("PYTHONPATH", "")
-    return {"PYTHONPATH": root + (os.pathsep + path if path else "")} if root not in path.split(os.pathsep) else {}
+    # Workers inherit this process's environment, so they import the same qvac_nb as the tests
+    # (the installed package in CI; the source tree never has the compiled engine there).
+    return {}
 
 
 def _describe(record: dict[str, Any]) -> str:
