@@ -19,7 +19,7 @@ def test_family_generates_and_repeats_byte_for_byte(name: str) -> None:
     model_id = qvac_nb.load_model(str(model.primary), model_config={"threads": THREADS, **model.model_config()})
     try:
         assert qvac_nb.models.get_model(model_id).family == name
-        # cfg 1 skips the unconditioned pass: FLUX.2 is distilled, and it halves the full-size SDXL/SD3 encoders and DiT.
+        # cfg 1 skips the unconditioned pass: FLUX.2 is distilled; it halves the full-size SDXL/SD3 parts.
         cfg = {"cfg_scale": 1.0} if name in ("flux2", "sd3", "sdxl") else {}
         runs = [
             qvac_nb.diffusion(
