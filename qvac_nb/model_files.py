@@ -61,8 +61,9 @@ _ST_ENGINE = {"F64", "F32", "F16", "BF16", "I64", "I32", "F8_E4M3", "F8_E5M2", "
 _ST_INTEGER = {"I64", "I32", "U8"}
 _TORCH_STORAGES = {"FloatStorage": ("F32", 4), "DoubleStorage": ("F64", 8), "HalfStorage": ("F16", 2),
                    "BFloat16Storage": ("BF16", 2), "IntStorage": ("I32", 4), "LongStorage": ("I64", 8)}
-# Integer tensors in real checkpoints are index tables the engine never computes with.
-_INDEX_TENSOR = re.compile(r"(position_ids|num_batches_tracked)$")
+# Integer tensors in real checkpoints are buffers the engine never computes with
+# (position_ids, num_batches_tracked, model_ema.num_updates); weights must be floats.
+_WEIGHT_NAME = re.compile(r"\.(weight|bias|scale)$")
 
 
 @dataclass(frozen=True)
@@ -546,9 +547,8 @@ def _block_count(info: FileInfo, role: str, names: Iterable[str], pattern: str, 
 def _check_dtypes(info: FileInfo, role: str) -> None:
     """Integer or undecodable dtypes on weights make the engine's compute kernels abort."""
     for name, dtype in info.dtypes.items():
-        if _INDEX_TENSOR.search(name):
-            continue
-        if dtype in ("I8", "I16", "I32", "I64", "U8") or (info.format == "gguf" and dtype in ("Q8_1", "Q8_K", "F64")):
+        undecodable = info.format == "gguf" and dtype in ("Q8_1", "Q8_K", "F64")  # no ggml dequantizer
+        if undecodable or (dtype in ("I8", "I16", "I32", "I64", "U8") and _WEIGHT_NAME.search(name)):
             raise CorruptModelError(f"{role}: {info.path.name}: tensor {name} is stored as {dtype}, not a weight type")
 
 
