@@ -19,6 +19,7 @@ from .jobs import DiffusionJob, ProgressTick, Stats, UpscaleJob
 from .png import encode_png, stored_record
 from .validation import (
     CACHE_PRESETS,
+    DIFFUSION_PARAMS,
     MAX_BATCH,
     MAX_SIDE,
     MAX_STEPS,
@@ -32,28 +33,6 @@ from .validation import (
     check_upscale,
 )
 
-DIFFUSION_PARAMS = (
-    "model_id",
-    "prompt",
-    "negative_prompt",
-    "width",
-    "height",
-    "steps",
-    "cfg_scale",
-    "guidance",
-    "sampling_method",
-    "scheduler",
-    "seed",
-    "batch_count",
-    "vae_tiling",
-    "cache_preset",
-    "init_image",
-    "strength",
-    "upscale",
-    "clip_skip",
-    "eta",
-    "preview",
-)
 MAX_SEED = 2**63 - 1
 MAX_OUTPUT_SIDE = 16384
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second reach Python

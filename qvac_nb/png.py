@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .errors import InvalidParameterError, InvalidTypeError
+from .validation import DIFFUSION_PARAMS
 
 JSON_KEY = "qvac_nb"
 # zlib level 1: a 512x512 image encodes in a few ms; higher levels cost 5-10x for ~10 % smaller files.
@@ -85,22 +86,6 @@ def stored_record(png: bytes) -> dict[str, Any]:
         return {}
 
 
-# The keys of a stored record that `diffusion` accepts back.
-_REPLAYABLE = {
-    "prompt",
-    "negative_prompt",
-    "width",
-    "height",
-    "steps",
-    "cfg_scale",
-    "guidance",
-    "sampling_method",
-    "scheduler",
-    "seed",
-    "batch_count",
-    "vae_tiling",
-    "cache_preset",
-    "strength",
-    "clip_skip",
-    "eta",
-}
+# The keys of a stored record that `diffusion` accepts back: all but the model, the
+# inputs that are not stored (init image) and the post-processing and display switches.
+_REPLAYABLE = set(DIFFUSION_PARAMS) - {"model_id", "init_image", "upscale", "preview"}

@@ -21,6 +21,29 @@ MAX_UPSCALE_REPEATS = 3
 CACHE_PRESETS = ("slow", "medium", "fast", "ultra")
 # The docs' "flow" is the engine's "sd3_flow"; "auto" lets the engine infer it.
 PREDICTION_ALIASES = {"flow": "sd3_flow", "sd3_flow": "sd3_flow"}
+# Every keyword `diffusion` takes (the contract with the QVAC SDK, plus clip_skip, eta, preview).
+DIFFUSION_PARAMS = (
+    "model_id",
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "steps",
+    "cfg_scale",
+    "guidance",
+    "sampling_method",
+    "scheduler",
+    "seed",
+    "batch_count",
+    "vae_tiling",
+    "cache_preset",
+    "init_image",
+    "strength",
+    "upscale",
+    "clip_skip",
+    "eta",
+    "preview",
+)
 PREDICTIONS = ("auto", "eps", "v", "edm_v", "flow", "flux_flow", "flux2_flow")
 
 

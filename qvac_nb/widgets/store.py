@@ -6,30 +6,16 @@ PNG itself stays here and travels as a binary buffer of a custom message on requ
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from PIL import Image
-
 from ..errors import QvacError
-from ..png import JSON_KEY, read_parameters
+from ..png import read_parameters, stored_record
 from .thumbs import image_size, thumbnail
 
 _ids = itertools.count(1)
-
-
-def stored_record(png: bytes) -> dict[str, Any]:
-    """The full record qvac_nb stored in a PNG (parameters plus model, seed…), or {}."""
-    try:
-        with Image.open(io.BytesIO(png)) as img:
-            text = img.info.get(JSON_KEY)
-        return json.loads(text) if isinstance(text, str) else {}
-    except Exception:  # noqa: BLE001 - an image without a readable record simply has none
-        return {}
 
 
 def replayable(png: bytes) -> dict[str, Any]:
