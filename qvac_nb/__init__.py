@@ -23,9 +23,10 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .generation import cancel, diffusion, upscale
-from .jobs import DiffusionJob, ProgressTick, Stats, UpscaleJob
+from .jobs import DiffusionJob, Stats, UpscaleJob
 from .models import load_model, loaded_models, unload_model
 from .png import read_parameters
+from .progress_stream import ProgressTick
 
 globals().update(CONSTANTS)
 

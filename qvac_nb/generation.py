@@ -15,8 +15,9 @@ from . import _engine, engine, guards, models, runner
 from .cache_presets import apply_cache_preset
 from .errors import CancelledError, EngineError, UnsupportedOperationError
 from .images import to_rgb_array
-from .jobs import DiffusionJob, ProgressTick, Stats, UpscaleJob
+from .jobs import DiffusionJob, Stats, UpscaleJob
 from .png import encode_png, stored_record
+from .progress_stream import ProgressTick
 from .validation import (
     CACHE_PRESETS,
     DIFFUSION_PARAMS,

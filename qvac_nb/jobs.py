@@ -6,24 +6,11 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import CancelledError
-
-
-@dataclass(frozen=True)
-class ProgressTick:
-    step: int  # steps done so far over the whole job (all images of a batch)
-    total_steps: int
-    elapsed_ms: float  # since the job started running
-    phase: str  # load, sample, decode, upscale
-    image_index: int = 0  # which image of the batch is being made
-    preview: bytes | None = None  # small PNG of the latent, when asked for
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from .progress_stream import ProgressStream
 
 
 @dataclass(frozen=True)
@@ -59,65 +46,6 @@ class Outcome(concurrent.futures.Future):
             if owner is not None:
                 owner.cancel()
             raise
-
-
-class ProgressStream:
-    """Every tick of a job, for any number of readers; iteration ends when the job does."""
-
-    def __init__(self) -> None:
-        self._ticks: list[ProgressTick] = []
-        self._closed = False
-        self._cond = threading.Condition()
-        self._listeners: list[Any] = []
-
-    def push(self, tick: ProgressTick) -> None:
-        with self._cond:
-            self._ticks.append(tick)
-            self._cond.notify_all()
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(tick)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def subscribe(self, listener: Any) -> None:
-        """Call `listener(tick)` on the worker thread for every later tick."""
-        with self._cond:
-            self._listeners.append(listener)
-
-    @property
-    def ticks(self) -> list[ProgressTick]:
-        with self._cond:
-            return list(self._ticks)
-
-    def __iter__(self) -> Iterator[ProgressTick]:
-        index = 0
-        while True:
-            with self._cond:
-                while index >= len(self._ticks) and not self._closed:
-                    self._cond.wait(0.5)
-                if index >= len(self._ticks):
-                    return
-                tick = self._ticks[index]
-            index += 1
-            yield tick
-
-    async def __aiter__(self) -> AsyncIterator[ProgressTick]:
-        index = 0
-        while True:
-            with self._cond:
-                batch = self._ticks[index:]
-                closed = self._closed
-            for tick in batch:
-                yield tick
-            index += len(batch)
-            if closed and not batch:
-                return
-            if not batch:
-                await asyncio.sleep(0.01)
 
 
 class Job:

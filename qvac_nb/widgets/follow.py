@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import CancelledError
-from ..jobs import Job, ProgressTick
+from ..jobs import Job
+from ..progress_stream import ProgressTick
 from .progress import ProgressTracker
 
 StatusSink = Callable[[dict[str, Any]], None]

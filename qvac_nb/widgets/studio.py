@@ -14,8 +14,9 @@ from ..catalog import CATALOG
 from ..engine import enum_names
 from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
-from ..jobs import Job, ProgressTick
+from ..jobs import Job
 from ..models import load_model
+from ..progress_stream import ProgressTick
 from . import assets
 from .base import ImageWidget
 from .follow import follow_job
