@@ -357,25 +357,26 @@ def load_model(
                 inspect_file(files[file_role], key)
         _check_companions(info, files)
         guards.check_model_files(info, files)
+        up_cfg = config.get("upscaler")
+        if up_cfg and up_cfg.get("model_src"):
+            # Resolved and checked before the diffusion model: a bad upscaler fails in seconds, not after a load.
+            up_path, _ = _resolve(up_cfg["model_src"], "upscaler.model_src", on_progress)
+            up_info = inspect_file(up_path, "model_config.upscaler.model_src")
+            if up_info.family not in ("esrgan", "unknown"):
+                raise UnsupportedOperationError(
+                    f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model"
+                )
+            files["upscaler"] = up_path
         with _engine_errors("model_src"):
             ctx = _engine.Context(_engine_config(files, role, config), _load_progress_job(on_progress, "model"))
         model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, context=ctx)
         model.default_sampler = ctx.default_sample_method()
         model.default_scheduler = ctx.default_scheduler(model.default_sampler)
-        up_cfg = config.get("upscaler")
-        if up_cfg and up_cfg.get("model_src"):
-            up_path, _ = _resolve(up_cfg["model_src"], "upscaler.model_src", on_progress)
-            up_info = inspect_file(up_path, "model_config.upscaler.model_src")
-            if up_info.family not in ("esrgan", "unknown"):
-                ctx.close()
-                raise UnsupportedOperationError(
-                    f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model"
-                )
-            files["upscaler"] = up_path
+        if "upscaler" in files:
             try:
                 with _engine_errors("model_config.upscaler.model_src"):
                     model.upscaler = _engine.Upscaler(
-                        str(up_path),
+                        str(files["upscaler"]),
                         _threads(config),
                         up_cfg["tile_size"],
                         bool(config.get("offload_to_cpu", False)),

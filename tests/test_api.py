@@ -388,6 +388,31 @@ def test_load_model_rejects_bad_config(sd1_model, config: dict, error: type, wor
         qvac_nb.load_model(str(sd1_model.primary), model_config=config)
 
 
+@pytest.mark.parametrize(
+    "upscaler_src,error,words",
+    [
+        ("/no/such/RealESRGAN_x4plus.pth", qvac_nb.ModelFileError, "upscaler.model_src"),
+        ("SD1", qvac_nb.UnsupportedOperationError, "not an ESRGAN model"),
+    ],
+)
+def test_a_bad_paired_upscaler_is_refused_before_the_diffusion_model_loads(
+    sd1_model, monkeypatch: pytest.MonkeyPatch, upscaler_src: str, error: type, words: str  # noqa: ANN001
+) -> None:
+    built: list[object] = []
+
+    def no_context(*args: object) -> None:
+        built.append(args)
+        raise AssertionError("the diffusion model was loaded before the upscaler was checked")
+
+    monkeypatch.setattr(models._engine, "Context", no_context)
+    src = str(sd1_model.primary) if upscaler_src == "SD1" else upscaler_src
+    before = qvac_nb.loaded_models()
+    with pytest.raises(error, match=words):
+        qvac_nb.load_model(str(sd1_model.primary), model_config={"threads": 2, "upscaler": {"model_src": src}})
+    assert built == []
+    assert qvac_nb.loaded_models() == before
+
+
 def test_load_model_rejects_missing_file_and_bad_type(tmp_path: Path) -> None:
     with pytest.raises(qvac_nb.ModelFileError):
         qvac_nb.load_model(str(tmp_path / "missing.gguf"))
