@@ -53,12 +53,13 @@ class ProgressStream:
     def push(self, tick: ProgressTick) -> None:
         with self._cond:
             self._ticks.append(tick)
-            self._untaken = self._blocked + self._wake_async_readers()
-            self._cond.notify_all()
             listeners = list(self._listeners)
         for listener in listeners:
             listener(tick)
+        # Wake readers last, right before waiting: a woken reader then finds the GIL free.
         with self._cond:
+            self._untaken = self._blocked + self._wake_async_readers()
+            self._cond.notify_all()
             if self._untaken:
                 self._cond.wait_for(lambda: self._untaken == 0, HANDOFF_S)
 
