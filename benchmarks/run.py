@@ -662,6 +662,9 @@ def merge_from(report: Report, old: dict[str, Any], sections: set[str] | None = 
         f"→ {old['meta'].get('load_end')})")
 
 
+BUSY_LOAD_PER_CORE = 1.5  # the benchmark alone keeps about one per core busy; more means other work
+
+
 def write_results(report: Report, path: Path) -> None:
     a, m = report.args, report.meta
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -684,11 +687,13 @@ def write_results(report: Report, path: Path) -> None:
         f"cores, {m['machine']['ram_gib']} GiB RAM, {m['machine']['os']}",
         *([f"- load average at start {m['machine']['load']}, at end {m['load_end']}"
            + (" — **the machine was shared and busy: absolute times are inflated and ratios noisier than usual**"
-              if max(m["machine"]["load"] + m["load_end"]) > (m["machine"]["logical"] or 2) * 0.75 else ""),
+              if max(m["machine"]["load"] + m["load_end"]) > (m["machine"]["logical"] or 2) * BUSY_LOAD_PER_CORE
+              else ""),
            f"- settings: size {a.size}, steps {a.steps}, repeats {a.repeats}, threads {a.threads}, cache section "
            f"{a.cache_size}x{a.cache_size} / {a.cache_steps} steps, models {', '.join(a.families)}"]
           if report.measured else ["- settings and load averages: those of each merged run below (load averages "
-                                   "above 1.5 per core mean a shared, busy machine: times inflated, ratios noisy)"]),
+                                   f"above {BUSY_LOAD_PER_CORE} per core mean a shared, busy machine: times inflated, "
+                                   "ratios noisy; the benchmark alone keeps about one per core busy)"]),
         f"- Python {m['info'].get('python')}, qvac_nb {m['info'].get('qvac_nb')} ({m['info'].get('qvac_nb_path')}), "
         f"stable-diffusion-cpp-python {m['info'].get('peer')}",
         f"- engine library {m['info'].get('engine', {}).get('path')} — {m['info'].get('system_info', '')}",
