@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(REPO / "tests" / "browser"))  # the browser test's JupyterLab server and Chromium settings
+from lab_server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KERNEL_IDLE,
+    python_env,
+    run_cell,
+    running_lab,
+    write_notebook,
+)
+
 WAIT_MS = 600_000
 
 STUDIO_CELL = """\
@@ -51,11 +60,6 @@ WATCH_LABEL = """() => {
                                                    text: label.textContent}))
     .observe(label, {subtree: true, childList: true, characterData: true});
 }"""
-KERNEL_IDLE = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return Boolean(k && k.status === 'idle');
-}"""
 
 
 def available() -> str | None:
@@ -72,8 +76,6 @@ def available() -> str | None:
 
 def measure(model: Any, *, size: int, steps: int, threads: int, tmp: Path) -> dict[str, Any]:
     """One Studio generation; latencies (ms) of the ticks the label showed."""
-    sys.path.insert(0, str(REPO / "tests" / "browser"))
-    from lab_server import python_env, running_lab, write_notebook
     from playwright.sync_api import sync_playwright
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -92,7 +94,7 @@ def measure(model: Any, *, size: int, steps: int, threads: int, tmp: Path) -> di
             page.goto(lab.url("lab/tree/latency.ipynb"))
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=WAIT_MS)
             page.wait_for_function(KERNEL_IDLE, timeout=WAIT_MS)
-            _run_cell(page, 0)
+            run_cell(page, 0)
             studio = page.locator(".qvac-studio")
             studio.locator("button[name=generate]:enabled").wait_for(timeout=WAIT_MS)
             page.evaluate(WATCH_LABEL)
@@ -101,7 +103,7 @@ def measure(model: Any, *, size: int, steps: int, threads: int, tmp: Path) -> di
             studio.locator(".qvac-progress[data-phase=done]").wait_for(timeout=WAIT_MS)
             generate_s = time.monotonic() - started
             labels = page.evaluate("() => window.__labels")
-            _run_cell(page, 1)
+            run_cell(page, 1)
             _wait_for(ticks_out)
         finally:
             browser.close()
@@ -120,11 +122,6 @@ def match(pushed: list[list[Any]], labels: list[dict[str, Any]]) -> dict[str, An
                  if phase == "sample" and (step, total) in shown]
     sampled = sum(1 for phase, *_ in pushed if phase == "sample")
     return {"latency_ms": latencies, "ticks": sampled, "merged": sampled - len(latencies)}
-
-
-def _run_cell(page: Any, index: int) -> None:
-    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
 
 
 def _wait_for(path: Path, timeout: float = 60) -> None:

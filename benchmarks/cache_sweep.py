@@ -13,35 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from engine_log import LogLines, skipped_steps
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = {"easycache": 1, "ucache": 2}
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-def skipped(lines: list[str]) -> int | None:
-    for line in lines:
-        m = re.search(r"skipped\s+(\d+)", line, re.I)
-        if m:
-            return int(m.group(1))
-        if "without skipping" in line:
-            return 0
-    return None
 
 
 def _recorder(sink: list[float]) -> Any:
@@ -71,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from qvac_nb import _engine, engine, models
     from qvac_nb.cache_presets import DIT_FAMILIES, PRESETS
 
-    lines = Lines()
+    lines = LogLines()
     log = logging.getLogger("qvac_nb.engine")
     log.addHandler(lines)
     log.setLevel(logging.INFO)
@@ -118,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         mse = float((d.astype(np.float64) ** 2).mean())
         psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
         print(json.dumps({"model": a.model, "mode": mode, "setting": label, "values": values,
-                          "skipped": skipped(lines.lines), "sample_s": round(sum(step_secs), 3),
+                          "skipped": skipped_steps(lines.lines), "sample_s": round(sum(step_secs), 3),
                           "total_s": round(total, 3), "mean_abs_diff": round(float(d.mean()), 3),
                           "psnr": round(psnr, 2)}), flush=True)
     return 0

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from engine_log import skipped_steps
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -126,11 +127,6 @@ class Report:
 
 def med(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-def ratio(num: Sequence[float], den: Sequence[float]) -> list[float]:
-    """Per-round ratios num[i] / den[i]."""
-    return [n / d for n, d in zip(num, den, strict=True)]
 
 
 def pctl(values: Sequence[float], q: float) -> float:
@@ -580,7 +576,7 @@ def section_cache(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
             print(f"  [6 {name}] round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.2f}s" for k in keys), flush=True)
         speed = {k: med([n / t for n, t in zip(times["none"], times[k], strict=False)]) for k in keys}
         sspeed = {k: med([n / t for n, t in zip(sample["none"], sample[k], strict=False)]) for k in keys}
-        skipped = {k: _skipped(logs[k]) for k in keys}
+        skipped = {k: skipped_steps(logs[k]) for k in keys}
         # Skipped steps are deterministic (timings are not, on a shared machine): they must rise strictly,
         # and the measured speed-up must rise from slow to ultra.
         counts = [skipped[k] for k in PRESETS]
@@ -611,19 +607,6 @@ def _presets() -> str:
     from qvac_nb.cache_presets import PRESETS as values
 
     return ", ".join(f"{k} {v}" for k, v in values.items())
-
-
-def _skipped(lines: list[str]) -> int | None:
-    """Skipped-step count from the engine's cache summary line (e.g. 'UCache skipped 5/20 steps')."""
-    import re
-
-    for line in lines:
-        m = re.search(r"skipped\s+(\d+)", line, re.I)
-        if m:
-            return int(m.group(1))
-        if "without skipping" in line:
-            return 0
-    return None
 
 
 # ---------------------------------------------------------------------- RESULTS.md

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from engine_log import LogLines
 
 # qvac_nb model_config key -> StableDiffusion() keyword.
 PEER_CONFIG = {
@@ -36,17 +37,6 @@ PEER_CONFIG = {
 }
 PEER_FILES = {"model": "model_path", "diffusion_model": "diffusion_model_path", "llm": "llm_path", "vae": "vae_path",
               "clip_l": "clip_l_path", "clip_g": "clip_g_path", "t5xxl": "t5xxl_path"}
-QVAC_COMPANIONS = {"llm": "llm_model_src", "vae": "vae_model_src", "clip_l": "clip_l_model_src",
-                   "clip_g": "clip_g_model_src", "t5xxl": "t5_xxl_model_src"}
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
-        super().__init__(logging.INFO)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(record.getMessage())
 
 
 class Worker:
@@ -62,6 +52,7 @@ class Worker:
             from stable_diffusion_cpp import StableDiffusion
         else:
             import qvac_nb
+            from qvac_nb.models import COMPANION_KEYS
 
             qvac_nb.engine.ensure_loaded()  # the peer opens the library at import; time the load alone
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -73,7 +64,7 @@ class Worker:
             self.models[name] = StableDiffusion(**kwargs)
         else:
             primary = files.get("model") or files["diffusion_model"]
-            cfg = {QVAC_COMPANIONS[r]: p for r, p in files.items() if r in QVAC_COMPANIONS}
+            cfg = {key: files[role] for key, role in COMPANION_KEYS.items() if role in files}
             cfg.update(config)
             self.models[name] = qvac_nb.load_model(primary, model_config=cfg)
         self.sides[name] = side
@@ -91,8 +82,6 @@ class Worker:
             np.save(save, pixels)
         out: dict[str, Any] = {"s": secs, "shape": list(pixels.shape)}
         if self.probe is not None:
-            out["sample_s"] = sum(s for phase, _step, _ns, s in self.probe["raw"] if phase == "sample")
-            out["steps_seen"] = sum(1 for phase, *_ in self.probe["raw"] if phase == "sample")
             # The callback's seconds are a running per-step figure, so time the sampling by its ticks instead:
             # first to last sample tick spans steps 2..n; scale to n steps.
             ns = [t for phase, _step, t, _s in self.probe["raw"] if phase == "sample"]
@@ -178,7 +167,7 @@ class Worker:
         self.probe = {"raw": [], "log": []} if on else None
         log = logging.getLogger("qvac_nb.engine")
         if on:
-            self._log_handler = _ListHandler(self.probe["log"])
+            self._log_handler = LogLines(self.probe["log"])
             log.addHandler(self._log_handler)
             log.setLevel(logging.INFO)
             log.propagate = False

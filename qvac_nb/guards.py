@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
-from .model_files import FileInfo, check_companion, decoder_channels, dit_heads, inspect_file
+from .model_files import decoder_channels, dit_heads, inspect_file
 
 # Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the
 # integer types ggml has no row quantizer, and ModelLoader::load_tensors -> convert_tensor
@@ -45,16 +44,6 @@ def check_load_config(config: Mapping[str, Any]) -> None:
             f"model_config.type: the engine cannot convert weights to {weight_type!r}; "
             f"use one of {', '.join(CONVERTIBLE_TYPES)}"
         )
-
-
-def check_model_files(info: FileInfo, files: Mapping[str, Path]) -> None:
-    """Every companion file fits the family of the model (a FLUX.2 VAE for FLUX.2, ...)."""
-    keys = {"llm": "llm_model_src", "vae": "vae_model_src", "clip_l": "clip_l_model_src",
-            "clip_g": "clip_g_model_src", "t5xxl": "t5_xxl_model_src"}
-    for role, key in keys.items():
-        if role in files:
-            # inspect_file caches parsed headers, so this does not read the file again.
-            check_companion(info, key, inspect_file(files[role], f"model_config.{key}"))
 
 
 def available_memory() -> int | None:

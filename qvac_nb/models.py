@@ -26,7 +26,7 @@ from .errors import (
     UnsupportedOperationError,
     suggest,
 )
-from .model_files import FileInfo, inspect_file
+from .model_files import FileInfo, check_companion, inspect_file
 from .validation import (
     PREDICTION_ALIASES,
     PREDICTIONS,
@@ -321,17 +321,9 @@ def load_model(
                 f"model_src: {primary.name} is a {info.family} model, not an ESRGAN upscaler; "
                 "load it with mode='diffusion'"
             )
-        up_cfg = config.get("upscaler") or {}
         files["upscaler"] = primary
         with _engine_errors("model_src"):
-            up = _engine.Upscaler(
-                str(primary),
-                _threads(config),
-                up_cfg.get("tile_size", 128),
-                bool(config.get("offload_to_cpu", False)),
-                False,
-                _load_progress_job(on_progress, "upscaler"),
-            )
+            up = _open_upscaler(primary, config, on_progress)
         model = LoadedModel(
             model_id,
             "upscale",
@@ -351,16 +343,18 @@ def load_model(
             )
         role = "diffusion_model" if _is_split(info, config) else "model"
         files[role] = primary
+        companions: dict[str, FileInfo] = {}
         for key, file_role in COMPANION_KEYS.items():
             if config.get(key):
                 files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
-                inspect_file(files[file_role], key)
+                companions[key] = inspect_file(files[file_role], f"model_config.{key}")
         _check_companions(info, files)
-        guards.check_model_files(info, files)
+        for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
+            check_companion(info, key, companion)
         up_cfg = config.get("upscaler")
         if up_cfg and up_cfg.get("model_src"):
             # Resolved and checked before the diffusion model: a bad upscaler fails in seconds, not after a load.
-            up_path, _ = _resolve(up_cfg["model_src"], "upscaler.model_src", on_progress)
+            up_path, _ = _resolve(up_cfg["model_src"], "model_config.upscaler.model_src", on_progress)
             up_info = inspect_file(up_path, "model_config.upscaler.model_src")
             if up_info.family not in ("esrgan", "unknown"):
                 raise UnsupportedOperationError(
@@ -375,14 +369,7 @@ def load_model(
         if "upscaler" in files:
             try:
                 with _engine_errors("model_config.upscaler.model_src"):
-                    model.upscaler = _engine.Upscaler(
-                        str(files["upscaler"]),
-                        _threads(config),
-                        up_cfg["tile_size"],
-                        bool(config.get("offload_to_cpu", False)),
-                        False,
-                        _load_progress_job(on_progress, "upscaler"),
-                    )
+                    model.upscaler = _open_upscaler(files["upscaler"], config, on_progress)
             except BaseException:
                 ctx.close()  # don't leave the diffusion model loaded but unreachable
                 raise
@@ -391,6 +378,18 @@ def load_model(
     with _models_lock:
         _models[model_id] = model
     return model_id
+
+
+def _open_upscaler(path: Path, config: dict[str, Any], on_progress: Callable[[dict], None] | None) -> Any:
+    """An ESRGAN context, standalone (mode="upscale") or paired with a diffusion model."""
+    return _engine.Upscaler(
+        str(path),
+        _threads(config),
+        (config.get("upscaler") or {}).get("tile_size", 128),
+        bool(config.get("offload_to_cpu", False)),
+        False,  # direct convolution off
+        _load_progress_job(on_progress, "upscaler"),
+    )
 
 
 def _threads(config: dict[str, Any]) -> int:

@@ -72,8 +72,12 @@ def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
             raise InvalidParameterError(f"png: not a readable image ({exc})") from None
     if JSON_KEY not in text:
         raise InvalidParameterError("png: has no qvac_nb parameters (was it written by qvac_nb?)")
-    stored = json.loads(text[JSON_KEY])
-    return {k: v for k, v in stored.items() if k in _REPLAYABLE}
+    return replayable_params(json.loads(text[JSON_KEY]))
+
+
+def replayable_params(record: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a stored record that `diffusion` accepts back."""
+    return {k: v for k, v in record.items() if k in _REPLAYABLE}
 
 
 def stored_record(png: bytes) -> dict[str, Any]:

@@ -11,18 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import QvacError
-from ..png import read_parameters, stored_record
+from ..png import replayable_params, stored_record
 from .thumbs import image_size, thumbnail
 
 _ids = itertools.count(1)
-
-
-def replayable(png: bytes) -> dict[str, Any]:
-    try:
-        return read_parameters(png)
-    except QvacError:
-        return {}
 
 
 class ImageStore:
@@ -35,10 +27,11 @@ class ImageStore:
     def add(self, png: bytes, **extra: Any) -> dict[str, Any]:
         image_id = f"img{next(_ids)}"
         width, height = image_size(png)
-        params = replayable(png)
+        record = stored_record(png)
+        params = replayable_params(record)
         entry = {"id": image_id, "thumb": thumbnail(png), "width": width, "height": height,
                  "seed": params.get("seed"), "params": params, "bytes": len(png),
-                 "img2img": bool(stored_record(png).get("init_image_used")), **extra}
+                 "img2img": bool(record.get("init_image_used")), **extra}
         with self._lock:
             self._pngs[image_id] = png
         return entry

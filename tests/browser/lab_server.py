@@ -14,8 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 START_TIMEOUT_S = 90
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright drives it with these switches
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+# True once the open notebook's kernel is idle (the page is ready to run cells).
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return Boolean(k && k.status === 'idle');
+}"""
 
 
 @dataclass
@@ -95,6 +104,12 @@ def running_lab(root: Path, env: dict[str, str]) -> Iterator[Lab]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def run_cell(page: Any, index: int) -> None:
+    """Run the notebook's cell `index` as a person would: click into it, Shift+Enter."""
+    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_server import python_env, running_lab, write_notebook
+from lab_server import CHROMIUM, CHROMIUM_ARGS, KERNEL_IDLE, python_env, run_cell, running_lab, write_notebook
 from ws_frames import FrameLog
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LONG_S = 180_000  # ms: generous waits for a loaded 2-core machine
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
@@ -52,22 +50,9 @@ WATCH_PROGRESS = """() => {
   new MutationObserver(record).observe(root, {subtree: true, attributes: true, childList: true, characterData: true});
 }"""
 STEPPED_40 = "() => /step [1-9]\\d*\\/40/.test(document.querySelector('.qvac-studio .qvac-progress-label').textContent)"
-KERNEL_IDLE = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return Boolean(k && k.status === 'idle');
-}"""
-
-
 def _steps(label: str) -> int | None:
     match = re.search(r"step (\d+)/(\d+)", label)
     return int(match.group(1)) if match else None
-
-
-def _run_cell(page: Any, index: int) -> None:
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
 
 
 def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.CaptureFixture) -> None:
@@ -100,7 +85,7 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             # Run the cell: the Studio appears once the model is loaded.
             t0 = time.monotonic()
             log.mark("cell")
-            _run_cell(page, 0)
+            run_cell(page, 0)
             studio = page.locator(".qvac-studio")
             expect(studio).to_be_visible(timeout=LONG_S)
             expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
@@ -160,12 +145,12 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
 
             # A job shows itself as a compact bar and then its image; a Gallery shows any images.
             t0 = time.monotonic()
-            _run_cell(page, 1)
+            run_cell(page, 1)
             jobview = page.locator(".qvac-jobview")
             expect(jobview.locator(".qvac-job-img.qvac-full")).to_have_count(1, timeout=LONG_S)
             timings["job cell -> image shown"] = time.monotonic() - t0
             jobview.screenshot(path=str(SCREENSHOTS / "jobview.png"))
-            _run_cell(page, 2)
+            run_cell(page, 2)
             expect(page.locator(".qvac-gallery .qvac-card")).to_have_count(2, timeout=LONG_S)
             page.locator(".qvac-gallery").screenshot(path=str(SCREENSHOTS / "gallery.png"))
             log.mark("extras")
