@@ -70,12 +70,50 @@ def ensure_loaded() -> None:
         _engine.set_log_handler(_forward_log)
 
 
-@cache
+_facts: dict[str, object] = {}
+_facts_lock = threading.Lock()
+
+
+def remember_facts(facts: dict[str, object]) -> None:
+    """Keep what a worker reported about the engine (names, library info) for this kernel."""
+    with _facts_lock:
+        _facts.update(facts)
+
+
+def facts() -> dict[str, object]:
+    """The engine's enum names and library info as a worker reported them ({} before the first worker)."""
+    with _facts_lock:
+        return dict(_facts)
+
+
+def _known_facts() -> dict[str, object]:
+    if not facts():
+        # No worker has started yet: ask a short-lived one, so this process never opens the engine.
+        from .worker.process import WorkerProcess
+
+        probe = WorkerProcess("the engine probe")
+        try:
+            remember_facts(probe.wait_ready())
+        finally:
+            probe.kill()
+    return facts()
+
+
 def enum_names() -> dict[str, list[str]]:
-    ensure_loaded()
-    return _engine.enum_names()
+    """The engine's names for samplers, schedulers, predictions, weight types, rng kinds, ..."""
+    if _engine.library_loaded():  # in a worker (or a test that opened the library itself)
+        return _local_enum_names()
+    return _known_facts()["names"]  # type: ignore[return-value]
 
 
 def info() -> dict[str, object]:
+    """The engine library in use: path, version, commit, backend, physical cores, system info."""
+    if _engine.library_loaded():
+        return _engine.library_info()
+    return _known_facts()["info"]  # type: ignore[return-value]
+
+
+@cache
+def _local_enum_names() -> dict[str, list[str]]:
     ensure_loaded()
-    return _engine.library_info()
+    return _engine.enum_names()

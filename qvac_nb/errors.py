@@ -67,3 +67,20 @@ def suggest(value: str, allowed: Iterable[str]) -> str:
     folded = {str(option).casefold(): str(option) for option in allowed}
     matches = difflib.get_close_matches(str(value).casefold(), list(folded), n=1, cutoff=0.6)
     return f" (did you mean {folded[matches[0]]!r}?)" if matches else ""
+
+
+class EngineCrashedError(EngineError):
+    """The engine's worker process died (a crash, an abort, the out-of-memory killer) or stopped responding.
+
+    The kernel is unharmed; the model reloads on its next use. `exit_code` is the worker's exit
+    status (negative: the signal that ended it) and `last_output` its last engine log lines.
+    """
+
+    def __init__(self, message: str, *, exit_code: int | None = None, last_output: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.last_output = list(last_output or [])
+
+
+class CallbackError(QvacError):
+    """A progress listener raised; its job was cancelled. The listener's exception is `__cause__`."""

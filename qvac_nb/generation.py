@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import random
-import time
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from . import _engine, engine, guards, models, runner
-from .cache_presets import apply_cache_preset
-from .errors import CancelledError, EngineError, UnsupportedOperationError
+from . import engine, guards, models, runner
+from .errors import UnsupportedOperationError
 from .images import to_rgb_array
-from .jobs import DiffusionJob, Stats, UpscaleJob
-from .png import encode_png, stored_record
-from .progress_stream import ProgressTick
+from .jobs import DiffusionJob, UpscaleJob
+from .png import stored_record
 from .validation import (
     CACHE_PRESETS,
     DIFFUSION_PARAMS,
@@ -33,10 +25,10 @@ from .validation import (
     check_unknown,
     check_upscale,
 )
+from .worker import protocol
 
 MAX_SEED = 2**63 - 1
 MAX_OUTPUT_SIDE = 16384
-PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second reach Python
 
 
 def diffusion(
@@ -88,7 +80,7 @@ def diffusion(
     }
     repeats = check_upscale(upscale)
     check_bool("preview", preview)
-    if repeats and model.upscaler is None:
+    if repeats and not model.has_upscaler:
         raise UnsupportedOperationError(
             "upscale: this model was loaded without an upscaler; pass "
             "model_config={'upscaler': {'model_src': ...}} to load_model"
@@ -113,169 +105,8 @@ def diffusion(
     params["init_image_used"] = init is not None
     guards.check_diffusion(model, params, init)
     job = DiffusionJob(model.model_id, params)
-    runner.submit(job, lambda: _run_diffusion(job, model, init, preview))
+    runner.submit(job, protocol.DIFFUSION, {"params": params, "init": init, "preview": preview})
     return job
-
-
-def _request(params: dict[str, Any], model: models.LoadedModel, init: np.ndarray | None) -> Any:
-    names = engine.enum_names()
-    req = _engine.Request()
-    req.prompt = params["prompt"]
-    req.negative_prompt = params["negative_prompt"]
-    req.width, req.height = params["width"], params["height"]
-    req.steps = params["steps"]
-    req.cfg_scale = params["cfg_scale"]
-    req.guidance = params["guidance"]
-    req.sample_method = names["sample_method"].index(params["sampling_method"])
-    req.scheduler = names["scheduler"].index(params["scheduler"])
-    req.seed = params["seed"]
-    req.batch_count = params["batch_count"]
-    req.vae_tiling = params["vae_tiling"]
-    req.strength = params["strength"]
-    req.clip_skip = params["clip_skip"]
-    if params["eta"] is not None:
-        req.eta = params["eta"]
-    if params["cache_preset"]:
-        apply_cache_preset(req, params["cache_preset"], model.family)
-    if init is not None:
-        if model.family == "flux2":
-            req.ref_images = [init]  # in-context conditioning
-        else:
-            req.init_image = _fit(init, params["width"], params["height"])
-    return req
-
-
-def _fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """SDEdit encodes the init image at the output size."""
-    if pixels.shape[1] == width and pixels.shape[0] == height:
-        return pixels
-    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.LANCZOS))
-
-
-def _preview_png(width: int, height: int, channels: int, data: bytes) -> bytes:
-    img = Image.frombytes("RGB" if channels == 3 else "RGBA", (width, height), data)
-    out = io.BytesIO()
-    img.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
-
-
-def _progress_hooks(job: DiffusionJob | UpscaleJob, batch: int, engine_job: Any, preview: bool) -> None:
-    state = {"last_preview": 0.0, "preview": None}
-    start = time.perf_counter()
-
-    def on_progress(step: int, total: int, _secs: float, phase: str) -> None:
-        if step <= 0 or total <= 0:
-            return
-        index = engine_job.batch_index if phase == "sample" else 0
-        done = index * total + step
-        shown_phase = "upscale" if phase == "upscale" else "sample" if phase in ("sample", "encode") else phase
-        tick = ProgressTick(
-            done, total * batch, (time.perf_counter() - start) * 1000, shown_phase, index, state.pop("preview", None)
-        )
-        job.progress_stream.push(tick)
-        if phase == "sample" and step == total:
-            job.progress_stream.push(ProgressTick(done, total * batch, tick.elapsed_ms, "decode", index))
-
-    def on_preview(_step: int, width: int, height: int, channels: int, data: bytes) -> None:
-        now = time.perf_counter()
-        if now - state["last_preview"] >= PREVIEW_MIN_INTERVAL_S:
-            state["last_preview"] = now
-            state["preview"] = _preview_png(width, height, channels, data)
-
-    engine_job.on_progress = on_progress
-    if preview:
-        engine_job.on_preview = on_preview
-
-
-def _settle(job: DiffusionJob | UpscaleJob, work: Callable[[], tuple[list[bytes], Stats]]) -> None:
-    """Run a job's engine work and report its outcome; engine errors become QvacErrors."""
-    if job.cancelled:
-        job._finish(None, None, job._cancelled_error())
-        return
-    try:
-        outputs, stats = work()
-        job._finish(outputs, stats, None)
-    except _engine.Cancelled:
-        job._finish(None, None, job._cancelled_error())
-    except _engine.EngineError as exc:
-        job._finish(None, None, EngineError(str(exc)))
-    except BaseException as exc:  # handed to whoever waits on the job
-        job._finish(None, None, exc)
-
-
-def _run_diffusion(job: DiffusionJob, model: models.LoadedModel, init: np.ndarray | None, preview: bool) -> None:
-    params = job.params
-    engine_job = _engine.Job()
-    _progress_hooks(job, params["batch_count"], engine_job, preview)
-
-    def work() -> tuple[list[bytes], Stats]:
-        job._attach(engine_job)
-        with model.lock:
-            if model.context is None:
-                raise CancelledError(f"model '{model.model_id}' was unloaded before the job ran")
-            t0 = time.perf_counter()
-            pixels = model.context.generate(_request(params, model, init), engine_job)
-            generation_ms = (time.perf_counter() - t0) * 1000
-            for _ in range(params["upscale_repeats"]):
-                pixels = [_upscale_once(job, model, p, i) for i, p in enumerate(pixels)]
-        outputs = []
-        for i, p in enumerate(pixels):
-            record = {k: v for k, v in params.items() if k != "upscale_repeats"}
-            record.update(seed=params["seed"] + i, batch_count=1)
-            outputs.append(encode_png(p, record))
-        ticks = job.progress_stream.ticks
-        return outputs, _stats(
-            job,
-            model,
-            pixels,
-            t0,
-            generation_ms,
-            ticks[-1].total_steps if ticks else 0,
-            params["batch_count"],
-            params["seed"],
-        )
-
-    _settle(job, work)
-
-
-def _stats(
-    job: DiffusionJob | UpscaleJob,
-    model: models.LoadedModel,
-    pixels: list[np.ndarray],
-    t0: float,
-    engine_ms: float,
-    steps: int,
-    generations: int,
-    seed: int,
-) -> Stats:
-    h, w = pixels[0].shape[:2] if pixels else (0, 0)
-    now = time.perf_counter()
-    return Stats(
-        model_load_ms=model.load_ms,
-        generation_ms=engine_ms,
-        total_generation_ms=(now - t0) * 1000,
-        total_wall_ms=(now - job.created) * 1000,
-        total_steps=steps,
-        total_generations=generations,
-        total_images=len(pixels),
-        total_pixels=w * h * len(pixels),
-        width=w,
-        height=h,
-        seed=seed,
-    )
-
-
-def _upscale_once(job: DiffusionJob | UpscaleJob, model: models.LoadedModel, pixels: np.ndarray, index: int) -> Any:
-    engine_job = _engine.Job()
-    start = time.perf_counter()
-    engine_job.on_progress = lambda step, total, _s, _p: job.progress_stream.push(
-        ProgressTick(step, total, (time.perf_counter() - start) * 1000, "upscale", index)
-    )
-    job._attach(engine_job)
-    out = model.upscaler.upscale(pixels, model.upscale_factor, engine_job)
-    # A one-tile image gets no tile ticks from the engine; every pass ends with one of ours.
-    job.progress_stream.push(ProgressTick(1, 1, (time.perf_counter() - start) * 1000, "upscale", index))
-    return out
 
 
 UPSCALE_PARAMS = ("model_id", "image", "repeats")
@@ -289,7 +120,7 @@ def upscale(*, model_id: str, image: Any, repeats: int = 1, **unexpected: Any) -
     """
     check_unknown("upscale", unexpected, UPSCALE_PARAMS)
     model = models.get_model(model_id)
-    if model.upscaler is None:
+    if not model.has_upscaler:
         models.require(model, "upscale", "upscale")
     repeats = check_int("repeats", repeats, 1, MAX_UPSCALE_REPEATS)
     pixels = to_rgb_array("image", image)
@@ -300,26 +131,8 @@ def upscale(*, model_id: str, image: Any, repeats: int = 1, **unexpected: Any) -
     if record:
         record["upscaled"] = {"factor": model.upscale_factor**repeats, "repeats": repeats}
     job = UpscaleJob(model.model_id, {"repeats": repeats, "model": model.source})
-    runner.submit(job, lambda: _run_upscale(job, model, pixels, record or None))
+    runner.submit(job, protocol.UPSCALE, {"pixels": pixels, "repeats": repeats, "record": record or None})
     return job
-
-
-def _run_upscale(job: UpscaleJob, model: models.LoadedModel, pixels: np.ndarray, record: dict[str, Any] | None) -> None:
-    def work() -> tuple[list[bytes], Stats]:
-        out = pixels
-        with model.lock:
-            if model.upscaler is None:
-                raise CancelledError(f"model '{model.model_id}' was unloaded before the job ran")
-            t0 = time.perf_counter()
-            for _ in range(job.params["repeats"]):
-                out = _upscale_once(job, model, out, 0)
-            upscale_ms = (time.perf_counter() - t0) * 1000
-        png = encode_png(out, record)
-        return [png], _stats(
-            job, model, [out], t0, upscale_ms, 0, job.params["repeats"], int((record or {}).get("seed", -1))
-        )
-
-    _settle(job, work)
 
 
 def cancel(*, model_id: str, **unexpected: Any) -> int:

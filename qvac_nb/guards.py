@@ -34,6 +34,10 @@ MIN_REF_SIDE = 16
 CLIP_LAYERS = 12
 # Room left for the weights' conversion buffers, Python and the notebook around the estimate.
 MEMORY_HEADROOM = 512 * 2**20
+# Families whose text encoder is an LLM attending over the whole prompt, and the head count assumed
+# for it (Qwen3-4B has 32; the guard errs on the side of refusing).
+LLM_ENCODER_FAMILIES = ("flux2",)
+LLM_ATTENTION_HEADS = 32
 
 
 def check_load_config(config: Mapping[str, Any]) -> None:
@@ -99,8 +103,25 @@ def _geometry(model: Any) -> _Geometry:
     return geometry
 
 
+def prompt_tokens(*texts: str) -> int:
+    """An upper estimate of the tokens a prompt makes: 3 UTF-8 bytes a token (CJK is about one a character)."""
+    return sum(len(text.encode("utf-8", "surrogatepass")) for text in texts) // 3 + 1
+
+
+def text_encoder_memory(model: Any, tokens: int) -> int:
+    """Bytes the text encoder's attention holds for `tokens` tokens.
+
+    An LLM encoder (FLUX.2's Qwen3) attends over the whole prompt at once: a heads x tokens x
+    tokens f32 matrix plus its softmax copy (measured: a 20,000-character prompt took 6.7 GB on
+    the test model). CLIP encoders work in 77-token windows, so their memory does not grow that way.
+    """
+    if model.family not in LLM_ENCODER_FAMILIES:
+        return 0
+    return LLM_ATTENTION_HEADS * tokens * tokens * 4 * 2
+
+
 def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = False, ref_pixels: int = 0,
-                    encode_pixels: int = 0, upscaled_pixels: int = 0) -> dict[str, int]:
+                    encode_pixels: int = 0, upscaled_pixels: int = 0, text_tokens: int = 0) -> dict[str, int]:
     """Bytes of the engine's largest compute buffers for one generation (they are used one after another).
 
     Attention without flash attention holds a heads x tokens x tokens f32 matrix
@@ -120,13 +141,22 @@ def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = F
         "attention": attention,
         "vae_decode": decode_pixels * geo.vae_channels * 50,
         "vae_encode": max(encode_pixels, ref_pixels) * 128 * 50,
-        "upscale": upscale_memory(pixels, upscaled_pixels) if upscaled_pixels else 0,
+        "upscale": upscale_memory(pixels, upscaled_pixels, _tile_size(model)) if upscaled_pixels else 0,
+        "text_encoder": text_encoder_memory(model, text_tokens),
     }
 
 
-def upscale_memory(pixels: int, upscaled_pixels: int) -> int:
-    """Bytes an ESRGAN upscale holds: float input and output images, the uint8 and PNG copies, one tile's buffers."""
-    return pixels * 12 + upscaled_pixels * 20 + 128 * 2**20
+def _tile_size(model: Any) -> int:
+    return int((getattr(model, "config", {}).get("upscaler") or {}).get("tile_size", 128))
+
+
+def upscale_memory(pixels: int, upscaled_pixels: int, tile_size: int = 128) -> int:
+    """Bytes an ESRGAN upscale holds: float input and output images, the uint8 and PNG copies, one tile's buffers.
+
+    A tile's feature maps are 64 channels of f32 at up to 4x the tile's side, a few alive at once:
+    about 8 KiB per tile pixel (128 MiB at the default tile_size of 128).
+    """
+    return pixels * 12 + upscaled_pixels * 20 + tile_size * tile_size * 8192
 
 
 def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
@@ -148,8 +178,10 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
             encode_pixels = width * height
     factor = getattr(model, "upscale_factor", 0) ** params.get("upscale_repeats", 0) if params.get(
         "upscale_repeats") else 0
+    tokens = prompt_tokens(params.get("prompt", ""), params.get("negative_prompt", ""))
     parts = estimate_memory(model, width, height, vae_tiling=bool(params.get("vae_tiling")), ref_pixels=ref_pixels,
-                            encode_pixels=encode_pixels, upscaled_pixels=width * height * factor * factor)
+                            encode_pixels=encode_pixels, upscaled_pixels=width * height * factor * factor,
+                            text_tokens=tokens)
     part, need = max(parts.items(), key=lambda item: item[1])
     if need + MEMORY_HEADROOM <= free:
         return
@@ -158,9 +190,12 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
         "attention": "a smaller size, or model_config={'diffusion_fa': True} (flash attention) when loading",
         "vae_decode": "a smaller size, or vae_tiling=True",
         "vae_encode": "a smaller init_image" if ref_pixels else "a smaller size",
-        "upscale": "fewer upscale repeats or a smaller size",
+        "upscale": "fewer upscale repeats, a smaller size or a smaller model_config upscaler tile_size",
+        "text_encoder": "a shorter prompt",
     }[part]
     name, size = ("upscale" if part == "upscale" else "width"), f"{width}x{height}"
+    if part == "text_encoder":
+        name, size = "prompt", f"a prompt of about {tokens} tokens"
     if part == "vae_encode" and ref_pixels and init is not None:
         name, size = "init_image", f"a {init.shape[1]}x{init.shape[0]} reference image"
     raise InvalidParameterError(
@@ -207,10 +242,11 @@ def check_upscale(model: Any, pixels: np.ndarray, repeats: int) -> None:
         return
     height, width = pixels.shape[:2]
     factor = model.upscale_factor**repeats
-    need = upscale_memory(width * height, width * height * factor * factor)
+    need = upscale_memory(width * height, width * height * factor * factor, _tile_size(model))
     if need + MEMORY_HEADROOM > free:
         gib = 2**30
         raise InvalidParameterError(
             f"{'repeats' if repeats > 1 else 'image'}: upscaling {width}x{height} x{factor} needs about "
-            f"{need / gib:.1f} GiB but only {free / gib:.1f} GiB of RAM are free; use fewer repeats or a smaller image"
+            f"{need / gib:.1f} GiB but only {free / gib:.1f} GiB of RAM are free; use fewer repeats, a smaller image "
+            "or a smaller model_config upscaler tile_size"
         )

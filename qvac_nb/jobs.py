@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +33,13 @@ class Stats:
 
 
 class Outcome(concurrent.futures.Future):
-    """A future that can also be awaited: `outcome.result(timeout)` or `await outcome`."""
+    """A future that can also be awaited: `outcome.result(timeout)` or `await outcome`.
+
+    Cancelling it (`outcome.cancel()`, or cancelling an asyncio task awaiting it, as
+    `asyncio.wait_for` does on a timeout) cancels the job.
+    """
+
+    _owner: Job | None = None
 
     def __await__(self):  # noqa: ANN204 - generator protocol
         return asyncio.wrap_future(self).__await__()
@@ -42,10 +49,16 @@ class Outcome(concurrent.futures.Future):
             return super().result(timeout)
         except KeyboardInterrupt:
             # Ctrl-C while a cell waits: stop the job rather than leave it running unseen.
-            owner = getattr(self, "_owner", None)
-            if owner is not None:
-                owner.cancel()
+            if self._owner is not None:
+                self._owner.cancel()
             raise
+
+    def cancel(self) -> bool:
+        if self.done():
+            return False
+        if self._owner is not None:
+            self._owner.cancel()
+        return super().cancel()
 
 
 class Job:
@@ -59,19 +72,24 @@ class Job:
         self.progress_stream = ProgressStream()
         self.outputs: Outcome = Outcome()
         self.stats: Outcome = Outcome()
-        self.outputs._owner = self  # type: ignore[attr-defined]
-        self.stats._owner = self  # type: ignore[attr-defined]
+        self.outputs._owner = self
+        self.stats._owner = self
         self.created = time.perf_counter()
         self._cancel_event = threading.Event()
-        self._engine_job: Any = None  # the _engine.Job while running
-        self._lock = threading.Lock()
+        self._canceller: Callable[[Job], None] | None = None  # set by the model's runner
+        self._listener_error: BaseException | None = None
 
     def cancel(self) -> None:
-        """Stop the job: a queued job never starts; a running one stops within a step."""
-        with self._lock:
-            self._cancel_event.set()
-            if self._engine_job is not None:
-                self._engine_job.cancel()
+        """Stop the job: a queued job never starts; a running one stops within a sampling step.
+
+        Where the engine cannot stop (loading, decoding, upscaling) its worker process is ended
+        within about a second and the model reloads on its next use.
+        """
+        if self._cancel_event.is_set() or self.done():
+            return
+        self._cancel_event.set()
+        if self._canceller is not None:
+            self._canceller(self)
 
     @property
     def cancelled(self) -> bool:
@@ -86,23 +104,18 @@ class Job:
 
         return [png_to_pil(png) for png in self.outputs.result(timeout)]
 
-    # Set by the runner.
-    def _attach(self, engine_job: Any) -> None:
-        with self._lock:
-            self._engine_job = engine_job
-            if self._cancel_event.is_set():
-                engine_job.cancel()
-
+    # Called by the runner, once.
     def _finish(self, outputs: list[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
-        with self._lock:
-            self._engine_job = None
+        self._canceller = None  # nothing to stop any more; also breaks the job <-> runner reference
         self.progress_stream.close()
-        if error is not None:
-            self.outputs.set_exception(error)
-            self.stats.set_exception(error)
-        else:
-            self.outputs.set_result(outputs)
-            self.stats.set_result(stats)
+        for future, value in ((self.outputs, outputs), (self.stats, stats)):
+            try:
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(value)
+            except concurrent.futures.InvalidStateError:  # already cancelled by its owner (e.g. asyncio)
+                pass
 
     def _cancelled_error(self) -> CancelledError:
         return CancelledError(f"{self.kind} job on model '{self.model_id}' was cancelled")

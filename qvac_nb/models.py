@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import itertools
 import re
 import threading
-import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _engine, engine, guards, runner
+from . import engine, guards, runner
 from .errors import (
     CancelledError,
     EngineError,
@@ -28,7 +25,6 @@ from .errors import (
 )
 from .model_files import FileInfo, check_companion, inspect_file
 from .validation import (
-    PREDICTION_ALIASES,
     PREDICTIONS,
     check_bool,
     check_choice,
@@ -36,6 +32,8 @@ from .validation import (
     check_str,
     check_unknown,
 )
+from .worker import protocol
+from .worker.process import WorkerDied, WorkerProcess
 
 COMPANION_KEYS = {
     "llm_model_src": "llm",
@@ -69,11 +67,12 @@ MODEL_TYPES = ("diffusion", "upscale")
 # Which family a model belongs to decides guidance vs cfg and the cache mode.
 DIT_FAMILIES = ("flux", "flux2", "sd3")
 GUIDANCE_FAMILIES = ("flux", "flux2")
-_GPU_SYMBOLS = ("ggml_backend_cuda_init", "ggml_backend_metal_init", "ggml_backend_vk_init", "ggml_backend_sycl_init")
 
 
 @dataclass
 class LoadedModel:
+    """The kernel's handle on a loaded model; the model itself lives in a worker process."""
+
     model_id: str
     mode: str  # diffusion | upscale
     family: str
@@ -81,12 +80,10 @@ class LoadedModel:
     files: dict[str, Path]
     config: dict[str, Any]
     load_ms: float
-    context: Any = None  # _engine.Context
-    upscaler: Any = None  # _engine.Upscaler (paired or standalone)
+    role: str = "model"  # the engine's name for the primary file: model | diffusion_model | upscaler
     upscale_factor: int = 0
     default_sampler: str | None = None
     default_scheduler: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def prediction(self) -> str:
@@ -96,11 +93,14 @@ class LoadedModel:
     def uses_guidance(self) -> bool:
         return self.family in GUIDANCE_FAMILIES
 
-    def close(self) -> None:
-        for handle in (self.context, self.upscaler):
-            if handle is not None:
-                handle.close()
-        self.context = self.upscaler = None
+    @property
+    def has_upscaler(self) -> bool:
+        return "upscaler" in self.files
+
+    def worker_spec(self) -> dict[str, Any]:
+        """What a worker needs to load this model (plain data: it crosses to another process)."""
+        return {"mode": self.mode, "family": self.family, "role": self.role,
+                "files": {role: str(path) for role, path in self.files.items()}, "config": dict(self.config)}
 
 
 _models: dict[str, LoadedModel] = {}
@@ -171,17 +171,9 @@ def _check_upscaler(value: Any) -> dict[str, Any] | None:
     return out
 
 
-def _has_gpu_backend() -> bool:
-    try:
-        lib = ctypes.CDLL(str(engine.find_library()))
-    except OSError:
-        return False
-    return any(hasattr(lib, sym) for sym in _GPU_SYMBOLS)
-
-
 def _warn_cpu_fallback(config: dict[str, Any]) -> None:
     global _gpu_warned
-    if config.get("device") == "gpu" and not _gpu_warned and not _has_gpu_backend():
+    if config.get("device") == "gpu" and not _gpu_warned and not engine.facts().get("gpu_backend"):
         _gpu_warned = True
         warnings.warn(
             "device='gpu': this engine build has no GPU backend, so qvac_nb runs on the CPU. "
@@ -214,77 +206,6 @@ def _resolve(src: str, role: str, on_progress: Callable[[dict], None] | None) ->
         raise ModelFileError(f"{role}: {exc}") from None
 
 
-def _physical_cores() -> int:
-    return int(engine.info()["physical_cores"])
-
-
-def _engine_config(files: dict[str, Path], role: str, config: dict[str, Any]) -> Any:
-    names = engine.enum_names()
-    cc = _engine.ContextConfig()
-    setattr(cc, role, str(files[role]))
-    for key in ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd"):
-        if key in files:
-            setattr(cc, key, str(files[key]))
-    threads = config.get("threads", -1)
-    cc.threads = _physical_cores() if threads == -1 else threads
-    prediction = config.get("prediction", "auto")
-    if prediction != "auto":
-        cc.prediction = names["prediction"].index(PREDICTION_ALIASES.get(prediction, prediction))
-    if "type" in config:
-        cc.weight_type = names["type"].index(config["type"])
-    for key in ("rng", "sampler_rng"):
-        if key in config:
-            setattr(cc, key, names["rng"].index(config[key]))
-    if "lora_apply_mode" in config:
-        cc.lora_apply_mode = names["lora_apply_mode"].index(config["lora_apply_mode"])
-    for key, attr in (
-        ("clip_on_cpu", "clip_on_cpu"),
-        ("vae_on_cpu", "vae_on_cpu"),
-        ("offload_to_cpu", "offload_to_cpu"),
-        ("flash_attn", "flash_attn"),
-        ("diffusion_fa", "diffusion_flash_attn"),
-        ("mmap", "mmap"),
-        ("diffusion_conv_direct", "diffusion_conv_direct"),
-        ("vae_conv_direct", "vae_conv_direct"),
-    ):
-        if key in config:
-            setattr(cc, attr, bool(config[key]))
-    return cc
-
-
-def _load_progress_job(on_progress: Callable[[dict], None] | None, role: str) -> Any:
-    job = _engine.Job()
-    if on_progress is not None:
-        start = time.perf_counter()
-
-        def tick(step: int, total: int, _secs: float, _phase: str) -> None:
-            pct = 100.0 * step / total if total else 0.0
-            on_progress(
-                {
-                    "phase": "load",
-                    "role": role,
-                    "percentage": pct,
-                    "step": step,
-                    "total_steps": total,
-                    "elapsed_ms": (time.perf_counter() - start) * 1000,
-                }
-            )
-
-        job.on_progress = tick
-    return job
-
-
-@contextlib.contextmanager
-def _engine_errors(what: str) -> Iterator[None]:
-    """Engine failures while loading surface as QvacErrors, like every other load_model error."""
-    try:
-        yield
-    except _engine.Cancelled:
-        raise CancelledError(f"loading {what} was cancelled") from None
-    except _engine.EngineError as exc:
-        raise EngineError(f"{what}: {exc}") from None
-
-
 def load_model(
     model_src: str,
     *,
@@ -293,7 +214,11 @@ def load_model(
     on_progress: Callable[[dict], None] | None = None,
     **unexpected: Any,
 ) -> str:
-    """Load a model (downloading it and its companions if needed) and return its id."""
+    """Load a model (downloading it and its companions if needed) and return its id.
+
+    The model lives in a worker process of its own: whatever the engine does there (a crash,
+    an abort, running out of memory) cannot take the notebook's kernel with it.
+    """
     check_unknown("load_model", unexpected, ("model_src", "model_type", "model_config", "on_progress"))
     check_str("model_src", model_src)
     if not model_src:
@@ -301,7 +226,27 @@ def load_model(
     check_choice("model_type", model_type, MODEL_TYPES)
     if on_progress is not None and not callable(on_progress):
         raise InvalidTypeError("on_progress: expected a callable taking one dict")
-    engine.ensure_loaded()
+    # The worker starts (imports, opens the engine) while the files are checked and fetched here.
+    worker = WorkerProcess(f"model '{Path(model_src).name.split('@')[0]}'")
+    try:
+        if not engine.facts():
+            engine.remember_facts(worker.wait_ready())
+        model = _prepare(model_src, model_type, model_config, on_progress)
+        worker.label = f"model '{model.model_id}'"
+        worker.wait_ready()
+        _load_in(worker, model, on_progress)
+    except BaseException:
+        worker.kill()
+        raise
+    with _models_lock:
+        _models[model.model_id] = model
+    runner.register(model, worker)
+    return model.model_id
+
+
+def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | None,
+             on_progress: Callable[[dict], None] | None) -> LoadedModel:
+    """Validate the config, fetch and check every file: the handle of a model not loaded yet."""
     config = normalize_config(model_config)
     guards.check_load_config(config)
     mode = config.get("mode", model_type)
@@ -312,7 +257,6 @@ def load_model(
         config.setdefault(key, value)
     info = inspect_file(primary, "model_src")
     files: dict[str, Path] = {}
-    start = time.perf_counter()
     model_id = f"{Path(model_src).name.split('@')[0]}#{next(_ids)}"
 
     if mode == "upscale":
@@ -322,79 +266,73 @@ def load_model(
                 "load it with mode='diffusion'"
             )
         files["upscaler"] = primary
-        with _engine_errors("model_src"):
-            up = _open_upscaler(primary, config, on_progress)
-        model = LoadedModel(
-            model_id,
-            "upscale",
-            "esrgan",
-            model_src,
-            files,
-            config,
-            (time.perf_counter() - start) * 1000,
-            upscaler=up,
-            upscale_factor=up.factor,
+        return LoadedModel(model_id, "upscale", "esrgan", model_src, files, config, 0.0, role="upscaler")
+    if info.family in ("esrgan", "llm", "vae", "text_encoder"):
+        raise UnsupportedOperationError(
+            f"model_src: {primary.name} is a {info.family} file, not a diffusion model"
+            + ("; load it with mode='upscale'" if info.family == "esrgan" else "")
         )
-    else:
-        if info.family in ("esrgan", "llm", "vae", "text_encoder"):
-            raise UnsupportedOperationError(
-                f"model_src: {primary.name} is a {info.family} file, not a diffusion model"
-                + ("; load it with mode='upscale'" if info.family == "esrgan" else "")
-            )
-        role = "diffusion_model" if _is_split(info, config) else "model"
-        files[role] = primary
-        companions: dict[str, FileInfo] = {}
-        for key, file_role in COMPANION_KEYS.items():
-            if config.get(key):
-                files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
-                companions[key] = inspect_file(files[file_role], f"model_config.{key}")
-        _check_companions(info, files)
-        for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
-            check_companion(info, key, companion)
-        up_cfg = config.get("upscaler")
-        if up_cfg and up_cfg.get("model_src"):
-            # Resolved and checked before the diffusion model: a bad upscaler fails in seconds, not after a load.
-            up_path, _ = _resolve(up_cfg["model_src"], "model_config.upscaler.model_src", on_progress)
-            up_info = inspect_file(up_path, "model_config.upscaler.model_src")
-            if up_info.family not in ("esrgan", "unknown"):
-                raise UnsupportedOperationError(
-                    f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model"
-                )
-            files["upscaler"] = up_path
-        with _engine_errors("model_src"):
-            ctx = _engine.Context(_engine_config(files, role, config), _load_progress_job(on_progress, "model"))
-        model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, context=ctx)
-        model.default_sampler = ctx.default_sample_method()
-        model.default_scheduler = ctx.default_scheduler(model.default_sampler)
-        if "upscaler" in files:
-            try:
-                with _engine_errors("model_config.upscaler.model_src"):
-                    model.upscaler = _open_upscaler(files["upscaler"], config, on_progress)
-            except BaseException:
-                ctx.close()  # don't leave the diffusion model loaded but unreachable
-                raise
-            model.upscale_factor = model.upscaler.factor
-        model.load_ms = (time.perf_counter() - start) * 1000
-    with _models_lock:
-        _models[model_id] = model
-    return model_id
+    role = "diffusion_model" if _is_split(info, config) else "model"
+    files[role] = primary
+    companions: dict[str, FileInfo] = {}
+    for key, file_role in COMPANION_KEYS.items():
+        if config.get(key):
+            files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
+            companions[key] = inspect_file(files[file_role], f"model_config.{key}")
+    _check_companions(info, files)
+    for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
+        check_companion(info, key, companion)
+    up_cfg = config.get("upscaler")
+    if up_cfg and up_cfg.get("model_src"):
+        # Resolved and checked before the diffusion model: a bad upscaler fails in seconds, not after a load.
+        up_path, _ = _resolve(up_cfg["model_src"], "model_config.upscaler.model_src", on_progress)
+        up_info = inspect_file(up_path, "model_config.upscaler.model_src")
+        if up_info.family not in ("esrgan", "unknown"):
+            raise UnsupportedOperationError(f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model")
+        files["upscaler"] = up_path
+    return LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role)
 
 
-def _open_upscaler(path: Path, config: dict[str, Any], on_progress: Callable[[dict], None] | None) -> Any:
-    """An ESRGAN context, standalone (mode="upscale") or paired with a diffusion model."""
-    return _engine.Upscaler(
-        str(path),
-        _threads(config),
-        (config.get("upscaler") or {}).get("tile_size", 128),
-        bool(config.get("offload_to_cpu", False)),
-        False,  # direct convolution off
-        _load_progress_job(on_progress, "upscaler"),
-    )
+def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None) -> None:
+    """Have `worker` load `model`, relaying its load ticks; fills in what the engine reports."""
+    worker.send(protocol.LOAD, None, model.worker_spec())
+    while True:
+        try:
+            msg = worker.recv(1.0)
+        except WorkerDied:
+            raise worker.crash_error("loading the model", reload_note=False) from None
+        if msg is None:
+            continue
+        if msg[0] == protocol.LOAD_TICK and on_progress is not None:
+            _, role, step, total, elapsed = msg
+            on_progress({"phase": "load", "role": role, "percentage": 100.0 * step / total if total else 0.0,
+                         "step": step, "total_steps": total, "elapsed_ms": elapsed})
+        elif msg[0] == protocol.ERROR:
+            error = protocol.decode_error(msg[2])
+            what = "model_config.upscaler.model_src" if model.has_upscaler and "upscal" in str(error).lower() \
+                else "model_src"
+            if isinstance(error, CancelledError):
+                raise CancelledError(f"loading {what} was cancelled")
+            raise type(error)(f"{what}: {error}") if type(error) is EngineError else error
+        elif msg[0] == protocol.LOADED:
+            loaded = msg[1]
+            model.default_sampler = loaded["default_sampler"]
+            model.default_scheduler = loaded["default_scheduler"]
+            model.upscale_factor = loaded["upscale_factor"]
+            model.load_ms = loaded["load_ms"]
+            return
 
 
-def _threads(config: dict[str, Any]) -> int:
-    threads = config.get("threads", -1)
-    return _physical_cores() if threads == -1 else int(threads)
+def start_worker(model: LoadedModel, on_progress: Callable[[dict], None] | None = None) -> WorkerProcess:
+    """A new worker with `model` loaded again (after a crash, or a cancel that had to end the last one)."""
+    worker = WorkerProcess(f"model '{model.model_id}'")
+    try:
+        worker.wait_ready()
+        _load_in(worker, model, on_progress)
+    except BaseException:
+        worker.kill()
+        raise
+    return worker
 
 
 def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:
@@ -433,23 +371,19 @@ def loaded_models() -> list[str]:
 
 
 def unload_model(*, model_id: str, clear_storage: bool = False, **unexpected: Any) -> None:
-    """Free a model's engine memory (cancelling its jobs); optionally delete its cached file."""
+    """Free a model: its worker process ends (all of its memory returns at once) and its jobs are cancelled.
+
+    Returns within about two seconds whatever the model is doing; safe to call from a progress
+    listener. `clear_storage=True` also deletes the model's cached download.
+    """
     check_unknown("unload_model", unexpected, ("model_id", "clear_storage"))
     check_bool("clear_storage", clear_storage)
     model = get_model(model_id)
     with _models_lock:
         _models.pop(model_id, None)
-    jobs = runner.jobs_for(model_id)
-    for job in jobs:
-        job.cancel()
-    for job in jobs:
-        if not runner.on_worker_thread():
-            try:
-                job.outputs.exception()  # wait until the worker has let go of the model
-            except Exception:  # noqa: BLE001 - only waiting
-                pass
-    with model.lock:
-        model.close()
+    model_runner = runner.unregister(model_id)
+    if model_runner is not None:
+        model_runner.close()
     if clear_storage:
         from . import download
 
@@ -458,15 +392,10 @@ def unload_model(*, model_id: str, clear_storage: bool = False, **unexpected: An
 
 @atexit.register
 def _free_all() -> None:
-    """Free engine memory before the interpreter tears nanobind down."""
+    """End every worker at interpreter exit, so nothing outlives the kernel (and exit stays fast)."""
     with _models_lock:
-        models = list(_models.values())
         _models.clear()
-    for model in models:
-        for job in runner.jobs_for(model.model_id):
-            job.cancel()
-        with model.lock:
-            model.close()
+    runner.close_all()
 
 
 def require(model: LoadedModel, mode: str, operation: str) -> None:

@@ -49,13 +49,20 @@ class ProgressStream:
         self._blocked = 0  # thread readers waiting for a tick
         self._untaken = 0  # readers woken by the last push that have not taken its tick yet
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Set by the job's runner: what to do when a listener raises (cancel the job, keep the error).
+        self.on_listener_error: Callable[[BaseException], None] | None = None
 
     def push(self, tick: ProgressTick) -> None:
         with self._cond:
             self._ticks.append(tick)
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(tick)
+            try:
+                listener(tick)
+            except BaseException as exc:  # even KeyboardInterrupt: never raised into the runner's thread
+                if self.on_listener_error is None:
+                    raise
+                self.on_listener_error(exc)
         # Wake readers last, right before waiting: a woken reader then finds the GIL free.
         with self._cond:
             self._untaken = self._blocked + self._wake_async_readers()
@@ -70,7 +77,11 @@ class ProgressStream:
             self._cond.notify_all()
 
     def subscribe(self, listener: Listener) -> None:
-        """Call `listener(tick)` on the worker thread for every later tick."""
+        """Call `listener(tick)` for every later tick, on the thread that relays the model's progress.
+
+        A listener may call any qvac_nb function (load, unload, diffusion, cancel). If it raises,
+        the job is cancelled and fails with a `CallbackError` whose `__cause__` is that exception.
+        """
         with self._cond:
             self._listeners.append(listener)
 

@@ -1,60 +1,296 @@
-"""One worker thread runs every job in submission order.
+"""Each loaded model's job queue, run in order on that model's worker process.
 
-The engine's callbacks are process-global, so only one engine call can run at a time;
-a single worker keeps jobs in order, leaves the caller's thread (and the Jupyter
-kernel) free, and lets a cancel reach a job that is queued or running.
+One `ModelRunner` a model: a thread that sends the model's jobs to its worker one at a time and
+relays what comes back (ticks, results, errors) to the job. Different models run at the same time.
+When the worker dies the running job fails with `EngineCrashedError` and the next job starts a
+new worker, which loads the model again. A cancel reaches a queued job at once (it never starts)
+and a running one within a sampling step; where the engine cannot stop (loading, decoding,
+upscaling) the worker is ended after `CANCEL_GRACE_S` and the model reloads on its next use.
 """
 
 from __future__ import annotations
 
-import queue
+import collections
+import itertools
 import threading
-from collections.abc import Callable
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from .jobs import Job
+from .errors import CancelledError, EngineCrashedError
+from .jobs import Job, Stats
+from .progress_stream import ProgressTick
+from .worker import protocol
+from .worker.process import WorkerDied, WorkerProcess
 
-_queue: queue.Queue[tuple[Job, Callable[[], None]]] = queue.Queue()
-_jobs: list[Job] = []  # queued and running
-_jobs_lock = threading.Lock()
-_worker: threading.Thread | None = None
-_worker_lock = threading.Lock()
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+CANCEL_GRACE_S = 1.0  # how long a phase the engine cannot interrupt may run on after a cancel
+SILENCE_PING_S = 30.0  # a worker silent this long while working is asked whether it still answers
+PING_TIMEOUT_S = 15.0
+POLL_S = 0.05
+
+_job_ids = itertools.count(1)
+_runners: dict[str, ModelRunner] = {}
+_runners_lock = threading.Lock()
 
 
-def _work() -> None:
-    while True:
-        job, run = _queue.get()
-        try:
-            run()
-        except BaseException as exc:  # the job's own code reports errors; this is a last resort
-            if not job.done():
+class _Running:
+    """The bookkeeping of the job a runner is waiting on."""
+
+    def __init__(self, job: Job, job_id: int) -> None:
+        self.job = job
+        self.job_id = job_id
+        self.cancel_sent_at: float | None = None
+        self.phase_at_cancel: str | None = None
+        self.worker_ended = False  # the worker was ended to stop a phase the engine cannot interrupt
+
+
+class ModelRunner:
+    def __init__(self, model: LoadedModel, worker: WorkerProcess) -> None:
+        self.model = model
+        self.worker: WorkerProcess | None = worker
+        self._queue: collections.deque[tuple[Job, str, dict[str, Any]]] = collections.deque()
+        self._cond = threading.Condition()
+        self._running: _Running | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name=f"qvac_nb-run-{model.model_id}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ any thread
+    def submit(self, job: Job, kind: str, request: dict[str, Any]) -> None:
+        with self._cond:
+            if self._closing:
+                job._finish(None, None, CancelledError(f"model '{self.model.model_id}' was unloaded"))
+                return
+            job._canceller = self.cancel
+            self._queue.append((job, kind, request))
+            self._cond.notify_all()
+
+    def jobs(self) -> list[Job]:
+        with self._cond:
+            running = [self._running.job] if self._running else []
+            return running + [job for job, _, _ in self._queue]
+
+    def queued_ahead(self, job: Job) -> int:
+        """How many jobs run before `job` (0 when it runs now)."""
+        jobs = self.jobs()
+        return jobs.index(job) if job in jobs else 0
+
+    def cancel(self, job: Job) -> None:
+        """Called by Job.cancel(): a queued job is settled now; a running one is told to stop."""
+        with self._cond:
+            for item in self._queue:
+                if item[0] is job:
+                    self._queue.remove(item)
+                    job._finish(None, None, job._cancelled_error())
+                    return
+            running = self._running
+            if running is None or running.job is not job or running.cancel_sent_at is not None:
+                return
+            running.cancel_sent_at = time.monotonic()
+            worker = self.worker
+        if worker is not None:
+            try:
+                worker.send(protocol.CANCEL, running.job_id)
+            except WorkerDied:
+                pass
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Unload: end the worker now and settle every job (the caller's thread never waits long)."""
+        with self._cond:
+            self._closing = True
+            queued = [job for job, _, _ in self._queue]
+            self._queue.clear()
+            worker, running = self.worker, self._running
+            self._cond.notify_all()
+        message = f"model '{self.model.model_id}' was unloaded"
+        for job in queued:
+            job._finish(None, None, CancelledError(message))
+        if worker is not None:
+            worker.kill()
+        if running is not None and threading.current_thread() is not self._thread:
+            self._thread.join(2.0)  # the runner settles the running job as soon as it sees the worker gone
+
+    # ------------------------------------------------------------------ runner thread
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                job, kind, request = self._queue.popleft()
+                self._running = _Running(job, next(_job_ids))
+            try:
+                self._run(self._running, kind, request)
+            except BaseException as exc:  # last resort: the job's waiter gets the error, the runner goes on
                 job._finish(None, None, exc)
-        finally:
-            with _jobs_lock:
-                if job in _jobs:
-                    _jobs.remove(job)
+            finally:
+                with self._cond:
+                    self._running = None
+            del job, kind, request  # a finished job must not stay reachable from this thread's frame
+
+    def _ensure_worker(self, running: _Running) -> WorkerProcess:
+        worker = self.worker
+        if worker is not None and worker.alive():
+            return worker
+        # The last worker died or was ended: load the model again in a new one.
+        from .models import start_worker
+
+        def on_load(info: dict[str, Any]) -> None:
+            if info.get("phase") == "load":
+                running.job.progress_stream.push(
+                    ProgressTick(info["step"], info["total_steps"], info["elapsed_ms"], "load")
+                )
+
+        worker = start_worker(self.model, on_load)
+        with self._cond:
+            if self._closing:
+                worker.kill()
+                raise CancelledError(f"model '{self.model.model_id}' was unloaded")
+            self.worker = worker
+        return worker
+
+    def _run(self, running: _Running, kind: str, request: dict[str, Any]) -> None:
+        job = running.job
+        if job.cancelled:
+            job._finish(None, None, job._cancelled_error())
+            return
+        try:
+            worker = self._ensure_worker(running)
+        except BaseException as exc:
+            job._finish(None, None, exc)
+            return
+        job.progress_stream.on_listener_error = lambda exc: self._listener_failed(job, exc)
+        try:
+            worker.send(kind, running.job_id, request)
+            self._pump(worker, running)
+        except WorkerDied:
+            if job.cancelled or self._closing:
+                job._finish(None, None, self._cancel_error(job, running))
+            else:
+                job._finish(None, None, worker.crash_error(f"running a {kind} job"))
+            with self._cond:
+                if self.worker is worker:
+                    self.worker = None
+
+    def _pump(self, worker: WorkerProcess, running: _Running) -> None:
+        job = running.job
+        last_message = time.monotonic()
+        ping_sent: float | None = None
+        while True:
+            msg = worker.recv(POLL_S)
+            now = time.monotonic()
+            if msg is None:
+                if running.cancel_sent_at is not None and running.phase_at_cancel != "sample" \
+                        and now - running.cancel_sent_at > CANCEL_GRACE_S:
+                    running.worker_ended = True
+                    worker.kill()  # the engine cannot stop in this phase: end the worker, reload next time
+                    raise WorkerDied()
+                if ping_sent is not None and now - ping_sent > PING_TIMEOUT_S:
+                    worker.kill()
+                    raise EngineCrashedError(
+                        f"the engine worker for model '{self.model.model_id}' stopped responding; it was ended and "
+                        "the model reloads on its next use"
+                    )
+                if ping_sent is None and now - last_message > SILENCE_PING_S:
+                    worker.send(protocol.PING)
+                    ping_sent = now
+                continue
+            last_message, ping_sent = now, None
+            kind = msg[0]
+            if kind == protocol.TICK:
+                _, _, step, total, elapsed, phase, index, preview = msg
+                job.progress_stream.push(ProgressTick(step, total, elapsed, phase, index, preview))
+            elif kind == protocol.CANCEL_ACK:
+                running.phase_at_cancel = msg[2]
+            elif kind == protocol.RESULT:
+                _, _, count, stats = msg
+                outputs = [worker.recv_bytes() for _ in range(count)]
+                job._finish(outputs, self._stats(job, stats), None)
+                return
+            elif kind == protocol.ERROR:
+                error = protocol.decode_error(msg[2])
+                job._finish(None, None, self._cancel_error(job, running) if isinstance(error, CancelledError)
+                            else error)
+                return
+
+    def _stats(self, job: Job, worker_stats: dict[str, Any]) -> Stats:
+        return Stats(
+            model_load_ms=self.model.load_ms,
+            total_wall_ms=(time.perf_counter() - job.created) * 1000,
+            **worker_stats,
+        )
+
+    def _cancel_error(self, job: Job, running: _Running) -> Exception:
+        if job._listener_error is not None:
+            return job._listener_error
+        if self._closing:
+            return CancelledError(f"{job.kind} job on model '{self.model.model_id}': the model was unloaded")
+        if running.worker_ended:
+            phase = running.phase_at_cancel if running.phase_at_cancel not in (None, "queued") else "starting"
+            return CancelledError(
+                f"{job.kind} job on model '{self.model.model_id}' was cancelled while {phase}; the engine cannot "
+                "stop there, so its worker was ended and the model reloads on its next use"
+            )
+        return job._cancelled_error()
+
+    def _listener_failed(self, job: Job, exc: BaseException) -> None:
+        from .errors import CallbackError
+
+        if job._listener_error is None:
+            error = CallbackError(
+                f"a progress listener of the {job.kind} job on model '{self.model.model_id}' raised "
+                f"{type(exc).__name__}: {exc}; the job was cancelled"
+            )
+            error.__cause__ = exc
+            job._listener_error = error
+        job.cancel()
 
 
-def submit(job: Job, run: Callable[[], None]) -> None:
-    global _worker
-    with _worker_lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_work, name="qvac_nb-engine", daemon=True)
-            _worker.start()
-    with _jobs_lock:
-        _jobs.append(job)
-    _queue.put((job, run))
+def register(model: LoadedModel, worker: WorkerProcess) -> ModelRunner:
+    runner = ModelRunner(model, worker)
+    with _runners_lock:
+        _runners[model.model_id] = runner
+    return runner
+
+
+def runner_for(model_id: str) -> ModelRunner | None:
+    with _runners_lock:
+        return _runners.get(model_id)
+
+
+def unregister(model_id: str) -> ModelRunner | None:
+    with _runners_lock:
+        return _runners.pop(model_id, None)
+
+
+def submit(job: Job, kind: str, request: dict[str, Any]) -> None:
+    runner = runner_for(job.model_id)
+    if runner is None:
+        job._finish(None, None, CancelledError(f"model '{job.model_id}' is not loaded"))
+        return
+    runner.submit(job, kind, request)
 
 
 def jobs_for(model_id: str) -> list[Job]:
-    with _jobs_lock:
-        return [j for j in _jobs if j.model_id == model_id]
+    runner = runner_for(model_id)
+    return runner.jobs() if runner is not None else []
 
 
-def on_worker_thread() -> bool:
-    return threading.current_thread() is _worker
+def pending() -> list[Job]:
+    with _runners_lock:
+        runners = list(_runners.values())
+    return [job for runner in runners for job in runner.jobs()]
 
 
-def pending() -> list[Any]:
-    with _jobs_lock:
-        return list(_jobs)
+def close_all() -> None:
+    """End every worker (at interpreter exit): running jobs are cancelled, nothing waits long."""
+    with _runners_lock:
+        runners = list(_runners.values())
+        _runners.clear()
+    for runner in runners:
+        runner.close()

@@ -400,11 +400,11 @@ def test_a_bad_paired_upscaler_is_refused_before_the_diffusion_model_loads(
 ) -> None:
     built: list[object] = []
 
-    def no_context(*args: object) -> None:
+    def no_load(*args: object) -> None:
         built.append(args)
         raise AssertionError("the diffusion model was loaded before the upscaler was checked")
 
-    monkeypatch.setattr(models._engine, "Context", no_context)
+    monkeypatch.setattr(models, "_load_in", no_load)
     src = str(sd1_model.primary) if upscaler_src == "SD1" else upscaler_src
     before = qvac_nb.loaded_models()
     with pytest.raises(error, match=words):

@@ -49,7 +49,7 @@ def model_info(model_id: str) -> dict[str, Any]:
     model = model_table.get_model(model_id)
     return {
         "id": model.model_id, "family": model.family, "source": model.source, "mode": model.mode,
-        "uses_guidance": model.uses_guidance, "has_upscaler": model.upscaler is not None,
+        "uses_guidance": model.uses_guidance, "has_upscaler": model.has_upscaler,
         "upscale_factor": model.upscale_factor, "default_sampler": model.default_sampler or "",
         "default_scheduler": model.default_scheduler or "",
     }

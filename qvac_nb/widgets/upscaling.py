@@ -11,7 +11,7 @@ def can_upscale(model_id: str | None) -> bool:
     if not model_id:
         return False
     try:
-        return models.get_model(model_id).upscaler is not None
+        return models.get_model(model_id).has_upscaler
     except Exception:  # noqa: BLE001 - an unloaded model simply cannot
         return False
 

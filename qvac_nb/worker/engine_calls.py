@@ -1,0 +1,262 @@
+"""The only code that calls the engine: opening a model, generating, upscaling (runs in a worker).
+
+Every function here takes plain, already validated data (the kernel checked it) and reports
+progress through a `send_tick(step, total, elapsed_ms, phase, image_index, preview)` callable.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .. import _engine, engine
+from ..cache_presets import apply_cache_preset
+from ..png import encode_png
+from ..validation import PREDICTION_ALIASES
+
+PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
+SendTick = Callable[[int, int, float, str, int, "bytes | None"], None]
+_BOOL_FLAGS = (
+    ("clip_on_cpu", "clip_on_cpu"),
+    ("vae_on_cpu", "vae_on_cpu"),
+    ("offload_to_cpu", "offload_to_cpu"),
+    ("flash_attn", "flash_attn"),
+    ("diffusion_fa", "diffusion_flash_attn"),
+    ("mmap", "mmap"),
+    ("diffusion_conv_direct", "diffusion_conv_direct"),
+    ("vae_conv_direct", "vae_conv_direct"),
+)
+_COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd")
+
+
+class OpenModel:
+    """A loaded engine context and/or ESRGAN upscaler, as one worker holds it."""
+
+    def __init__(self, family: str, context: Any = None, upscaler: Any = None) -> None:
+        self.family = family
+        self.context = context
+        self.upscaler = upscaler
+
+    @property
+    def upscale_factor(self) -> int:
+        return int(self.upscaler.factor) if self.upscaler is not None else 0
+
+    def close(self) -> None:
+        for handle in (self.context, self.upscaler):
+            if handle is not None:
+                handle.close()
+        self.context = self.upscaler = None
+
+
+def threads(config: dict[str, Any]) -> int:
+    value = int(config.get("threads", -1))
+    return int(engine.info()["physical_cores"]) if value == -1 else value
+
+
+def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str) -> Any:
+    job = _engine.Job()
+    if on_tick is not None:
+        start = time.perf_counter()
+        job.on_progress = lambda step, total, _s, _p: on_tick(role, step, total, (time.perf_counter() - start) * 1000)
+    return job
+
+
+def _context_config(files: dict[str, str], role: str, config: dict[str, Any]) -> Any:
+    names = engine.enum_names()
+    cc = _engine.ContextConfig()
+    setattr(cc, role, files[role])
+    for key in _COMPANION_ROLES:
+        if key in files:
+            setattr(cc, key, files[key])
+    cc.threads = threads(config)
+    prediction = config.get("prediction", "auto")
+    if prediction != "auto":
+        cc.prediction = names["prediction"].index(PREDICTION_ALIASES.get(prediction, prediction))
+    if "type" in config:
+        cc.weight_type = names["type"].index(config["type"])
+    for key in ("rng", "sampler_rng"):
+        if key in config:
+            setattr(cc, key, names["rng"].index(config[key]))
+    if "lora_apply_mode" in config:
+        cc.lora_apply_mode = names["lora_apply_mode"].index(config["lora_apply_mode"])
+    for key, attr in _BOOL_FLAGS:
+        if key in config:
+            setattr(cc, attr, bool(config[key]))
+    return cc
+
+
+def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., None] | None) -> Any:
+    return _engine.Upscaler(
+        path,
+        threads(config),
+        (config.get("upscaler") or {}).get("tile_size", 128),
+        bool(config.get("offload_to_cpu", False)),
+        False,  # direct convolution off
+        _load_job(on_tick, "upscaler"),
+    )
+
+
+def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], None] | None) -> OpenModel:
+    """Load what `spec` names: {"mode", "family", "role", "files": {role: path}, "config"}."""
+    files, config = spec["files"], spec["config"]
+    if spec["mode"] == "upscale":
+        return OpenModel("esrgan", upscaler=_open_upscaler(files["upscaler"], config, on_tick))
+    context = _engine.Context(_context_config(files, spec["role"], config), _load_job(on_tick, "model"))
+    model = OpenModel(spec["family"], context=context)
+    if "upscaler" in files:
+        try:
+            model.upscaler = _open_upscaler(files["upscaler"], config, on_tick)
+        except BaseException:
+            context.close()  # don't keep the diffusion model loaded but unreachable
+            raise
+    return model
+
+
+def loaded_facts(model: OpenModel, load_ms: float) -> dict[str, Any]:
+    sampler = model.context.default_sample_method() if model.context is not None else None
+    return {
+        "default_sampler": sampler,
+        "default_scheduler": model.context.default_scheduler(sampler) if model.context is not None else None,
+        "upscale_factor": model.upscale_factor,
+        "load_ms": load_ms,
+    }
+
+
+def _request(params: dict[str, Any], family: str, init: np.ndarray | None) -> Any:
+    names = engine.enum_names()
+    req = _engine.Request()
+    req.prompt = params["prompt"]
+    req.negative_prompt = params["negative_prompt"]
+    req.width, req.height = params["width"], params["height"]
+    req.steps = params["steps"]
+    req.cfg_scale = params["cfg_scale"]
+    req.guidance = params["guidance"]
+    req.sample_method = names["sample_method"].index(params["sampling_method"])
+    req.scheduler = names["scheduler"].index(params["scheduler"])
+    req.seed = params["seed"]
+    req.batch_count = params["batch_count"]
+    req.vae_tiling = params["vae_tiling"]
+    req.strength = params["strength"]
+    req.clip_skip = params["clip_skip"]
+    if params["eta"] is not None:
+        req.eta = params["eta"]
+    if params["cache_preset"]:
+        apply_cache_preset(req, params["cache_preset"], family)
+    if init is not None:
+        if family == "flux2":
+            req.ref_images = [init]  # in-context conditioning
+        else:
+            req.init_image = _fit(init, params["width"], params["height"])
+    return req
+
+
+def _fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """SDEdit encodes the init image at the output size."""
+    if pixels.shape[1] == width and pixels.shape[0] == height:
+        return pixels
+    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.LANCZOS))
+
+
+def _preview_png(width: int, height: int, channels: int, data: bytes) -> bytes:
+    img = Image.frombytes("RGB" if channels == 3 else "RGBA", (width, height), data)
+    out = io.BytesIO()
+    img.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendTick) -> dict[str, Any]:
+    state: dict[str, Any] = {"last_preview": 0.0, "preview": None, "sample_total": 0}
+    start = time.perf_counter()
+
+    def on_progress(step: int, total: int, _secs: float, phase: str) -> None:
+        if step <= 0 or total <= 0:
+            return
+        index = engine_job.batch_index if phase == "sample" else 0
+        done = index * total + step
+        shown = "upscale" if phase == "upscale" else "sample" if phase in ("sample", "encode") else phase
+        if shown == "sample":
+            state["sample_total"] = total * batch
+        elapsed = (time.perf_counter() - start) * 1000
+        send_tick(done, total * batch, elapsed, shown, index, state.pop("preview", None))
+        if phase == "sample" and step == total:
+            send_tick(done, total * batch, elapsed, "decode", index, None)
+
+    def on_preview(_step: int, width: int, height: int, channels: int, data: bytes) -> None:
+        now = time.perf_counter()
+        if now - state["last_preview"] >= PREVIEW_MIN_INTERVAL_S:
+            state["last_preview"] = now
+            state["preview"] = _preview_png(width, height, channels, data)
+
+    engine_job.on_progress = on_progress
+    if preview:
+        engine_job.on_preview = on_preview
+    return state
+
+
+def _upscale_once(model: OpenModel, pixels: np.ndarray, index: int, attach: Callable[[Any], None],
+                  send_tick: SendTick) -> np.ndarray:
+    engine_job = _engine.Job()
+    start = time.perf_counter()
+    engine_job.on_progress = lambda step, total, _s, _p: send_tick(
+        step, total, (time.perf_counter() - start) * 1000, "upscale", index, None
+    )
+    attach(engine_job)
+    out = model.upscaler.upscale(pixels, model.upscale_factor, engine_job)
+    # A one-tile image gets no tile ticks from the engine; every pass ends with one of ours.
+    send_tick(1, 1, (time.perf_counter() - start) * 1000, "upscale", index, None)
+    return out
+
+
+def _stats(pixels: list[np.ndarray], t0: float, engine_ms: float, steps: int, generations: int,
+           seed: int) -> dict[str, Any]:
+    h, w = pixels[0].shape[:2] if pixels else (0, 0)
+    return {
+        "generation_ms": engine_ms,
+        "total_generation_ms": (time.perf_counter() - t0) * 1000,
+        "total_steps": steps,
+        "total_generations": generations,
+        "total_images": len(pixels),
+        "total_pixels": w * h * len(pixels),
+        "width": w,
+        "height": h,
+        "seed": seed,
+    }
+
+
+def run_diffusion(model: OpenModel, request: dict[str, Any], attach: Callable[[Any], None],
+                  send_tick: SendTick) -> tuple[list[bytes], dict[str, Any]]:
+    """Generate (and upscale when asked); returns the PNGs and the worker-side stats."""
+    params, init = request["params"], request["init"]
+    engine_job = _engine.Job()
+    progress = _progress_hooks(engine_job, params["batch_count"], request["preview"], send_tick)
+    attach(engine_job)
+    t0 = time.perf_counter()
+    pixels = model.context.generate(_request(params, model.family, init), engine_job)
+    generation_ms = (time.perf_counter() - t0) * 1000
+    for _ in range(params["upscale_repeats"]):
+        pixels = [_upscale_once(model, p, i, attach, send_tick) for i, p in enumerate(pixels)]
+    outputs = []
+    for i, p in enumerate(pixels):
+        record = {k: v for k, v in params.items() if k != "upscale_repeats"}
+        record.update(seed=params["seed"] + i, batch_count=1)
+        outputs.append(encode_png(p, record))
+    # Sampling steps only: the upscaler's closing tick is not a step.
+    stats = _stats(pixels, t0, generation_ms, progress["sample_total"], params["batch_count"], params["seed"])
+    return outputs, stats
+
+
+def run_upscale(model: OpenModel, request: dict[str, Any], attach: Callable[[Any], None],
+                send_tick: SendTick) -> tuple[list[bytes], dict[str, Any]]:
+    """Upscale one image `repeats` times; the PNG keeps the source's record when it had one."""
+    out, record, repeats = request["pixels"], request["record"], request["repeats"]
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        out = _upscale_once(model, out, 0, attach, send_tick)
+    upscale_ms = (time.perf_counter() - t0) * 1000
+    png = encode_png(out, record)
+    return [png], _stats([out], t0, upscale_ms, 0, repeats, int((record or {}).get("seed", -1)))

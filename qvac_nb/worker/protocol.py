@@ -1,0 +1,77 @@
+"""The messages between the kernel and an engine worker.
+
+Every message is a tuple whose first item is its kind, sent pickled over a
+`multiprocessing.connection.Connection`. Result images follow their `RESULT` message as raw
+byte messages (one `send_bytes` each), so a PNG crosses without being pickled or copied again.
+
+Kernel -> worker:
+    (LOAD, spec)                       spec: files, role, config (see engine_calls.open_model)
+    (DIFFUSION, job_id, request)       request: params, init (array or None), preview
+    (UPSCALE, job_id, request)         request: pixels, repeats, record
+    (CANCEL, job_id)
+    (PING,)
+    (CLOSE,)
+Worker -> kernel:
+    (HELLO, facts)                     facts: enum names, library info, pid
+    (LOAD_TICK, role, step, total, elapsed_ms)
+    (LOADED, loaded)                   loaded: default sampler/scheduler, upscale factor, load_ms
+    (TICK, job_id, step, total, elapsed_ms, phase, image_index, preview)
+    (LOG, level, text)
+    (CANCEL_ACK, job_id, phase)        the phase the job was in when the cancel arrived
+    (RESULT, job_id, image_count, stats) followed by image_count byte messages
+    (ERROR, job_id_or_None, error)     error: see `encode_error`
+    (PONG,)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOAD = "load"
+DIFFUSION = "diffusion"
+UPSCALE = "upscale"
+CANCEL = "cancel"
+PING = "ping"
+CLOSE = "close"
+
+HELLO = "hello"
+LOAD_TICK = "load_tick"
+LOADED = "loaded"
+TICK = "tick"
+LOG = "log"
+CANCEL_ACK = "cancel_ack"
+RESULT = "result"
+ERROR = "error"
+PONG = "pong"
+
+KEY_ENV = "QVAC_NB_WORKER_KEY"  # the shared secret the worker proves it was started by us
+FAULT_ENV = "QVAC_NB_WORKER_FAULT"  # test-only: "abort@diffusion", "segv@load", "hang@upscale", ...
+
+
+def encode_error(exc: BaseException) -> dict[str, Any]:
+    """A worker-side exception as plain data: the kernel rebuilds the matching QvacError."""
+    from .. import errors
+
+    kind = type(exc).__name__
+    if kind == "Cancelled":
+        kind = "CancelledError"
+    elif not isinstance(exc, errors.QvacError) and kind != "EngineLibraryError":
+        kind = "EngineError" if kind == "EngineError" else f"other:{kind}"
+    return {"kind": kind, "message": str(exc), "param": getattr(exc, "param", None)}
+
+
+def decode_error(data: dict[str, Any]) -> Exception:
+    """The kernel-side exception for an error a worker reported."""
+    from .. import errors
+
+    kind, message = data.get("kind", ""), str(data.get("message", ""))
+    if kind.startswith("other:"):
+        return errors.EngineError(f"{kind[6:]}: {message}")
+    cls = getattr(errors, kind, None)
+    if kind == "EngineLibraryError":
+        from ..engine import EngineLibraryError
+
+        cls = EngineLibraryError
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        cls = errors.EngineError
+    return cls(message)

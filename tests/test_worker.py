@@ -1,0 +1,395 @@
+"""Engine worker processes: no engine fault, hang or leak reaches the process that called qvac_nb.
+
+Each case runs as a script in a fresh Python process (the stand-in for a Jupyter kernel): the
+script must live to print its JSON report, and the next generation in it must work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from conftest import THREADS
+
+if TYPE_CHECKING:
+    from testmodels.registry import TestModel
+
+SCRIPT_TIMEOUT_S = 600
+
+PRELUDE = """
+import asyncio, gc, json, os, sys, threading, time, weakref
+import qvac_nb
+from qvac_nb.errors import CallbackError, CancelledError, EngineCrashedError, QvacError
+args = json.loads(sys.argv[1])
+SMALL = {"width": 64, "height": 64, "steps": 2}
+report = {}
+def load(name, **extra):
+    return qvac_nb.load_model(args[name]["src"], model_config={**args[name]["config"], **extra})
+def generate(mid, **kw):
+    job = qvac_nb.diffusion(model_id=mid, prompt=kw.pop("prompt", "a castle"), **{**SMALL, **kw})
+    return job.outputs.result(timeout=300)
+def outcome(future, timeout=120):
+    try:
+        future.result(timeout=timeout)
+        return "ok"
+    except QvacError as exc:
+        return type(exc).__name__ + ": " + str(exc)
+"""
+
+
+def run_script(body: str, models: dict[str, TestModel], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `body` after PRELUDE in a new interpreter; returns the `report` dict it prints last."""
+    args = {
+        name: {"src": str(model.primary), "config": {"threads": THREADS, **model.model_config()}}
+        for name, model in models.items()
+    }
+    code = PRELUDE + textwrap.dedent(body) + "\nprint('REPORT ' + json.dumps(report))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT_S,
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).parent,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("REPORT ")]
+    assert proc.returncode == 0 and lines, (
+        f"the calling process died (exit {proc.returncode})\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
+    )
+    return json.loads(lines[-1][len("REPORT "):])
+
+
+# ---------------------------------------------------------------- crashes and real crashing inputs
+
+
+def test_a_worker_abort_fails_the_job_names_the_signal_and_the_model_reloads(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        mid = load("sd1")
+        os.environ["QVAC_NB_WORKER_FAULT"] = "abort@diffusion"
+        try:
+            qvac_nb.unload_model(model_id=mid)  # the env is read when a worker starts: start a faulty one
+            mid = load("sd1")
+            generate(mid)
+            report["first"] = "image"
+        except EngineCrashedError as exc:
+            report["first"] = str(exc)
+            report["exit_code"] = exc.exit_code
+        del os.environ["QVAC_NB_WORKER_FAULT"]
+        report["second"] = len(generate(mid, seed=3))
+        report["still_loaded"] = mid in qvac_nb.loaded_models()
+        """,
+        {"sd1": sd1_model},
+    )
+    assert "SIGABRT" in report["first"] and "reloads on its next use" in report["first"], report
+    assert report["exit_code"] == -6
+    assert report["second"] == 1 and report["still_loaded"]
+
+
+@pytest.mark.parametrize("fault, words", [("segv", "SIGSEGV"), ("exit", "exited with code 3")])
+def test_a_worker_crash_at_load_is_an_engine_crashed_error(sd1_model: TestModel, fault: str, words: str) -> None:
+    report = run_script(
+        """
+        try:
+            load("sd1")
+            report["load"] = "loaded"
+        except EngineCrashedError as exc:
+            report["load"] = str(exc)
+        report["loaded"] = qvac_nb.loaded_models()
+        """,
+        {"sd1": sd1_model},
+        env={"QVAC_NB_WORKER_FAULT": f"{fault}@load"},
+    )
+    assert words in report["load"], report
+    assert report["loaded"] == []
+
+
+def test_prompts_that_overflowed_the_engine_stack_give_an_image_and_the_next_job_works(sd1_model: TestModel) -> None:
+    # 30 KB of plain words and 9,000 CJK characters crashed the kernel inside the engine's prompt parser.
+    report = run_script(
+        """
+        mid = load("sd1")
+        words = ("a castle on a hill " * 2000)[:30000]
+        cjk = "山の上の城" * 1800
+        report["words"] = outcome(qvac_nb.diffusion(model_id=mid, prompt=words, **SMALL).outputs, 600)
+        report["negative"] = outcome(
+            qvac_nb.diffusion(model_id=mid, prompt="x", negative_prompt=words, **SMALL).outputs, 600)
+        report["cjk"] = outcome(qvac_nb.diffusion(model_id=mid, prompt=cjk, **SMALL).outputs, 600)
+        report["next"] = len(generate(mid, seed=5))
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report == {"words": "ok", "negative": "ok", "cjk": "ok", "next": 1}, report
+
+
+# ---------------------------------------------------------------- cancel reaches every phase
+
+
+def test_cancel_ends_a_phase_the_engine_cannot_interrupt_and_the_model_recovers(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        os.environ["QVAC_NB_WORKER_FAULT"] = "hang@diffusion"
+        mid = load("sd1")
+        del os.environ["QVAC_NB_WORKER_FAULT"]
+        job = qvac_nb.diffusion(model_id=mid, prompt="x", **SMALL)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        job.cancel()
+        report["outputs"] = outcome(job.outputs, 60)
+        report["stats"] = outcome(job.stats, 5)
+        report["cancel_s"] = time.monotonic() - t0
+        report["next"] = len(generate(mid, seed=6))
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["outputs"].startswith("CancelledError") and "worker was ended" in report["outputs"], report
+    assert report["stats"].startswith("CancelledError")
+    assert report["next"] == 1
+    print(f"cancel of a hung phase settled in {report['cancel_s']:.2f} s")
+
+
+def test_cancel_and_unload_stop_a_running_esrgan_upscale(esrgan_model: TestModel) -> None:
+    report = run_script(
+        """
+        import numpy as np
+        mid = load("esrgan", mode="upscale")
+        image = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype("uint8")
+        job = qvac_nb.upscale(model_id=mid, image=image)
+        next(iter(job.progress_stream))  # the upscale is running
+        t0 = time.monotonic()
+        job.cancel()
+        report["cancel"] = outcome(job.outputs, 60)
+        report["cancel_s"] = time.monotonic() - t0
+        job = qvac_nb.upscale(model_id=mid, image=image)
+        next(iter(job.progress_stream))
+        t0 = time.monotonic()
+        qvac_nb.unload_model(model_id=mid)
+        report["unload_s"] = time.monotonic() - t0
+        report["unloaded_job"] = outcome(job.outputs, 10)
+        """,
+        {"esrgan": esrgan_model},
+    )
+    assert report["cancel"].startswith("CancelledError"), report
+    assert report["unloaded_job"].startswith("CancelledError") and "unloaded" in report["unloaded_job"], report
+    print(f"upscale cancel {report['cancel_s']:.2f} s, unload {report['unload_s']:.2f} s")
+
+
+def test_asyncio_timeouts_and_task_cancels_cancel_the_job_and_stats_settle(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        mid = load("sd1")
+        async def main():
+            job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=150)
+            try:
+                await asyncio.wait_for(job.outputs, 0.5)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+            report["wait_for_cancelled"] = job.cancelled
+            report["wait_for_stats"] = outcome(job.stats, 60)
+            job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=150)
+            task = asyncio.ensure_future(job.outputs)
+            await asyncio.sleep(0.5)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            report["task_cancelled"] = job.cancelled
+            report["task_stats"] = outcome(job.stats, 60)
+        asyncio.run(main())
+        report["next"] = len(generate(mid, seed=7))
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["wait_for_cancelled"] and report["task_cancelled"], report
+    assert report["wait_for_stats"].startswith("CancelledError") and report["task_stats"].startswith("CancelledError")
+    assert report["next"] == 1
+
+
+# ---------------------------------------------------------------- listeners and lifecycle
+
+
+def test_listeners_may_unload_load_generate_and_cancel_without_deadlock(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        mid = load("sd1")
+        made = {}
+        def listener(tick):
+            if "id" not in made:
+                made["id"] = load("sd1")  # load from a listener
+                made["job"] = qvac_nb.diffusion(model_id=made["id"], prompt="y", **SMALL)
+                qvac_nb.cancel(model_id=mid)
+                qvac_nb.unload_model(model_id=mid)  # unload the model whose job is calling us
+        job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=20)
+        job.progress_stream.subscribe(listener)
+        report["first"] = outcome(job.outputs, 120)
+        report["second"] = outcome(made["job"].outputs, 120)
+        report["loaded"] = qvac_nb.loaded_models() == [made["id"]]
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["first"].startswith("CancelledError"), report
+    assert report["second"] == "ok" and report["loaded"], report
+
+
+@pytest.mark.parametrize("raised", ["ValueError('bad')", "KeyboardInterrupt()", "SystemExit(2)"])
+def test_a_raising_listener_cancels_its_job_with_a_callback_error(sd1_model: TestModel, raised: str) -> None:
+    report = run_script(
+        f"""
+        mid = load("sd1")
+        def listener(tick):
+            raise {raised}
+        job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=20)
+        job.progress_stream.subscribe(listener)
+        try:
+            job.outputs.result(timeout=120)
+            report["error"] = None
+        except CallbackError as exc:
+            report["error"] = type(exc).__name__
+            report["cause"] = type(exc.__cause__).__name__
+        report["next"] = len(generate(mid, seed=8))
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["error"] == "CallbackError" and report["cause"] == raised.split("(")[0], report
+    assert report["next"] == 1
+
+
+def test_finished_jobs_are_garbage_collected(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        mid = load("sd1")
+        refs = []
+        for seed in range(3):
+            job = qvac_nb.diffusion(model_id=mid, prompt="x", seed=seed, preview=True, **SMALL)
+            job.progress_stream.subscribe(lambda tick, job=job: None)  # a listener that refers to its job
+            job.outputs.result(timeout=120)
+            refs.append(weakref.ref(job))
+        del job
+        gc.collect()
+        report["alive"] = sum(ref() is not None for ref in refs)
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["alive"] == 0, report
+
+
+def test_the_interpreter_exits_promptly_with_jobs_running_and_leaves_no_worker(sd1_model: TestModel) -> None:
+    import psutil
+
+    code = PRELUDE + textwrap.dedent(
+        """
+        mid = load("sd1")
+        jobs = [qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=150) for _ in range(3)]
+        next(iter(jobs[0].progress_stream))
+        print("PIDS", json.dumps([c.pid for c in __import__("psutil").Process().children(recursive=True)]), flush=True)
+        """
+    )
+    args = {"sd1": {"src": str(sd1_model.primary), "config": {"threads": THREADS, **sd1_model.model_config()}}}
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True,
+                          timeout=SCRIPT_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pids = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("PIDS "))[5:])
+    assert pids, "the model should have had a worker process"
+    survivors = []
+    for pid in pids:
+        try:
+            survivors.append(psutil.Process(pid).wait(10) is None)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            survivors.append(pid)
+    assert not [s for s in survivors if s is not None and s is not True], f"workers outlived the interpreter: {pids}"
+
+
+# ---------------------------------------------------------------- memory and concurrency
+
+
+def test_unloading_returns_the_kernel_to_its_memory_before_the_load(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        import psutil
+        me = psutil.Process()
+        generate(load("sd1"))  # warm up imports and the first worker once
+        for mid in qvac_nb.loaded_models():
+            qvac_nb.unload_model(model_id=mid)
+        gc.collect()
+        before = me.memory_info().rss
+        mid = load("sd1")
+        generate(mid)
+        report["worker_rss_mb"] = sum(c.memory_info().rss for c in me.children()) / 2**20
+        qvac_nb.unload_model(model_id=mid)
+        gc.collect()
+        report["delta_mb"] = (me.memory_info().rss - before) / 2**20
+        report["children"] = len(me.children())
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["children"] == 0, report
+    assert report["delta_mb"] < 50, report
+    assert report["worker_rss_mb"] > 50, "the model's memory should have been in the worker"
+
+
+def test_two_models_run_at_the_same_time_and_one_models_jobs_keep_their_order(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        a, b = load("sd1"), load("sd1")
+        order = []
+        lock = threading.Lock()
+        def note(name):
+            def listener(tick):
+                with lock:
+                    order.append(name)
+            return listener
+        jobs = []
+        for name, mid in (("a1", a), ("a2", a), ("b1", b)):
+            job = qvac_nb.diffusion(model_id=mid, prompt=name, width=64, height=64, steps=8)
+            job.progress_stream.subscribe(note(name))
+            jobs.append(job)
+        for job in jobs:
+            job.outputs.result(timeout=300)
+        report["order"] = order
+        """,
+        {"sd1": sd1_model},
+    )
+    order = report["order"]
+    a1_end = max(i for i, n in enumerate(order) if n == "a1")
+    assert min(i for i, n in enumerate(order) if n == "a2") > a1_end, "model a's jobs ran out of order"
+    assert min(i for i, n in enumerate(order) if n == "b1") < a1_end, "model b waited for model a's job"
+
+
+# ---------------------------------------------------------------- the memory guard
+
+
+def test_the_memory_guard_counts_the_prompt_length_of_an_llm_encoder(flux2_id: str, sd1_id: str) -> None:
+    import qvac_nb
+
+    long_prompt = "a castle on a hill " * 10_000  # ~63k tokens: a Qwen3 encoder would need terabytes
+    with pytest.raises(qvac_nb.InvalidParameterError, match="prompt: a prompt of about .* tokens"):
+        qvac_nb.diffusion(model_id=flux2_id, prompt=long_prompt, width=64, height=64, steps=1)
+    # CLIP encodes in 77-token windows: the same prompt is no memory risk for SD 1.x.
+    job = qvac_nb.diffusion(model_id=sd1_id, prompt=long_prompt, width=64, height=64, steps=1)
+    assert len(job.outputs.result(timeout=600)) == 1
+
+
+def test_the_memory_guard_counts_the_upscaler_tile_size(esrgan_model: TestModel,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import qvac_nb
+
+    monkeypatch.setattr(qvac_nb.guards, "available_memory", lambda: 16 * 2**30)  # the same answer on any machine
+    mid = qvac_nb.load_model(str(esrgan_model.primary),
+                             model_config={"mode": "upscale", "threads": THREADS, "upscaler": {"tile_size": 2048}})
+    try:
+        with pytest.raises(qvac_nb.InvalidParameterError, match="tile_size"):
+            qvac_nb.upscale(model_id=mid, image=np.zeros((64, 64, 3), np.uint8))
+    finally:
+        qvac_nb.unload_model(model_id=mid)
