@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
 from conftest import THREADS
 
 if TYPE_CHECKING:
@@ -61,7 +60,8 @@ def run_script(body: str, models: dict[str, TestModel], env: dict[str, str] | No
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("REPORT ")]
     assert proc.returncode == 0 and lines, (
-        f"the calling process died (exit {proc.returncode})\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
+        f"the calling process died (exit {proc.returncode})\n"
+        f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
     )
     return json.loads(lines[-1][len("REPORT "):])
 
