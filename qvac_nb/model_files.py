@@ -20,6 +20,7 @@ import io
 import json
 import math
 import pickle
+import pickletools
 import re
 import struct
 import threading
@@ -36,6 +37,7 @@ MAX_TENSORS = 1_000_000
 MAX_NAME = 128  # GGML_MAX_NAME as the engine builds ggml; longer GGUF names fail its reader
 MAX_BLOCKS = 4096  # no real network has more repeated blocks; a larger index is corruption
 CRC_CHECK_LIMIT = 1 << 30  # torch archives up to this size get a full CRC pass
+_SNIFF_BYTES = 4096  # enough of a file's start to tell its format
 
 # ggml type id -> (elements per block, bytes per block)
 _GGML_BLOCKS = {
@@ -252,6 +254,7 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
         raise CorruptModelError(f"{path}: safetensors header is not a JSON object")
     tensors: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, str] = {}
+    spans: list[tuple[int, int, str]] = []
     for name, meta in header.items():
         if name == "__metadata__":
             continue
@@ -278,10 +281,19 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
             raise CorruptModelError(f"{path}: tensor {name} byte range does not match its shape")
         if 8 + n + end > size:
             raise CorruptModelError(f"{path}: tensor {name} lies past the end of the file (truncated download?)")
+        spans.append((begin, end, name))
         if dtype == "U8":
             continue  # the engine skips U8 tensors
         tensors[name] = tuple(shape)
         dtypes[name] = dtype
+    # The engine reads each tensor from its own range and never checks them against each other:
+    # overlapping ranges load, and share bytes, so the weights are not the ones written.
+    spans.sort()
+    for (_, prev_end, prev_name), (begin, _, name) in zip(spans, spans[1:], strict=False):
+        if begin < prev_end:
+            raise CorruptModelError(
+                f"{path}: tensors {prev_name} and {name} overlap in the file (data_offsets {begin} < {prev_end})"
+            )
     return FileInfo(path, "safetensors", tensors, dtypes)
 
 
@@ -357,6 +369,38 @@ def _collect_tensors(value: Any, out: dict[str, _Tensor], depth: int = 0) -> Non
             _collect_tensors(item, out, depth + 1)
 
 
+# The opcodes the engine's torch pickle reader (pickle_io.cpp) handles after the PROTO header;
+# it refuses a file with any other, and a LONG1 integer of more than 8 bytes.
+_ENGINE_OPCODES = frozenset(
+    ".}]l()N\x88\x89KMJILFG\x8aCBTX\x8d\x8e\x96U\x8cSVc\x93hjqr\x94\x95012\x8f\x90\x91\x85\x86\x87tQRbusea"
+)
+_ENGINE_LONG1_BYTES = 8
+
+
+def _check_pickle_opcodes(path: Path, member: str, pickled: bytes) -> None:
+    """Refuse a pickle the engine's reader would reject, before the engine sees it.
+
+    Only the opcode stream is read (pickletools.genops), nothing is built or run.
+    """
+    try:
+        for index, (op, arg, pos) in enumerate(pickletools.genops(pickled)):
+            if index == 0 and op.name == "PROTO":
+                continue
+            if op.code not in _ENGINE_OPCODES:
+                raise CorruptModelError(
+                    f"{path}: {member} uses the pickle opcode {op.name} (at byte {pos}), which the engine cannot read"
+                )
+            if op.name == "LONG1" and pickled[pos + 1] > _ENGINE_LONG1_BYTES:
+                raise CorruptModelError(
+                    f"{path}: {member} holds the integer {arg} (at byte {pos}), wider than the 64 bits the engine "
+                    "can read"
+                )
+            if op.name == "STOP":
+                return
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptModelError(f"{path}: {member} is not a well-formed pickle ({exc})") from None
+
+
 def read_pth(path: Path) -> FileInfo:
     size = path.stat().st_size
     try:
@@ -380,6 +424,7 @@ def read_pth(path: Path) -> FileInfo:
     prefix = pickles[0][: -len("data.pkl")]
     if len(pickled) < 2 or pickled[0] != 0x80 or not 2 <= pickled[1] <= 5:
         raise CorruptModelError(f"{path}: {pickles[0]} is not a protocol 2-5 pickle")
+    _check_pickle_opcodes(path, pickles[0], pickled)
     try:
         state = _StateDictUnpickler(io.BytesIO(pickled)).load()
     except RecursionError:
@@ -430,11 +475,16 @@ def _parse(path: Path, role: str) -> FileInfo:
         return cached
     size = stat.st_size
     with open(path, "rb") as f:
-        head = f.read(9)
+        head = f.read(_SNIFF_BYTES)
     magic = head[:4]
+    # Told apart by structure, in the engine's order (GGUF, safetensors, torch zip): a safetensors
+    # header length can begin with the bytes "PK" (19,280 = b"PK\0\0..."), so a 2-byte prefix
+    # cannot decide.
     if magic == b"GGUF":
         info = read_gguf(path, size)
-    elif magic[:2] == b"PK":
+    elif looks_like_safetensors(head, size):
+        info = read_safetensors(path, size)
+    elif magic == b"PK\x03\x04" or zipfile.is_zipfile(path):
         info = read_pth(path)
     elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and head[8:9] != b"{":
         # The engine would parse it with its legacy torch reader, which trusts every offset.
@@ -451,6 +501,20 @@ def _parse(path: Path, role: str) -> FileInfo:
             _cache.clear()
         _cache[key] = info
     return info
+
+
+def looks_like_safetensors(head: bytes, size: int) -> bool:
+    """True when a file's first bytes are a safetensors header length that fits the file, then a JSON object.
+
+    `head` is the file's first _SNIFF_BYTES bytes (or all of it when shorter).
+    """
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    if not 2 < n <= size - 8:
+        return False
+    start = head[8 : 8 + n].lstrip(b" \t\r\n")
+    return start[:1] == b"{" or (not start and n > len(head) - 8)
 
 
 def inspect_file(path: str | Path, role: str = "model") -> FileInfo:
