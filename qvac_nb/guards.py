@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from .model_files import decoder_channels, dit_heads, inspect_file
+from .validation import MAX_SIDE
 
 # Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the
 # integer types ggml has no row quantizer, and ModelLoader::load_tensors -> convert_tensor
@@ -29,6 +30,10 @@ AYS_FAMILIES = ("sd1", "sdxl")
 # A FLUX.2 reference image is VAE-encoded at its own size; under 16 pixels a side the
 # latent has no 2x2 patch left and ggml asserts (abort) while patchifying.
 MIN_REF_SIDE = 16
+# Width and height multiples per family (see size_multiple).
+SIZE_MULTIPLES = {"sd1": 64, "sd2": 64, "sdxl": 64, "sd3": 8, "flux": 8, "flux2": 16}
+FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX.1", "flux2": "FLUX.2"}
+MIN_SIDE = 64  # validation's lower bound for width and height
 # CLIP ViT-L (SD 1.x, the first encoder of SDXL and SD3) has 12 layers; clip_skip=12
 # leaves none and CLIPTextModel::forward segfaults.
 CLIP_LAYERS = 12
@@ -207,8 +212,7 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
 def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
     """Generation parameters that pass validation but crash (or silently change) in the engine for this model."""
     family = model.family
-    # Sizes that are not multiples of the model's latent patch (64 for U-Nets, 16 for DiTs) are
-    # rounded up by the engine; the job's stats and PNG report the size actually made.
+    check_size(family, params)
     steps = params["steps"]
     scheduler = params.get("scheduler") or model.default_scheduler
     # GITSScheduler::get_sigmas indexes its noise table with steps - 2.
@@ -233,6 +237,34 @@ def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | No
                 f"resize it to e.g. {fit}"
             )
     check_memory(model, params, init)
+
+
+def size_multiple(family: str) -> int:
+    """The multiple of pixels a model family's images come in (the engine's spatial_multiple).
+
+    stable-diffusion.cpp aligns width and height up to vae_scale_factor x down_factor: 8 x 8 for
+    the U-Nets (SD 1.x/2.x/XL), 8 x 1 for SD3 and FLUX.1, 16 x 1 for FLUX.2 (its VAE patchifies 2x2).
+    Measured on the test models: SD 1.x 72 -> 128, 120 -> 128; FLUX.2 72 -> 80, 88 -> 96, 112 stays.
+    """
+    return SIZE_MULTIPLES.get(family, 8)
+
+
+def check_size(family: str, params: Mapping[str, Any]) -> None:
+    """Refuse a width or height the model cannot make, naming the nearest sizes it can.
+
+    The engine would silently round it up, and the image would not have the size its record says.
+    """
+    multiple = size_multiple(family)
+    for name in ("width", "height"):
+        value = params[name]
+        if value % multiple == 0:
+            continue
+        down = value - value % multiple
+        options = [size for size in (down, down + multiple) if MIN_SIDE <= size <= MAX_SIDE]
+        raise InvalidParameterError(
+            f"{name}: {value} is not a size this {FAMILY_NAMES.get(family, family)} model can make; the model makes "
+            f"sizes in multiples of {multiple}; try {' or '.join(str(size) for size in options)}"
+        )
 
 
 def check_upscale(model: Any, pixels: np.ndarray, repeats: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import re
 import threading
 import warnings
@@ -29,7 +30,7 @@ from .validation import (
     check_bool,
     check_choice,
     check_int,
-    check_str,
+    check_path,
     check_unknown,
 )
 from .worker import protocol
@@ -136,7 +137,7 @@ def normalize_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         elif key == "prediction":
             checked[key] = check_choice("model_config.prediction", value, PREDICTIONS)
         elif key in COMPANION_KEYS:
-            checked[key] = check_str(f"model_config.{key}", value, allow_none=True)
+            checked[key] = check_path(f"model_config.{key}", value, allow_none=True)
         elif key == "upscaler":
             checked[key] = _check_upscaler(value)
         elif key == "mode":
@@ -167,7 +168,7 @@ def _check_upscaler(value: Any) -> dict[str, Any] | None:
         "tile_size": check_int("model_config.upscaler.tile_size", keys.get("tile_size", 128), 16, 2048),
     }
     if "model_src" in keys:
-        out["model_src"] = check_str("model_config.upscaler.model_src", keys["model_src"])
+        out["model_src"] = check_path("model_config.upscaler.model_src", keys["model_src"])
     return out
 
 
@@ -207,7 +208,7 @@ def _resolve(src: str, role: str, on_progress: Callable[[dict], None] | None) ->
 
 
 def load_model(
-    model_src: str,
+    model_src: str | bytes | os.PathLike[str],
     *,
     model_type: str = "diffusion",
     model_config: Mapping[str, Any] | None = None,
@@ -220,14 +221,14 @@ def load_model(
     an abort, running out of memory) cannot take the notebook's kernel with it.
     """
     check_unknown("load_model", unexpected, ("model_src", "model_type", "model_config", "on_progress"))
-    check_str("model_src", model_src)
+    model_src = check_path("model_src", model_src)  # bytes and non-UTF-8 names come back as str
     if not model_src:
         raise InvalidParameterError("model_src: must name a catalogue constant, a path, an https URL or hf://...")
     check_choice("model_type", model_type, MODEL_TYPES)
     if on_progress is not None and not callable(on_progress):
         raise InvalidTypeError("on_progress: expected a callable taking one dict")
     # The worker starts (imports, opens the engine) while the files are checked and fetched here.
-    worker = WorkerProcess(f"model '{Path(model_src).name.split('@')[0]}'")
+    worker = WorkerProcess("a new model")
     try:
         if not engine.facts():
             engine.remember_facts(worker.wait_ready())
@@ -257,7 +258,9 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
         config.setdefault(key, value)
     info = inspect_file(primary, "model_src")
     files: dict[str, Path] = {}
-    model_id = f"{Path(model_src).name.split('@')[0]}#{next(_ids)}"
+    # The id is typed back by users: show bytes that are not UTF-8 as \xNN rather than as surrogates.
+    shown = Path(model_src).name.split("@")[0].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    model_id = f"{shown}#{next(_ids)}"
 
     if mode == "upscale":
         if info.family not in ("esrgan", "unknown"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -57,22 +58,33 @@ def encode_png(pixels: np.ndarray, params: dict[str, Any] | None = None) -> byte
 
 
 def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
-    """The `diffusion` keyword arguments stored in a PNG that qvac_nb wrote."""
+    """The `diffusion` keyword arguments stored in a PNG that qvac_nb wrote.
+
+    The PNG's text chunks are untrusted input: a missing record, or one that is not a JSON object
+    (bad JSON, a list, nesting deeper than MAX_RECORD_DEPTH, more than MAX_RECORD_CHARS characters),
+    raises InvalidParameterError naming `png`. Keys whose value has the wrong type are left out,
+    so what comes back can always be passed to `diffusion` as far as its types go.
+    """
     if isinstance(png, Image.Image):
-        text = png.info
+        text = png.info.get(JSON_KEY)
     else:
         if isinstance(png, (str, Path)):
             png = Path(png).read_bytes()
         if not isinstance(png, (bytes, bytearray, memoryview)):
             raise InvalidTypeError(f"png: expected PNG bytes, a path or a PIL image, got {type(png).__name__}")
         try:
-            with Image.open(io.BytesIO(bytes(png))) as img:
-                text = dict(img.info)
-        except Exception as exc:  # PIL raises several types for bad bytes
-            raise InvalidParameterError(f"png: not a readable image ({exc})") from None
-    if JSON_KEY not in text:
+            text = _record_text(bytes(png))
+        except Exception as exc:  # noqa: BLE001 - PIL raises several types for bad bytes
+            raise InvalidParameterError(f"png: not a readable image ({type(exc).__name__}: {exc})") from None
+    if text is None:
         raise InvalidParameterError("png: has no qvac_nb parameters (was it written by qvac_nb?)")
-    return replayable_params(json.loads(text[JSON_KEY]))
+    record = parse_record(text)
+    if record is None:
+        raise InvalidParameterError(
+            f"png: its {JSON_KEY} text is not a JSON object of at most {MAX_RECORD_CHARS} characters and "
+            f"{MAX_RECORD_DEPTH} levels; it was not written by qvac_nb or was altered"
+        )
+    return replayable_params(record)
 
 
 def replayable_params(record: dict[str, Any]) -> dict[str, Any]:
@@ -81,13 +93,90 @@ def replayable_params(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_record(png: bytes) -> dict[str, Any]:
-    """The full record qvac_nb stored in a PNG (parameters, model, seed...), or {} if none."""
+    """The full record qvac_nb stored in a PNG (parameters, model, seed...), or {} if none or unreadable.
+
+    Never raises: a record that is not a well-formed JSON object counts as no record, so callers
+    (upscale, the gallery) decide up front and cannot fail later on what they read here.
+    """
     try:
-        with Image.open(io.BytesIO(png)) as img:
-            text = img.info.get(JSON_KEY)
-        return json.loads(text) if isinstance(text, str) else {}
+        text = _record_text(png)
     except Exception:  # noqa: BLE001 - an image without a readable record simply has none
         return {}
+    return (parse_record(text) if text is not None else None) or {}
+
+
+def parse_record(text: Any) -> dict[str, Any] | None:
+    """A `qvac_nb` text chunk as a record, or None when it is not one.
+
+    Accepts a JSON object within the size and depth limits; keys this package knows keep only
+    values of the type it wrote (others are dropped), unknown keys are kept as they are.
+    """
+    if not isinstance(text, str) or len(text) > MAX_RECORD_CHARS:
+        return None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or _depth(record) > MAX_RECORD_DEPTH:
+        return None
+    return {k: v for k, v in record.items() if _RECORD_TYPES.get(k, _any)(v)}
+
+
+def _record_text(png: bytes) -> Any:
+    with Image.open(io.BytesIO(png)) as img:
+        return img.info.get(JSON_KEY)
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests lists and dicts, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (list, dict)):
+            if level > MAX_RECORD_DEPTH:
+                return level
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _any(value: Any) -> bool:
+    return True
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or _number(value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+MAX_RECORD_CHARS = 1 << 20  # qvac_nb's own records are a few hundred characters
+MAX_RECORD_DEPTH = 8  # they nest two levels ("upscaled": {...})
+# The type each known key of a record has when qvac_nb wrote it.
+_RECORD_TYPES = {
+    "prompt": _text, "negative_prompt": _text, "model": _text, "sampling_method": _text_or_none,
+    "scheduler": _text_or_none, "cache_preset": _text_or_none, "width": _int, "height": _int, "steps": _int,
+    "seed": _int, "batch_count": _int, "clip_skip": _int, "cfg_scale": _number, "guidance": _number,
+    "strength": _number, "eta": _number_or_none, "vae_tiling": _flag, "init_image_used": _flag,
+}
 
 
 # The keys of a stored record that `diffusion` accepts back: all but the model, the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -58,12 +59,47 @@ def check_unknown(kind: str, given: Iterable[str], allowed: Iterable[str]) -> No
 
 
 def check_str(name: str, value: Any, *, allow_none: bool = False) -> str | None:
+    """`value` as a str the engine can take: no NUL (C strings end there) and encodable as UTF-8."""
     if value is None and allow_none:
         return None
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name}: expected a string, got {type(value).__name__}")
     if "\x00" in value:
         raise InvalidParameterError(f"{name}: must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (e.g. "\ud800" from a bad decode) has no UTF-8 form; the binding would
+        # raise TypeError only after the job was queued.
+        bad = value[exc.start : exc.end]
+        raise InvalidParameterError(
+            f"{name}: contains {bad!r} at position {exc.start}, a lone surrogate that is not valid text"
+        ) from None
+    return value
+
+
+def check_path(name: str, value: Any, *, allow_none: bool = False) -> str | None:
+    """A file path or model source as str: any name the OS accepts, including names that are not UTF-8.
+
+    bytes and os.PathLike are accepted and turned into str with os.fsdecode, so a file name such as
+    b"model\\xff.gguf" becomes "model\\udcff.gguf" (surrogateescape) and reaches the engine as its
+    original bytes. Lone surrogates that do not stand for a byte, and NULs, are refused.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bytes, os.PathLike)):
+        value = os.fsdecode(value)
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name}: expected a str, bytes or path, got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidParameterError(f"{name}: must not contain NUL characters")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end]
+        raise InvalidParameterError(
+            f"{name}: contains {bad!r} at position {exc.start}, which is not part of any file name"
+        ) from None
     return value
 
 

@@ -55,6 +55,22 @@ void free_images(sdabi::Image* images, int count) {
     std::free(images);
 }
 
+
+// A file path from Python: str (encoded the way the OS encodes file names, so a surrogate-escaped
+// name from os.fsdecode gets its original bytes back) or bytes (used as is). Any name the OS accepts
+// must reach the engine; std::string's own caster only takes valid UTF-8 str.
+std::string os_path(nb::handle value, const char* what) {
+    if (PyBytes_Check(value.ptr())) {
+        return std::string(PyBytes_AS_STRING(value.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(value.ptr())));
+    }
+    if (!PyUnicode_Check(value.ptr())) {
+        throw nb::type_error((std::string(what) + ": expected a str or bytes path").c_str());
+    }
+    nb::object encoded = nb::steal(PyUnicode_EncodeFSDefault(value.ptr()));
+    if (!encoded.is_valid()) throw nb::python_error();
+    return std::string(PyBytes_AS_STRING(encoded.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(encoded.ptr())));
+}
+
 // ------------------------------------------------------------------ context config
 
 struct ContextConfig {
@@ -218,7 +234,8 @@ private:
 
 class Upscaler {
 public:
-    Upscaler(const std::string& path, int threads, int tile_size, bool offload, bool direct, Job& job) {
+    Upscaler(nb::handle path_obj, int threads, int tile_size, bool offload, bool direct, Job& job) {
+        const std::string path = os_path(path_obj, "path");
         {
             nb::gil_scoped_release release;
             EngineTurn turn(&job);
@@ -285,6 +302,11 @@ std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum cou
 
 #define RW(cls, field, path) \
     def_prop_rw(field, [](cls& o) { return o.path; }, [](cls& o, decltype(cls{}.path) v) { o.path = v; })
+// A path field: set from str or bytes (see os_path), read back as bytes (the name may not be UTF-8).
+#define PATH(cls, field, member)                                                                       \
+    def_prop_rw(                                                                                         \
+        field, [](cls& o) { return nb::bytes(o.member.data(), o.member.size()); },                       \
+        [](cls& o, nb::handle v) { o.member = os_path(v, field); }, nb::arg("value"))
 
 NB_MODULE(_engine, m) {
     using namespace qvac;
@@ -342,14 +364,14 @@ NB_MODULE(_engine, m) {
     using CC = ContextConfig;
     nb::class_<CC>(m, "ContextConfig")
         .def(nb::init<>())
-        .def_rw("model", &CC::model)
-        .def_rw("clip_l", &CC::clip_l)
-        .def_rw("clip_g", &CC::clip_g)
-        .def_rw("t5xxl", &CC::t5xxl)
-        .def_rw("llm", &CC::llm)
-        .def_rw("vae", &CC::vae)
-        .def_rw("taesd", &CC::taesd)
-        .def_rw("diffusion_model", &CC::diffusion_model)
+        .PATH(CC, "model", model)
+        .PATH(CC, "clip_l", clip_l)
+        .PATH(CC, "clip_g", clip_g)
+        .PATH(CC, "t5xxl", t5xxl)
+        .PATH(CC, "llm", llm)
+        .PATH(CC, "vae", vae)
+        .PATH(CC, "taesd", taesd)
+        .PATH(CC, "diffusion_model", diffusion_model)
         .RW(CC, "threads", raw.threads)
         .RW(CC, "weight_type", raw.weight_type)
         .RW(CC, "rng", raw.rng)
@@ -374,7 +396,21 @@ NB_MODULE(_engine, m) {
         .def_rw("negative_prompt", &R::negative_prompt)
         .def_rw("init_image", &R::init_image, nb::arg("value").none())
         .def_rw("ref_images", &R::ref_images)
-        .def_rw("loras", &R::loras)
+        .def_prop_rw(
+            "loras",
+            [](R& r) {
+                nb::list out;
+                for (const auto& [path, weight] : r.loras) out.append(nb::make_tuple(nb::bytes(path.data(), path.size()), weight));
+                return out;
+            },
+            [](R& r, nb::iterable items) {
+                std::vector<std::pair<std::string, float>> loras;
+                for (nb::handle item : items) {
+                    nb::tuple pair = nb::cast<nb::tuple>(item);
+                    loras.push_back({os_path(pair[0], "loras"), nb::cast<float>(pair[1])});
+                }
+                r.loras = std::move(loras);
+            })
         .RW(R, "clip_skip", raw.clip_skip)
         .RW(R, "width", raw.width)
         .RW(R, "height", raw.height)
@@ -421,7 +457,7 @@ NB_MODULE(_engine, m) {
         .def_prop_ro("closed", &Context::closed);
 
     nb::class_<Upscaler>(m, "Upscaler")
-        .def(nb::init<const std::string&, int, int, bool, bool, Job&>(), "path"_a, "threads"_a, "tile_size"_a,
+        .def(nb::init<nb::handle, int, int, bool, bool, Job&>(), "path"_a, "threads"_a, "tile_size"_a,
              "offload_to_cpu"_a, "direct"_a, "job"_a)
         .def("upscale", &Upscaler::upscale, "image"_a, "factor"_a, "job"_a)
         .def("close", &Upscaler::close)

@@ -444,6 +444,8 @@ def _build_cases() -> list[Case]:
         Case("diffusion_width_not_multiple", "diffusion", "InvalidParameterError", "width",
              lambda e: diff(e, width=65)),
         Case("diffusion_width_huge", "diffusion", "InvalidParameterError", "width", lambda e: diff(e, width=100_000)),
+        Case("diffusion_width_model_cannot_make", "diffusion", "InvalidParameterError", "width",
+             lambda e: diff(e, width=72)),
         Case("diffusion_size_beyond_any_memory", "diffusion", "InvalidParameterError", "width",
              lambda e: diff(e, width=4096, height=4096), guard=True),
         Case("diffusion_size_beyond_free_memory", "diffusion", "InvalidParameterError", "width",

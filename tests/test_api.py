@@ -214,11 +214,27 @@ def test_width_height_and_vae_tiling(sd1_id: str) -> None:
     assert (stats.width, stats.height) == (128, 64)
 
 
-def test_sizes_the_engine_rounds_up_are_reported(sd1_id: str) -> None:
-    """The U-Net needs multiples of 64; the engine rounds 96 up and stats say so."""
-    (png,), stats = run(sd1_id, width=96, height=64, seed=1)
-    assert_real_image(png, 128, 64)
-    assert (stats.width, stats.height) == (128, 64)
+@pytest.mark.parametrize(("width", "height", "message"), [
+    (96, 64, "width: 96 is not a size this SD 1.x model can make; the model makes sizes in multiples of 64; "
+             "try 64 or 128$"),
+    (64, 72, "height: 72 .* multiples of 64; try 64 or 128"),
+    (4000, 64, "width: 4000 .* multiples of 64; try 3968 or 4032$"),
+])
+def test_sizes_the_model_cannot_make_are_refused(sd1_id: str, width: int, height: int, message: str) -> None:
+    """The U-Net makes multiples of 64; the engine used to round 96 up to 128 while the record said 96."""
+    with pytest.raises(qvac_nb.InvalidParameterError, match=f"^{message}"):
+        qvac_nb.diffusion(model_id=sd1_id, prompt="x", width=width, height=height, steps=1)
+    (png,), stats = run(sd1_id, width=192, height=64, seed=1)
+    assert_real_image(png, 192, 64)
+    assert qvac_nb.read_parameters(png)["width"] == stats.width == 192
+
+
+def test_flux2_sizes_come_in_multiples_of_16(flux2_id: str) -> None:
+    with pytest.raises(qvac_nb.InvalidParameterError, match=r"^width: 72 .* multiples of 16; try 64 or 80"):
+        qvac_nb.diffusion(model_id=flux2_id, prompt="x", width=72, height=64, steps=1)
+    (png,), stats = run(flux2_id, width=80, height=64, seed=1, cfg_scale=1.0)
+    assert_real_image(png, 80, 64)
+    assert (stats.width, stats.height) == (80, 64)
 
 
 @pytest.mark.parametrize("preset", ["slow", "medium", "fast", "ultra"])

@@ -18,6 +18,7 @@ from qvac_nb import catalog, download
 from qvac_nb.catalog import ModelEntry
 from qvac_nb.download import HfFile, cache_dir, cached_path, delete_cached, list_cached, resolve_source
 from qvac_nb.errors import DownloadError, InvalidParameterError, InvalidTypeError, ModelFileError, QvacError
+from qvac_nb.hub import transfer
 
 DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -117,7 +118,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "http_proxy", "HTTP_PROXY", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(download, "_RETRY_DELAY", 0.0)
+    monkeypatch.setattr(transfer, "_RETRY_DELAY", 0.0)
     return tmp_path / "cache"
 
 
@@ -536,8 +537,8 @@ def test_delete_a_catalogue_entry(server: Server, monkeypatch: pytest.MonkeyPatc
 
 
 def test_progress_callback_reports_increasing_percentages(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "_PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(download, "_CHUNK", 16_384)
+    monkeypatch.setattr(transfer, "_PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(transfer, "_CHUNK", 16_384)
     server.files["/m.bin"] = DATA
     server.cuts = [100_000]
     events, callback = _events()
@@ -551,7 +552,7 @@ def test_progress_callback_reports_increasing_percentages(server: Server, monkey
 
 
 def test_progress_callback_is_throttled(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "_CHUNK", 1024)
+    monkeypatch.setattr(transfer, "_CHUNK", 1024)
     server.files["/m.bin"] = DATA
     events, callback = _events()
     started = time.monotonic()
@@ -562,8 +563,8 @@ def test_progress_callback_is_throttled(server: Server, monkeypatch: pytest.Monk
 
 
 def test_progress_exception_aborts_and_the_next_call_resumes(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "_PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(download, "_CHUNK", 16_384)
+    monkeypatch.setattr(transfer, "_PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(transfer, "_CHUNK", 16_384)
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
 
@@ -583,3 +584,119 @@ def test_tqdm_bar_without_callback(server: Server, capsys: pytest.CaptureFixture
     path = resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA)
     assert path.read_bytes() == DATA
     assert "m.bin" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 13: addresses, side files, offline
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "hf://evil/repo/victim--repo/main/x@..",  # would land in victim/repo's cache slot
+        "hf://o/r/f.gguf@.",
+        "hf://o/r/f.gguf@a..b",
+        "hf://o/r/f.gguf@.hidden",
+        "hf://o/r/f.gguf@v1.lock",
+        "hf://o/r/f.gguf@a b",
+        "hf://ev--il/repo/f.gguf",
+        "hf://-o/r/f.gguf",
+        "hf://o/r./f.gguf",
+        "hf://o/r/a\\b.gguf",
+        "hf://o/r/a/./b.gguf",
+        "hf://o/r/a//b.gguf",
+        "hf://o/r/a\x00b.gguf",
+    ],
+)
+def test_hf_addresses_follow_hugging_face_rules(server: Server, monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
+    with pytest.raises(InvalidParameterError, match=r"^model_src: .*hf://owner/repo"):
+        resolve_source(uri, on_progress=lambda _: None)
+    assert server.requests == []  # refused before any request
+
+
+def test_hf_cache_path_stays_in_its_slot(env: Path) -> None:
+    # Built directly (not parsed), the bad revision is still caught where the path is made.
+    with pytest.raises(InvalidParameterError, match="^model_src: "):
+        HfFile("evil/repo", "x", "..").cache_path()
+    path = HfFile("o/r", "a/b.gguf", "refs/pr/1").cache_path()
+    assert path == env / "hf" / "o--r" / "refs--pr--1" / "a" / "b.gguf"
+
+
+def test_victim_slot_is_not_served_for_an_evil_address(
+    server: Server, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
+    server.files["/victim/repo/resolve/main/x"] = DATA
+    with pytest.raises(InvalidParameterError):
+        resolve_source("hf://evil/repo/victim--repo/main/x@..", on_progress=lambda _: None)
+    assert not (env / "hf" / "victim--repo").exists()
+
+
+@pytest.mark.parametrize("url", ["/m%00.bin", "/a%00/m.bin%00", "/m%0a.bin"])
+def test_url_with_nul_or_control_characters_is_refused(server: Server, url: str) -> None:
+    with pytest.raises(InvalidParameterError, match="^model_src: ") as info:
+        resolve_source(server.url(url), on_progress=lambda _: None)
+    assert isinstance(info.value, QvacError)
+    assert server.requests == []
+
+
+def _all_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("failure", ["checksum", "size", "http404"])
+def test_no_side_file_outlives_a_failed_download(server: Server, env: Path, failure: str) -> None:
+    server.files["/m.bin"] = DATA
+    server.corrupt = failure == "checksum"
+    url = server.url("/missing.bin" if failure == "http404" else "/m.bin")
+    size = len(DATA) + 1 if failure == "size" else len(DATA)
+    with pytest.raises(DownloadError):
+        resolve_source(url, expected_size=size, sha256=SHA, on_progress=lambda _: None)
+    assert _all_files(env) == []  # no .lock, no .part, no file
+
+
+def test_successful_download_leaves_no_lock(server: Server, env: Path) -> None:
+    server.files["/m.bin"] = DATA
+    path = resolve_source(server.url("/m.bin"), sha256=SHA, on_progress=lambda _: None)
+    assert _all_files(env) == [path]
+
+
+def test_long_file_name_that_only_the_side_files_would_overflow(server: Server, env: Path) -> None:
+    name = "m" * 250 + ".bin"  # 254 bytes: fits, but not with ".lock" or ".part" added
+    server.files[f"/{name}"] = DATA
+    path = resolve_source(server.url(f"/{name}"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
+    assert path.name == name and path.read_bytes() == DATA
+    assert _all_files(env) == [path]
+
+
+def test_long_file_name_resumes_from_its_hashed_part(server: Server, env: Path) -> None:
+    name = "m" * 250 + ".bin"
+    server.files[f"/{name}"] = DATA
+    server.cuts = [10_000] + [0] * 20
+    with pytest.raises(DownloadError, match="resumes"):
+        resolve_source(server.url(f"/{name}"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
+    (part,) = _all_files(env)
+    assert part.name.endswith(".part") and len(part.name) < 30 and part.read_bytes() == DATA[:10_000]
+    server.cuts = []
+    path = resolve_source(server.url(f"/{name}"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
+    assert path.read_bytes() == DATA and _all_files(env) == [path]
+    assert server.gets(f"/{name}")[-1]["range"] == "bytes=10000-"
+
+
+def test_offline_is_said_at_once(monkeypatch: pytest.MonkeyPatch, env: Path) -> None:
+    import socket
+
+    calls: list[str] = []
+
+    def no_dns(host: str, *args: object, **kwargs: object) -> list:
+        calls.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(transfer, "_RETRY_DELAY", 5.0)  # a retry would show as a 5 s wait
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="^no network connection: could not reach models.example.org"):
+        resolve_source("https://models.example.org/m.bin", on_progress=lambda _: None)
+    assert time.monotonic() - start < 2.0
+    assert calls == ["models.example.org"]  # asked once, not five times
+    assert _all_files(env) == []

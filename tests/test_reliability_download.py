@@ -79,7 +79,7 @@ def test_not_enough_free_space_is_refused_before_downloading(
     server: Server, env: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     server.files["/m.bin"] = DATA
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**6, 10**6 - 1000, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**6, 10**6 - 1000, 1000))
     with pytest.raises(DownloadError) as info:
         resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
     assert "is full" in str(info.value) and str(len(DATA)) in str(info.value)
