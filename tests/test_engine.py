@@ -36,6 +36,7 @@ def test_library_info_reports_the_engine() -> None:
 
 
 def test_context_never_frees_params_immediately() -> None:
+    engine.ensure_loaded()  # this process opens the engine itself; qvac_nb's own calls run in workers
     assert _engine.ContextConfig().free_params_immediately is False
 
 
@@ -67,6 +68,19 @@ def test_a_library_with_another_abi_is_refused(tmp_path: Path) -> None:
     assert "REFUSED" in out.stdout and "missing symbols" in out.stdout and "new_sd_ctx" in out.stdout
     missing = _run_isolated(code, {"QVAC_NB_SD_LIBRARY": str(tmp_path / "nope.so")})
     assert "REFUSED" in missing.stdout and "does not name a file" in missing.stdout
+    # Through the API the library is opened by the model's worker; its refusal reaches the caller as is.
+    through_worker = _run_isolated(
+        """
+        import qvac_nb
+        from qvac_nb import engine
+        try:
+            qvac_nb.load_model("model.gguf")
+        except engine.EngineLibraryError as e:
+            print("REFUSED", e)
+        """,
+        {"QVAC_NB_SD_LIBRARY": libm},
+    )
+    assert "REFUSED" in through_worker.stdout and "missing symbols" in through_worker.stdout, through_worker.stderr
 
 
 def test_ten_generations_on_one_context_and_same_seed_same_pixels(sd1_id: str) -> None:
