@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import ctypes
 import itertools
-import re
 import threading
 import time
 import warnings
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _engine, engine, guards, runner
+from . import _engine, engine, families, guards, runner, schema
 from .errors import (
     CancelledError,
     EngineError,
@@ -27,48 +26,12 @@ from .errors import (
     suggest,
 )
 from .model_files import FileInfo, check_companion, inspect_file
-from .validation import (
-    PREDICTION_ALIASES,
-    PREDICTIONS,
-    check_bool,
-    check_choice,
-    check_int,
-    check_str,
-    check_unknown,
-)
+from .validation import check_bool, check_choice, check_str, check_unknown
 
-COMPANION_KEYS = {
-    "llm_model_src": "llm",
-    "vae_model_src": "vae",
-    "clip_l_model_src": "clip_l",
-    "clip_g_model_src": "clip_g",
-    "t5_xxl_model_src": "t5xxl",
-    "taesd_model_src": "taesd",
-}
-CONFIG_KEYS = (
-    "device",
-    "threads",
-    "prediction",
-    *COMPANION_KEYS,
-    "upscaler",
-    "mode",
-    "type",
-    "rng",
-    "sampler_rng",
-    "clip_on_cpu",
-    "vae_on_cpu",
-    "offload_to_cpu",
-    "flash_attn",
-    "diffusion_fa",
-    "lora_apply_mode",
-    "mmap",
-    "diffusion_conv_direct",
-    "vae_conv_direct",
-)
-MODEL_TYPES = ("diffusion", "upscale")
-# Which family a model belongs to decides guidance vs cfg and the cache mode.
-DIT_FAMILIES = ("flux", "flux2", "sd3")
-GUIDANCE_FAMILIES = ("flux", "flux2")
+# model_config key -> the file role (and ContextConfig attribute) of each companion file.
+COMPANION_KEYS = schema.COMPANION_ROLES
+CONFIG_KEYS = schema.CONFIG_KEYS
+MODEL_TYPES = schema.MODEL_TYPES
 _GPU_SYMBOLS = ("ggml_backend_cuda_init", "ggml_backend_metal_init", "ggml_backend_vk_init", "ggml_backend_sycl_init")
 
 
@@ -94,7 +57,7 @@ class LoadedModel:
 
     @property
     def uses_guidance(self) -> bool:
-        return self.family in GUIDANCE_FAMILIES
+        return families.get(self.family).uses_guidance
 
     def close(self) -> None:
         for handle in (self.context, self.upscaler):
@@ -109,66 +72,18 @@ _ids = itertools.count(1)
 _gpu_warned = False
 
 
-def _camel_to_snake(key: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-
-
 def normalize_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validated model_config with camelCase aliases folded into snake_case keys."""
+    """Validated model_config with camelCase aliases folded into snake_case keys (only the keys given)."""
     if config is None:
         return {}
     if not isinstance(config, Mapping):
         raise InvalidTypeError(f"model_config: expected a dict, got {type(config).__name__}")
-    out: dict[str, Any] = {}
-    for raw_key, value in config.items():
-        if not isinstance(raw_key, str):
-            raise InvalidTypeError(f"model_config: keys must be strings, got {raw_key!r}")
-        key = _camel_to_snake(raw_key)
-        check_unknown("model_config", [key], CONFIG_KEYS)
-        out[key] = value
-    names = engine.enum_names()
-    checked: dict[str, Any] = {}
-    for key, value in out.items():
-        if key == "device":
-            checked[key] = check_choice("model_config.device", value, ("gpu", "cpu"))
-        elif key == "threads":
-            checked[key] = check_int("model_config.threads", value, 1, 256, extra=(-1,))
-        elif key == "prediction":
-            checked[key] = check_choice("model_config.prediction", value, PREDICTIONS)
-        elif key in COMPANION_KEYS:
-            checked[key] = check_str(f"model_config.{key}", value, allow_none=True)
-        elif key == "upscaler":
-            checked[key] = _check_upscaler(value)
-        elif key == "mode":
-            checked[key] = check_choice("model_config.mode", value, MODEL_TYPES)
-        elif key == "type":
-            allowed = [t for t in names["type"] if t.isidentifier() and t != "DEPRECATED"]
-            checked[key] = check_choice("model_config.type", value, allowed)
-        elif key in ("rng", "sampler_rng"):
-            checked[key] = check_choice(f"model_config.{key}", value, names["rng"])
-        elif key == "lora_apply_mode":
-            checked[key] = check_choice("model_config.lora_apply_mode", value, names["lora_apply_mode"])
-        else:
-            checked[key] = check_bool(f"model_config.{key}", value)
-    return checked
+    return schema.validate(schema.MODEL_CONFIG, config, where="model_config", prefix="model_config.",
+                           names=engine.enum_names(), fill=False)
 
 
 def _check_upscaler(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = {"model_src": value}
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(f"model_config.upscaler: expected a dict like {{'model_src': ...}}, got {value!r}")
-    keys = {_camel_to_snake(k): v for k, v in value.items()}
-    check_unknown("model_config.upscaler", keys, ("type", "model_src", "tile_size"))
-    out = {
-        "type": check_choice("model_config.upscaler.type", keys.get("type", "esrgan"), ("esrgan",)),
-        "tile_size": check_int("model_config.upscaler.tile_size", keys.get("tile_size", 128), 16, 2048),
-    }
-    if "model_src" in keys:
-        out["model_src"] = check_str("model_config.upscaler.model_src", keys["model_src"])
-    return out
+    return schema.check_upscaler(value)
 
 
 def _has_gpu_backend() -> bool:
@@ -219,37 +134,14 @@ def _physical_cores() -> int:
 
 
 def _engine_config(files: dict[str, Path], role: str, config: dict[str, Any]) -> Any:
-    names = engine.enum_names()
     cc = _engine.ContextConfig()
     setattr(cc, role, str(files[role]))
-    for key in ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd"):
+    for key in COMPANION_KEYS.values():
         if key in files:
             setattr(cc, key, str(files[key]))
-    threads = config.get("threads", -1)
-    cc.threads = _physical_cores() if threads == -1 else threads
-    prediction = config.get("prediction", "auto")
-    if prediction != "auto":
-        cc.prediction = names["prediction"].index(PREDICTION_ALIASES.get(prediction, prediction))
-    if "type" in config:
-        cc.weight_type = names["type"].index(config["type"])
-    for key in ("rng", "sampler_rng"):
-        if key in config:
-            setattr(cc, key, names["rng"].index(config[key]))
-    if "lora_apply_mode" in config:
-        cc.lora_apply_mode = names["lora_apply_mode"].index(config["lora_apply_mode"])
-    for key, attr in (
-        ("clip_on_cpu", "clip_on_cpu"),
-        ("vae_on_cpu", "vae_on_cpu"),
-        ("offload_to_cpu", "offload_to_cpu"),
-        ("flash_attn", "flash_attn"),
-        ("diffusion_fa", "diffusion_flash_attn"),
-        ("mmap", "mmap"),
-        ("diffusion_conv_direct", "diffusion_conv_direct"),
-        ("vae_conv_direct", "vae_conv_direct"),
-    ):
-        if key in config:
-            setattr(cc, attr, bool(config[key]))
-    return cc
+    # threads is always set: -1 (the default) means every physical core.
+    fields = schema.engine_fields({"threads": -1, **config}, schema.MODEL_CONFIG, engine.enum_names())
+    return schema.fill_engine_object(cc, fields)
 
 
 def _load_progress_job(on_progress: Callable[[dict], None] | None, role: str) -> Any:
@@ -399,19 +291,19 @@ def _threads(config: dict[str, Any]) -> int:
 
 def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:
     """A diffusion-only file (split layout) rather than an all-in-one checkpoint."""
-    if info.family in ("flux", "flux2") or config.get("llm_model_src"):
+    if families.get(info.family).split_layout or config.get("llm_model_src"):
         return True
     return not any(name.startswith(("model.diffusion_model.", "first_stage_model.")) for name in info.tensors)
 
 
 def _check_companions(info: FileInfo, files: dict[str, Path]) -> None:
     """The engine aborts on a split model without the text encoder or VAE it needs."""
-    family = info.family
-    if family == "flux2":
-        for role, key in (("llm", "llm_model_src"), ("vae", "vae_model_src")):
-            if role not in files:
-                raise InvalidParameterError(f"model_config.{key}: a FLUX.2 diffusion model needs its {role} file")
-    if family == "sd3" and not any(r in files for r in ("clip_l", "clip_g", "t5xxl")) and "model" not in files:
+    family = families.get(info.family)
+    for key in family.required_companions:
+        role = COMPANION_KEYS[key]
+        if role not in files:
+            raise InvalidParameterError(f"model_config.{key}: a {family.label} diffusion model needs its {role} file")
+    if family.name == "sd3" and not any(r in files for r in ("clip_l", "clip_g", "t5xxl")) and "model" not in files:
         raise InvalidParameterError("model_config.clip_l_model_src: an SD3 diffusion model needs its text encoders")
 
 
