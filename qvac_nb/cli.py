@@ -64,11 +64,14 @@ def _add_params(group: Any, params: Iterable[Any]) -> None:
 
 
 def _help(p: Any) -> str:
+    if p.cli_help:
+        return p.cli_help
     doc = p.doc.rstrip(".")
-    doc = doc[0].lower() + doc[1:]
+    if doc[1:2].islower():  # "Sampling steps" -> "sampling steps", but "CPU threads" stays
+        doc = doc[0].lower() + doc[1:]
     values = p.values_text() if p.type not in ("path", "str", "text", "image") else ""
-    default = p.default_text().replace("%", "%%")
-    return f"{doc}{'; ' + values if values else ''} (default {default})".replace("%%", "%%")
+    # argparse %-formats help strings.
+    return f"{doc}{'; ' + values if values else ''} (default {p.default_text()})".replace("%", "%%")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,8 +64,9 @@ def validate_diffusion(**given: Any) -> Any:
     values["init_image"] = init
     if values["seed"] == -1:
         values["seed"] = random.randrange(0, 2**31)
-    values["sampling_method"] = values["sampling_method"] or model.default_sampler
-    values["scheduler"] = values["scheduler"] or model.default_scheduler
+    for p in schema.DIFFUSION:
+        if p.model_default and values[p.name] is None:
+            values[p.name] = getattr(model, p.model_default)  # the sampler/scheduler the engine picked for it
     request = schema.DiffusionRequest(**values, family=model.family, model=model.source)
     guards.check_diffusion(model, schema.record(request), init)
     return request
@@ -143,7 +144,7 @@ def _settle(job: DiffusionJob | UpscaleJob, work: Callable[[], tuple[list[bytes]
 def _run_diffusion(job: DiffusionJob, model: models.LoadedModel, request: Any, preview: bool) -> None:
     params = job.params
     engine_job = _engine.Job()
-    _progress_hooks(job, params["batch_count"], engine_job, preview)
+    _progress_hooks(job, schema.image_count(params), engine_job, preview)
 
     def work() -> tuple[list[bytes], Stats]:
         job._attach(engine_job)
@@ -157,9 +158,7 @@ def _run_diffusion(job: DiffusionJob, model: models.LoadedModel, request: Any, p
                 pixels = [_upscale_once(job, model, p, i) for i, p in enumerate(pixels)]
         outputs = []
         for i, p in enumerate(pixels):
-            record = {k: v for k, v in params.items() if k != "upscale_repeats"}
-            record.update(seed=params["seed"] + i, batch_count=1)
-            outputs.append(encode_png(p, record))
+            outputs.append(encode_png(p, schema.image_record(params, i)))
         ticks = job.progress_stream.ticks
         return outputs, _stats(
             job,
@@ -168,7 +167,7 @@ def _run_diffusion(job: DiffusionJob, model: models.LoadedModel, request: Any, p
             t0,
             generation_ms,
             ticks[-1].total_steps if ticks else 0,
-            params["batch_count"],
+            schema.image_count(params),
             params["seed"],
         )
 
@@ -217,10 +216,11 @@ def _upscale_once(job: DiffusionJob | UpscaleJob, model: models.LoadedModel, pix
 
 def upscale(*, model_id: str, image: Any, **params: Any) -> UpscaleJob:
     """Queue an ESRGAN upscale of `image` (PNG/JPEG bytes, PIL, array or path)."""
-    values = schema.validate(schema.UPSCALE, {"model_id": model_id, "image": image, **params}, where="upscale")
+    given = schema.fold_aliases("upscale", {"model_id": model_id, "image": image, **params}, schema.UPSCALE)
     model = models.get_model(model_id)
     if model.upscaler is None:
         models.require(model, "upscale", "upscale")
+    values = schema.validate(schema.UPSCALE, given, where="upscale")
     repeats = values["repeats"]
     pixels = to_rgb_array("image", image)
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import dataclasses
 import itertools
 import threading
 import time
@@ -369,5 +370,22 @@ def require(model: LoadedModel, mode: str, operation: str) -> None:
             f"use {'diffusion' if model.mode == 'diffusion' else 'upscale'}() or load with mode='{other}'"
         )
 
+
+_LOAD_PARAMS = (
+    schema.Param("model_src", "str", "A catalogue constant, a local file path, an https:// URL or "
+                 "hf://owner/repo/path[@revision]."),
+    schema.Param("model_type", "choice", "What the model is for ('upscale': an ESRGAN model on its own); "
+                 "model_config['mode'] takes precedence.", "diffusion", choices=schema.MODEL_TYPES),
+    schema.Param("model_config", "dict", "Load options (camelCase spellings accepted), keys below.", None,
+                 nullable=True, default_doc="None"),
+    schema.Param("on_progress", "callable", "Called with a dict per download or load update.", None, nullable=True,
+                 default_doc="None (a tqdm bar while downloading)"),
+)
+load_model.__doc__ = schema.docstring(
+    "Load a model (downloading it and its companions if needed) and return its id.",
+    _LOAD_PARAMS, "str\n    The model id, e.g. 'stable-diffusion-v2-1-Q8_0.gguf#1'.",
+    extra_doc="\nmodel_config keys\n-----------------", extra_params=(*schema.MODEL_CONFIG, *(
+        dataclasses.replace(p, name=f"upscaler.{p.name}") for p in schema.UPSCALER)),
+)
 
 __all__ = ["load_model", "unload_model", "get_model", "loaded_models", "LoadedModel", "CancelledError", "EngineError"]

@@ -97,6 +97,7 @@ class Param:
     choices_from: str | None = None  # name of an engine enum (engine.enum_names())
     nullable: bool = False  # None is accepted (meaning: the default_doc)
     default_doc: str | None = None  # how the docs describe the default when it is not a value
+    model_default: str | None = None  # attribute of the loaded model that replaces None (its own default)
     values_doc: str | None = None  # how the docs describe the accepted values, when derived text won't do
     engine: str | tuple[str, ...] | None = None  # _engine.Request / ContextConfig attribute(s)
     stored: bool = True  # kept in the PNG record
@@ -105,6 +106,7 @@ class Param:
     a1111: tuple[int, str] | None = None  # (position, label) in the A1111 `parameters` text
     cli: tuple[str, ...] | None = ()  # flags; () = --name-with-dashes, None = not on the command line
     cli_metavar: str | None = None
+    cli_help: str | None = None  # the CLI's wording, when `doc` speaks of Python objects
     control: str = "number"  # how the Studio shows it (see the module docstring)
     group: str = "basic"
     studio: bool = True  # a field of the Studio's form
@@ -215,10 +217,12 @@ DIFFUSION: tuple[Param, ...] = (
     Param("guidance", "float", "Distilled guidance (FLUX models).", 3.5, min=0.0, max=50.0, step=0.1,
           engine="guidance", a1111=(50, "Distilled CFG Scale")),
     Param("sampling_method", "choice", "Sampler.", None, label="Sampler", choices_from="sample_method",
-          nullable=True, default_doc=SAMPLER_DOC, engine="sample_method", a1111=(20, "Sampler"), cli=("--sampler",),
+          nullable=True, default_doc=SAMPLER_DOC, model_default="default_sampler", engine="sample_method",
+          a1111=(20, "Sampler"), cli=("--sampler",),
           control="select"),
     Param("scheduler", "choice", "Noise schedule.", None, choices_from="scheduler", nullable=True,
-          default_doc=SAMPLER_DOC, engine="scheduler", a1111=(30, "Schedule type"), control="select"),
+          default_doc=SAMPLER_DOC, model_default="default_scheduler", engine="scheduler", a1111=(30, "Schedule type"),
+          control="select"),
     Param("seed", "int", "Random seed; image i of a batch uses seed + i.", -1, min=0, max=MAX_SEED, extra=(-1,),
           values_doc="0 to 2^63-1, or -1 for a random one", engine="seed", a1111=(60, "Seed"), cli=("-s", "--seed"),
           control="seed"),
@@ -236,7 +240,8 @@ DIFFUSION: tuple[Param, ...] = (
           a1111=(90, "Cache"), control="select", group="advanced"),
     Param("init_image", "image", "Image to start from: PNG/JPEG bytes, a path, a PIL image, or a uint8 "
           "HxW/HxWx3/HxWx4 array (floats in [0, 1] too).", None, label="Init image", nullable=True,
-          default_doc="None", stored=False, replayable=False, cli=("-i", "--init-image"), control="image",
+          default_doc="None", stored=False, replayable=False, cli=("-i", "--init-image"),
+          cli_help="PNG/JPEG to start from (image-to-image)", cli_metavar="PATH", control="image",
           group="prompt", studio=False),
     Param("strength", "float", "How much of init_image SD models repaint.", 0.75, min=0.0, max=1.0, step=0.01,
           lo_open=True, engine="strength", a1111=(80, "Denoising strength"), control="slider", group="prompt"),
@@ -453,6 +458,18 @@ def record(request: Any) -> dict[str, Any]:
     return out
 
 
+def image_count(params: Mapping[str, Any]) -> int:
+    """How many images a job with these parameters makes (an upscale job: one)."""
+    return int(params.get("batch_count", 1))
+
+
+def image_record(params: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The PNG record of image `index` of a batch: replaying it makes that one image (seed + index)."""
+    out = {k: v for k, v in params.items() if k != "upscale_repeats"}
+    out.update(seed=params["seed"] + index, batch_count=1)
+    return out
+
+
 def engine_fields(request: Any, params: Sequence[Param] = DIFFUSION,
                   names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """`{engine attribute: value}` for a validated request (DiffusionRequest, or a model_config dict)."""
@@ -558,7 +575,7 @@ def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Seq
     lines += [_doc_entry(p) for p in (*params, *extra)]
     if extra_doc:
         lines.append(extra_doc)
-        lines += ["    " + _doc_entry(p, "        ").replace("\n", "\n    ") for p in extra_params]
+        lines += [_doc_entry(p) for p in extra_params]
     lines += ["", "Returns", "-------", returns]
     return "\n".join(lines)
 

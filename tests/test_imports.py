@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 EXTENSIONS = ("_engine",)
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -24,7 +24,7 @@ def _module_name(path: Path) -> str:
 
 def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """module -> the qvac_nb modules it imports anywhere in its source (top level or in functions)."""
-    files = {_module_name(p): p for p in root.rglob("*.py")}
+    files = {_module_name(p, root): p for p in root.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in [*files, *(f"{PACKAGE}.{ext}" for ext in EXTENSIONS)]}
     for name, path in files.items():
         is_package = path.name == "__init__.py"
