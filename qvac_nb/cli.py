@@ -63,6 +63,12 @@ def _add_params(group: Any, params: Iterable[Any]) -> None:
         group.add_argument(*_flags(p), **kwargs)
 
 
+def _given(args: argparse.Namespace, params: Iterable[Any]) -> dict[str, Any]:
+    """The parameters whose flags were given (positional arguments such as the prompt are passed on their own)."""
+    flagged = (p.name for p in params if p.cli is not None)
+    return {name: getattr(args, name) for name in flagged if getattr(args, name, None) is not None}
+
+
 def _help(p: Any) -> str:
     if p.cli_help:
         return p.cli_help
@@ -134,10 +140,7 @@ def _model_config(args: argparse.Namespace, upscaler: dict[str, Any] | None = No
         if not isinstance(extra, dict):
             raise UsageError("--model-config: expected a JSON object like {\"flash_attn\": true}")
         config.update(extra)
-    for p in schema.MODEL_CONFIG:
-        value = getattr(args, p.name, None)
-        if value is not None:
-            config[p.name] = value
+    config.update(_given(args, schema.MODEL_CONFIG))
     if upscaler:
         config["upscaler"] = upscaler
     return config
@@ -222,7 +225,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             upscaler["tile_size"] = args.upscaler_tile_size
     config = _model_config(args, upscaler)
     # Unset flags keep the API's defaults.
-    kwargs = {p.name: getattr(args, p.name) for p in schema.DIFFUSION if getattr(args, p.name, None) is not None}
+    kwargs = _given(args, schema.DIFFUSION)
     if args.upscale_repeats is not None:
         kwargs["upscale"] = {"repeats": args.upscale_repeats}  # diffusion() checks the range
     elif args.upscale:
@@ -259,7 +262,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     _say(args, f"loading {args.model} ...")
     model_id = qvac_nb.load_model(args.model, model_type="upscale", model_config=config)
     try:
-        kwargs = {p.name: getattr(args, p.name) for p in schema.UPSCALE if getattr(args, p.name, None) is not None}
+        kwargs = _given(args, schema.UPSCALE)
         # Bytes rather than the path: upscale() then carries a qvac_nb PNG's parameters over.
         job = qvac_nb.upscale(model_id=model_id, image=source.read_bytes(), **kwargs)
         pngs = _wait(job, args.quiet)

@@ -221,8 +221,8 @@ def upscale(*, model_id: str, image: Any, **params: Any) -> UpscaleJob:
     if model.upscaler is None:
         models.require(model, "upscale", "upscale")
     values = schema.validate(schema.UPSCALE, given, where="upscale")
-    repeats = values["repeats"]
-    pixels = to_rgb_array("image", image)
+    request = schema.UpscaleRequest(**{**values, "image": to_rgb_array("image", image)})
+    repeats, pixels = request.repeats, request.image
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"repeats: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
     guards.check_upscale(model, pixels, repeats)

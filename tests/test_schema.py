@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,17 @@ def test_signature_is_the_schema() -> None:
     sig = inspect.signature(qvac_nb.diffusion)
     assert list(sig.parameters) == list(schema.DIFFUSION_PARAMS)
     assert sig.parameters["steps"].default == 20 and sig.parameters["cfg_scale"].default is None
+
+
+def test_cli_flags_come_from_the_schema() -> None:
+    from qvac_nb import cli
+
+    gen = cli.build_parser()._subparsers._group_actions[0].choices["generate"]  # type: ignore[union-attr]
+    flags = {opt: action for action in gen._actions for opt in action.option_strings}
+    for p in schema.DIFFUSION:
+        if p.cli is not None:
+            assert flags[(p.cli or (f"--{p.name.replace('_', '-')}",))[-1]].dest == p.name
+    assert "--vae-tile-size" in flags and "1-150" in flags["--steps"].help and "(default 20)" in flags["--steps"].help
 
 
 def test_readme_tables_match_the_schema() -> None:
@@ -146,6 +158,8 @@ def test_engine_fields_cover_every_engine_mapped_parameter(sd1_id: str) -> None:
     default = generation._request(generation.validate_diffusion(model_id=sd1_id, prompt="x", **SMALL),
                                   qvac_nb.models.get_model(sd1_id))
     assert math.isinf(default.img_cfg_scale)  # unset: the engine reuses cfg_scale
+    copy = pickle.loads(pickle.dumps(request))  # requests cross into worker processes
+    assert type(copy) is schema.DiffusionRequest and copy.vae_tile_size == 8 and copy.family == "sd1"
     assert default.vae_tile_overlap == pytest.approx(_engine.Request().vae_tile_overlap)
 
 
