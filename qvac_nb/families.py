@@ -31,6 +31,7 @@ class Family:
     size_multiple: int = 8  # the engine rounds width/height up to this (its latent patch)
     text_encoders: tuple[str, ...] = ()  # model_config companion keys the family reads
     required_companions: tuple[str, ...] = ()  # keys a split (diffusion-only) file cannot load without
+    requires_text_encoder: bool = False  # a diffusion-only file needs at least one of its text_encoders
     split_layout: bool = False  # published as a diffusion-model file next to separate encoders and VAE
     img2img: Literal["sdedit", "reference", "none"] = "sdedit"
     hidden: tuple[str, ...] = ()  # parameters the family ignores (the Studio hides them)
@@ -67,7 +68,8 @@ FAMILIES: dict[str, Family] = {
         Family("sdxl", "SDXL", "unet", latent_channels=4, size_multiple=64,
                text_encoders=("clip_l_model_src", "clip_g_model_src"), hidden=_CFG_ONLY),
         Family("sd3", "SD3", "dit", latent_channels=16, size_multiple=16,
-               text_encoders=("clip_l_model_src", "clip_g_model_src", "t5_xxl_model_src"), hidden=_CFG_ONLY),
+               text_encoders=("clip_l_model_src", "clip_g_model_src", "t5_xxl_model_src"), requires_text_encoder=True,
+               hidden=_CFG_ONLY),
         Family("flux", "FLUX.1", "dit", uses_guidance=True, latent_channels=16, size_multiple=16,
                text_encoders=("clip_l_model_src", "t5_xxl_model_src"), split_layout=True, hidden=("cfg_scale",)),
         # FLUX.2 is cfg-distilled: cfg_scale 1 skips the unconditional pass (twice as fast, same look).

@@ -304,8 +304,11 @@ def _check_companions(info: FileInfo, files: dict[str, Path]) -> None:
         role = COMPANION_KEYS[key]
         if role not in files:
             raise InvalidParameterError(f"model_config.{key}: a {family.label} diffusion model needs its {role} file")
-    if family.name == "sd3" and not any(r in files for r in ("clip_l", "clip_g", "t5xxl")) and "model" not in files:
-        raise InvalidParameterError("model_config.clip_l_model_src: an SD3 diffusion model needs its text encoders")
+    roles = [COMPANION_KEYS[key] for key in family.text_encoders]
+    if family.requires_text_encoder and not any(r in files for r in roles) and "model" not in files:
+        raise InvalidParameterError(
+            f"model_config.{family.text_encoders[0]}: an {family.label} diffusion model needs its text encoders"
+        )
 
 
 def get_model(model_id: Any) -> LoadedModel:

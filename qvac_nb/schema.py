@@ -34,9 +34,9 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from . import cache_presets, families
+from . import cache_presets, engine_types, families
 from .errors import InvalidTypeError
 from .validation import (
     check_bool,
@@ -57,16 +57,9 @@ PREDICTIONS = ("auto", "eps", "v", "edm_v", "flow", "flux_flow", "flux2_flow")
 # The docs' "flow" is the engine's "sd3_flow"; "auto" lets the engine infer it.
 PREDICTION_ALIASES = {"flow": "sd3_flow", "sd3_flow": "sd3_flow"}
 MODEL_TYPES = ("diffusion", "upscale")
-# The engine's enum names as of stable-diffusion-cpp-python 0.4.7, for docs written without
-# opening the engine (import time, README); tests/test_schema.py checks they still match.
-DOC_ENUMS: dict[str, tuple[str, ...]] = {
-    "sample_method": ("euler", "euler_a", "heun", "dpm2", "dpm++2s_a", "dpm++2m", "dpm++2mv2", "ipndm", "ipndm_v",
-                      "lcm", "ddim_trailing", "tcd", "res_multistep", "res_2s", "er_sde"),
-    "scheduler": ("discrete", "karras", "exponential", "ays", "gits", "sgm_uniform", "simple", "smoothstep",
-                  "kl_optimal", "lcm", "bong_tangent"),
-    "rng": ("std_default", "cuda", "cpu"),
-    "lora_apply_mode": ("auto", "immediately", "at_runtime"),
-}
+# The engine's enum names for docs written without opening the engine (import time, README),
+# from the generated qvac_nb/engine_types.py (tests/test_packaging.py checks them against the engine).
+DOC_ENUMS: dict[str, tuple[str, ...]] = {key: engine_types.values(key) for key in engine_types.ENUMS}
 
 
 class _Required:
@@ -429,6 +422,8 @@ def _field_type(p: Param) -> Any:
     types = {"int": int, "float": float, "bool": bool, "str": str, "text": str, "choice": str, "path": str,
              "upscale": int, "image": Any}
     kind = types.get(p.type, Any)
+    if p.type == "choice":  # the names themselves, so type checkers and IDEs know them
+        kind = engine_types.ENUMS[p.choices_from] if p.choices_from else Literal[p.choices]  # type: ignore[index]
     return kind | None if p.nullable and kind is not Any else kind
 
 
