@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from testmodels import registry
 
     import qvac_nb
-    from qvac_nb import _engine, engine, models
-    from qvac_nb.cache_presets import DIT_FAMILIES, PRESETS
+    from qvac_nb import _engine, engine, families, models
+    from qvac_nb.cache_presets import PRESETS
 
     lines = LogLines()
     log = logging.getLogger("qvac_nb.engine")
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     mid = qvac_nb.load_model(str(tm.primary), model_config={"threads": a.threads, **tm.model_config()})
     model = models.get_model(mid)
     names = engine.enum_names()
-    mode = "easycache" if model.family in DIT_FAMILIES else "ucache"
+    mode = "easycache" if families.get(model.family).dit else "ucache"
     settings: list[tuple[str, tuple[float, float, float] | None]] = [("none", None)]
     if a.settings:
         for triple in a.settings.split(","):

@@ -116,8 +116,7 @@ class Worker:
 
     def _gen_raw(self, name: str, p: dict[str, Any]) -> tuple[float, np.ndarray]:
         """The extension's own call: an _engine.Request built as qvac_nb.generation._request builds it."""
-        from qvac_nb import _engine, engine, models
-        from qvac_nb.cache_presets import apply_cache_preset
+        from qvac_nb import _engine, cache_presets, engine, models
 
         model = models.get_model(self.models[name])
         names = engine.enum_names()
@@ -131,7 +130,7 @@ class Worker:
         if p.get("eta") is not None:
             req.eta = p["eta"]
         if p.get("cache_preset"):
-            apply_cache_preset(req, p["cache_preset"], model.family)
+            cache_presets.apply(req, p["cache_preset"], model.family)
         job = _engine.Job()
         if self.probe is not None:
             job.on_progress = self._raw_recorder(None)

@@ -6,6 +6,7 @@ The plain-function API has the QVAC SDK's shape: `load_model`, `diffusion`, `ups
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 from .catalog import CATALOG, CONSTANTS
@@ -14,23 +15,39 @@ from .errors import (
     CorruptModelError,
     DownloadError,
     EngineError,
+    EngineLibraryError,
     InvalidParameterError,
     InvalidTypeError,
     ModelFileError,
     ModelNotLoadedError,
     QvacError,
+    UnknownModelError,
     UnknownParameterError,
     UnsupportedOperationError,
 )
 from .generation import cancel, diffusion, upscale
-from .jobs import DiffusionJob, Stats, UpscaleJob
+from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
 from .models import load_model, loaded_models, unload_model
 from .png import read_parameters
 from .progress_stream import ProgressTick
 
 globals().update(CONSTANTS)
 
-__version__ = "0.1.0"
+
+def _show_job(job: Job) -> Any:
+    # The package (not its core modules) wires in the views, on first display so `import qvac_nb` stays light;
+    # importing qvac_nb.widgets.display replaces this hook with its own.
+    from .widgets.display import job_mimebundle
+
+    return job_mimebundle(job)
+
+
+set_display_hook(_show_job)
+
+try:  # the one version source is pyproject.toml, read back from the installed metadata
+    __version__ = metadata.version("qvac_nb")
+except metadata.PackageNotFoundError:  # a source checkout on sys.path, not installed
+    __version__ = "0.0.0+unknown"
 
 
 def __getattr__(name: str) -> Any:
@@ -47,5 +64,5 @@ __all__ = [
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
     "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
     "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
-    "CancelledError", "Studio", "Gallery", *CONSTANTS,
+    "CancelledError", "EngineLibraryError", "UnknownModelError", "Studio", "Gallery", *CONSTANTS,
 ]

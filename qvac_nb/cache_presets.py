@@ -1,7 +1,8 @@
-"""cache_preset names mapped to the engine's step-cache parameters.
+"""Step-cache presets mapped to the engine's step-cache parameters.
 
 Presets trade fidelity for speed monotonically: "slow" reuses least, "ultra" most.
-UNet models (SD 1.x/2.x/XL) use the engine's UCache; DiT models (FLUX, SD3) use EasyCache.
+U-Net models (SD 1.x/2.x/XL) use the engine's UCache; DiT models (FLUX, SD3) use EasyCache
+(the family table in qvac_nb/families.py says which a family is).
 The thresholds are relative change limits: a larger one skips more steps.
 """
 
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-SD_CACHE_EASYCACHE = 1
-SD_CACHE_UCACHE = 2
-DIT_FAMILIES = ("flux", "flux2", "sd3")
+from . import families
+
+SD_CACHE_EASYCACHE = families.SD_CACHE_EASYCACHE
+SD_CACHE_UCACHE = families.SD_CACHE_UCACHE
 
 # preset -> (reuse_threshold, start_percent, end_percent)
 PRESETS: dict[str, tuple[float, float, float]] = {
@@ -22,9 +24,17 @@ PRESETS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def apply_cache_preset(request: Any, preset: str, family: str) -> None:
+def engine_fields(preset: str, family: str) -> dict[str, Any]:
+    """The _engine.Request fields a preset sets for a model of `family`."""
     threshold, start, end = PRESETS[preset]
-    request.cache_mode = SD_CACHE_EASYCACHE if family in DIT_FAMILIES else SD_CACHE_UCACHE
-    request.cache_reuse_threshold = threshold
-    request.cache_start_percent = start
-    request.cache_end_percent = end
+    return {
+        "cache_mode": families.get(family).cache_mode,
+        "cache_reuse_threshold": threshold,
+        "cache_start_percent": start,
+        "cache_end_percent": end,
+    }
+
+
+def apply(request: Any, preset: str, family: str) -> None:
+    for attr, value in engine_fields(preset, family).items():
+        setattr(request, attr, value)

@@ -13,17 +13,9 @@ from importlib import resources
 from posixpath import basename
 from typing import Any
 
-from .errors import QvacError, suggest
+from .errors import UnknownModelError, suggest
 
 HF_URL = "https://huggingface.co"
-
-
-class UnknownModelError(QvacError, KeyError):
-    """A name that is not in the catalogue."""
-
-    def __str__(self) -> str:
-        # KeyError would repr() the message and show it in quotes.
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import inspect
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+from . import schema
+from .errors import UsageError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = "SD_V2_1_1B_Q8_0"
@@ -34,10 +36,6 @@ _BACKEND_SYMBOLS = {
 }
 
 
-class UsageError(Exception):
-    """A bad command line found after parsing (e.g. an unreadable --model-config)."""
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on bad usage already; keep its messages but prefix them like ours."""
 
@@ -46,20 +44,40 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"qvac-nb: error: {message}\n")
 
 
-def _diffusion_defaults() -> dict[str, Any]:
-    """diffusion()'s own defaults, so --help never drifts from the API."""
-    from .generation import diffusion
-
-    return {
-        name: p.default
-        for name, p in inspect.signature(diffusion).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+def _flags(p: Any) -> tuple[str, ...]:
+    return p.cli or (f"--{p.name.replace('_', '-')}",)
 
 
-def _default(defaults: dict[str, Any], name: str, fallback: str = "the model's") -> str:
-    value = defaults.get(name)
-    return fallback if value is None else repr(value) if isinstance(value, str) else str(value)
+def _add_params(group: Any, params: Iterable[Any]) -> None:
+    """One flag per schema parameter that has one; help text and defaults come from the schema."""
+    for p in params:
+        if p.cli is None:
+            continue
+        kwargs: dict[str, Any] = {"dest": p.name, "help": _help(p)}
+        if p.type == "bool":
+            kwargs.update(action="store_true", default=None)
+        else:
+            kwargs["type"] = {"int": int, "float": float}.get(p.type, str)
+            if p.cli_metavar:
+                kwargs["metavar"] = p.cli_metavar
+        group.add_argument(*_flags(p), **kwargs)
+
+
+def _given(args: argparse.Namespace, params: Iterable[Any]) -> dict[str, Any]:
+    """The parameters whose flags were given (positional arguments such as the prompt are passed on their own)."""
+    flagged = (p.name for p in params if p.cli is not None)
+    return {name: getattr(args, name) for name in flagged if getattr(args, name, None) is not None}
+
+
+def _help(p: Any) -> str:
+    if p.cli_help:
+        return p.cli_help
+    doc = p.doc.rstrip(".")
+    if doc[1:2].islower():  # "Sampling steps" -> "sampling steps", but "CPU threads" stays
+        doc = doc[0].lower() + doc[1:]
+    values = p.values_text() if p.type not in ("path", "str", "text", "image") else ""
+    # argparse %-formats help strings.
+    return f"{doc}{'; ' + values if values else ''} (default {p.default_text()})".replace("%", "%%")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,32 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and engine logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    d = _diffusion_defaults()
     gen = sub.add_parser("generate", help="text-to-image or image-to-image", description="Generate images.")
     gen.add_argument("prompt", help="what to draw")
     gen.add_argument("-o", "--output", default="output.png",
                      help="PNG to write (default output.png); batches write output-1.png, output-2.png, ...")
     gen.add_argument("-m", "--model", default=DEFAULT_MODEL,
                      help=f"catalogue name, file path, https URL or hf://owner/repo/file (default {DEFAULT_MODEL})")
-    p = gen.add_argument_group("generation (defaults are diffusion()'s)")
-    p.add_argument("-n", "--negative-prompt", help="what to avoid (default none)")
-    p.add_argument("-W", "--width", type=int, help=f"multiple of 8, 64-4096 (default {_default(d, 'width')})")
-    p.add_argument("-H", "--height", type=int, help=f"multiple of 8, 64-4096 (default {_default(d, 'height')})")
-    p.add_argument("--steps", type=int, help=f"sampling steps (default {_default(d, 'steps')})")
-    p.add_argument("--cfg-scale", type=float, help=f"classifier-free guidance (default {_default(d, 'cfg_scale')})")
-    p.add_argument("--guidance", type=float,
-                   help=f"distilled guidance of FLUX models (default {_default(d, 'guidance')})")
-    p.add_argument("--sampler", help="sampling method, e.g. euler_a, dpm++2m (default: the model's)")
-    p.add_argument("--scheduler", help="e.g. discrete, karras (default: the model's)")
-    p.add_argument("-s", "--seed", type=int, help=f"-1 picks one at random (default {_default(d, 'seed')})")
-    p.add_argument("-b", "--batch-count", type=int, help=f"images to make, 1-16 (default {_default(d, 'batch_count')})")
-    p.add_argument("--vae-tiling", action="store_true", default=None, help="decode in tiles to save memory")
-    p.add_argument("--cache-preset", help="step cache: slow, medium, fast or ultra (default off)")
-    p.add_argument("-i", "--init-image", help="PNG/JPEG to start from (image-to-image)")
-    p.add_argument("--strength", type=float,
-                   help=f"how much of the init image to repaint, (0, 1] (default {_default(d, 'strength')})")
-    p.add_argument("--clip-skip", type=int, help="text-encoder layers to skip, 1-12 (default: the model's)")
-    p.add_argument("--eta", type=float, help="noise of eta-based samplers (default: the sampler's)")
+    _add_params(gen.add_argument_group("generation (defaults are diffusion()'s)"), schema.DIFFUSION)
     u = gen.add_argument_group("upscaling")
     u.add_argument("--upscale", action="store_true", help="upscale each image once with --upscaler (x4)")
     u.add_argument("--upscale-repeats", type=int, metavar="N", help="upscale N times (1-3; 2 gives x16)")
@@ -106,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("image", help="PNG or JPEG to upscale")
     up.add_argument("-o", "--output", help="PNG to write (default <image>-upscaled.png next to the input)")
     up.add_argument("-m", "--model", default=DEFAULT_UPSCALER, help=f"ESRGAN model (default {DEFAULT_UPSCALER})")
-    up.add_argument("-r", "--repeats", type=int, help="upscale passes, 1-3 (default 1; 2 gives x16)")
+    _add_params(up, schema.UPSCALE)
     up.add_argument("--tile-size", type=int, metavar="PX", help="tile size, 16-2048 (default 128)")
     _add_model_config_args(up, companions=False)
 
@@ -117,18 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Model-config flags of the upscale command: an ESRGAN model has no companions or prediction.
+_UPSCALER_CONFIG_FLAGS = ("threads", "device")
+
+
 def _add_model_config_args(parser: argparse.ArgumentParser, *, companions: bool) -> None:
     g = parser.add_argument_group("model config")
-    if companions:
-        g.add_argument("--llm", metavar="MODEL", help="text encoder LLM of split models (FLUX.2: QWEN3_4B_Q4_K_M)")
-        g.add_argument("--vae", metavar="MODEL", help="VAE of split models (FLUX.2: FLUX_2_KLEIN_4B_VAE)")
-        g.add_argument("--clip-l", metavar="MODEL", help="CLIP-L text encoder (SD3, FLUX.1)")
-        g.add_argument("--clip-g", metavar="MODEL", help="CLIP-G text encoder (SD3)")
-        g.add_argument("--t5xxl", metavar="MODEL", help="T5-XXL text encoder (SD3, FLUX.1)")
-        g.add_argument("--taesd", metavar="MODEL", help="tiny autoencoder for fast decoding")
-        g.add_argument("--prediction", help="auto, eps, v, edm_v, flow, flux_flow or flux2_flow (default auto)")
-    g.add_argument("--threads", type=int, help="CPU threads, -1 for every physical core (default -1)")
-    g.add_argument("--device", help="gpu or cpu (default: the engine's)")
+    wanted = [p for p in schema.MODEL_CONFIG if companions or p.name in _UPSCALER_CONFIG_FLAGS]
+    _add_params(g, wanted)
     g.add_argument("--model-config", metavar="JSON", help='other load_model options, e.g. \'{"flash_attn": true}\'')
 
 
@@ -145,13 +140,7 @@ def _model_config(args: argparse.Namespace, upscaler: dict[str, Any] | None = No
         if not isinstance(extra, dict):
             raise UsageError("--model-config: expected a JSON object like {\"flash_attn\": true}")
         config.update(extra)
-    keys = {"llm": "llm_model_src", "vae": "vae_model_src", "clip_l": "clip_l_model_src",
-            "clip_g": "clip_g_model_src", "t5xxl": "t5_xxl_model_src", "taesd": "taesd_model_src",
-            "prediction": "prediction", "threads": "threads", "device": "device"}
-    for attr, key in keys.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            config[key] = value
+    config.update(_given(args, schema.MODEL_CONFIG))
     if upscaler:
         config["upscaler"] = upscaler
     return config
@@ -235,30 +224,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.upscaler_tile_size is not None:
             upscaler["tile_size"] = args.upscaler_tile_size
     config = _model_config(args, upscaler)
-    batch = args.batch_count if args.batch_count is not None else 1
-    paths = _output_paths(args.output, batch)
-
-    given = {
-        "negative_prompt": args.negative_prompt, "width": args.width, "height": args.height, "steps": args.steps,
-        "cfg_scale": args.cfg_scale, "guidance": args.guidance, "sampling_method": args.sampler,
-        "scheduler": args.scheduler, "seed": args.seed, "batch_count": args.batch_count,
-        "vae_tiling": args.vae_tiling, "cache_preset": args.cache_preset, "init_image": args.init_image,
-        "strength": args.strength, "clip_skip": args.clip_skip, "eta": args.eta,
-    }
-    kwargs = {k: v for k, v in given.items() if v is not None}  # unset flags keep the API's defaults
+    # Unset flags keep the API's defaults.
+    kwargs = _given(args, schema.DIFFUSION)
     if args.upscale_repeats is not None:
         kwargs["upscale"] = {"repeats": args.upscale_repeats}  # diffusion() checks the range
     elif args.upscale:
         kwargs["upscale"] = True
-    if args.init_image is not None and not Path(args.init_image).expanduser().is_file():
-        raise UsageError(f"--init-image: no image file at {args.init_image}")
+    init = kwargs.get("init_image")
+    if init is not None and not Path(init).expanduser().is_file():
+        raise UsageError(f"--init-image: no image file at {init}")
+    _output_paths(args.output, 1)  # a bad --output fails before the model loads
 
     _say(args, f"loading {args.model} ...")
     model_id = qvac_nb.load_model(args.model, model_config=config)
     try:
         job = qvac_nb.diffusion(model_id=model_id, prompt=args.prompt, **kwargs)
         pngs = _wait(job, args.quiet)
-        _write(paths, pngs)
+        _write(_output_paths(args.output, len(pngs)), pngs)
         stats = job.stats.result()
         _say(args, f"{len(pngs)} image(s) of {stats.width}x{stats.height}, seed {stats.seed}, "
                    f"{stats.generation_ms / 1000:.1f} s")
@@ -280,7 +262,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     _say(args, f"loading {args.model} ...")
     model_id = qvac_nb.load_model(args.model, model_type="upscale", model_config=config)
     try:
-        kwargs = {"repeats": args.repeats} if args.repeats is not None else {}
+        kwargs = _given(args, schema.UPSCALE)
         # Bytes rather than the path: upscale() then carries a qvac_nb PNG's parameters over.
         job = qvac_nb.upscale(model_id=model_id, image=source.read_bytes(), **kwargs)
         pngs = _wait(job, args.quiet)
@@ -389,8 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
 
     from . import _engine
-    from .engine import EngineLibraryError
-    from .errors import CancelledError, DownloadError, EngineError, QvacError
+    from .errors import CancelledError, DownloadError, EngineError, EngineLibraryError, QvacError
 
     try:
         return COMMANDS[args.command](args)
@@ -403,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         return _fail(EXIT_FAILURE, str(exc))
-    except (QvacError, UsageError) as exc:
+    except QvacError as exc:
         if args.debug:
             traceback.print_exc()
         return _fail(EXIT_USAGE, str(exc))

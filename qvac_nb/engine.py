@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from . import _engine
+from .errors import EngineLibraryError
 
 LIBRARY_ENV = "QVAC_NB_SD_LIBRARY"
 _LIB_NAMES = {"linux": "libstable-diffusion.so", "darwin": "libstable-diffusion.dylib", "win32": "stable-diffusion.dll"}
@@ -22,10 +23,7 @@ _LIB_NAMES = {"linux": "libstable-diffusion.so", "darwin": "libstable-diffusion.
 log = logging.getLogger("qvac_nb.engine")
 _LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
 _open_lock = threading.Lock()
-
-
-class EngineLibraryError(RuntimeError):
-    """The engine library is missing or is not the release qvac_nb binds."""
+__all__ = ["EngineLibraryError", "find_library", "ensure_loaded", "enum_names", "info"]
 
 
 def find_library() -> Path:

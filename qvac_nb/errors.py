@@ -8,11 +8,27 @@ built-in exception a Python user would expect (ValueError, TypeError, FileNotFou
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+
+# Messages start with the parameter they are about: "steps: must be ...", "model_config.type: ...".
+_PARAM_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
 class QvacError(Exception):
-    """Base of every qvac_nb error."""
+    """Base of every qvac_nb error.
+
+    `param` names the offending parameter ("steps", "model_config.upscaler.tile_size") or is
+    None; the validation helpers set it, and a message of the form "name: ..." supplies it
+    otherwise, so a front-end can mark the field.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        if param is None and args and isinstance(args[0], str):
+            match = _PARAM_PREFIX.match(args[0])
+            param = match.group(1) if match else None
+        self.param = param
 
 
 class InvalidParameterError(QvacError, ValueError):
@@ -57,6 +73,22 @@ class EngineError(QvacError, RuntimeError):
 
 class CancelledError(QvacError):
     """The job was cancelled."""
+
+
+class EngineLibraryError(QvacError, RuntimeError):
+    """The engine library is missing or is not the release qvac_nb binds."""
+
+
+class UnknownModelError(QvacError, KeyError):
+    """A name that is not in the catalogue."""
+
+    def __str__(self) -> str:
+        # KeyError would repr() the message and show it in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
+class UsageError(QvacError):
+    """A bad command line found after parsing (e.g. an unreadable --model-config)."""
 
 
 def suggest(value: str, allowed: Iterable[str]) -> str:

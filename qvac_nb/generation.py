@@ -5,125 +5,75 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from . import engine, guards, models, runner
+from . import engine, families, guards, models, runner, schema
 from .errors import UnsupportedOperationError
 from .images import to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
 from .png import stored_record
-from .validation import (
-    CACHE_PRESETS,
-    DIFFUSION_PARAMS,
-    MAX_BATCH,
-    MAX_SIDE,
-    MAX_STEPS,
-    MAX_UPSCALE_REPEATS,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_str,
-    check_unknown,
-    check_upscale,
-)
+from .validation import check_unknown
 from .worker import protocol
 
-MAX_SEED = 2**63 - 1
 MAX_OUTPUT_SIDE = 16384
 
 
-def diffusion(
-    *,
-    model_id: str,
-    prompt: str,
-    negative_prompt: str = "",
-    width: int = 512,
-    height: int = 512,
-    steps: int = 20,
-    cfg_scale: float = 7.0,
-    guidance: float = 3.5,
-    sampling_method: str | None = None,
-    scheduler: str | None = None,
-    seed: int = -1,
-    batch_count: int = 1,
-    vae_tiling: bool = False,
-    cache_preset: str | None = None,
-    init_image: Any = None,
-    strength: float = 0.75,
-    upscale: bool | dict[str, int] | None = None,
-    clip_skip: int = -1,
-    eta: float | None = None,
-    preview: bool = False,
-    **unexpected: Any,
-) -> DiffusionJob:
+def diffusion(*, model_id: str, prompt: str, **params: Any) -> DiffusionJob:
     """Queue a text-to-image (or image-to-image) generation and return its job at once."""
-    check_unknown("diffusion", unexpected, DIFFUSION_PARAMS)
+    request = validate_diffusion(model_id=model_id, prompt=prompt, **params)
     model = models.get_model(model_id)
+    preview = request.preview
+    job = DiffusionJob(model.model_id, schema.record(request))
+    runner.submit(job, protocol.DIFFUSION, {"request": request, "params": job.params, "preview": preview})
+    return job
+
+
+def validate_diffusion(**given: Any) -> Any:
+    """A DiffusionRequest for `given`: every parameter checked and defaults resolved for the model's family."""
+    folded = schema.fold_aliases("diffusion", given, schema.DIFFUSION)
+    for name in ("model_id", "prompt"):
+        if name not in folded:
+            raise TypeError(f"diffusion() missing required keyword-only argument: '{name}'")
+    model = models.get_model(folded["model_id"])
     models.require(model, "diffusion", "diffusion")
-    names = engine.enum_names()
-    params: dict[str, Any] = {
-        "prompt": check_str("prompt", prompt),
-        "negative_prompt": check_str("negative_prompt", negative_prompt),
-        "width": check_int("width", width, 64, MAX_SIDE, multiple_of=8),
-        "height": check_int("height", height, 64, MAX_SIDE, multiple_of=8),
-        "steps": check_int("steps", steps, 1, MAX_STEPS),
-        "cfg_scale": check_float("cfg_scale", cfg_scale, 0.0, 50.0),
-        "guidance": check_float("guidance", guidance, 0.0, 50.0),
-        "sampling_method": check_choice("sampling_method", sampling_method, names["sample_method"], allow_none=True),
-        "scheduler": check_choice("scheduler", scheduler, names["scheduler"], allow_none=True),
-        "seed": check_int("seed", seed, 0, MAX_SEED, extra=(-1,)),
-        "batch_count": check_int("batch_count", batch_count, 1, MAX_BATCH),
-        "vae_tiling": check_bool("vae_tiling", vae_tiling),
-        "cache_preset": check_choice("cache_preset", cache_preset, CACHE_PRESETS, allow_none=True),
-        "strength": check_float("strength", strength, 0.0, 1.0, lo_open=True),
-        "clip_skip": check_int("clip_skip", clip_skip, 1, 12, extra=(-1,)),
-        "eta": None if eta is None else check_float("eta", eta, 0.0, 10.0),
-    }
-    repeats = check_upscale(upscale)
-    check_bool("preview", preview)
+    values = schema.validate(schema.DIFFUSION, folded, where="diffusion", names=engine.enum_names(),
+                             family=model.family)
+    repeats = values["upscale"]
     if repeats and not model.has_upscaler:
         raise UnsupportedOperationError(
             "upscale: this model was loaded without an upscaler; pass "
             "model_config={'upscaler': {'model_src': ...}} to load_model"
         )
     factor = model.upscale_factor**repeats if repeats else 1
-    if max(params["width"], params["height"]) * factor > MAX_OUTPUT_SIDE:
+    if max(values["width"], values["height"]) * factor > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"upscale: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
+    family = families.get(model.family)
     init = None
-    if init_image is not None:
-        init = to_rgb_array("init_image", init_image)
-        if model.family == "flux2" and model.prediction != "flux2_flow":
+    if values["init_image"] is not None:
+        init = to_rgb_array("init_image", values["init_image"])
+        if family.img2img == "reference" and model.prediction != "flux2_flow":
             raise UnsupportedOperationError(
-                "init_image: FLUX.2 image-to-image (in-context conditioning) needs the model loaded with "
+                f"init_image: {family.label} image-to-image (in-context conditioning) needs the model loaded with "
                 "model_config={'prediction': 'flux2_flow'}"
             )
-    if params["seed"] == -1:
-        params["seed"] = random.randrange(0, 2**31)
-    params["sampling_method"] = params["sampling_method"] or model.default_sampler
-    params["scheduler"] = params["scheduler"] or model.default_scheduler
-    params["upscale_repeats"] = repeats
-    params["model"] = model.source
-    params["init_image_used"] = init is not None
-    guards.check_diffusion(model, params, init)
-    job = DiffusionJob(model.model_id, params)
-    runner.submit(job, protocol.DIFFUSION, {"params": params, "init": init, "preview": preview})
-    return job
+    values["init_image"] = init
+    if values["seed"] == -1:
+        values["seed"] = random.randrange(0, 2**31)
+    for p in schema.DIFFUSION:
+        if p.model_default and values[p.name] is None:
+            values[p.name] = getattr(model, p.model_default)  # the sampler/scheduler the engine picked for it
+    request = schema.DiffusionRequest(**values, family=model.family, model=model.source)
+    guards.check_diffusion(model, schema.record(request), init)
+    return request
 
 
-UPSCALE_PARAMS = ("model_id", "image", "repeats")
-
-
-def upscale(*, model_id: str, image: Any, repeats: int = 1, **unexpected: Any) -> UpscaleJob:
-    """Queue an ESRGAN upscale of `image` (PNG/JPEG bytes, PIL, array or path).
-
-    Works on a model loaded with mode="upscale" and on a diffusion model loaded with a
-    paired upscaler. A PNG that qvac_nb wrote keeps its parameters in the output.
-    """
-    check_unknown("upscale", unexpected, UPSCALE_PARAMS)
+def upscale(*, model_id: str, image: Any, **params: Any) -> UpscaleJob:
+    """Queue an ESRGAN upscale of `image` (PNG/JPEG bytes, PIL, array or path)."""
+    given = schema.fold_aliases("upscale", {"model_id": model_id, "image": image, **params}, schema.UPSCALE)
     model = models.get_model(model_id)
     if not model.has_upscaler:
         models.require(model, "upscale", "upscale")
-    repeats = check_int("repeats", repeats, 1, MAX_UPSCALE_REPEATS)
-    pixels = to_rgb_array("image", image)
+    values = schema.validate(schema.UPSCALE, given, where="upscale")
+    request = schema.UpscaleRequest(**{**values, "image": to_rgb_array("image", image)})
+    repeats, pixels = request.repeats, request.image
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"repeats: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
     guards.check_upscale(model, pixels, repeats)
@@ -143,3 +93,18 @@ def cancel(*, model_id: str, **unexpected: Any) -> int:
     for job in jobs:
         job.cancel()
     return len(jobs)
+
+
+# The real reference: signatures and numpy-style docstrings generated from the schema.
+diffusion.__signature__ = schema.signature(schema.DIFFUSION, returns=DiffusionJob)  # type: ignore[attr-defined]
+diffusion.__doc__ = schema.docstring(
+    "Queue a text-to-image (or image-to-image) generation and return its job at once.\n\n"
+    "The job's outputs are PNGs that carry their parameters (see read_parameters).",
+    schema.DIFFUSION, "DiffusionJob\n    Progress stream, outputs (PNG bytes), stats, cancel().",
+)
+upscale.__signature__ = schema.signature(schema.UPSCALE, returns=UpscaleJob)  # type: ignore[attr-defined]
+upscale.__doc__ = schema.docstring(
+    "Queue an ESRGAN upscale of `image` and return its job at once.\n\n"
+    "Works on a model loaded with mode='upscale' and on a diffusion model loaded with a paired upscaler.",
+    schema.UPSCALE, "UpscaleJob\n    Its output is one PNG.",
+)

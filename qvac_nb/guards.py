@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from .model_files import decoder_channels, dit_heads, inspect_file
-from .validation import MAX_SIDE
+from .schema import MAX_SIDE
 
 # Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the
 # integer types ggml has no row quantizer, and ModelLoader::load_tensors -> convert_tensor

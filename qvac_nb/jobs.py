@@ -120,14 +120,24 @@ class Job:
     def _cancelled_error(self) -> CancelledError:
         return CancelledError(f"{self.kind} job on model '{self.model_id}' was cancelled")
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .widgets.display import job_mimebundle
-
-        return job_mimebundle(self)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        # The views register how a job shows itself (qvac_nb.widgets.display); the core does not import them.
+        if _display_hook is not None:
+            return _display_hook(self)
+        return {"text/plain": repr(self)}
 
     def __repr__(self) -> str:
         state = "done" if self.done() else ("cancelling" if self.cancelled else "running")
         return f"<{type(self).__name__} model_id={self.model_id!r} {state}>"
+
+
+_display_hook: Callable[[Job], Any] | None = None
+
+
+def set_display_hook(hook: Callable[[Job], Any] | None) -> None:
+    """Register how a job renders in a notebook (`_repr_mimebundle_`); None restores plain text."""
+    global _display_hook
+    _display_hook = hook
 
 
 class DiffusionJob(Job):

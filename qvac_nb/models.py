@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import os
-import re
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import engine, guards, runner
+from . import engine, families, guards, runner, schema
 from .errors import (
     CancelledError,
     EngineError,
@@ -25,49 +25,14 @@ from .errors import (
     suggest,
 )
 from .model_files import FileInfo, check_companion, inspect_file
-from .validation import (
-    PREDICTIONS,
-    check_bool,
-    check_choice,
-    check_int,
-    check_path,
-    check_unknown,
-)
+from .validation import check_bool, check_choice, check_path, check_unknown
 from .worker import protocol
 from .worker.process import WorkerDied, WorkerProcess
 
-COMPANION_KEYS = {
-    "llm_model_src": "llm",
-    "vae_model_src": "vae",
-    "clip_l_model_src": "clip_l",
-    "clip_g_model_src": "clip_g",
-    "t5_xxl_model_src": "t5xxl",
-    "taesd_model_src": "taesd",
-}
-CONFIG_KEYS = (
-    "device",
-    "threads",
-    "prediction",
-    *COMPANION_KEYS,
-    "upscaler",
-    "mode",
-    "type",
-    "rng",
-    "sampler_rng",
-    "clip_on_cpu",
-    "vae_on_cpu",
-    "offload_to_cpu",
-    "flash_attn",
-    "diffusion_fa",
-    "lora_apply_mode",
-    "mmap",
-    "diffusion_conv_direct",
-    "vae_conv_direct",
-)
-MODEL_TYPES = ("diffusion", "upscale")
-# Which family a model belongs to decides guidance vs cfg and the cache mode.
-DIT_FAMILIES = ("flux", "flux2", "sd3")
-GUIDANCE_FAMILIES = ("flux", "flux2")
+# model_config key -> the file role (and ContextConfig attribute) of each companion file.
+COMPANION_KEYS = schema.COMPANION_ROLES
+CONFIG_KEYS = schema.CONFIG_KEYS
+MODEL_TYPES = schema.MODEL_TYPES
 
 
 @dataclass
@@ -92,7 +57,7 @@ class LoadedModel:
 
     @property
     def uses_guidance(self) -> bool:
-        return self.family in GUIDANCE_FAMILIES
+        return families.get(self.family).uses_guidance
 
     @property
     def has_upscaler(self) -> bool:
@@ -110,66 +75,18 @@ _ids = itertools.count(1)
 _gpu_warned = False
 
 
-def _camel_to_snake(key: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-
-
 def normalize_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validated model_config with camelCase aliases folded into snake_case keys."""
+    """Validated model_config with camelCase aliases folded into snake_case keys (only the keys given)."""
     if config is None:
         return {}
     if not isinstance(config, Mapping):
         raise InvalidTypeError(f"model_config: expected a dict, got {type(config).__name__}")
-    out: dict[str, Any] = {}
-    for raw_key, value in config.items():
-        if not isinstance(raw_key, str):
-            raise InvalidTypeError(f"model_config: keys must be strings, got {raw_key!r}")
-        key = _camel_to_snake(raw_key)
-        check_unknown("model_config", [key], CONFIG_KEYS)
-        out[key] = value
-    names = engine.enum_names()
-    checked: dict[str, Any] = {}
-    for key, value in out.items():
-        if key == "device":
-            checked[key] = check_choice("model_config.device", value, ("gpu", "cpu"))
-        elif key == "threads":
-            checked[key] = check_int("model_config.threads", value, 1, 256, extra=(-1,))
-        elif key == "prediction":
-            checked[key] = check_choice("model_config.prediction", value, PREDICTIONS)
-        elif key in COMPANION_KEYS:
-            checked[key] = check_path(f"model_config.{key}", value, allow_none=True)
-        elif key == "upscaler":
-            checked[key] = _check_upscaler(value)
-        elif key == "mode":
-            checked[key] = check_choice("model_config.mode", value, MODEL_TYPES)
-        elif key == "type":
-            allowed = [t for t in names["type"] if t.isidentifier() and t != "DEPRECATED"]
-            checked[key] = check_choice("model_config.type", value, allowed)
-        elif key in ("rng", "sampler_rng"):
-            checked[key] = check_choice(f"model_config.{key}", value, names["rng"])
-        elif key == "lora_apply_mode":
-            checked[key] = check_choice("model_config.lora_apply_mode", value, names["lora_apply_mode"])
-        else:
-            checked[key] = check_bool(f"model_config.{key}", value)
-    return checked
+    return schema.validate(schema.MODEL_CONFIG, config, where="model_config", prefix="model_config.",
+                           names=engine.enum_names(), fill=False)
 
 
 def _check_upscaler(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = {"model_src": value}
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(f"model_config.upscaler: expected a dict like {{'model_src': ...}}, got {value!r}")
-    keys = {_camel_to_snake(k): v for k, v in value.items()}
-    check_unknown("model_config.upscaler", keys, ("type", "model_src", "tile_size"))
-    out = {
-        "type": check_choice("model_config.upscaler.type", keys.get("type", "esrgan"), ("esrgan",)),
-        "tile_size": check_int("model_config.upscaler.tile_size", keys.get("tile_size", 128), 16, 2048),
-    }
-    if "model_src" in keys:
-        out["model_src"] = check_path("model_config.upscaler.model_src", keys["model_src"])
-    return out
+    return schema.check_upscaler(value)
 
 
 def _warn_cpu_fallback(config: dict[str, Any]) -> None:
@@ -340,20 +257,23 @@ def start_worker(model: LoadedModel, on_progress: Callable[[dict], None] | None 
 
 def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:
     """A diffusion-only file (split layout) rather than an all-in-one checkpoint."""
-    if info.family in ("flux", "flux2") or config.get("llm_model_src"):
+    if families.get(info.family).split_layout or config.get("llm_model_src"):
         return True
     return not any(name.startswith(("model.diffusion_model.", "first_stage_model.")) for name in info.tensors)
 
 
 def _check_companions(info: FileInfo, files: dict[str, Path]) -> None:
     """The engine aborts on a split model without the text encoder or VAE it needs."""
-    family = info.family
-    if family == "flux2":
-        for role, key in (("llm", "llm_model_src"), ("vae", "vae_model_src")):
-            if role not in files:
-                raise InvalidParameterError(f"model_config.{key}: a FLUX.2 diffusion model needs its {role} file")
-    if family == "sd3" and not any(r in files for r in ("clip_l", "clip_g", "t5xxl")) and "model" not in files:
-        raise InvalidParameterError("model_config.clip_l_model_src: an SD3 diffusion model needs its text encoders")
+    family = families.get(info.family)
+    for key in family.required_companions:
+        role = COMPANION_KEYS[key]
+        if role not in files:
+            raise InvalidParameterError(f"model_config.{key}: a {family.label} diffusion model needs its {role} file")
+    roles = [COMPANION_KEYS[key] for key in family.text_encoders]
+    if family.requires_text_encoder and not any(r in files for r in roles) and "model" not in files:
+        raise InvalidParameterError(
+            f"model_config.{family.text_encoders[0]}: an {family.label} diffusion model needs its text encoders"
+        )
 
 
 def get_model(model_id: Any) -> LoadedModel:
@@ -409,5 +329,24 @@ def require(model: LoadedModel, mode: str, operation: str) -> None:
             f"use {'diffusion' if model.mode == 'diffusion' else 'upscale'}() or load with mode='{other}'"
         )
 
+
+_LOAD_PARAMS = (
+    schema.Param("model_src", "str", "A catalogue constant, a local file path, an https:// URL or "
+                 "hf://owner/repo/path[@revision]."),
+    schema.Param("model_type", "choice", "What the model is for ('upscale': an ESRGAN model on its own); "
+                 "model_config['mode'] takes precedence.", "diffusion", choices=schema.MODEL_TYPES),
+    schema.Param("model_config", "dict", "Load options (camelCase spellings accepted), keys below.", None,
+                 nullable=True, default_doc="None"),
+    schema.Param("on_progress", "callable", "Called with a dict per download or load update.", None, nullable=True,
+                 default_doc="None (a tqdm bar while downloading)"),
+)
+load_model.__doc__ = schema.docstring(
+    "Load a model (downloading it and its companions if needed) and return its id.\n\n"
+    "The model lives in a worker process of its own: whatever the engine does there (a crash, an abort,\n"
+    "running out of memory) cannot take the notebook's kernel with it.",
+    _LOAD_PARAMS, "str\n    The model id, e.g. 'stable-diffusion-v2-1-Q8_0.gguf#1'.",
+    extra_doc="\nmodel_config keys\n-----------------", extra_params=(*schema.MODEL_CONFIG, *(
+        dataclasses.replace(p, name=f"upscaler.{p.name}") for p in schema.UPSCALER)),
+)
 
 __all__ = ["load_model", "unload_model", "get_model", "loaded_models", "LoadedModel", "CancelledError", "EngineError"]

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from . import schema
 from .errors import InvalidParameterError, InvalidTypeError
-from .validation import DIFFUSION_PARAMS
 
 JSON_KEY = "qvac_nb"
 # zlib level 1: a 512x512 image encodes in a few ms; higher levels cost 5-10x for ~10 % smaller files.
@@ -25,25 +25,8 @@ COMPRESS_LEVEL = 1
 
 
 def a1111_text(params: dict[str, Any]) -> str:
-    """The `parameters` chunk as AUTOMATIC1111 writes it."""
-    fields = [
-        ("Steps", params.get("steps")),
-        ("Sampler", params.get("sampling_method")),
-        ("Schedule type", params.get("scheduler")),
-        ("CFG scale", params.get("cfg_scale")),
-        ("Distilled CFG Scale", params.get("guidance")),
-        ("Seed", params.get("seed")),
-        ("Size", f"{params.get('width')}x{params.get('height')}"),
-        ("Model", params.get("model")),
-        ("Denoising strength", params.get("strength") if params.get("init_image_used") else None),
-        ("Cache", params.get("cache_preset")),
-        ("Version", "qvac_nb"),
-    ]
-    tail = ", ".join(f"{k}: {v}" for k, v in fields if v is not None)
-    text = str(params.get("prompt", ""))
-    if params.get("negative_prompt"):
-        text += f"\nNegative prompt: {params['negative_prompt']}"
-    return f"{text}\n{tail}"
+    """The `parameters` chunk as AUTOMATIC1111 writes it (labels and order come from the schema)."""
+    return schema.a1111_text(params)
 
 
 def encode_png(pixels: np.ndarray, params: dict[str, Any] | None = None) -> bytes:
@@ -179,6 +162,5 @@ _RECORD_TYPES = {
 }
 
 
-# The keys of a stored record that `diffusion` accepts back: all but the model, the
-# inputs that are not stored (init image) and the post-processing and display switches.
-_REPLAYABLE = set(DIFFUSION_PARAMS) - {"model_id", "init_image", "upscale", "preview"}
+# The keys of a stored record that `diffusion` accepts back (the schema's replayable parameters).
+_REPLAYABLE = schema.REPLAYABLE

@@ -1,7 +1,8 @@
-"""Checks every user argument before the engine sees it.
+"""The checks behind every parameter of qvac_nb.schema, one per kind of value.
 
 Each failure raises a QvacError subclass whose message names the parameter and what
-it accepts, with the closest valid name suggested for misspellings.
+it accepts (with the closest valid name suggested for misspellings) and whose `param`
+attribute is that parameter's name.
 """
 
 from __future__ import annotations
@@ -15,46 +16,19 @@ from typing import Any
 
 from .errors import InvalidParameterError, InvalidTypeError, UnknownParameterError, suggest
 
-MAX_SIDE = 4096
-MAX_STEPS = 150
-MAX_BATCH = 16
-MAX_UPSCALE_REPEATS = 3
-CACHE_PRESETS = ("slow", "medium", "fast", "ultra")
-# The docs' "flow" is the engine's "sd3_flow"; "auto" lets the engine infer it.
-PREDICTION_ALIASES = {"flow": "sd3_flow", "sd3_flow": "sd3_flow"}
-# Every keyword `diffusion` takes (the contract with the QVAC SDK, plus clip_skip, eta, preview).
-DIFFUSION_PARAMS = (
-    "model_id",
-    "prompt",
-    "negative_prompt",
-    "width",
-    "height",
-    "steps",
-    "cfg_scale",
-    "guidance",
-    "sampling_method",
-    "scheduler",
-    "seed",
-    "batch_count",
-    "vae_tiling",
-    "cache_preset",
-    "init_image",
-    "strength",
-    "upscale",
-    "clip_skip",
-    "eta",
-    "preview",
-)
-PREDICTIONS = ("auto", "eps", "v", "edm_v", "flow", "flux_flow", "flux2_flow")
+MAX_UPSCALE_REPEATS = 3  # also declared in qvac_nb.schema, which imports these helpers
 
 
-def check_unknown(kind: str, given: Iterable[str], allowed: Iterable[str]) -> None:
+def check_unknown(kind: str, given: Iterable[str], allowed: Iterable[str], *, nested: bool = False) -> None:
+    """Refuse keys not in `allowed`; `kind` is the function or, with `nested`, the dict parameter they belong to."""
     allowed = list(allowed)
+    nested = nested or kind.startswith("model_config")
     for key in given:
         if key not in allowed:
             raise UnknownParameterError(
                 f"{kind}: unknown {'key' if kind == 'model_config' else 'parameter'} '{key}'{suggest(key, allowed)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
+                f"allowed: {', '.join(sorted(allowed))}",
+                param=kind if nested else key,
             )
 
 
@@ -63,9 +37,9 @@ def check_str(name: str, value: Any, *, allow_none: bool = False) -> str | None:
     if value is None and allow_none:
         return None
     if not isinstance(value, str):
-        raise InvalidTypeError(f"{name}: expected a string, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name}: expected a string, got {type(value).__name__}", param=name)
     if "\x00" in value:
-        raise InvalidParameterError(f"{name}: must not contain NUL characters")
+        raise InvalidParameterError(f"{name}: must not contain NUL characters", param=name)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -73,7 +47,7 @@ def check_str(name: str, value: Any, *, allow_none: bool = False) -> str | None:
         # raise TypeError only after the job was queued.
         bad = value[exc.start : exc.end]
         raise InvalidParameterError(
-            f"{name}: contains {bad!r} at position {exc.start}, a lone surrogate that is not valid text"
+            f"{name}: contains {bad!r} at position {exc.start}, a lone surrogate that is not valid text", param=name
         ) from None
     return value
 
@@ -90,22 +64,22 @@ def check_path(name: str, value: Any, *, allow_none: bool = False) -> str | None
     if isinstance(value, (bytes, os.PathLike)):
         value = os.fsdecode(value)
     if not isinstance(value, str):
-        raise InvalidTypeError(f"{name}: expected a str, bytes or path, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name}: expected a str, bytes or path, got {type(value).__name__}", param=name)
     if "\x00" in value:
-        raise InvalidParameterError(f"{name}: must not contain NUL characters")
+        raise InvalidParameterError(f"{name}: must not contain NUL characters", param=name)
     try:
         os.fsencode(value)
     except UnicodeEncodeError as exc:
         bad = value[exc.start : exc.end]
         raise InvalidParameterError(
-            f"{name}: contains {bad!r} at position {exc.start}, which is not part of any file name"
+            f"{name}: contains {bad!r} at position {exc.start}, which is not part of any file name", param=name
         ) from None
     return value
 
 
 def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise InvalidTypeError(f"{name}: expected True or False, got {value!r}")
+        raise InvalidTypeError(f"{name}: expected True or False, got {value!r}", param=name)
     return value
 
 
@@ -114,26 +88,28 @@ def check_int(name: str, value: Any, lo: int, hi: int, *, multiple_of: int = 1, 
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise InvalidTypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+            raise InvalidTypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}", param=name)
     value = int(value)
     if value in tuple(extra):
         return value
     if not lo <= value <= hi:
         also = "".join(f" or {e}" for e in extra)
-        raise InvalidParameterError(f"{name}: must be between {lo} and {hi}{also}, got {value}")
+        raise InvalidParameterError(f"{name}: must be between {lo} and {hi}{also}, got {value}", param=name)
     if value % multiple_of:
         down, up = value - value % multiple_of, value - value % multiple_of + multiple_of
-        raise InvalidParameterError(f"{name}: must be a multiple of {multiple_of}, got {value} (try {down} or {up})")
+        raise InvalidParameterError(
+            f"{name}: must be a multiple of {multiple_of}, got {value} (try {down} or {up})", param=name
+        )
     return value
 
 
 def check_float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        raise InvalidTypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}", param=name)
     value = float(value)
     if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo):
         bracket = "(" if lo_open else "["
-        raise InvalidParameterError(f"{name}: must be in {bracket}{lo}, {hi}], got {value}")
+        raise InvalidParameterError(f"{name}: must be in {bracket}{lo}, {hi}], got {value}", param=name)
     return value
 
 
@@ -147,12 +123,16 @@ def check_choice(name: str, value: Any, allowed: Iterable[str], *, allow_none: b
         return None
     allowed = list(allowed)
     if not isinstance(value, str):
-        raise InvalidTypeError(f"{name}: expected one of {', '.join(allowed)}, got {type(value).__name__}")
+        raise InvalidTypeError(
+            f"{name}: expected one of {', '.join(allowed)}, got {type(value).__name__}", param=name
+        )
     candidates = {normalize_name(a): a for a in allowed}
     key = normalize_name(value)
     if key in candidates:
         return candidates[key]
-    raise InvalidParameterError(f"{name}: '{value}' is not one of {', '.join(allowed)}{suggest(value, allowed)}")
+    raise InvalidParameterError(
+        f"{name}: '{value}' is not one of {', '.join(allowed)}{suggest(value, allowed)}", param=name
+    )
 
 
 def check_upscale(value: Any) -> int:
@@ -162,6 +142,6 @@ def check_upscale(value: Any) -> int:
     if value is True:
         return 1
     if isinstance(value, Mapping):
-        check_unknown("upscale", value.keys(), ["repeats"])
+        check_unknown("upscale", value.keys(), ["repeats"], nested=True)
         return check_int("upscale.repeats", value.get("repeats", 1), 1, MAX_UPSCALE_REPEATS)
-    raise InvalidTypeError(f"upscale: expected True, False, None or {{'repeats': N}}, got {value!r}")
+    raise InvalidTypeError(f"upscale: expected True, False, None or {{'repeats': N}}, got {value!r}", param="upscale")

@@ -300,17 +300,29 @@ std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum cou
 }  // namespace
 }  // namespace qvac
 
-#define RW(cls, field, path) \
-    def_prop_rw(field, [](cls& o) { return o.path; }, [](cls& o, decltype(cls{}.path) v) { o.path = v; })
+#define RW(cls, field, path, ...)                                                                      \
+    def_prop_rw(                                                                                        \
+        field, [](cls& o) { return o.path; }, [](cls& o, decltype(cls{}.path) v) { o.path = v; }, ##__VA_ARGS__)
 // A path field: set from str or bytes (see os_path), read back as bytes (the name may not be UTF-8).
-#define PATH(cls, field, member)                                                                       \
+#define PATH(cls, field, member, ...)                                                                  \
     def_prop_rw(                                                                                         \
         field, [](cls& o) { return nb::bytes(o.member.data(), o.member.size()); },                       \
-        [](cls& o, nb::handle v) { o.member = os_path(v, field); }, nb::arg("value"))
+        [](cls& o, nb::handle v) { o.member = os_path(v, field); }, nb::arg("value"), ##__VA_ARGS__)
+
+// Docstrings of the enum-valued fields: they hold indices into the engine's own name lists.
+#define ENUM_DOC(key) "index into enum_names()['" key "'] (see qvac_nb.engine_types)"
 
 NB_MODULE(_engine, m) {
     using namespace qvac;
-    m.doc() = "qvac_nb's binding of the stable-diffusion.cpp C API (opened at run time)";
+    m.doc() =
+        "qvac_nb's binding of the stable-diffusion.cpp C API.\n\n"
+        "The engine library is opened at run time with load_library() (qvac_nb.engine does it);\n"
+        "importing this module needs no library. A ContextConfig describes the model files and\n"
+        "load options, Context loads them and generates images from a Request; Upscaler runs an\n"
+        "ESRGAN model. Every engine call takes a Job, which reports progress and previews and can\n"
+        "be cancelled from another thread. Images are uint8 numpy arrays of shape (height, width, 3).\n"
+        "Enum-valued fields (sampler, scheduler, prediction, weight type, rng) are indices into the\n"
+        "lists enum_names() returns; qvac_nb.engine_types has them as Literal types.";
     // Models still loaded at interpreter exit are freed by the atexit hook in models.py;
     // anything left after that is process teardown, not a leak worth reporting.
     nb::set_leak_warnings(false);
@@ -320,10 +332,10 @@ NB_MODULE(_engine, m) {
     m.def("load_library", [](const std::string& path) {
         sdabi::load_library(path);
         install_log_callback();
-    }, "path"_a, "Open and check an engine library; once per process.");
+    }, "path"_a, "Open and check an engine library (a path to libstable-diffusion); once per process.");
     m.def("library_loaded", [] {
         try { sdabi::api(); return true; } catch (const std::exception&) { return false; }
-    });
+    }, "Whether load_library() has succeeded in this process.");
     m.def("library_info", [] {
         const sdabi::Api& a = sdabi::api();
         nb::dict d;
@@ -333,7 +345,8 @@ NB_MODULE(_engine, m) {
         d["system_info"] = std::string(a.system_info());
         d["physical_cores"] = a.physical_cores();
         return d;
-    });
+    }, nb::sig("def library_info() -> dict[str, str | int]"),
+       "The loaded library: path, version, commit, system_info (str) and physical_cores (int).");
     m.def("enum_names", [] {
         const sdabi::Api& a = sdabi::api();
         nb::dict d;
@@ -346,38 +359,61 @@ NB_MODULE(_engine, m) {
         for (sdabi::Enum i = 0; i < sdabi::kTypeCount; ++i) types.emplace_back(a.type_name(i));
         d["type"] = types;
         return d;
-    });
+    }, nb::sig("def enum_names() -> dict[str, list[str]]"),
+       "The engine's names of its enums, by index: keys sample_method, scheduler, prediction, rng,\n"
+       "lora_apply_mode and type (weight types; some indices are unused and named 'NONE' or similar).");
     m.def("set_log_handler", &set_log_handler, "handler"_a.none(),
-          "handler(level: int, text: bytes) receives engine log lines (0 debug .. 3 error).");
-    m.def("flush_logs", &flush_logs);
+          nb::sig("def set_log_handler(handler: collections.abc.Callable[[int, bytes], None] | None) -> None"),
+          "handler(level: int, text: bytes) receives engine log lines (0 debug .. 3 error); None drops them.");
+    m.def("flush_logs", &flush_logs, "Hand queued engine log lines to the log handler (called after engine calls).");
 
-    nb::class_<Job>(m, "Job")
+    nb::class_<Job>(m, "Job", "What one engine call reports to, and how it is stopped (cancel() from any thread).")
         .def(nb::init<>())
-        .def_rw("on_progress", &Job::on_progress, nb::arg("value").none())
-        .def_rw("on_preview", &Job::on_preview, nb::arg("value").none())
-        .def_rw("preview_interval", &Job::preview_interval)
+        .def_prop_rw(
+            "on_progress", [](const Job& j) { return j.on_progress; },
+            [](Job& j, nb::object f) { j.on_progress = std::move(f); },
+            nb::for_getter(nb::sig(
+                "def on_progress(self, /) -> collections.abc.Callable[[int, int, float, str], None] | None")),
+            nb::for_setter(nb::sig(
+                "def on_progress(self, value: collections.abc.Callable[[int, int, float, str], None] | None, /) "
+                "-> None")),
+            "on_progress(step, total, seconds_per_step, phase), called from the engine's thread with the GIL.")
+        .def_prop_rw(
+            "on_preview", [](const Job& j) { return j.on_preview; },
+            [](Job& j, nb::object f) { j.on_preview = std::move(f); },
+            nb::for_getter(nb::sig(
+                "def on_preview(self, /) -> collections.abc.Callable[[int, int, int, int, bytes], None] | None")),
+            nb::for_setter(nb::sig(
+                "def on_preview(self, value: collections.abc.Callable[[int, int, int, int, bytes], None] | None, /) "
+                "-> None")),
+            "on_preview(step, width, height, channels, pixels): a latent preview as packed uint8 RGB bytes.")
+        .def_rw("preview_interval", &Job::preview_interval, "Send a preview every this many sampling steps.")
         .def("cancel", &Job::cancel, "Stop at the next sampling step (thread-safe, no GIL needed by the engine).")
-        .def_prop_ro("cancelled", &Job::cancelled)
-        .def_prop_ro("phase", [](const Job& j) { return std::string(phase_name(static_cast<Phase>(j.phase.load()))); })
-        .def_prop_ro("batch_index", [](const Job& j) { return j.batch_index.load(); });
+        .def_prop_ro("cancelled", &Job::cancelled, "Whether cancel() was called.")
+        .def_prop_ro("phase", [](const Job& j) { return std::string(phase_name(static_cast<Phase>(j.phase.load()))); },
+                     nb::for_getter(nb::sig(
+                         "def phase(self, /) -> typing.Literal['load', 'encode', 'sample', 'decode', 'upscale']")),
+                     "The engine's current phase of this job.")
+        .def_prop_ro("batch_index", [](const Job& j) { return j.batch_index.load(); },
+                     "Index of the image of the batch being generated (0-based).");
 
     using CC = ContextConfig;
-    nb::class_<CC>(m, "ContextConfig")
+    nb::class_<CC>(m, "ContextConfig", "Model files and load options of a Context (empty path = not used).")
         .def(nb::init<>())
-        .PATH(CC, "model", model)
+        .PATH(CC, "model", model, "Full checkpoint (UNet models), or empty with diffusion_model (str or bytes).")
         .PATH(CC, "clip_l", clip_l)
         .PATH(CC, "clip_g", clip_g)
         .PATH(CC, "t5xxl", t5xxl)
-        .PATH(CC, "llm", llm)
+        .PATH(CC, "llm", llm, "LLM text encoder (e.g. FLUX.2's Qwen3).")
         .PATH(CC, "vae", vae)
-        .PATH(CC, "taesd", taesd)
-        .PATH(CC, "diffusion_model", diffusion_model)
-        .RW(CC, "threads", raw.threads)
-        .RW(CC, "weight_type", raw.weight_type)
-        .RW(CC, "rng", raw.rng)
-        .RW(CC, "sampler_rng", raw.sampler_rng)
-        .RW(CC, "prediction", raw.prediction)
-        .RW(CC, "lora_apply_mode", raw.lora_apply_mode)
+        .PATH(CC, "taesd", taesd, "Tiny autoencoder used for latent previews.")
+        .PATH(CC, "diffusion_model", diffusion_model, "Standalone diffusion model (DiT families).")
+        .RW(CC, "threads", raw.threads, "CPU threads; -1 = the engine's choice.")
+        .RW(CC, "weight_type", raw.weight_type, ENUM_DOC("type"))
+        .RW(CC, "rng", raw.rng, ENUM_DOC("rng"))
+        .RW(CC, "sampler_rng", raw.sampler_rng, ENUM_DOC("rng"))
+        .RW(CC, "prediction", raw.prediction, ENUM_DOC("prediction"))
+        .RW(CC, "lora_apply_mode", raw.lora_apply_mode, ENUM_DOC("lora_apply_mode"))
         .RW(CC, "offload_to_cpu", raw.offload_to_cpu)
         .RW(CC, "mmap", raw.mmap)
         .RW(CC, "clip_on_cpu", raw.clip_on_cpu)
@@ -387,15 +423,17 @@ NB_MODULE(_engine, m) {
         .RW(CC, "diffusion_conv_direct", raw.diffusion_conv_direct)
         .RW(CC, "vae_conv_direct", raw.vae_conv_direct)
         .RW(CC, "vae_decode_only", raw.vae_decode_only)
-        .def_prop_ro("free_params_immediately", [](const CC& c) { return c.raw.free_params_immediately; });
+        .def_prop_ro("free_params_immediately", [](const CC& c) { return c.raw.free_params_immediately; },
+                     "Always False: a context generates many times.");
 
     using R = Request;
-    nb::class_<R>(m, "Request")
+    nb::class_<R>(m, "Request", "One generation: prompts, size, sampling, img2img inputs, tiling and step cache.")
         .def(nb::init<>())
         .def_rw("prompt", &R::prompt)
         .def_rw("negative_prompt", &R::negative_prompt)
-        .def_rw("init_image", &R::init_image, nb::arg("value").none())
-        .def_rw("ref_images", &R::ref_images)
+        .def_rw("init_image", &R::init_image, nb::arg("value").none(),
+                "img2img input, uint8 (height, width, 3), or None for txt2img.")
+        .def_rw("ref_images", &R::ref_images, "Reference images (edit models), each uint8 (height, width, 3).")
         .def_prop_rw(
             "loras",
             [](R& r) {
@@ -410,16 +448,17 @@ NB_MODULE(_engine, m) {
                     loras.push_back({os_path(pair[0], "loras"), nb::cast<float>(pair[1])});
                 }
                 r.loras = std::move(loras);
-            })
+            },
+            "(path, weight) pairs; paths as str or bytes.")
         .RW(R, "clip_skip", raw.clip_skip)
         .RW(R, "width", raw.width)
         .RW(R, "height", raw.height)
         .RW(R, "steps", raw.sample.steps)
         .RW(R, "cfg_scale", raw.sample.guidance.txt_cfg)
         .RW(R, "img_cfg_scale", raw.sample.guidance.img_cfg)
-        .RW(R, "guidance", raw.sample.guidance.distilled)
-        .RW(R, "sample_method", raw.sample.method)
-        .RW(R, "scheduler", raw.sample.scheduler)
+        .RW(R, "guidance", raw.sample.guidance.distilled, "Distilled guidance (FLUX).")
+        .RW(R, "sample_method", raw.sample.method, ENUM_DOC("sample_method"))
+        .RW(R, "scheduler", raw.sample.scheduler, ENUM_DOC("scheduler"))
         .RW(R, "eta", raw.sample.eta)
         .RW(R, "shifted_timestep", raw.sample.shifted_timestep)
         .RW(R, "flow_shift", raw.sample.flow_shift)
@@ -448,19 +487,23 @@ NB_MODULE(_engine, m) {
         .RW(R, "cache_taylorseer_skip_interval", raw.cache.taylorseer_skip_interval)
         .RW(R, "cache_spectrum_warmup_steps", raw.cache.spectrum_warmup_steps);
 
-    nb::class_<Context>(m, "Context")
-        .def(nb::init<ContextConfig&, Job&>(), "config"_a, "job"_a)
-        .def("generate", &Context::generate, "request"_a, "job"_a)
-        .def("default_sample_method", &Context::default_sample_method)
-        .def("default_scheduler", &Context::default_scheduler, "sample_method"_a = "")
-        .def("close", &Context::close)
+    nb::class_<Context>(m, "Context", "A loaded model (the engine's sd_ctx); generate() runs one Request.")
+        .def(nb::init<ContextConfig&, Job&>(), "config"_a, "job"_a,
+             "Load the model files of config; raises EngineError on failure, Cancelled if job was cancelled.")
+        .def("generate", &Context::generate, "request"_a, "job"_a,
+             "Generate request.batch_count images, each uint8 (height, width, 3); raises Cancelled or EngineError.")
+        .def("default_sample_method", &Context::default_sample_method, "The engine's default sampler for this model.")
+        .def("default_scheduler", &Context::default_scheduler, "sample_method"_a = "",
+             "The engine's default scheduler for this model with sample_method ('' = its default sampler).")
+        .def("close", &Context::close, "Free the model now (also done when the object is collected).")
         .def_prop_ro("closed", &Context::closed);
 
-    nb::class_<Upscaler>(m, "Upscaler")
+    nb::class_<Upscaler>(m, "Upscaler", "A loaded ESRGAN upscaler.")
         .def(nb::init<nb::handle, int, int, bool, bool, Job&>(), "path"_a, "threads"_a, "tile_size"_a,
-             "offload_to_cpu"_a, "direct"_a, "job"_a)
-        .def("upscale", &Upscaler::upscale, "image"_a, "factor"_a, "job"_a)
-        .def("close", &Upscaler::close)
-        .def_prop_ro("factor", &Upscaler::factor)
+             "offload_to_cpu"_a, "direct"_a, "job"_a, "Load the upscaler at path (str or bytes); raises EngineError on failure.")
+        .def("upscale", &Upscaler::upscale, "image"_a, "factor"_a, "job"_a,
+             "Upscale a uint8 (height, width, 3) image by factor; returns the larger image.")
+        .def("close", &Upscaler::close, "Free the upscaler now.")
+        .def_prop_ro("factor", &Upscaler::factor, "The model's native scale factor (e.g. 4).")
         .def_prop_ro("closed", &Upscaler::closed);
 }

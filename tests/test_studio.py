@@ -379,3 +379,18 @@ def test_form_params() -> None:
     assert "upscale" not in kwargs and kwargs["seed"] == 18446744073709551 and kwargs["preview"] is True
     assert diffusion_kwargs(merged, "m#1", b"png", has_upscaler=True)["upscale"] == {"repeats": 2}
     assert diffusion_kwargs({**merged, "random_seed": True}, "m#1", None, False)["seed"] == -1
+
+
+def test_schema_trait_drives_the_form() -> None:
+    from qvac_nb import engine, schema
+
+    studio = Studio()
+    params = {p["name"]: p for p in studio.schema["params"]}
+    assert params["steps"]["max"] == schema.MAX_STEPS and params["width"]["max"] == schema.MAX_SIDE
+    assert params["sampling_method"]["choices"] == list(engine.enum_names()["sample_method"])
+    assert params["prompt"]["control"] == "textarea" and params["seed"]["control"] == "seed"
+    assert studio.schema["families"]["flux2"]["defaults"]["cfg_scale"] == 1.0
+    assert studio.schema == schema.schema_json(engine.enum_names())
+    assert Studio.class_traits()["schema"].help  # documented trait
+    assert studio.size_presets and all(len(size) == 2 for size in studio.size_presets)
+    assert Gallery().schema["params"]  # the gallery labels an image's parameters from it

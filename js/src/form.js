@@ -1,143 +1,313 @@
-// The Studio's controls, bound to the `params` trait: edits are written back on change,
-// and values the kernel sets (reuse seed, reuse all) are put into the fields.
-import { h, uid } from "./util.js";
+// The Studio's controls, built from the `schema` trait (qvac_nb.schema.schema_json): one control per
+// parameter, with the schema's labels, docs, limits and choice lists; nothing about a parameter is
+// spelled out here except the few special controls (seed, size presets, upscale).
+// Edits are written back to the `params` trait on change; values the kernel sets are put into the fields.
+import { h } from "./util.js";
 
-export const SIZE_PRESETS = [
-  [512, 512],
-  [768, 768],
-  [1024, 1024],
-  [512, 768],
-  [768, 512],
-  [832, 1216],
-  [1216, 832],
-  [1024, 576],
-  [576, 1024],
-];
-export const CACHE_PRESETS = ["slow", "medium", "fast", "ultra"];
+// Special controls: sizes have presets (the `size_presets` trait); upscaling needs a paired upscaler;
+// the seed has its random toggle and dice. Which fields a family shows comes from the schema.
+export const SIZE = ["width", "height"];
+const UPSCALE = "upscale";
+const UPSCALE_REPEATS = "upscale_repeats";
+const RANDOM_SEED = "random_seed";
+const GROUPS = ["prompt", "basic", "advanced"];
+const SKIPPED = new Set(["hidden", "image"]); // hidden: not in the Studio; image: the init image's own control
 
-/** Round to the nearest multiple of 8 within [64, 4096]; non-numbers are left for the kernel to reject. */
-export function snap8(value) {
+/** Round to the nearest multiple of `multiple` within [min, max]; non-numbers are left for the kernel to reject. */
+export function snap(value, { multiple = 1, min = null, max = null } = {}) {
   const n = Number(value);
   if (!Number.isFinite(n) || String(value).trim() === "") return value;
-  return Math.min(4096, Math.max(64, Math.round(n / 8) * 8));
+  let out = Math.round(n / multiple) * multiple;
+  if (min !== null && min !== undefined && out < min) out = Math.ceil(min / multiple) * multiple;
+  if (max !== null && max !== undefined && out > max) out = Math.floor(max / multiple) * multiple;
+  return out;
 }
 
-function numberOr(text, parse) {
+/** The family's entry in the schema ({} when unknown or no model). */
+export function familyInfo(schema, family) {
+  return (family && schema && schema.families && schema.families[family]) || {};
+}
+
+/** Whether a parameter applies to a model family: not in its `hidden` list, and its `families` include it. */
+export function appliesTo(param, family, info) {
+  if (family && param.families && !param.families.includes(family)) return false;
+  return !(info.hidden || []).includes(param.name);
+}
+
+/** A parameter's default under a family: the family's override, else the schema's default. */
+export function defaultFor(schema, family, param) {
+  const defaults = familyInfo(schema, family).defaults || {};
+  return param.name in defaults ? defaults[param.name] : param.default;
+}
+
+function sameValue(a, b) {
+  return String(a ?? "") === String(b ?? "");
+}
+
+function parseNumber(text, param) {
   const trimmed = String(text).trim();
-  const n = parse(trimmed);
-  return trimmed === "" || Number.isNaN(n) ? trimmed : n;
+  if (trimmed === "") return param.nullable ? null : trimmed;
+  const n = Number(trimmed);
+  return Number.isNaN(n) ? trimmed : n;
 }
 
-function field(label, control, extra = {}) {
-  return h("label", { class: `qvac-field ${extra.class || ""}`, title: extra.title }, h("span", { class: "qvac-field-label" }, label), control);
+function option(value, text) {
+  return h("option", { value: String(value) }, String(text));
+}
+
+/** One control for a schema parameter: {param, field, input, read(), write(v), extras}. */
+function makeControl(param, { placeholder } = {}) {
+  const name = param.name;
+  const title = param.doc || undefined;
+  const limits = { min: param.min ?? undefined, max: param.max ?? undefined, step: param.step ?? undefined };
+  const numeric = param.type === "int" || param.type === "float";
+  const labelled = (control, cls = "") =>
+    h("label", { class: `qvac-field ${cls}`.trim(), title, "data-param": name }, h("span", { class: "qvac-field-label" }, param.label || name), control);
+  const plain = (input, field, read) => ({
+    param,
+    field,
+    input,
+    read: read || (() => (numeric ? parseNumber(input.value, param) : input.value)),
+    write(value) {
+      if (input.ownerDocument.activeElement === input) return; // never fight the user's typing
+      if (String(input.value) !== String(value ?? "")) input.value = value ?? "";
+    },
+  });
+
+  switch (param.control) {
+    case "textarea": {
+      const input = h("textarea", { name, rows: param.group === "prompt" && !placeholder ? 2 : 3, placeholder: placeholder || param.label });
+      return plain(input, labelled(input, "qvac-wide"));
+    }
+    case "slider": {
+      const input = h("input", { type: "range", name, ...limits });
+      const shown = h("span", { class: "qvac-range-value" });
+      const decimals = String(param.step ?? "").split(".")[1]?.length ?? 0;
+      const show = () => {
+        shown.textContent = Number(input.value).toFixed(decimals);
+      };
+      input.addEventListener("input", show);
+      const ctl = plain(input, labelled(h("span", { class: "qvac-range" }, input, shown)), () => Number(input.value));
+      const write = ctl.write;
+      ctl.write = (value) => {
+        write(value);
+        show();
+      };
+      return ctl;
+    }
+    case "select": {
+      const input = h("select", { name });
+      const ctl = plain(input, labelled(input), () => {
+        if (input.value === "") return "";
+        return numeric ? Number(input.value) : input.value;
+      });
+      /** Options from the schema's choices; a nullable parameter gets an empty "default" option. */
+      ctl.fill = (modelDefault) => {
+        const want = [
+          ...(param.nullable ? [["", modelDefault ? `default (${modelDefault})` : "default"]] : []),
+          ...(param.choices || []).map((c) => [String(c), String(c)]),
+        ];
+        const have = [...input.options].map((o) => [o.value, o.textContent]);
+        if (JSON.stringify(want) === JSON.stringify(have)) return;
+        const value = input.value;
+        input.replaceChildren(...want.map(([v, text]) => option(v, text)));
+        input.value = value;
+      };
+      ctl.fill("");
+      return ctl;
+    }
+    case "checkbox": {
+      const input = h("input", { type: "checkbox", name });
+      const text = h("span", { class: "qvac-field-label" }, param.label || name);
+      const field = h("label", { class: "qvac-check", title, "data-param": name }, input, text);
+      return {
+        param,
+        field,
+        input,
+        text,
+        read: () => input.checked,
+        write(value) {
+          input.checked = Boolean(value);
+        },
+      };
+    }
+    case "seed": {
+      const input = h("input", { type: "text", inputmode: "numeric", name, class: "qvac-seed" });
+      const random = h("input", { type: "checkbox", name: RANDOM_SEED });
+      const dice = h("button", { type: "button", class: "qvac-btn qvac-small", name: "dice_seed", title: "a new random seed, kept fixed" }, "🎲");
+      const field = h(
+        "div",
+        { class: "qvac-row qvac-seed-row", "data-param": name },
+        labelled(input),
+        h("label", { class: "qvac-check", title: "a new seed for every run" }, random, "random"),
+        dice,
+      );
+      const ctl = plain(input, field, () => String(input.value).trim() || String(param.default ?? ""));
+      ctl.random = random;
+      ctl.dice = dice;
+      /** A seed drawn within the schema's limits (non-negative: negative seeds mean "random"). */
+      ctl.roll = () => {
+        const lo = Math.max(0, param.min ?? 0);
+        const hi = Math.min(param.max ?? 2 ** 32 - 1, Number.MAX_SAFE_INTEGER);
+        return String(lo + Math.floor(Math.random() * (hi - lo + 1)));
+      };
+      return ctl;
+    }
+    case "text":
+      break;
+    default:
+      if (numeric) {
+        const input = h("input", { type: "number", name, ...limits });
+        return plain(input, labelled(input));
+      }
+  }
+  const input = h("input", { type: "text", name });
+  return plain(input, labelled(input));
 }
 
 export function createForm(model) {
-  const f = {}; // name -> element
-  f.prompt = h("textarea", { class: "qvac-prompt", rows: 3, placeholder: "Prompt — Ctrl/Cmd+Enter generates", name: "prompt" });
-  f.negative_prompt = h("textarea", { class: "qvac-negative", rows: 2, placeholder: "Negative prompt", name: "negative_prompt" });
-  f.size = h("select", { name: "size" }, h("option", { value: "" }, "custom"), SIZE_PRESETS.map(([w, hgt]) => h("option", { value: `${w}x${hgt}` }, `${w}×${hgt}`)));
-  f.width = h("input", { type: "number", min: 64, max: 4096, step: 8, name: "width" });
-  f.height = h("input", { type: "number", min: 64, max: 4096, step: 8, name: "height" });
-  f.steps = h("input", { type: "number", min: 1, max: 150, step: 1, name: "steps" });
-  f.cfg_scale = h("input", { type: "number", min: 0, max: 50, step: 0.5, name: "cfg_scale" });
-  f.guidance = h("input", { type: "number", min: 0, max: 50, step: 0.1, name: "guidance" });
-  f.sampling_method = h("select", { name: "sampling_method" });
-  f.scheduler = h("select", { name: "scheduler" });
-  f.seed = h("input", { type: "text", inputmode: "numeric", name: "seed", class: "qvac-seed" });
-  f.random_seed = h("input", { type: "checkbox", name: "random_seed" });
-  f.batch_count = h("input", { type: "number", min: 1, max: 16, step: 1, name: "batch_count" });
-  f.strength = h("input", { type: "range", min: 0.01, max: 1, step: 0.01, name: "strength" });
-  f.strength_value = h("span", { class: "qvac-range-value" });
-  f.upscale = h("input", { type: "checkbox", name: "upscale" });
-  f.upscale_repeats = h("select", { name: "upscale_repeats" }, [1, 2, 3].map((n) => h("option", { value: String(n) }, `${n}×`)));
-  f.vae_tiling = h("input", { type: "checkbox", name: "vae_tiling" });
-  f.cache_preset = h("select", { name: "cache_preset" }, h("option", { value: "" }, "off"), CACHE_PRESETS.map((p) => h("option", { value: p }, p)));
+  const el = h("div", { class: "qvac-form" });
+  let controls = new Map(); // name -> control
+  let builtFrom = null; // the schema (and size presets) the controls were built from
+  let builtPresets = null;
+  let sizeSelect = null;
+  let family; // undefined until the first render: the form's values are the schema's defaults
+  const edited = new Set(); // names the user changed here: family switches leave them alone
 
-  const cfgField = field("CFG scale", f.cfg_scale, { class: "qvac-cfg", title: "classifier-free guidance (SD models)" });
-  const guidanceField = field("Guidance", f.guidance, { class: "qvac-guidance", title: "distilled guidance (FLUX models)" });
-  const upscaleLabel = h("span", { class: "qvac-field-label" }, "Upscale");
-  const el = h(
-    "div",
-    { class: "qvac-form" },
-    field("Prompt", f.prompt, { class: "qvac-wide" }),
-    field("Negative prompt", f.negative_prompt, { class: "qvac-wide" }),
-    h("div", { class: "qvac-row" }, field("Size", f.size), field("Width", f.width), field("Height", f.height)),
-    h("div", { class: "qvac-row" }, field("Steps", f.steps), cfgField, guidanceField, field("Batch", f.batch_count)),
-    h("div", { class: "qvac-row" }, field("Sampler", f.sampling_method), field("Scheduler", f.scheduler)),
-    h("div", { class: "qvac-row" }, field("Seed", f.seed), h("label", { class: "qvac-check" }, f.random_seed, "random")),
-    h(
-      "div",
-      { class: "qvac-row" },
-      h("label", { class: "qvac-check qvac-upscale", title: "run the model's paired ESRGAN upscaler on each image" }, f.upscale, upscaleLabel),
-      field("Repeats", f.upscale_repeats),
-      h("label", { class: "qvac-check", title: "decode in tiles: less memory for large images" }, f.vae_tiling, "VAE tiling"),
-      field("Cache", f.cache_preset, { title: "reuse steps: faster, slightly different images" }),
-    ),
-  );
+  const EMPTY = { params: [], families: {} };
+  const schema = () => model.get("schema") || EMPTY;
+  const stale = () => builtFrom !== schema() || builtPresets !== model.get("size_presets");
 
-  function fillChoices(select, names, defaultName) {
-    const want = [["", defaultName ? `default (${defaultName})` : "default"], ...names.map((n) => [n, n])];
-    const have = [...select.options].map((o) => [o.value, o.textContent]);
-    if (JSON.stringify(want) === JSON.stringify(have)) return;
-    const value = select.value;
-    select.replaceChildren(...want.map(([v, text]) => h("option", { value: v }, text)));
-    select.value = value;
+  function build() {
+    const s = schema();
+    builtFrom = s;
+    builtPresets = model.get("size_presets");
+    controls = new Map();
+    const groups = Object.fromEntries(GROUPS.map((g) => [g, []]));
+    let firstText = true;
+    for (const param of s.params || []) {
+      if (SKIPPED.has(param.control)) continue;
+      const placeholder = param.control === "textarea" && firstText ? `${param.label || param.name} — Ctrl/Cmd+Enter generates` : undefined;
+      if (param.control === "textarea") firstText = false;
+      const ctl = makeControl(param, { placeholder });
+      controls.set(param.name, ctl);
+      (groups[param.group] || groups.basic).push(ctl.field);
+    }
+    const presets = model.get("size_presets") || [];
+    sizeSelect = null;
+    if (presets.length && SIZE.every((n) => controls.has(n))) {
+      sizeSelect = h("select", { name: "size" }, option("", "custom"), presets.map(([w, hgt]) => option(`${w}x${hgt}`, `${w}×${hgt}`)));
+      const sizeField = h("label", { class: "qvac-field", "data-param": "size" }, h("span", { class: "qvac-field-label" }, "Size"), sizeSelect);
+      groups.basic.splice(groups.basic.indexOf(controls.get(SIZE[0]).field), 0, sizeField);
+      sizeSelect.addEventListener("change", () => {
+        if (!sizeSelect.value) return;
+        sizeSelect.value.split("x").forEach((v, i) => (controls.get(SIZE[i]).input.value = v));
+        SIZE.forEach((n) => edited.add(n));
+        commit();
+        render();
+      });
+    }
+    const advanced = h("details", { class: "qvac-advanced" }, h("summary", {}, "Advanced"), h("div", { class: "qvac-row" }, groups.advanced));
+    el.replaceChildren(...groups.prompt, h("div", { class: "qvac-row qvac-basic" }, groups.basic), ...(groups.advanced.length ? [advanced] : []));
+    for (const [name, ctl] of controls) {
+      ctl.input.addEventListener("change", () => {
+        edited.add(name);
+        if (SIZE.includes(name)) ctl.input.value = snap(ctl.input.value, sizeLimits(ctl.param));
+        commit();
+        render();
+      });
+      if (ctl.random) ctl.random.addEventListener("change", () => {
+        commit();
+        render();
+      });
+      if (ctl.dice) ctl.dice.addEventListener("click", () => {
+        ctl.input.value = ctl.roll();
+        ctl.random.checked = false;
+        edited.add(name);
+        commit();
+        render();
+      });
+    }
+    family = undefined;
+  }
+
+  function sizeLimits(param) {
+    return { multiple: param.step || 1, min: param.min, max: param.max };
   }
 
   /** The form's current values as the `params` trait expects them. */
   function collect() {
-    const base = model.get("params") || {};
-    const width = snap8(f.width.value);
-    const height = snap8(f.height.value);
-    return {
-      ...base,
-      prompt: f.prompt.value,
-      negative_prompt: f.negative_prompt.value,
-      width: numberOr(width, Number),
-      height: numberOr(height, Number),
-      steps: numberOr(f.steps.value, Number),
-      cfg_scale: numberOr(f.cfg_scale.value, Number),
-      guidance: numberOr(f.guidance.value, Number),
-      sampling_method: f.sampling_method.value,
-      scheduler: f.scheduler.value,
-      seed: String(f.seed.value).trim() || "-1",
-      random_seed: f.random_seed.checked,
-      batch_count: numberOr(f.batch_count.value, Number),
-      strength: Number(f.strength.value),
-      upscale: f.upscale.checked,
-      upscale_repeats: Number(f.upscale_repeats.value),
-      vae_tiling: f.vae_tiling.checked,
-      cache_preset: f.cache_preset.value,
-    };
+    if (stale()) render();
+    const out = { ...(model.get("params") || {}) };
+    for (const [name, ctl] of controls) {
+      out[name] = ctl.read();
+      if (ctl.random) out[RANDOM_SEED] = ctl.random.checked;
+    }
+    return out;
   }
 
-  function setValue(el, value) {
-    if (el.ownerDocument.activeElement === el) return; // never fight the user's typing
-    if (el.type === "checkbox") el.checked = Boolean(value);
-    else if (String(el.value) !== String(value ?? "")) el.value = value ?? "";
+  /** On a change of model family: fields still at the old family's default take the new family's. */
+  function applyFamily(next) {
+    const s = schema();
+    const previous = family;
+    family = next;
+    if (previous === next) return false;
+    const p = { ...(model.get("params") || {}) };
+    const names = new Set(Object.values(s.families || {}).flatMap((f) => Object.keys(f.defaults || {})));
+    let changed = false;
+    for (const param of s.params || []) {
+      if (!names.has(param.name) || edited.has(param.name) || !(param.name in p)) continue;
+      const want = defaultFor(s, next, param);
+      if (sameValue(p[param.name], defaultFor(s, previous, param)) && !sameValue(p[param.name], want)) {
+        p[param.name] = want;
+        changed = true;
+      }
+    }
+    if (changed) {
+      model.set("params", p);
+      model.save_changes();
+    }
+    return changed;
   }
 
   /** Put the kernel's state into the fields. */
   function render() {
-    const p = model.get("params") || {};
+    if (stale()) build();
     const info = model.get("model_info") || {};
-    fillChoices(f.sampling_method, model.get("samplers") || [], info.default_sampler);
-    fillChoices(f.scheduler, model.get("schedulers") || [], info.default_scheduler);
-    for (const name of ["prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampling_method", "scheduler", "seed", "random_seed", "batch_count", "strength", "upscale", "vae_tiling", "cache_preset"]) {
-      if (name in p) setValue(f[name], p[name]);
+    const current = model.get("current_model") ? info.family || "" : "";
+    if (applyFamily(current)) {
+      render(); // with the family's defaults now in params
+      return;
     }
-    setValue(f.upscale_repeats, String(p.upscale_repeats ?? 1));
-    f.size.value = SIZE_PRESETS.some(([w, hgt]) => w === Number(p.width) && hgt === Number(p.height)) ? `${p.width}x${p.height}` : "";
-    f.seed.disabled = Boolean(p.random_seed);
-    f.strength_value.textContent = Number(p.strength ?? 0.75).toFixed(2);
-    const guidance = Boolean(info.uses_guidance);
-    cfgField.hidden = guidance;
-    guidanceField.hidden = !guidance;
-    const canUpscale = Boolean(info.has_upscaler);
-    f.upscale.disabled = !canUpscale;
-    f.upscale_repeats.disabled = !canUpscale || !f.upscale.checked;
-    upscaleLabel.textContent = canUpscale ? `Upscale ×${info.upscale_factor}` : "Upscale (no upscaler)";
+    const p = model.get("params") || {};
+    const fam = familyInfo(schema(), current);
+    const modelDefaults = info.engine_defaults || [];
+    for (const [name, ctl] of controls) {
+      if (ctl.fill) ctl.fill(modelDefaults.find((d) => (ctl.param.choices || []).map(String).includes(d)) || "");
+      if (name in p) ctl.write(p[name]);
+      // An empty nullable field means "the default": show which one the model family gets.
+      if (ctl.param.nullable && ctl.input.type === "number") ctl.input.placeholder = String(defaultFor(schema(), current, ctl.param) ?? "");
+      ctl.field.hidden = !appliesTo(ctl.param, current, fam);
+      if (ctl.random) {
+        ctl.random.checked = Boolean(p[RANDOM_SEED]);
+        ctl.input.disabled = ctl.random.checked;
+      }
+    }
+    if (sizeSelect) {
+      const [w, hgt] = SIZE.map((n) => Number(p[n]));
+      const preset = `${w}x${hgt}`;
+      sizeSelect.value = [...sizeSelect.options].some((o) => o.value === preset) ? preset : "";
+    }
+    const upscale = controls.get(UPSCALE);
+    if (upscale) {
+      const can = Boolean(info.has_upscaler);
+      upscale.input.disabled = !can;
+      upscale.field.classList.add("qvac-upscale");
+      upscale.field.title = "run the model's paired upscaler on each image";
+      upscale.text.textContent = can ? `${upscale.param.label} ×${info.upscale_factor}` : `${upscale.param.label} (no upscaler)`;
+      const repeats = controls.get(UPSCALE_REPEATS);
+      if (repeats) repeats.input.disabled = !can || !upscale.input.checked;
+    }
   }
 
   function commit() {
@@ -145,22 +315,11 @@ export function createForm(model) {
     model.save_changes();
   }
 
-  el.addEventListener("change", (event) => {
-    const target = event.target;
-    if (target === f.size && f.size.value) {
-      const [w, hgt] = f.size.value.split("x");
-      f.width.value = w;
-      f.height.value = hgt;
-    }
-    if (target === f.width || target === f.height) target.value = snap8(target.value);
-    commit();
-    render();
-  });
-  // The strength slider sits with the init image, outside this form's element.
-  f.strength.addEventListener("input", () => {
-    f.strength_value.textContent = Number(f.strength.value).toFixed(2);
-  });
-  f.strength.addEventListener("change", commit);
+  /** A control's element, to be placed by a special control elsewhere (the init image takes strength). */
+  function take(name) {
+    if (stale()) render();
+    return controls.get(name) || null;
+  }
 
-  return { el, fields: f, collect, render, commit, strengthRow: [f.strength, f.strength_value] };
+  return { el, controls: () => controls, collect, render, commit, take, family: () => family };
 }

@@ -1,39 +1,25 @@
 // A grid of thumbnails (from synced state) with per-image actions; full size opens in a lightbox.
 import { openLightbox } from "./lightbox.js";
 import { pngName, saveBlob } from "./images.js";
+import { appliesTo, familyInfo, SIZE } from "./form.js";
+import { INIT_PARAMS } from "./init-image.js";
 import { h, objectUrl, revoke } from "./util.js";
 
-const SHOWN_PARAMS = [
-  ["prompt", "Prompt"],
-  ["negative_prompt", "Negative"],
-  ["seed", "Seed"],
-  ["steps", "Steps"],
-  ["cfg_scale", "CFG"],
-  ["guidance", "Guidance"],
-  ["sampling_method", "Sampler"],
-  ["scheduler", "Scheduler"],
-  ["strength", "Strength"],
-  ["cache_preset", "Cache"],
-];
-
-/** [label, value] rows describing one gallery entry. */
-const GUIDANCE_FAMILIES = ["flux", "flux2"];
-
-/** Parameters the image's model ignored: cfg or guidance by family, strength without an init image. */
-function ignored(entry) {
-  const skip = new Set();
-  if (entry.family) skip.add(GUIDANCE_FAMILIES.includes(entry.family) ? "cfg_scale" : "guidance");
-  if (!entry.img2img) skip.add("strength");
-  return skip;
+/** Parameters the image's model ignored (by its family) or that need an init image it did not have. */
+function applies(param, entry, schema) {
+  if (!entry.img2img && INIT_PARAMS.includes(param.name)) return false;
+  if (!entry.family) return true; // an image from elsewhere: show what it carries
+  return appliesTo(param, entry.family || "", familyInfo(schema, entry.family));
 }
 
-export function entryDetails(entry) {
+/** [label, value] rows describing one gallery entry: its size, then its replayable parameters from the schema. */
+export function entryDetails(entry, schema) {
   const p = entry.params || {};
-  const skip = ignored(entry);
   const rows = [["Size", `${entry.width}×${entry.height}`]];
-  for (const [key, label] of SHOWN_PARAMS) {
-    if (skip.has(key)) continue;
-    if (p[key] !== undefined && p[key] !== null && p[key] !== "") rows.push([label, p[key]]);
+  for (const param of (schema && schema.params) || []) {
+    if (!param.replayable || param.type === "image" || SIZE.includes(param.name) || !applies(param, entry, schema)) continue;
+    const value = p[param.name];
+    if (value !== undefined && value !== null && value !== "") rows.push([param.label || param.name, value]);
   }
   if (entry.kind === "upscale") rows.push(["Upscaled from", entry.source || "image"]);
   return rows;
@@ -48,8 +34,9 @@ export function entryCaption(entry) {
 
 /**
  * actions: [{name, label, title, enabled?(entry)}]; "download" is handled here, others go to onAction(name, entry).
+ * schema(): the parameter schema (qvac_nb.schema.schema_json) that labels the lightbox's parameter rows.
  */
-export function createGalleryGrid({ host, fetcher, actions = [], onAction = () => {}, empty = "" }) {
+export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "" }) {
   const el = h("div", { class: "qvac-grid" });
   const placeholder = h("div", { class: "qvac-grid-empty" }, empty);
   const cards = new Map(); // id -> {card, url, buttons}
@@ -67,7 +54,7 @@ export function createGalleryGrid({ host, fetcher, actions = [], onAction = () =
   function open(entry) {
     return openLightbox(host || el, {
       title: (entry.params && entry.params.prompt) || entry.id,
-      details: entryDetails(entry),
+      details: entryDetails(entry, schema()),
       load: () => fetcher.get(entry.id),
       actions: [{ label: "Download PNG", title: "the PNG with its parameters embedded", run: () => download(entry) }],
     });

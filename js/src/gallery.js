@@ -10,6 +10,7 @@ function render({ model, el }) {
   const grid = createGalleryGrid({
     host: root,
     fetcher,
+    schema: () => model.get("schema"),
     empty: "No images.",
     actions: [{ name: "download", label: "PNG", title: "download the PNG" }],
   });

@@ -12,7 +12,11 @@ export function readBytes(file) {
   });
 }
 
-export function createInitImage(model, strengthControls) {
+// Parameters that only matter with an init image: their controls sit here, enabled once an image is set.
+export const INIT_PARAMS = ["strength"];
+
+/** form: the Studio's form, whose controls for INIT_PARAMS (built from the schema) are placed here. */
+export function createInitImage(model, form) {
   const input = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, name: "init_file" });
   const preview = h("img", { class: "qvac-init-preview", alt: "init image" });
   const name = h("span", { class: "qvac-init-name" });
@@ -24,7 +28,7 @@ export function createInitImage(model, strengthControls) {
     preview,
     h("div", { class: "qvac-drop-text" }, h("span", {}, "Init image: drop a PNG/JPEG or "), pick, name, clear),
   );
-  const strength = h("label", { class: "qvac-field qvac-strength", title: "how much of the init image is replaced" }, h("span", { class: "qvac-field-label" }, "Strength"), h("span", { class: "qvac-range" }, ...strengthControls));
+  const strength = h("div", { class: "qvac-strength" });
   const el = h("div", { class: "qvac-init" }, zone, strength, input);
   let url = "";
 
@@ -62,7 +66,12 @@ export function createInitImage(model, strengthControls) {
     name.textContent = has ? `${init.name} (${init.width}×${init.height})` : "";
     clear.hidden = !has;
     el.classList.toggle("qvac-has-init", has);
-    for (const control of strength.querySelectorAll("input")) control.disabled = !has;
+    for (const param of INIT_PARAMS) {
+      const control = form.take(param);
+      if (!control) continue;
+      if (control.field.parentNode !== strength) strength.append(control.field);
+      control.input.disabled = !has;
+    }
   }
 
   return { el, render, send, input, zone };

@@ -20,7 +20,7 @@ function render({ model, el }) {
   const root = h("div", { class: "qvac-studio" });
   const bar = createModelBar(model);
   const form = createForm(model);
-  const init = createInitImage(model, form.strengthRow);
+  const init = createInitImage(model, form);
   const progress = createProgress();
   const generate = h("button", { class: "qvac-btn qvac-primary", name: "generate", title: "Ctrl/Cmd+Enter" }, "Generate");
   const cancel = h("button", { class: "qvac-btn", name: "cancel" }, "Cancel");
@@ -33,6 +33,7 @@ function render({ model, el }) {
   const grid = createGalleryGrid({
     host: root,
     fetcher,
+    schema: () => model.get("schema"),
     empty: "The session's images will be listed here, newest first.",
     actions: [...GALLERY_ACTIONS, { name: "upscale", label: "Upscale", title: "upscale with the model's upscaler", enabled: canUpscale }],
     onAction: (name, entry) => model.send({ type: name, id: entry.id }),
@@ -120,6 +121,11 @@ function render({ model, el }) {
     onStatus();
   }
 
+  function onSchema() {
+    form.render(); // rebuilds the controls
+    init.render(); // takes its controls back from the new form
+  }
+
   function onCustom(msg, buffers) {
     if (fetcher.handle(msg, buffers)) return;
     if (msg && msg.type === "preview" && buffers && buffers.length) {
@@ -133,8 +139,8 @@ function render({ model, el }) {
     ["change:model_info", onModel],
     ["change:current_model", onModel],
     ["change:loaded", bar.render],
-    ["change:samplers", form.render],
-    ["change:schedulers", form.render],
+    ["change:schema", onSchema],
+    ["change:size_presets", onSchema],
     ["change:status", onStatus],
     ["change:busy", onStatus],
     ["change:error", onError],

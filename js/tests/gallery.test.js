@@ -57,10 +57,13 @@ describe("Gallery", () => {
 describe("entry details", () => {
   it("lists what mattered for the image's model", async () => {
     const { entryDetails } = await import("../src/gallery-grid.js");
-    const params = { prompt: "p", seed: 1, cfg_scale: 7, guidance: 3.5, strength: 0.75 };
-    const keys = (e) => entryDetails(e).map(([k]) => k);
-    expect(keys({ ...entry("a"), params, family: "sd1" })).toEqual(["Size", "Prompt", "Seed", "CFG"]);
-    expect(keys({ ...entry("a"), params, family: "flux2", img2img: true })).toEqual(["Size", "Prompt", "Seed", "Guidance", "Strength"]);
-    expect(keys({ ...entry("a"), params })).toEqual(["Size", "Prompt", "Seed", "CFG", "Guidance"]);
+    const { default: schema } = await import("./fixtures/schema.json");
+    const params = { prompt: "p", seed: 1, cfg_scale: 7, guidance: 3.5, strength: 0.75, batch_count: 2 };
+    const keys = (e) => entryDetails(e, schema).map(([k]) => k);
+    // Labels come from the schema; batch_count is not replayable; sd1 hides guidance, strength needs an init image.
+    expect(keys({ ...entry("a"), params, family: "sd1" })).toEqual(["Size", "Prompt", "CFG scale", "Seed"]);
+    expect(keys({ ...entry("a"), params, family: "sd1", img2img: true })).toEqual(["Size", "Prompt", "CFG scale", "Seed", "Strength"]);
+    expect(keys({ ...entry("a"), params, family: "flux" })).toEqual(["Size", "Prompt", "Guidance", "Seed"]);
+    expect(keys({ ...entry("a"), params, family: "flux2", img2img: true })).toEqual(["Size", "Prompt", "CFG scale", "Guidance", "Seed"]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createProgress, describeStatus } from "../src/progress.js";
-import { snap8 as snap } from "../src/form.js";
+import { snap } from "../src/form.js";
 import { formatRate, formatSeconds } from "../src/util.js";
 
 describe("describeStatus", () => {
@@ -44,8 +44,11 @@ describe("formatting", () => {
   it("formats rates, durations and sizes", () => {
     expect(formatRate(0)).toBe("");
     expect(formatSeconds(75)).toBe("1 min 15 s");
-    expect(snap(61)).toBe(64);
-    expect(snap(517)).toBe(520);
-    expect(snap("abc")).toBe("abc");
+    const size = { multiple: 8, min: 64, max: 4096 };
+    expect(snap(61, size)).toBe(64);
+    expect(snap(517, size)).toBe(520);
+    expect(snap(9000, size)).toBe(4096);
+    expect(snap(10, { multiple: 16, min: 72, max: 200 })).toBe(80); // limits rounded inwards to the multiple
+    expect(snap("abc", size)).toBe("abc");
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import studio from "../src/studio.js";
+import SCHEMA from "./fixtures/schema.json";
 import { entry, fakeImage, flush, mockModel } from "./mock-model.js";
 
 const PARAMS = {
@@ -23,7 +24,8 @@ const PARAMS = {
   clip_skip: -1,
   eta: null,
 };
-const SD1 = { id: "sd1#1", family: "sd1", uses_guidance: false, has_upscaler: false, upscale_factor: 0, default_sampler: "euler_a", default_scheduler: "discrete" };
+const SD1 = { id: "sd1#1", family: "sd1", uses_guidance: false, has_upscaler: false, upscale_factor: 0, engine_defaults: ["euler_a", "discrete"] };
+const PRESETS = [[512, 512], [768, 512]];
 
 function setup(extra = {}) {
   const model = mockModel({
@@ -31,8 +33,8 @@ function setup(extra = {}) {
     model_info: SD1,
     loaded: ["sd1#1"],
     catalog: { diffusion: ["SD_V2_1_1B_Q8_0"], upscaler: ["REALESRGAN_X4PLUS"] },
-    samplers: ["euler", "euler_a"],
-    schedulers: ["discrete", "karras"],
+    schema: SCHEMA,
+    size_presets: PRESETS,
     params: { ...PARAMS },
     status: { phase: "idle" },
     busy: false,
@@ -63,18 +65,18 @@ describe("Studio rendering", () => {
     expect($("input[name=steps]").value).toBe("4");
     expect($("input[name=seed]").disabled).toBe(true); // random seed
     const options = [...$("select[name=sampling_method]").options].map((o) => o.textContent);
-    expect(options).toEqual(["default (euler_a)", "euler", "euler_a"]);
+    expect(options).toEqual(["default (euler_a)", "euler", "euler_a", "dpm++2m"]);
     expect($("select[name=loaded]").value).toBe("sd1#1");
   });
 
   it("shows cfg for SD models and guidance for FLUX models", () => {
     ctx = setup();
     const { $, model } = ctx;
-    expect($(".qvac-cfg").hidden).toBe(false);
-    expect($(".qvac-guidance").hidden).toBe(true);
-    model.update("model_info", { ...SD1, family: "flux2", uses_guidance: true });
-    expect($(".qvac-cfg").hidden).toBe(true);
-    expect($(".qvac-guidance").hidden).toBe(false);
+    expect($("[data-param=cfg_scale]").hidden).toBe(false);
+    expect($("[data-param=guidance]").hidden).toBe(true);
+    model.update("model_info", { ...SD1, family: "flux", uses_guidance: true });
+    expect($("[data-param=cfg_scale]").hidden).toBe(true);
+    expect($("[data-param=guidance]").hidden).toBe(false);
   });
 
   it("enables upscaling only when the model has an upscaler", () => {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from ..jobs import Job
+from ..jobs import Job, set_display_hook
 
 # One view per job: showing the same job twice reuses its widget (and its follower thread).
 _views: weakref.WeakKeyDictionary[Job, Any] = weakref.WeakKeyDictionary()
@@ -49,3 +49,6 @@ def fallback_mimebundle(job: Job) -> dict[str, Any]:
     if pngs:
         bundle["image/png"] = pngs[0]
     return bundle
+
+
+set_display_hook(job_mimebundle)

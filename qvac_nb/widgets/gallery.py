@@ -7,6 +7,7 @@ from typing import Any
 
 import traitlets as t
 
+from ..schema import schema_json
 from . import assets
 from .base import ImageWidget
 from .thumbs import to_png
@@ -17,9 +18,11 @@ class Gallery(ImageWidget):
     _css = assets.css("gallery")
 
     images = t.List().tag(sync=True)  # entries with thumbnails; full PNGs stay kernel-side
+    schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): labels the parameters shown "
+                    "with an image.").tag(sync=True)
 
     def __init__(self, images: Iterable[Any] = ()) -> None:
-        super().__init__()
+        super().__init__(schema=schema_json())
         self.add(*images)
 
     def add(self, *images: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import traitlets as t
 
-from .. import models
+from .. import models, schema
 from ..errors import QvacError
 from ..jobs import Job
 from . import assets
@@ -41,7 +41,7 @@ class JobView(ImageWidget):
             if final["phase"] == "error":
                 self.error = final["message"]
 
-        follow_job(job, self._set_status, done, on_finish=finish, batch=int(job.params.get("batch_count", 1)),
+        follow_job(job, self._set_status, done, on_finish=finish, batch=schema.image_count(job.params),
                    extra={"kind": job.kind, "seed": job.params.get("seed")})
 
     def _set_status(self, status: dict[str, Any]) -> None:

@@ -1,40 +1,44 @@
-"""The Studio's form: its fields, their defaults, and how they become `diffusion` keyword arguments."""
+"""The Studio's form: its fields, their defaults, and how they become `diffusion` keyword arguments.
+
+The fields are the schema's Studio parameters (qvac_nb/schema.py) plus two switches of the
+form itself: `random_seed` (the seed control's dice) and `upscale` (the upscale toggle,
+whose passes are the `upscale_repeats` field).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import schema
 from ..errors import InvalidTypeError
 from ..validation import check_unknown, check_upscale
 
+_FIELDS = schema.form_params()
+# A nullable choice shows "" for None ("the model's default", "off").
+_BLANK_IS_NONE = tuple(p.name for p in _FIELDS if p.type == "choice" and p.nullable)
+_FLOAT_FIELDS = tuple(p.name for p in _FIELDS if p.type == "float")
+_NULLABLE = tuple(p.name for p in _FIELDS if p.nullable)
+
+
+def _form_default(p: schema.Param) -> Any:
+    if p.per_family:
+        return None  # the model family's default, resolved by diffusion()
+    return "" if p.name in _BLANK_IS_NONE else p.default
+
+
 FORM_DEFAULTS: dict[str, Any] = {
-    "prompt": "",
-    "negative_prompt": "",
-    "width": 512,
-    "height": 512,
-    "steps": 20,
-    "cfg_scale": 7.0,
-    "guidance": 3.5,
-    "sampling_method": "",  # "" = the model's default
-    "scheduler": "",
-    "seed": -1,
+    **{p.name: _form_default(p) for p in _FIELDS},
     "random_seed": True,
-    "batch_count": 1,
-    "strength": 0.75,
     "upscale": False,
-    "upscale_repeats": 1,
-    "vae_tiling": False,
-    "cache_preset": "",  # "" = no step cache
-    "clip_skip": -1,
-    "eta": None,
 }
-INT_FIELDS = ("width", "height", "steps", "seed", "batch_count", "upscale_repeats", "clip_skip")
-BOOL_FIELDS = ("random_seed", "upscale", "vae_tiling")
+INT_FIELDS = tuple(p.name for p in _FIELDS if p.type == "int")
+BOOL_FIELDS = (*(p.name for p in _FIELDS if p.type == "bool"), "random_seed", "upscale")
 # What `Studio(**defaults)` accepts: the form's fields under their `diffusion` names.
-DEFAULT_KEYS = tuple(k for k in FORM_DEFAULTS if k not in ("random_seed", "upscale_repeats")) + ("init_image",)
+DEFAULT_KEYS = (*(p.name for p in _FIELDS if p is not schema.UPSCALE_REPEATS), "upscale", "init_image")
 # Parameters a gallery image's record may put back into the form ("reuse all").
-REUSABLE = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "guidance", "sampling_method",
-            "scheduler", "seed", "vae_tiling", "cache_preset", "strength", "clip_skip", "eta")
+REUSABLE = tuple(p.name for p in _FIELDS if p.replayable and p.reuse)
+_SEED = next(p.name for p in _FIELDS if p.control == "seed")
+_IMG2IMG_ONLY = tuple(p.name for p in _FIELDS if p.a1111 and p.a1111[1] == "Denoising strength")
 
 
 def initial_form(defaults: dict[str, Any]) -> dict[str, Any]:
@@ -44,11 +48,11 @@ def initial_form(defaults: dict[str, Any]) -> dict[str, Any]:
     for key, value in defaults.items():
         if key == "upscale":
             repeats = check_upscale(value)
-            form["upscale"], form["upscale_repeats"] = bool(repeats), max(repeats, 1)
+            form["upscale"], form[schema.UPSCALE_REPEATS.name] = bool(repeats), max(repeats, 1)
         elif key != "init_image":
-            form[key] = "" if key in ("sampling_method", "scheduler", "cache_preset") and value is None else value
-    if "seed" in defaults:
-        form["random_seed"] = defaults["seed"] == -1
+            form[key] = "" if key in _BLANK_IS_NONE and value is None else value
+    if _SEED in defaults:
+        form["random_seed"] = defaults[_SEED] == -1
     return form
 
 
@@ -69,13 +73,13 @@ def _coerce(key: str, value: Any) -> Any:
         try:
             number = float(value)
         except ValueError:
-            return value
+            return None if key in _NULLABLE and not str(value).strip() else value
         return int(number) if number.is_integer() and abs(number) < 2**53 else _int_text(value)
-    if key in ("cfg_scale", "guidance", "strength", "eta") and isinstance(value, str):
+    if key in _FLOAT_FIELDS and isinstance(value, str):
         try:
             return float(value)
         except ValueError:
-            return None if key == "eta" and not value.strip() else value
+            return None if key in _NULLABLE and not value.strip() else value
     return value
 
 
@@ -85,31 +89,20 @@ def _int_text(value: Any) -> Any:
 
 
 def diffusion_kwargs(form: dict[str, Any], model_id: str, init_image: bytes | None, has_upscaler: bool) -> dict:
-    kwargs: dict[str, Any] = {
-        "model_id": model_id,
-        "prompt": form["prompt"],
-        "negative_prompt": form["negative_prompt"],
-        "width": form["width"],
-        "height": form["height"],
-        "steps": form["steps"],
-        "cfg_scale": form["cfg_scale"],
-        "guidance": form["guidance"],
-        "sampling_method": form["sampling_method"] or None,
-        "scheduler": form["scheduler"] or None,
-        "seed": -1 if form["random_seed"] else form["seed"],
-        "batch_count": form["batch_count"],
-        "vae_tiling": form["vae_tiling"],
-        "cache_preset": form["cache_preset"] or None,
-        "clip_skip": form["clip_skip"],
-        "eta": form["eta"],
-        "preview": True,
-    }
+    kwargs: dict[str, Any] = {"model_id": model_id}
+    for p in _FIELDS:
+        if p is schema.UPSCALE_REPEATS or (p.name in _IMG2IMG_ONLY and init_image is None):
+            continue  # strength only means something with an init image
+        value = form.get(p.name, FORM_DEFAULTS[p.name])
+        kwargs[p.name] = None if p.name in _BLANK_IS_NONE and value == "" else value
+    if form["random_seed"]:
+        kwargs[_SEED] = -1
+    kwargs["preview"] = True
     if init_image is not None:
         kwargs["init_image"] = init_image
-        kwargs["strength"] = form["strength"]
     # The toggle is greyed out without an upscaler; a stale True must not fail the run.
     if form["upscale"] and has_upscaler:
-        kwargs["upscale"] = {"repeats": form["upscale_repeats"]}
+        kwargs["upscale"] = {"repeats": form[schema.UPSCALE_REPEATS.name]}
     return kwargs
 
 
@@ -119,15 +112,15 @@ def form_from_record(form: dict[str, Any], record: dict[str, Any], keys: tuple[s
     for key in keys:
         if key in record:
             value = record[key]
-            out[key] = "" if key in ("sampling_method", "scheduler", "cache_preset") and value is None else value
-    if "seed" in keys and "seed" in record:
+            out[key] = "" if key in _BLANK_IS_NONE and value is None else value
+    if _SEED in keys and _SEED in record:
         out["random_seed"] = False
     return out
 
 
 def params_to_json(form: dict[str, Any], _widget: Any = None) -> dict[str, Any]:
     """Seeds go to the browser as text: JavaScript numbers lose integers past 2**53."""
-    return {**form, "seed": str(form.get("seed", -1))}
+    return {**form, _SEED: str(form.get(_SEED, -1))}
 
 
 def params_from_json(data: dict[str, Any], _widget: Any = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from ..generation import diffusion
 from ..jobs import Job
 from ..models import load_model
 from ..progress_stream import ProgressTick
+from ..schema import schema_json
 from . import assets
 from .base import ImageWidget
 from .follow import follow_job
@@ -34,6 +35,14 @@ from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
 LOAD_PHASES = {"download": "downloading", "load": "loading"}
+# The form's size menu (width x height); anything else is typed in.
+SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (832, 1216), (1216, 832),
+                (1024, 576), (576, 1024))
+
+
+def form_schema() -> dict[str, Any]:
+    """The parameter schema the front-end builds its form from, with the engine's sampler/scheduler names."""
+    return schema_json(enum_names())
 LOAD_STATUS_INTERVAL_S = 0.1
 
 
@@ -52,6 +61,8 @@ def model_info(model_id: str) -> dict[str, Any]:
         "uses_guidance": model.uses_guidance, "has_upscaler": model.has_upscaler,
         "upscale_factor": model.upscale_factor, "default_sampler": model.default_sampler or "",
         "default_scheduler": model.default_scheduler or "",
+        # The model's own defaults among the schema's choices (the form labels its "default" option with them).
+        "engine_defaults": [name for name in (model.default_sampler, model.default_scheduler) if name],
     }
 
 
@@ -75,6 +86,9 @@ class Studio(ImageWidget):
     samplers = t.List(t.Unicode()).tag(sync=True)
     schedulers = t.List(t.Unicode()).tag(sync=True)
     params = t.Dict().tag(sync=True, to_json=params_to_json, from_json=params_from_json)
+    schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): the front-end builds the form's "
+                    "controls, limits, choice lists and family rules from it.").tag(sync=True)
+    size_presets = t.List(help="[width, height] pairs offered by the form's size menu.").tag(sync=True)
     status = t.Dict().tag(sync=True)
     busy = t.Bool(False).tag(sync=True)
     gallery = t.List().tag(sync=True)  # newest first; thumbnails only
@@ -85,7 +99,8 @@ class Studio(ImageWidget):
         form = initial_form(defaults)
         names = enum_names()
         super().__init__(params=form, status=idle_status(), catalog=_catalog_names(),
-                         samplers=list(names["sample_method"]), schedulers=list(names["scheduler"]))
+                         samplers=list(names["sample_method"]), schedulers=list(names["scheduler"]),
+                         schema=form_schema(), size_presets=[list(size) for size in SIZE_PRESETS])
         self._model_config = dict(model_config or {})
         self._lock = threading.RLock()
         self._job: Job | None = None

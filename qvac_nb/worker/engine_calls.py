@@ -14,23 +14,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import _engine, engine
-from ..cache_presets import apply_cache_preset
+from .. import _engine, engine, families, schema
 from ..png import encode_png
-from ..validation import PREDICTION_ALIASES
 
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
 SendTick = Callable[[int, int, float, str, int, "bytes | None"], None]
-_BOOL_FLAGS = (
-    ("clip_on_cpu", "clip_on_cpu"),
-    ("vae_on_cpu", "vae_on_cpu"),
-    ("offload_to_cpu", "offload_to_cpu"),
-    ("flash_attn", "flash_attn"),
-    ("diffusion_fa", "diffusion_flash_attn"),
-    ("mmap", "mmap"),
-    ("diffusion_conv_direct", "diffusion_conv_direct"),
-    ("vae_conv_direct", "vae_conv_direct"),
-)
 _COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd")
 
 
@@ -67,27 +55,14 @@ def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str)
 
 
 def _context_config(files: dict[str, str], role: str, config: dict[str, Any]) -> Any:
-    names = engine.enum_names()
     cc = _engine.ContextConfig()
     setattr(cc, role, files[role])
     for key in _COMPANION_ROLES:
         if key in files:
             setattr(cc, key, files[key])
-    cc.threads = threads(config)
-    prediction = config.get("prediction", "auto")
-    if prediction != "auto":
-        cc.prediction = names["prediction"].index(PREDICTION_ALIASES.get(prediction, prediction))
-    if "type" in config:
-        cc.weight_type = names["type"].index(config["type"])
-    for key in ("rng", "sampler_rng"):
-        if key in config:
-            setattr(cc, key, names["rng"].index(config[key]))
-    if "lora_apply_mode" in config:
-        cc.lora_apply_mode = names["lora_apply_mode"].index(config["lora_apply_mode"])
-    for key, attr in _BOOL_FLAGS:
-        if key in config:
-            setattr(cc, attr, bool(config[key]))
-    return cc
+    # threads is always set: -1 (the default) means every physical core.
+    fields = schema.engine_fields({"threads": -1, **config}, schema.MODEL_CONFIG, engine.enum_names())
+    return schema.fill_engine_object(cc, fields)
 
 
 def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., None] | None) -> Any:
@@ -127,31 +102,15 @@ def loaded_facts(model: OpenModel, load_ms: float) -> dict[str, Any]:
     }
 
 
-def _request(params: dict[str, Any], family: str, init: np.ndarray | None) -> Any:
-    names = engine.enum_names()
-    req = _engine.Request()
-    req.prompt = params["prompt"]
-    req.negative_prompt = params["negative_prompt"]
-    req.width, req.height = params["width"], params["height"]
-    req.steps = params["steps"]
-    req.cfg_scale = params["cfg_scale"]
-    req.guidance = params["guidance"]
-    req.sample_method = names["sample_method"].index(params["sampling_method"])
-    req.scheduler = names["scheduler"].index(params["scheduler"])
-    req.seed = params["seed"]
-    req.batch_count = params["batch_count"]
-    req.vae_tiling = params["vae_tiling"]
-    req.strength = params["strength"]
-    req.clip_skip = params["clip_skip"]
-    if params["eta"] is not None:
-        req.eta = params["eta"]
-    if params["cache_preset"]:
-        apply_cache_preset(req, params["cache_preset"], family)
+def _request(request: Any, family: str) -> Any:
+    """The engine's Request for a validated DiffusionRequest (every field mapped by the schema)."""
+    req = schema.fill_engine_object(_engine.Request(), schema.engine_fields(request))
+    init = request.init_image
     if init is not None:
-        if family == "flux2":
+        if families.get(family).img2img == "reference":
             req.ref_images = [init]  # in-context conditioning
         else:
-            req.init_image = _fit(init, params["width"], params["height"])
+            req.init_image = _fit(init, request.width, request.height)
     return req
 
 
@@ -231,22 +190,18 @@ def _stats(pixels: list[np.ndarray], t0: float, engine_ms: float, steps: int, ge
 def run_diffusion(model: OpenModel, request: dict[str, Any], attach: Callable[[Any], None],
                   send_tick: SendTick) -> tuple[list[bytes], dict[str, Any]]:
     """Generate (and upscale when asked); returns the PNGs and the worker-side stats."""
-    params, init = request["params"], request["init"]
+    params, images = request["params"], schema.image_count(request["params"])
     engine_job = _engine.Job()
-    progress = _progress_hooks(engine_job, params["batch_count"], request["preview"], send_tick)
+    progress = _progress_hooks(engine_job, images, request["preview"], send_tick)
     attach(engine_job)
     t0 = time.perf_counter()
-    pixels = model.context.generate(_request(params, model.family, init), engine_job)
+    pixels = model.context.generate(_request(request["request"], model.family), engine_job)
     generation_ms = (time.perf_counter() - t0) * 1000
     for _ in range(params["upscale_repeats"]):
         pixels = [_upscale_once(model, p, i, attach, send_tick) for i, p in enumerate(pixels)]
-    outputs = []
-    for i, p in enumerate(pixels):
-        record = {k: v for k, v in params.items() if k != "upscale_repeats"}
-        record.update(seed=params["seed"] + i, batch_count=1)
-        outputs.append(encode_png(p, record))
+    outputs = [encode_png(p, schema.image_record(params, i)) for i, p in enumerate(pixels)]
     # Sampling steps only: the upscaler's closing tick is not a step.
-    stats = _stats(pixels, t0, generation_ms, progress["sample_total"], params["batch_count"], params["seed"])
+    stats = _stats(pixels, t0, generation_ms, progress["sample_total"], images, params["seed"])
     return outputs, stats
 
 

@@ -1,0 +1,627 @@
+"""One declaration per parameter of `diffusion`, `upscale` and `load_model`'s `model_config`.
+
+Each `Param` below says everything qvac_nb knows about a parameter: its type and range
+(or choices, possibly the engine's own enum names), its default (which may depend on the
+model family, see qvac_nb/families.py), its doc text, the engine field it fills, whether
+it is stored in the PNG record and can be replayed, how the CLI spells it and how the
+Studio shows it. Everything else is derived from these tables: validation and its error
+messages, the typed request objects (`DiffusionRequest`, ...), the engine request
+(`engine_fields`), the PNG record and its A1111 text, the CLI flags, the Studio form and
+its JSON schema, the docstrings of `diffusion`, `upscale`, `load_model`, and the README's
+API tables (`python tools/gen_readme_tables.py` rewrites them, `--check` reports drift).
+
+`schema_json(names, family=None)` is what the Studio's front-end builds its form from::
+
+    {"params": [{"name": "steps", "type": "int"|"float"|"str"|"bool"|"choice"|"image"|"text",
+                 "label": "Steps", "doc": "...", "default": 20, "min": 1, "max": 150, "step": 1,
+                 "choices": ["euler", ...] or null, "nullable": false,
+                 "control": "number"|"slider"|"select"|"text"|"textarea"|"checkbox"|"image"|"seed"|"hidden",
+                 "group": "prompt"|"basic"|"advanced", "families": null or ["sd1", ...],
+                 "replayable": true}, ...],
+     "families": {"flux2": {"uses_guidance": true, "dit": true, "defaults": {"cfg_scale": 1.0},
+                            "size_multiple": 16, "img2img": "reference", "hidden": ["strength"]}, ...}}
+
+Adding a plain parameter means adding one `Param` here (and binding its engine field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from . import cache_presets, engine_types, families
+from .errors import InvalidTypeError
+from .validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_path,
+    check_str,
+    check_unknown,
+    check_upscale,
+)
+
+MAX_SIDE = 4096
+MAX_STEPS = 150
+MAX_BATCH = 16
+MAX_SEED = 2**63 - 1
+MAX_UPSCALE_REPEATS = 3
+PREDICTIONS = ("auto", "eps", "v", "edm_v", "flow", "flux_flow", "flux2_flow")
+# The docs' "flow" is the engine's "sd3_flow"; "auto" lets the engine infer it.
+PREDICTION_ALIASES = {"flow": "sd3_flow", "sd3_flow": "sd3_flow"}
+MODEL_TYPES = ("diffusion", "upscale")
+# The engine's enum names for docs written without opening the engine (import time, README),
+# from the generated qvac_nb/engine_types.py (tests/test_packaging.py checks them against the engine).
+DOC_ENUMS: dict[str, tuple[str, ...]] = {key: engine_types.values(key) for key in engine_types.ENUMS}
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = _Required()
+FAMILY_DEFAULT = "the model family's default"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter; see the module docstring for what is derived from it."""
+
+    name: str
+    type: str  # int | float | str | bool | choice | image | text | path | upscale | upscaler
+    doc: str
+    default: Any = REQUIRED
+    label: str = ""
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    lo_open: bool = False  # min itself is excluded
+    multiple_of: int = 1
+    extra: tuple[int, ...] = ()  # sentinel values accepted outside [min, max], e.g. -1
+    choices: tuple[str, ...] | None = None
+    choices_from: str | None = None  # name of an engine enum (engine.enum_names())
+    nullable: bool = False  # None is accepted (meaning: the default_doc)
+    default_doc: str | None = None  # how the docs describe the default when it is not a value
+    model_default: str | None = None  # attribute of the loaded model that replaces None (its own default)
+    values_doc: str | None = None  # how the docs describe the accepted values, when derived text won't do
+    engine: str | tuple[str, ...] | None = None  # _engine.Request / ContextConfig attribute(s)
+    stored: bool = True  # kept in the PNG record
+    replayable: bool = True  # read_parameters hands it back to diffusion()
+    reuse: bool = True  # the Studio's "reuse all" puts it back into the form
+    a1111: tuple[int, str] | None = None  # (position, label) in the A1111 `parameters` text
+    cli: tuple[str, ...] | None = ()  # flags; () = --name-with-dashes, None = not on the command line
+    cli_metavar: str | None = None
+    cli_help: str | None = None  # the CLI's wording, when `doc` speaks of Python objects
+    control: str = "number"  # how the Studio shows it (see the module docstring)
+    group: str = "basic"
+    studio: bool = True  # a field of the Studio's form
+
+    @property
+    def label_text(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        camel = re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), self.name)
+        return (camel,) if camel != self.name else ()
+
+    @property
+    def per_family(self) -> bool:
+        return any(self.name in f.defaults for f in families.FAMILIES.values())
+
+    def default_for(self, family: str | None) -> Any:
+        return families.get(family).default(self.name, self.default) if family else self.default
+
+    def allowed(self, names: Mapping[str, Sequence[str]] | None) -> list[str]:
+        if self.choices is not None:
+            return list(self.choices)
+        source = names if names is not None and self.choices_from in names else DOC_ENUMS
+        values = list(source[self.choices_from or ""])
+        # The engine's weight-type list has placeholders that are not real types.
+        return [v for v in values if v.isidentifier() and v != "DEPRECATED"] if self.choices_from == "type" else values
+
+    def check(self, value: Any, label: str, names: Mapping[str, Sequence[str]] | None) -> Any:
+        """The validated value, or a QvacError naming `label` (the same messages as always)."""
+        if self.type == "upscale":
+            return check_upscale(value)  # None and False mean 0 repeats
+        if value is None and self.nullable:
+            return None
+        if self.type == "int":
+            return check_int(label, value, int(self.min or 0), int(self.max or 0), multiple_of=self.multiple_of,
+                             extra=self.extra)
+        if self.type == "float":
+            return check_float(label, value, float(self.min or 0), float(self.max or 0), lo_open=self.lo_open)
+        if self.type == "bool":
+            return check_bool(label, value)
+        if self.type == "choice":
+            return check_choice(label, value, self.allowed(names))
+        if self.type == "path":
+            return check_path(label, value)  # bytes and names that are not UTF-8 are file names too
+        if self.type in ("str", "text"):
+            return check_str(label, value)
+        if self.type == "upscaler":
+            return check_upscaler(value)
+        return value  # image: decoded by the caller, which knows the accepted forms
+
+    def values_text(self) -> str:
+        """The accepted values in words, for docs, --help and the README."""
+        if self.values_doc:
+            return self.values_doc
+        if self.type == "int":
+            text = f"{_num(self.min)}-{_num(self.max)}"
+            if self.multiple_of > 1:
+                text += f", multiple of {self.multiple_of}"
+            return text + "".join(f" or {e}" for e in self.extra)
+        if self.type == "float":
+            return f"{'(' if self.lo_open else '['}{_num(self.min)}, {_num(self.max)}]"
+        if self.type == "bool":
+            return "True or False"
+        if self.type == "choice":
+            return ", ".join(self.allowed(None))
+        return "a string" if self.type in ("str", "path") else ""
+
+    def default_text(self) -> str:
+        if self.default is REQUIRED:
+            return "required"
+        if self.per_family:
+            special = ", ".join(f"{f.label}: {_num(f.defaults[self.name])}" for f in families.FAMILIES.values()
+                                if self.name in f.defaults)
+            return f"{_num(self.default)} ({special})"
+        if self.default_doc:
+            return self.default_doc
+        return repr(self.default) if isinstance(self.default, str) else _num(self.default)
+
+
+def _num(value: Any) -> str:
+    return str(value) if not isinstance(value, float) or not value.is_integer() or abs(value) >= 1e6 else f"{value:.1f}"
+
+
+def _engine_enum(enum: str) -> Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]:
+    def convert(value: Any, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
+        return {} if value is None else {enum: list(names[enum]).index(value)}
+
+    return convert
+
+
+# ---------------------------------------------------------------- diffusion()
+
+SAMPLER_DOC = "the model's default"
+DIFFUSION: tuple[Param, ...] = (
+    Param("model_id", "str", "An id returned by load_model (a model loaded with mode='diffusion').", stored=False,
+          replayable=False, cli=None, control="hidden", studio=False),
+    Param("prompt", "text", "What to draw.", label="Prompt", engine="prompt", a1111=(0, ""), cli=None,
+          control="textarea", group="prompt"),
+    Param("negative_prompt", "text", "What to avoid.", "", label="Negative prompt", engine="negative_prompt",
+          a1111=(1, "Negative prompt"), cli=("-n", "--negative-prompt"), control="textarea", group="prompt"),
+    Param("width", "int", "Image width in pixels, a multiple of the model's size step (64 for SD 1.x/2.x/XL, "
+          "16 for FLUX.2, 8 for SD3/FLUX.1); other sizes are refused with the nearest two named.", 512,
+          min=64, max=MAX_SIDE, step=8, multiple_of=8, engine="width", a1111=(70, "Size"), cli=("-W", "--width")),
+    Param("height", "int", "Image height in pixels (the same size step as width).", 512,
+          min=64, max=MAX_SIDE, step=8, multiple_of=8, engine="height", cli=("-H", "--height")),
+    Param("steps", "int", "Sampling steps.", 20, min=1, max=MAX_STEPS, step=1, engine="steps", a1111=(10, "Steps")),
+    Param("cfg_scale", "float", "Classifier-free guidance (SD models; 1 skips the unconditional pass, for "
+          "distilled models).", 7.0, label="CFG scale", min=0.0, max=50.0, step=0.5, nullable=True,
+          engine="cfg_scale", a1111=(40, "CFG scale")),
+    Param("guidance", "float", "Distilled guidance (FLUX models).", 3.5, min=0.0, max=50.0, step=0.1,
+          engine="guidance", a1111=(50, "Distilled CFG Scale")),
+    Param("sampling_method", "choice", "Sampler.", None, label="Sampler", choices_from="sample_method",
+          nullable=True, default_doc=SAMPLER_DOC, model_default="default_sampler", engine="sample_method",
+          a1111=(20, "Sampler"), cli=("--sampler",),
+          control="select"),
+    Param("scheduler", "choice", "Noise schedule.", None, choices_from="scheduler", nullable=True,
+          default_doc=SAMPLER_DOC, model_default="default_scheduler", engine="scheduler", a1111=(30, "Schedule type"),
+          control="select"),
+    Param("seed", "int", "Random seed; image i of a batch uses seed + i.", -1, min=0, max=MAX_SEED, extra=(-1,),
+          values_doc="0 to 2^63-1, or -1 for a random one", engine="seed", a1111=(60, "Seed"), cli=("-s", "--seed"),
+          control="seed"),
+    Param("batch_count", "int", "Images to make.", 1, label="Batch", min=1, max=MAX_BATCH, step=1,
+          engine="batch_count", reuse=False, cli=("-b", "--batch-count")),
+    Param("vae_tiling", "bool", "Decode in tiles (less memory for large images).", False, label="VAE tiling",
+          engine="vae_tiling", control="checkbox", group="advanced"),
+    Param("vae_tile_size", "int", "VAE tile side in latent pixels (image pixels / 8) when vae_tiling is on.", 0,
+          label="VAE tile size", min=4, max=512, extra=(0,), values_doc="4-512, or 0 for the engine's (32)",
+          engine=("vae_tile_x", "vae_tile_y"), group="advanced"),
+    Param("vae_tile_overlap", "float", "Overlap of neighbouring VAE tiles, as a fraction of a tile.", 0.5,
+          label="VAE tile overlap", min=0.0, max=0.5, step=0.05, engine="vae_tile_overlap", group="advanced"),
+    Param("cache_preset", "choice", "Step cache: reuse steps for speed, more reuse from slow to ultra.", None,
+          label="Step cache", choices=tuple(cache_presets.PRESETS), nullable=True, default_doc="None (off)",
+          a1111=(90, "Cache"), control="select", group="advanced"),
+    Param("init_image", "image", "Image to start from: PNG/JPEG bytes, a path, a PIL image, or a uint8 "
+          "HxW/HxWx3/HxWx4 array (floats in [0, 1] too).", None, label="Init image", nullable=True,
+          default_doc="None", stored=False, replayable=False, cli=("-i", "--init-image"),
+          cli_help="PNG/JPEG to start from (image-to-image)", cli_metavar="PATH", control="image",
+          group="prompt", studio=False),
+    Param("strength", "float", "How much of init_image SD models repaint.", 0.75, min=0.0, max=1.0, step=0.01,
+          lo_open=True, engine="strength", a1111=(80, "Denoising strength"), control="slider", group="prompt"),
+    Param("img_cfg_scale", "float", "Image guidance of edit and inpainting models.", None, label="Image CFG scale",
+          min=0.0, max=50.0, step=0.5, nullable=True, default_doc="None (cfg_scale)", engine="img_cfg_scale",
+          a1111=(45, "Image CFG scale"), group="advanced"),
+    Param("upscale", "upscale", "Upscale each image with the model's paired upscaler: True (one x4 pass) or "
+          "{'repeats': 1-3}.", None, nullable=True, values_doc="True, {'repeats': 1-3}, False or None",
+          default_doc="None", stored=False, replayable=False, cli=None, control="checkbox", studio=False),
+    Param("clip_skip", "int", "Text-encoder layers to skip.", -1, min=1, max=12, extra=(-1,),
+          values_doc="1-12, or -1 for the model's default", engine="clip_skip", group="advanced"),
+    Param("eta", "float", "Noise of eta-based samplers.", None, min=0.0, max=10.0, step=0.1, nullable=True,
+          default_doc="None (the sampler's)", engine="eta", group="advanced"),
+    Param("preview", "bool", "Attach small PNG previews of the latent to progress ticks (at most ten a second).",
+          False, stored=False, replayable=False, cli=None, control="hidden", studio=False),
+)
+# A Studio-only field: how many passes its upscale toggle runs.
+UPSCALE_REPEATS = Param("upscale_repeats", "int", "Upscale passes (x4 each).", 1, label="Upscale passes", min=1,
+                        max=MAX_UPSCALE_REPEATS, step=1, stored=False, replayable=False, cli=None, group="advanced")
+# Record fields that are not parameters: (position, A1111 label, record key).
+_A1111_RECORD = ((75, "Model", "model"),)
+
+# ---------------------------------------------------------------- upscale()
+
+UPSCALE: tuple[Param, ...] = (
+    Param("model_id", "str", "An id from load_model: mode='upscale', or a diffusion model with a paired upscaler.",
+          cli=None),
+    Param("image", "image", "PNG/JPEG bytes, a path, a PIL image or an array; a PNG that qvac_nb wrote keeps its "
+          "parameters in the output.", cli=None),
+    Param("repeats", "int", "Upscale passes (2 gives x16 with a x4 model).", 1, min=1, max=MAX_UPSCALE_REPEATS,
+          cli=("-r", "--repeats")),
+)
+
+# ---------------------------------------------------------------- load_model(model_config=...)
+
+
+def check_upscaler(value: Any) -> dict[str, Any] | None:
+    """model_config["upscaler"]: a dict of UPSCALER keys, or a string taken as its model_src."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"model_src": value}
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(f"model_config.upscaler: expected a dict like {{'model_src': ...}}, got {value!r}",
+                               param="model_config.upscaler")
+    return validate(UPSCALER, value, where="model_config.upscaler", prefix="model_config.upscaler.")
+
+
+def _companion(name: str, role: str, flag: str, doc: str) -> Param:
+    return Param(name, "path", doc, None, nullable=True, default_doc="the catalogue's companion, else none",
+                 values_doc="same forms as model_src", engine=role, cli=(flag,), cli_metavar="MODEL")
+
+
+def _threads(value: int, _names: Any, _request: Any) -> dict[str, Any]:
+    from . import engine  # the core count comes from the engine library
+
+    return {"threads": int(engine.info()["physical_cores"]) if value == -1 else value}
+
+
+def _prediction(value: str, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
+    if value == "auto":
+        return {}
+    return {"prediction": list(names["prediction"]).index(PREDICTION_ALIASES.get(value, value))}
+
+
+def _flag(engine_attr: str) -> Callable[[Any, Any, Any], dict[str, Any]]:
+    return lambda value, _names, _request: {engine_attr: bool(value)}
+
+
+MODEL_CONFIG: tuple[Param, ...] = (
+    Param("device", "choice", "Where to run.", None, choices=("gpu", "cpu"), default_doc="the engine build's backend"),
+    Param("threads", "int", "CPU threads.", -1, min=1, max=256, extra=(-1,),
+          values_doc="1-256, or -1 for every physical core", engine="threads"),
+    Param("prediction", "choice", "Prediction type ('flow' is SD3's).", "auto", choices=PREDICTIONS,
+          default_doc="'auto' (the engine infers it; catalogue entries set what they need)", engine="prediction"),
+    _companion("llm_model_src", "llm", "--llm", "Text encoder LLM of split models (FLUX.2: QWEN3_4B_Q4_K_M)."),
+    _companion("vae_model_src", "vae", "--vae", "VAE of split models (FLUX.2: FLUX_2_KLEIN_4B_VAE)."),
+    _companion("clip_l_model_src", "clip_l", "--clip-l", "CLIP-L text encoder (SD3, FLUX.1)."),
+    _companion("clip_g_model_src", "clip_g", "--clip-g", "CLIP-G text encoder (SD3)."),
+    _companion("t5_xxl_model_src", "t5xxl", "--t5xxl", "T5-XXL text encoder (SD3, FLUX.1)."),
+    _companion("taesd_model_src", "taesd", "--taesd", "Tiny autoencoder for fast decoding."),
+    Param("upscaler", "upscaler", "A paired ESRGAN upscaler: {'type': 'esrgan', 'model_src': ..., 'tile_size': "
+          "16-2048} (a string is taken as model_src).", None, nullable=True, default_doc="none; tile_size 128",
+          values_doc="a dict of the upscaler keys below", cli=None),
+    Param("mode", "choice", "What the model is loaded for.", None, choices=MODEL_TYPES, default_doc="model_type",
+          cli=None),
+    Param("type", "choice", "Weight type to convert to on load ('f16', 'q8_0', 'q4_0', ...).", None,
+          choices_from="type", default_doc="as stored", values_doc="the engine's weight types", engine="weight_type",
+          cli=None),
+    Param("rng", "choice", "Noise generator.", None, choices_from="rng", default_doc="the engine's", engine="rng",
+          cli=None),
+    Param("sampler_rng", "choice", "Noise generator of the sampler.", None, choices_from="rng",
+          default_doc="the engine's", engine="sampler_rng", cli=None),
+    *(Param(name, "bool", doc, None, default_doc="the engine's", engine=attr, cli=None) for name, attr, doc in (
+        ("clip_on_cpu", "clip_on_cpu", "Keep the text encoders on the CPU."),
+        ("vae_on_cpu", "vae_on_cpu", "Keep the VAE on the CPU."),
+        ("offload_to_cpu", "offload_to_cpu", "Keep weights in RAM and move them to the device when used."),
+        ("flash_attn", "flash_attn", "Flash attention everywhere."),
+        ("diffusion_fa", "diffusion_flash_attn", "Flash attention in the diffusion model (less memory)."),
+    )),
+    Param("lora_apply_mode", "choice", "How LoRAs are applied.", None, choices_from="lora_apply_mode",
+          default_doc="'auto'", engine="lora_apply_mode", cli=None),
+    *(Param(name, "bool", doc, None, default_doc="the engine's", engine=name, cli=None) for name, doc in (
+        ("mmap", "Map the model file instead of reading it."),
+        ("diffusion_conv_direct", "Direct convolution in the diffusion model."),
+        ("vae_conv_direct", "Direct convolution in the VAE."),
+    )),
+)
+UPSCALER: tuple[Param, ...] = (
+    Param("type", "choice", "Upscaler architecture.", "esrgan", choices=("esrgan",)),
+    Param("model_src", "path", "The ESRGAN model: a catalogue constant, a path, an https URL or hf://..."),
+    Param("tile_size", "int", "Tile side in pixels.", 128, min=16, max=2048),
+)
+# Custom engine conversions; every other engine-mapped parameter is copied as is.
+_TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]] = {
+    "sampling_method": _engine_enum("sample_method"),
+    "scheduler": _engine_enum("scheduler"),
+    "cache_preset": lambda value, _n, request: cache_presets.engine_fields(value, request.family) if value else {},
+    "threads": _threads,
+    "prediction": _prediction,
+    "type": lambda value, names, _r: {"weight_type": list(names["type"]).index(value)},
+    "rng": _engine_enum("rng"),
+    "sampler_rng": lambda value, names, _r: {"sampler_rng": list(names["rng"]).index(value)},
+    "lora_apply_mode": _engine_enum("lora_apply_mode"),
+    "diffusion_fa": _flag("diffusion_flash_attn"),
+}
+
+DIFFUSION_PARAMS = tuple(p.name for p in DIFFUSION)
+UPSCALE_PARAMS = tuple(p.name for p in UPSCALE)
+CONFIG_KEYS = tuple(p.name for p in MODEL_CONFIG)
+COMPANION_ROLES = {p.name: str(p.engine) for p in MODEL_CONFIG if p.type == "path"}
+REPLAYABLE = frozenset(p.name for p in DIFFUSION if p.replayable)
+_BY_NAME = {p.name: p for p in DIFFUSION}
+
+
+def param(name: str) -> Param:
+    return _BY_NAME[name] if name != UPSCALE_REPEATS.name else UPSCALE_REPEATS
+
+
+# ---------------------------------------------------------------- validation
+
+
+def camel_to_snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+def fold_aliases(where: str, given: Mapping[str, Any], params: Sequence[Param], *, kind: str = "parameter") -> dict:
+    """`given` with camelCase aliases folded into the parameters' names; unknown names are refused."""
+    out: dict[str, Any] = {}
+    names = [p.name for p in params]
+    for raw_key, value in given.items():
+        if not isinstance(raw_key, str):
+            raise InvalidTypeError(f"{where}: keys must be strings, got {raw_key!r}", param=where)
+        key = camel_to_snake(raw_key)
+        check_unknown(where, [key], names)
+        if key in out:
+            raise InvalidTypeError(f"{where}: '{key}' given twice (as '{raw_key}' too)", param=key)
+        out[key] = value
+    return out
+
+
+def validate(params: Sequence[Param], given: Mapping[str, Any], *, where: str, prefix: str = "",
+             names: Mapping[str, Sequence[str]] | None = None, fill: bool = True,
+             family: str | None = None) -> dict[str, Any]:
+    """Checked values of `given` in declaration order; with `fill`, defaults for what is missing.
+
+    A None for a parameter whose default depends on the family means that family's default.
+    """
+    folded = fold_aliases(where, given, params)
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.name not in folded:
+            if fill and p.default is not REQUIRED:
+                default = p.default_for(family)
+                out[p.name] = check_upscale(default) if p.type == "upscale" else default
+            continue
+        value = folded[p.name]
+        if value is None and p.per_family:
+            value = p.default_for(family)
+        out[p.name] = p.check(value, prefix + p.name, names)
+    return out
+
+
+def _field_type(p: Param) -> Any:
+    types = {"int": int, "float": float, "bool": bool, "str": str, "text": str, "choice": str, "path": str,
+             "upscale": int, "image": Any}
+    kind = types.get(p.type, Any)
+    if p.type == "choice":  # the names themselves, so type checkers and IDEs know them
+        kind = engine_types.ENUMS[p.choices_from] if p.choices_from else Literal[p.choices]  # type: ignore[index]
+    return kind | None if p.nullable and kind is not Any else kind
+
+
+def _make_request(cls_name: str, params: Sequence[Param], extra: Sequence[tuple[str, Any]], doc: str) -> type:
+    fields = [(p.name, _field_type(p)) for p in params] + list(extra)
+    cls = dataclasses.make_dataclass(cls_name, fields, frozen=True, eq=False)
+    cls.__module__, cls.__doc__ = __name__, doc  # importable by name, so requests pickle (worker processes)
+    return cls
+
+
+# What diffusion() validation produces and the engine layer consumes: every parameter checked,
+# defaults resolved for the model's family, `upscale` as a repeat count and `init_image` as pixels.
+DiffusionRequest = _make_request(
+    "DiffusionRequest", DIFFUSION, [("family", str), ("model", str)],
+    "A validated diffusion() call: parameters with the family's defaults, upscale as repeats, init_image as "
+    "an RGB uint8 array (or None).",
+)
+UpscaleRequest = _make_request("UpscaleRequest", UPSCALE, [], "A validated upscale() call; image as RGB pixels.")
+
+
+def record(request: Any) -> dict[str, Any]:
+    """The job's parameter dict: the stored parameters plus what the PNG record adds."""
+    out = {p.name: getattr(request, p.name) for p in DIFFUSION if p.stored}
+    out["upscale_repeats"] = request.upscale
+    out["model"] = request.model
+    out["init_image_used"] = request.init_image is not None
+    return out
+
+
+def image_count(params: Mapping[str, Any]) -> int:
+    """How many images a job with these parameters makes (an upscale job: one)."""
+    return int(params.get("batch_count", 1))
+
+
+def image_record(params: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The PNG record of image `index` of a batch: replaying it makes that one image (seed + index)."""
+    out = {k: v for k, v in params.items() if k != "upscale_repeats"}
+    out.update(seed=params["seed"] + index, batch_count=1)
+    return out
+
+
+def engine_fields(request: Any, params: Sequence[Param] = DIFFUSION,
+                  names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """`{engine attribute: value}` for a validated request (DiffusionRequest, or a model_config dict)."""
+    if names is None:
+        from . import engine
+
+        names = engine.enum_names()
+    get = request.get if isinstance(request, Mapping) else (lambda key, default=None: getattr(request, key, default))
+    out: dict[str, Any] = {}
+    for p in params:
+        value = get(p.name, None)
+        if p.engine is None or p.type in ("path", "image") or value is None:
+            continue  # unset: the engine's own default applies; files and images are set by the caller
+        convert = _TO_ENGINE.get(p.name)
+        if convert is not None:
+            out.update(convert(value, names, request))
+        elif isinstance(p.engine, tuple):
+            out.update(dict.fromkeys(p.engine, value))
+        else:
+            out[p.engine] = value
+    return out
+
+
+def fill_engine_object(target: Any, fields: Mapping[str, Any]) -> Any:
+    for attr, value in fields.items():
+        setattr(target, attr, value)
+    return target
+
+
+# ---------------------------------------------------------------- PNG record
+
+
+def a1111_text(record_: Mapping[str, Any]) -> str:
+    """The `parameters` chunk as AUTOMATIC1111 writes it, composed from the schema's a1111 labels."""
+    fields: list[tuple[int, str, Any]] = []
+    head, lines = str(record_.get("prompt", "")), []
+    for p in DIFFUSION:
+        if p.a1111 is None:
+            continue
+        position, label = p.a1111
+        value = record_.get(p.name)
+        if position < 10:  # the prompt lines before the key: value list
+            if position and value:
+                lines.append(f"{label}: {value}")
+            continue
+        if p.name == "width":
+            value = f"{record_.get('width')}x{record_.get('height')}"
+        elif p.name == "strength" and not record_.get("init_image_used"):
+            value = None
+        fields.append((position, label, value))
+    fields += [(pos, label, record_.get(key)) for pos, label, key in _A1111_RECORD]
+    fields.append((100, "Version", "qvac_nb"))
+    tail = ", ".join(f"{label}: {value}" for _, label, value in sorted(fields, key=lambda f: f[0]) if value is not None)
+    return "\n".join([head, *lines, tail])
+
+
+# ---------------------------------------------------------------- Studio
+
+
+def form_params() -> list[Param]:
+    return [p for p in DIFFUSION if p.studio] + [UPSCALE_REPEATS]
+
+
+def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str | None) -> dict[str, Any]:
+    kind = {"path": "str", "upscale": "bool"}.get(p.type, p.type)
+    default = p.default_for(family)
+    hidden_in = [f.name for f in families.FAMILIES.values() if p.name in f.hidden]
+    return {
+        "name": p.name, "type": kind, "label": p.label_text, "doc": p.doc,
+        "default": None if default is REQUIRED else default,
+        "min": p.min, "max": p.max, "step": p.step or (1 if p.type == "int" else None),
+        "choices": p.allowed(names) if p.type == "choice" else None, "nullable": p.nullable,
+        "control": "select" if p.type == "choice" and p.control == "number" else p.control, "group": p.group,
+        "families": [f for f in families.diffusion_families() if f not in hidden_in] if hidden_in else None,
+        "replayable": p.replayable,
+    }
+
+
+def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | None = None) -> dict[str, Any]:
+    """The JSON the Studio builds its form from (shape in the module docstring)."""
+    return {
+        "params": [param_json(p, names, family) for p in (*DIFFUSION, UPSCALE_REPEATS)],
+        "families": {name: f.as_json() for name, f in families.FAMILIES.items()},
+    }
+
+
+# ---------------------------------------------------------------- docs
+
+
+def _doc_entry(p: Param, indent: str = "    ") -> str:
+    kind = {"text": "str", "choice": "str", "path": "str", "image": "image", "upscale": "bool or dict",
+            "upscaler": "dict or str"}.get(p.type, p.type)
+    head = f"{p.name} : {kind}" + (" or None" if p.nullable and kind != "image" else "")
+    values = p.values_text()
+    body = f"{p.doc}{f' Values: {values}.' if values else ''} Default: {p.default_text()}."
+    return f"{head}\n" + textwrap.fill(body, 100, initial_indent=indent, subsequent_indent=indent)
+
+
+def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Sequence[Param] = (),
+              extra_doc: str = "", extra_params: Sequence[Param] = ()) -> str:
+    """A numpy-style docstring listing every parameter with its type, range and default."""
+    lines = [summary, "", "Parameters", "----------"]
+    lines += [_doc_entry(p) for p in (*params, *extra)]
+    if extra_doc:
+        lines.append(extra_doc)
+        lines += [_doc_entry(p) for p in extra_params]
+    lines += ["", "Returns", "-------", returns]
+    return "\n".join(lines)
+
+
+_CALL_TYPES: dict[str, Any] = {"upscale": bool | dict[str, int] | None, "upscaler": dict[str, Any] | str | None}
+
+
+def signature(params: Sequence[Param], *, positional: Sequence[str] = (), extra: Sequence[inspect.Parameter] = (),
+              returns: Any = inspect.Signature.empty) -> inspect.Signature:
+    """The keyword-only signature `inspect`/Jupyter show for a function that takes **kwargs."""
+    out = []
+    for p in params:
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if p.name in positional else inspect.Parameter.KEYWORD_ONLY
+        default = inspect.Parameter.empty if p.default is REQUIRED else (None if p.per_family else p.default)
+        annotation = _CALL_TYPES.get(p.type, _field_type(p))
+        out.append(inspect.Parameter(p.name, kind, default=default, annotation=annotation))
+    return inspect.Signature([*out, *extra], return_annotation=returns)
+
+
+def readme_table(params: Sequence[Param]) -> str:
+    rows = ["| Parameter | Values | Default |", "|---|---|---|"]
+    for p in params:
+        values = p.values_text().replace("|", "\\|")
+        rows.append(f"| `{p.name}` | {p.doc} Values: {values} | {p.default_text()} |")
+    return "\n".join(rows)
+
+
+README_TABLES = {"diffusion": DIFFUSION, "upscale": UPSCALE, "model_config": MODEL_CONFIG, "upscaler": UPSCALER}
+_MARKER = re.compile(r"(<!-- BEGIN schema:(\w+) -->\n)(.*?)(<!-- END schema:\2 -->)", re.S)
+
+
+def render_readme(text: str) -> str:
+    """README text with every `<!-- BEGIN schema:NAME -->` ... `<!-- END schema:NAME -->` block regenerated."""
+    return _MARKER.sub(lambda m: f"{m.group(1)}{readme_table(README_TABLES[m.group(2)])}\n{m.group(4)}", text)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if args[:1] == ["--readme"]:
+        readme.write_text(render_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    if args[:1] == ["--check"]:
+        text = readme.read_text(encoding="utf-8")
+        if render_readme(text) != text:
+            print("README.md API tables drifted; run: python tools/gen_readme_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    print("usage: python tools/gen_readme_tables.py [--readme | --check]", file=sys.stderr)
+    return 2

@@ -1,0 +1,115 @@
+"""No import circles inside qvac_nb, counting imports inside functions too.
+
+Run alone: `python -m pytest tests/test_imports.py` or `python tests/test_imports.py` (prints the graph's cycles).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = "qvac_nb"
+ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+# Compiled submodules (src_native/): `from . import _engine` imports them, not the package's __init__.
+EXTENSIONS = ("_engine",)
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """module -> the qvac_nb modules it imports anywhere in its source (top level or in functions)."""
+    files = {_module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in [*files, *(f"{PACKAGE}.{ext}" for ext in EXTENSIONS)]}
+    for name, path in files.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".") if is_package else name.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                # `from . import models` imports the module qvac_nb.models; `from .x import y` imports qvac_nb.x.
+                targets = [f"{module}.{a.name}" if f"{module}.{a.name}" in graph else module for a in node.names]
+            for target in targets:
+                while target and target not in graph and "." in target:
+                    target = target.rsplit(".", 1)[0]  # `import qvac_nb.widgets.display` -> the deepest module known
+                if target in graph and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component with more than one module (Tarjan), i.e. each import circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_circles() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_the_checker_finds_a_circle(tmp_path: Path) -> None:
+    pkg = tmp_path / PACKAGE
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from . import b\n")
+    (pkg / "b.py").write_text("def f():\n    from .sub.c import x\n")  # inside a function: still an edge
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "c.py").write_text("from ..a import y\n")
+    assert cycles(import_graph(pkg)) == [[f"{PACKAGE}.a", f"{PACKAGE}.b", f"{PACKAGE}.sub.c"]]
+
+
+def test_the_core_does_not_import_its_views() -> None:
+    graph = import_graph()
+    core = [m for m in graph if not m.startswith(f"{PACKAGE}.widgets") and m != PACKAGE]
+    assert {m: sorted(t for t in graph[m] if t.startswith(f"{PACKAGE}.widgets")) for m in core} == dict.fromkeys(
+        core, []
+    )
+
+
+if __name__ == "__main__":
+    found = cycles(import_graph())
+    for component in found:
+        print(" <-> ".join(component))
+    print(f"{len(found)} import circle(s)")
+    sys.exit(1 if found else 0)
