@@ -831,7 +831,8 @@ def write_results(report: Report, path: Path) -> None:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: checks the harness (< 60 s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes and one repeat: checks the harness (minutes on a busy 2-core machine)")
     ap.add_argument("--size", type=int, default=None, help="image side for sections 1, 2, 5 (256 or 512)")
     ap.add_argument("--repeats", type=int, default=None, help="alternating rounds per figure")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps for sections 1 and 2")
