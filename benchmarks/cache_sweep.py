@@ -5,7 +5,9 @@
 
 Skipped-step counts come from the engine's own summary line, so they do not depend on the
 machine's load (unlike timings); run.py section 6 then measures the chosen presets' speed.
-Each setting runs on qvac_nb's extension directly (an _engine.Request with the cache fields set).
+Each setting runs on qvac_nb's engine call in this process (no worker): the model is opened with
+`qvac_nb.worker.engine_calls.open_model` from the spec a worker would get, and every setting is an
+_engine.Request with the cache fields set, passed to `context.generate`.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "tests"))
     from testmodels import registry
 
-    import qvac_nb
     from qvac_nb import _engine, engine, families, models
     from qvac_nb.cache_presets import PRESETS
+    from qvac_nb.worker import engine_calls
 
     lines = LogLines()
     log = logging.getLogger("qvac_nb.engine")
@@ -59,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     log.propagate = False
 
     tm = registry.get(a.model)
-    mid = qvac_nb.load_model(str(tm.primary), model_config={"threads": a.threads, **tm.model_config()})
-    model = models.get_model(mid)
+    engine.ensure_loaded()  # in this process: its log lines reach the qvac_nb.engine logger above
+    config = {"threads": a.threads, **tm.model_config()}
+    spec = models._prepare(str(tm.primary), "diffusion", config, None).worker_spec()  # what a worker would load
+    model = engine_calls.open_model(spec, None)
+    sampler = model.context.default_sample_method()
+    scheduler = model.context.default_scheduler(sampler)
     names = engine.enum_names()
     mode = "easycache" if families.get(model.family).dit else "ucache"
     settings: list[tuple[str, tuple[float, float, float] | None]] = [("none", None)]
@@ -80,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         req = _engine.Request()
         req.prompt, req.width, req.height, req.steps, req.seed = "a lighthouse on a cliff", a.size, a.size, a.steps, 42
         req.cfg_scale = 1.0 if model.family in ("flux", "flux2") else 7.0
-        req.sample_method = names["sample_method"].index(model.default_sampler)
-        req.scheduler = names["scheduler"].index(model.default_scheduler)
+        req.sample_method = names["sample_method"].index(sampler)
+        req.scheduler = names["scheduler"].index(scheduler)
         req.eta = 0.0
         if values is not None:
             req.cache_mode = MODES[mode]
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                           "skipped": skipped_steps(lines.lines), "sample_s": round(sum(step_secs), 3),
                           "total_s": round(total, 3), "mean_abs_diff": round(float(d.mean()), 3),
                           "psnr": round(psnr, 2)}), flush=True)
+    model.close()
     return 0
 
 

@@ -7,16 +7,20 @@ Run it from the repository root with the working tree and the test-model cache o
     PYTHONPATH=$PWD QVAC_NB_TEST_MODELS=/path/to/cache python benchmarks/run.py
 
 Sections (see RESULTS.md for the latest numbers):
-1. end to end: qvac_nb.diffusion vs the peer's StableDiffusion.generate_image (identical parameters and
-   threads) and vs qvac_nb's own extension call (_engine.Context.generate) = the Python layer's cost;
+1. end to end: qvac_nb.diffusion (engine in its worker process) vs the peer's StableDiffusion.generate_image
+   (identical parameters and threads) and vs qvac_nb's engine call in-process (engine_calls.open_model +
+   context.generate) = the cost of the kernel/worker layer;
 2. qvac_nb's default settings vs the peer's defaults, and every candidate default's speed and pixel change;
-3. progress-tick latency from the raw engine callback to a Python consumer;
+3. progress-tick latency from the engine callback in the worker to a Python consumer in the kernel;
 4. bytes and time to deliver a 512x512 result (PNG encode);
-5. peak RSS and model load time vs the peer, in fresh processes;
-6. cache presets: speed and pixel difference against no cache.
+5. fresh processes, alternating: generation wall and CPU time, peak RSS (kernel + worker), model load time
+   (worker start included) vs the peer, and the kernel's RSS after unload_model;
+6. cache presets: speed and pixel difference against no cache;
+7. the worker boundary: a worker's start (spawn to HELLO) and moving a 512x512 result across it.
 
 The peer and qvac_nb share one engine library with process-global callbacks, so each runs in its
-own long-lived worker process (benchmarks/worker.py) and requests alternate between them.
+own long-lived benchmark process (benchmarks/worker.py; for qvac_nb that process plays the kernel and
+starts the model's engine worker) and requests alternate between them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ PROMPT = "a lighthouse on a cliff at sunset, oil painting"
 CANDIDATES = ("flash_attn", "diffusion_fa", "diffusion_conv_direct", "vae_conv_direct", "mmap")
 PRESETS = ("slow", "medium", "fast", "ultra")
 NOISE = 0.03  # a speed ratio within 3 % of 1 is within this machine's noise
+PROBE_ENV = "QVAC_NB_TICK_PROBE"  # qvac_nb.worker.engine_calls.TICK_PROBE_ENV
 
 
 # ---------------------------------------------------------------------- workers
@@ -54,10 +59,10 @@ NOISE = 0.03  # a speed ratio within 3 % of 1 is within this machine's noise
 class Server:
     """One worker process (benchmarks/worker.py) spoken to with JSON lines."""
 
-    def __init__(self, label: str, log_dir: Path) -> None:
+    def __init__(self, label: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.label = label
         self.log = open(log_dir / f"worker-{label}.log", "ab")  # noqa: SIM115 - closed in close()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, str(HERE / "worker.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, cwd=str(REPO))
         self.ready = self._read()
@@ -188,7 +193,9 @@ class Bench:
 
     def server(self, label: str) -> Server:
         if label not in self.servers:
-            self.servers[label] = Server(label, self.tmp)
+            # The "probe" server's model workers log every engine progress callback (sections 3 and 6).
+            env = {PROBE_ENV: str(self.tmp / "tick-probe.txt")} if label == "probe" else None
+            self.servers[label] = Server(label, self.tmp, env)
         return self.servers[label]
 
     def load(self, label: str, name: str, side: str, model: Any, config: dict[str, Any]) -> float:
@@ -229,6 +236,7 @@ Side = tuple[str, str, str]  # (worker label, model name in that worker, mode: p
 @dataclass
 class Block:
     times: dict[str, list[float]]  # "first" / "second" side
+    cpu: dict[str, list[float]]  # CPU seconds (qvac: kernel + worker)
     ratios: list[float]  # per round: first side / second side, from adjacent runs
     images: dict[str, list[np.ndarray]]
 
@@ -241,7 +249,7 @@ def alternate(b: Bench, first: Side, second: Side, params: dict[str, Any], repea
     untimed run each.
     """
     keys = ["first", "second"]
-    out = Block({k: [] for k in keys}, [], {k: [] for k in keys})
+    out = Block({k: [] for k in keys}, {k: [] for k in keys}, [], {k: [] for k in keys})
     if not b.args.quick:
         for side in (first, second):
             b.gen(*side, params)
@@ -252,6 +260,7 @@ def alternate(b: Bench, first: Side, second: Side, params: dict[str, Any], repea
             reply, px = b.gen(*side, params)
             t[key] = reply["s"]
             out.times[key].append(reply["s"])
+            out.cpu[key].append(reply["cpu_s"])
             out.images[key].append(px)
         out.ratios.append(t[keys[0]] / t[keys[1]])
     pair = f"{first[0]}:{first[2]} / {second[0]}:{second[2]}"
@@ -266,8 +275,9 @@ def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
         params = gen_params(a, model.family, a.size, a.steps)
         cfg = {"threads": a.threads}
         b.load("qvac", name, "qvac", model, cfg)
+        b.load("qvac", f"raw:{name}", "raw", model, cfg)
         b.load("peer", name, "peer", model, {**cfg, "rng": "cuda"})
-        qvac, raw, peer = ("qvac", name, "qvac"), ("qvac", name, "raw"), ("peer", name, "peer")
+        qvac, raw, peer = ("qvac", name, "qvac"), ("qvac", f"raw:{name}", "raw"), ("peer", name, "peer")
         vs_peer = alternate(b, qvac, peer, params, a.repeats, f"1 {name}")
         vs_raw = alternate(b, qvac, raw, params, a.repeats, f"1 {name}")
         control = ""
@@ -285,13 +295,17 @@ def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
         overhead_ms = med([(x - y) * 1000 for x, y in zip(vs_raw.times["first"], vs_raw.times["second"], strict=True)])
         label = f"{name} {a.size}x{a.size}, {a.steps} step(s), {a.threads} threads"
         r_peer = med(vs_peer.ratios)
+        cpu_peer = med([q / p for q, p in zip(vs_peer.cpu["first"], vs_peer.cpu["second"], strict=True)])
+        cpu_raw = med([q / p for q, p in zip(vs_raw.cpu["first"], vs_raw.cpu["second"], strict=True)])
         b.report.row("1", f"end-to-end qvac_nb / peer ({label})", f"{r_peer:.3f}", "<= 1.01",
                      "yes" if r_peer <= 1.01 else "no",
                      f"pixels {'identical' if same_peer else 'DIFFER: ' + fmt_diff(d_peer[0])} to the peer; "
-                     f"rounds {min(vs_peer.ratios):.3f}-{max(vs_peer.ratios):.3f}{control}")
-        b.report.row("1", f"end-to-end qvac_nb / raw _engine call ({label})", f"{med(vs_raw.ratios):.3f}",
-                     "info (Python layer)", "info",
-                     f"median Python-layer cost {overhead_ms:+.1f} ms per image (rounds {min(vs_raw.ratios):.3f}-"
+                     f"rounds {min(vs_peer.ratios):.3f}-{max(vs_peer.ratios):.3f}; CPU time (kernel + worker / peer) "
+                     f"{cpu_peer:.3f}{control}")
+        b.report.row("1", f"end-to-end qvac_nb / in-process engine call ({label})", f"{med(vs_raw.ratios):.3f}",
+                     "info (kernel/worker layer)", "info",
+                     f"CPU time {cpu_raw:.3f}; "
+                     f"median layer cost {overhead_ms:+.1f} ms per image (rounds {min(vs_raw.ratios):.3f}-"
                      f"{max(vs_raw.ratios):.3f}); pixels {'identical' if same_raw else 'DIFFER'}; repeat runs "
                      f"{'identical' if repeatable else 'DIFFER'}")
         rows = []
@@ -303,7 +317,9 @@ def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
             f"1. End to end, {name} ({label})",
             ["round", "peer s", "qvac_nb s", "qvac_nb / peer", "raw s", "qvac_nb s", "qvac_nb / raw"], rows,
             note="peer = StableDiffusion.generate_image in its own process; qvac_nb = qvac_nb.diffusion(...).outputs"
-                 ".result() in another; raw = _engine.Context.generate in qvac_nb's process. Each pair of columns is "
+                 ".result() in another (the kernel; the engine runs in the model's worker process); raw = the same "
+                 "engine call in-process (qvac_nb.worker.engine_calls.open_model, context.generate with the "
+                 "request engine_calls._request builds) in qvac_nb's kernel process. Each pair of columns is "
                  "one alternating block (one untimed run each first). Identical parameters: "
                  f"{json.dumps({k: v for k, v in params.items() if k != 'prompt'})}, rng cuda.",
         )
@@ -372,12 +388,12 @@ def section_defaults(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
 def section_latency(b: Bench, models: dict[str, Any]) -> None:
     a = b.args
     model = models["sd1"]
-    b.load("qvac", "sd1", "qvac", model, {"threads": a.threads})
+    b.load("probe", "sd1", "qvac", model, {"threads": a.threads})
     params = gen_params(a, model.family, 64, a.latency_steps)
     lat: dict[str, list[float]] = {"thread": [], "async": [], "listener": []}
     for r in range(1 if a.repeats < 5 else 2):
         for consumer in rotated(list(lat), r):
-            reply = b.server("qvac").call("latency", name="sd1", params=params, consumer=consumer)
+            reply = b.server("probe").call("latency", name="sd1", params=params, consumer=consumer)
             lat[consumer] += reply["latency_ms"]
     rows = []
     for consumer, values in lat.items():
@@ -385,15 +401,19 @@ def section_latency(b: Bench, models: dict[str, Any]) -> None:
         rows.append([consumer, len(values), f"{p50:.2f}", f"{p95:.2f}", f"{max(values):.2f}"])
         where = {"thread": "a thread iterating job.progress_stream", "async": "`async for` over progress_stream",
                  "listener": "progress_stream.subscribe listener"}[consumer]
-        b.report.row("3", f"progress tick latency, engine callback -> {where}", f"p50 {p50:.2f} ms, p95 {p95:.2f} ms",
+        b.report.row("3", f"progress tick latency, engine callback (worker) -> {where} (kernel)",
+                     f"p50 {p50:.2f} ms, p95 {p95:.2f} ms",
                      "p95 <= 10 ms", "yes" if p95 <= 10 else "no", f"{len(values)} ticks, max {max(values):.2f} ms")
     rows += _browser_latency(b, model)
     b.report.detail(
         "3. Progress-tick latency (ms)", ["consumer", "ticks", "p50", "p95", "max"], rows,
-        note="From the entry of the raw `_engine.Job.on_progress` callback (perf_counter_ns, wrapped around qvac_nb's "
-             "own hook) to the consumer receiving the tick, sd1 64x64, "
+        note="From the entry of the engine's progress callback in the model's worker process (perf_counter_ns "
+             "written by qvac_nb.worker.engine_calls when $QVAC_NB_TICK_PROBE is set) to the consumer in the kernel "
+             "process receiving the tick (perf_counter_ns there; CLOCK_MONOTONIC, one clock for both processes): "
+             "the worker's send, the socket, the kernel's runner thread and the stream. sd1 64x64, "
              f"{a.latency_steps} steps, {a.threads} engine threads busy on the same cores. The hop from the engine's C "
-             "callback into Python (taking the GIL) is before the first timestamp and not included.",
+             "callback into Python (taking the GIL) is before the first timestamp and not included. The browser row "
+             "starts later, at ProgressStream.push in the kernel.",
     )
 
 
@@ -402,7 +422,7 @@ def _browser_latency(b: Bench, model: Any) -> list[list[Any]]:
     import browser_latency
 
     a = b.args
-    what = "progress tick latency, engine callback -> the Studio's label in Chromium"
+    what = "progress tick latency, ProgressStream.push (kernel) -> the Studio's label in Chromium"
     missing = browser_latency.available()
     if missing:
         b.report.row("3", what, "not measured", "info", "n/a", missing)
@@ -426,10 +446,8 @@ def _browser_latency(b: Bench, model: Any) -> list[list[Any]]:
 def section_delivery(b: Bench) -> None:
     from qvac_nb.png import encode_png
 
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:512, 0:512].astype(np.float32)
-    smooth = np.stack([xx / 2, yy / 2, (xx + yy) / 4], -1) + rng.normal(0, 6, (512, 512, 3))
-    images = {"photo-like (gradient + mild grain)": np.clip(smooth, 0, 255).astype(np.uint8),
+    rng = np.random.default_rng(1)
+    images = {"photo-like (gradient + mild grain)": _photo_like(),
               "noise (worst case, random weights)": rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)}
     params = {"prompt": PROMPT, "width": 512, "height": 512, "steps": 20, "seed": 42}
     rows = []
@@ -509,44 +527,155 @@ def _measure_widget(png: bytes) -> dict[str, str]:
 
 
 def section_memory(b: Bench, models: dict[str, Any]) -> None:
+    """Fresh processes, alternating: load (worker start included), one generation, peak RSS, unload."""
     a = b.args
     rows = []
+    keys = ("load", "wall", "cpu", "peak", "kernel_peak", "delta", "unload_delta")
     for name in a.families:
         model = models[name]
-        params = gen_params(a, model.family, a.size, 1)
-        res: dict[str, dict[str, list[float]]] = {s: {"load": [], "peak": [], "delta": []} for s in ("peer", "qvac")}
+        params = gen_params(a, model.family, a.size, a.steps)
+        res: dict[str, dict[str, list[float]]] = {s: {k: [] for k in keys} for s in ("peer", "qvac")}
+        images: dict[str, list[np.ndarray]] = {"peer": [], "qvac": []}
         for r in range(a.repeats):
             for side in rotated(["peer", "qvac"], r):
                 cfg: dict[str, Any] = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
                 server = Server(f"fresh-{side}", b.tmp)
+                save = b.tmp / f"fresh-{side}.npy"
                 try:
                     loaded = server.call("load", name=name, side=side, files=files_of(model), config=cfg)
-                    server.call("gen", name=name, mode=side, params=params)
-                    peak = server.call("rss")["maxrss_mb"]
+                    gen = server.call("gen", name=name, mode=side, params=params, save=str(save))
+                    rss = server.call("rss")
+                    after = server.call("unload")["rss_mb"] if side == "qvac" else float("nan")
                 finally:
                     server.close()
-                res[side]["load"].append(loaded["load_s"])
-                res[side]["peak"].append(peak)
-                res[side]["delta"].append(peak - loaded["rss_before_mb"])
+                images[side].append(np.load(save))
+                save.unlink()
+                got = {"load": loaded["load_s"], "wall": gen["s"], "cpu": gen["cpu_s"], "peak": rss["maxrss_mb"],
+                       "kernel_peak": rss.get("kernel_mb", rss["maxrss_mb"]),
+                       "delta": rss["maxrss_mb"] - loaded["rss_before_mb"],
+                       "unload_delta": after - loaded["rss_before_mb"]}
+                for k in keys:
+                    res[side][k].append(got[k])
             print(f"  [5 {name}] round {r + 1}: " + ", ".join(
-                f"{s} load {res[s]['load'][-1]:.2f}s peak {res[s]['peak'][-1]:.0f}MB" for s in res), flush=True)
-        load_ratio = med([q / p for q, p in zip(res["qvac"]["load"], res["peer"]["load"], strict=False)])
-        peak_ratio = med([q / p for q, p in zip(res["qvac"]["peak"], res["peer"]["peak"], strict=False)])
-        label = f"{name}, {a.size}x{a.size}"
-        b.report.row("5", f"peak RSS qvac_nb / peer ({label}, fresh processes)", f"{(peak_ratio - 1) * 100:+.1f} %",
-                     "<= +5 %", "yes" if peak_ratio <= 1.05 else "no",
-                     f"median peak {med(res['qvac']['peak']):.0f} MB vs {med(res['peer']['peak']):.0f} MB")
-        b.report.row("5", f"model load time qvac_nb / peer ({label})", f"x{load_ratio:.3f}", "<= x1.02",
-                     "yes" if load_ratio <= 1.02 else "no",
-                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s")
+                f"{s} load {res[s]['load'][-1]:.2f}s gen {res[s]['wall'][-1]:.2f}s cpu {res[s]['cpu'][-1]:.2f}s "
+                f"peak {res[s]['peak'][-1]:.0f}MB" for s in res), flush=True)
+
+        def ratio(k: str, res: dict[str, dict[str, list[float]]] = res) -> list[float]:
+            return [q / p for q, p in zip(res["qvac"][k], res["peer"][k], strict=True)]
+
+        def rng(v: list[float]) -> str:
+            return f"rounds {min(v):.3f}-{max(v):.3f}"
+
+        wall, cpu, load, peak = ratio("wall"), ratio("cpu"), ratio("load"), ratio("peak")
+        same = all(diff(q, p)["identical"] for q, p in zip(images["qvac"], images["peer"], strict=True))
+        label = f"{name}, {a.size}x{a.size}, {a.steps} step(s), {a.threads} threads, fresh processes"
+        pix = "pixels identical to the peer" if same else \
+            f"pixels DIFFER: {fmt_diff(diff(images['qvac'][0], images['peer'][0]))}"
+        b.report.row("5", f"generation wall time qvac_nb / peer ({label})", f"{med(wall):.3f}", "<= 1.01",
+                     "yes" if med(wall) <= 1.01 else "no",
+                     f"{rng(wall)}; median {med(res['qvac']['wall']):.2f} s vs {med(res['peer']['wall']):.2f} s; {pix}")
+        b.report.row("5", f"generation CPU time qvac_nb (kernel + worker) / peer ({label})", f"{med(cpu):.3f}",
+                     "<= 1.01", "yes" if med(cpu) <= 1.01 else "no",
+                     f"{rng(cpu)}; median {med(res['qvac']['cpu']):.2f} s vs {med(res['peer']['cpu']):.2f} s")
+        b.report.row("5", f"peak RSS kernel + worker / peer ({label})", f"{(med(peak) - 1) * 100:+.1f} %",
+                     "<= +5 %", "yes" if med(peak) <= 1.05 else "no",
+                     f"median peak {med(res['qvac']['peak']):.0f} MB (kernel {med(res['qvac']['kernel_peak']):.0f} MB) "
+                     f"vs {med(res['peer']['peak']):.0f} MB")
+        b.report.row("5", f"model load time, worker start included, qvac_nb / peer ({label})", f"x{med(load):.3f}",
+                     "<= x1.05", "yes" if med(load) <= 1.05 else "no",
+                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s; {rng(load)}")
+        unload = med(res["qvac"]["unload_delta"])
+        b.report.row("5", f"kernel RSS after unload_model - before load_model ({name})", f"{unload:+.1f} MB",
+                     "<= 50 MB", "yes" if abs(unload) <= 50 else "no",
+                     f"max {max(res['qvac']['unload_delta']):+.1f} MB over {a.repeats} process(es)")
         for side in ("peer", "qvac"):
-            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['peak']):.0f}",
-                         f"{med(res[side]['delta']):.0f}"])
-    b.report.detail("5. Memory and load time (fresh processes, alternating)",
-                    ["model", "side", "load s (median)", "peak RSS MB", "peak - RSS after import MB"], rows,
-                    note=f"Each sample is a new worker process: import, load (timed), one {a.size}x{a.size} 1-step "
-                         "generation, then ru_maxrss. qvac_nb with its own defaults and the peer's threads; the peer "
-                         "with its defaults, n_threads and rng cuda.")
+            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['wall']):.3f}",
+                         f"{med(res[side]['cpu']):.3f}", f"{med(res[side]['peak']):.0f}",
+                         f"{med(res[side]['delta']):.0f}",
+                         f"{med(res[side]['unload_delta']):+.1f}" if side == "qvac" else "—"])
+    b.report.detail("5. Fresh processes: generation time, memory, load time (alternating)",
+                    ["model", "side", "load s", "generation s", "generation CPU s", "peak RSS MB",
+                     "peak - RSS before load MB", "kernel RSS after unload - before load MB"], rows,
+                    note=f"Medians over {a.repeats} round(s); each sample is a new benchmark process: import, load "
+                         f"(timed; for qvac_nb `load_model`, which starts the model's worker process), one "
+                         f"{a.size}x{a.size} {a.steps}-step generation (wall and CPU time), peak RSS, then for qvac_nb "
+                         "unload_model and the kernel's RSS. qvac_nb's figures are the kernel (the benchmark process) "
+                         "plus its worker: CPU = the kernel's process_time + the worker's user+system time (psutil); "
+                         "peak RSS = the kernel's ru_maxrss + the worker's VmHWM (a sum of peaks: an upper bound). "
+                         "The peer: its process's CPU time and ru_maxrss, with n_threads and rng cuda. Ratios are "
+                         "taken per round, then the median.")
+
+
+# ---------------------------------------------------------------------- 7. the worker boundary
+
+
+def section_worker(b: Bench) -> None:
+    """A worker's start (spawn to HELLO) and a 512x512 result moved across a Connection."""
+    import socket
+    import threading
+    from multiprocessing.connection import Connection
+
+    from qvac_nb.png import encode_png
+    from qvac_nb.worker.process import WorkerProcess
+
+    starts = []
+    for i in range(2 if b.args.quick else 7):
+        t0 = time.perf_counter()
+        worker = WorkerProcess(f"bench-{i}")
+        try:
+            worker.wait_ready()
+            starts.append(time.perf_counter() - t0)
+        finally:
+            worker.kill()
+    b.report.row("7", "worker start: spawn `python -m qvac_nb.worker` to its HELLO",
+                 f"p50 {med(starts) * 1000:.0f} ms", "info (part of load_model)", "info",
+                 f"{len(starts)} starts, {min(starts) * 1000:.0f}-{max(starts) * 1000:.0f} ms; WorkerProcess(label)."
+                 "wait_ready(): interpreter start, numpy, qvac_nb, engine library opened")
+    png = encode_png(_photo_like(), {"prompt": PROMPT, "width": 512, "height": 512, "steps": 20, "seed": 42})
+    left, right = socket.socketpair()
+    sender, receiver = Connection(left.detach()), Connection(right.detach())
+    sent_at: list[int] = []
+    secs: list[float] = []
+    reps = 5 if b.args.quick else 50
+
+    def send_all() -> None:
+        for _ in range(reps):
+            sent_at.append(time.perf_counter_ns())
+            sender.send_bytes(png)
+
+    thread = threading.Thread(target=send_all)
+    try:
+        thread.start()
+        for i in range(reps):
+            data = receiver.recv_bytes()
+            secs.append((time.perf_counter_ns() - sent_at[i]) / 1e9)
+            assert len(data) == len(png)
+            time.sleep(0.005)  # let the next send start from an empty socket, like one result at a time
+    finally:
+        thread.join()
+        sender.close()
+        receiver.close()
+    b.report.row("7", f"result transfer worker -> kernel, one 512x512 PNG ({len(png) / 1024:.0f} KiB)",
+                 f"p50 {med(secs) * 1000:.2f} ms, p95 {pctl(secs, 95) * 1000:.2f} ms",
+                 "info (one pipe write per image)", "info",
+                 f"{reps} loopbacks through Connection.send_bytes/recv_bytes over a Unix socket pair (what the "
+                 f"worker's RESULT uses), send start to bytes received; {len(png) / med(secs) / 2**20:.0f} MiB/s")
+    b.report.detail("7. The worker boundary", ["what", "n", "p50 ms", "p95 ms", "max ms"],
+                    [["worker start (spawn to HELLO)", len(starts), f"{med(starts) * 1000:.0f}",
+                      f"{pctl(starts, 95) * 1000:.0f}", f"{max(starts) * 1000:.0f}"],
+                     [f"512x512 PNG, {len(png):,} B, Connection loopback", reps, f"{med(secs) * 1000:.2f}",
+                      f"{pctl(secs, 95) * 1000:.2f}", f"{max(secs) * 1000:.2f}"]],
+                    note="Worker start is part of every load_model (it overlaps the kernel's file checks) and of the "
+                         "reload after a crash. The transfer is a loopback in one process (a sender thread and the "
+                         "main thread), the same Connection calls the worker and the kernel's runner use; the PNG is "
+                         "encoded in the worker, so what crosses is the PNG bytes once.")
+
+
+def _photo_like() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:512, 0:512].astype(np.float32)
+    smooth = np.stack([xx / 2, yy / 2, (xx + yy) / 4], -1) + rng.normal(0, 6, (512, 512, 3))
+    return np.clip(smooth, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------- 6. cache presets
@@ -557,9 +686,9 @@ def section_cache(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
     verdicts: dict[str, Any] = {}
     for name in a.families:
         model = models[name]
-        b.load("qvac", name, "qvac", model, {"threads": a.threads})
+        b.load("probe", name, "qvac", model, {"threads": a.threads})
         params = gen_params(a, model.family, a.cache_size, a.cache_steps)
-        b.warm("qvac", name, "qvac", params)
+        b.warm("probe", name, "qvac", params)
         keys = ["none", *PRESETS]
         times: dict[str, list[float]] = {k: [] for k in keys}
         sample: dict[str, list[float]] = {k: [] for k in keys}
@@ -568,7 +697,7 @@ def section_cache(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
         for r in range(a.repeats):
             for key in rotated(keys, r):
                 p = {**params, "cache_preset": None if key == "none" else key}
-                reply, px = b.gen("qvac", name, "qvac", p, probe=True)
+                reply, px = b.gen("probe", name, "qvac", p, probe=True)
                 times[key].append(reply["s"])
                 sample[key].append(reply.get("sample_span_s", float("nan")))
                 images[key] = px
@@ -702,7 +831,8 @@ def write_results(report: Report, path: Path) -> None:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: checks the harness (< 60 s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes and one repeat: checks the harness (minutes on a busy 2-core machine)")
     ap.add_argument("--size", type=int, default=None, help="image side for sections 1, 2, 5 (256 or 512)")
     ap.add_argument("--repeats", type=int, default=None, help="alternating rounds per figure")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps for sections 1 and 2")
@@ -710,7 +840,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--cache-size", type=int, default=None, help="image side for the cache-preset section")
     ap.add_argument("--cache-steps", type=int, default=None, help="steps for the cache-preset section")
     ap.add_argument("--models", default=None, help="comma list of test models (default sd1,flux2)")
-    ap.add_argument("--sections", default="1,2,3,4,5,6", help="comma list of sections to run")
+    ap.add_argument("--sections", default="1,2,3,4,5,6,7", help="comma list of sections to run")
     ap.add_argument("--update", action="store_true", help="keep the sections not run now from the previous "
                     "<out>.json (re-run some sections only)")
     ap.add_argument("--merge", type=Path, action="append", default=[], help="take the sections this run did not "
@@ -751,6 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("4", section_delivery),
         ("5", lambda b: section_memory(b, models)),
         ("6", lambda b: section_cache(b, models)),
+        ("7", section_worker),
     ]
     with tempfile.TemporaryDirectory(prefix="qvac-bench-") as tmp:
         bench = Bench(a, report, Path(tmp))

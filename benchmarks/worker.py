@@ -1,15 +1,24 @@
 """A long-lived benchmark server: one JSON command per stdin line, one JSON reply per line.
 
-The peer (stable-diffusion-cpp-python) and qvac_nb share one engine library whose callbacks
-are process-global, so each side runs in its own worker process and `run.py` alternates
-requests between them. Replies go to the original stdout; anything the engine prints is
-sent to stderr so it cannot corrupt the protocol.
+Each side runs in its own server process and `run.py` alternates requests between them:
+- peer: stable-diffusion-cpp-python's `StableDiffusion` in this process;
+- qvac: `qvac_nb.load_model` / `qvac_nb.diffusion`; this process plays the Jupyter kernel and the
+  engine runs in the model's worker process (`qvac_nb.worker`), as in a notebook;
+- raw: qvac_nb's engine call without the kernel/worker layer: `qvac_nb.worker.engine_calls.open_model`
+  opens a context in this process and `context.generate` runs on this thread.
+Replies go to the original stdout; anything the engine prints is sent to stderr so it cannot corrupt
+the protocol.
 
-Commands (`op`): load, gen, latency, rss, quit. See `handle` for their fields.
+With $QVAC_NB_TICK_PROBE set (run.py does it for the "probe" server), qvac_nb's workers append the
+perf_counter_ns of every engine progress callback to that file; perf_counter is CLOCK_MONOTONIC on
+Linux, so those times compare with this process's own.
+
+Commands (`op`): load, gen, latency, rss, unload, info, quit. See `handle` for their fields.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -19,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,14 +47,48 @@ PEER_CONFIG = {
 }
 PEER_FILES = {"model": "model_path", "diffusion_model": "diffusion_model_path", "llm": "llm_path", "vae": "vae_path",
               "clip_l": "clip_l_path", "clip_g": "clip_g_path", "t5xxl": "t5xxl_path"}
+# qvac_nb.diffusion's defaults for what run.py does not pass (the raw side builds the same request).
+RAW_DEFAULTS = {"negative_prompt": "", "cfg_scale": 7.0, "guidance": 3.5, "sampling_method": None, "scheduler": None,
+                "batch_count": 1, "vae_tiling": False, "cache_preset": None, "strength": 0.75, "clip_skip": -1,
+                "eta": None}
+PROBE_ENV = "QVAC_NB_TICK_PROBE"
+
+
+def rss_now_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_mb(pid: int) -> float:
+    """A process's peak RSS (VmHWM) in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def cpu_s(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process (all threads), or of process `pid`."""
+    if pid is None:
+        return time.process_time()
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
 
 
 class Worker:
     def __init__(self) -> None:
-        self.models: dict[str, Any] = {}  # name -> peer StableDiffusion or qvac_nb model id
+        self.models: dict[str, Any] = {}  # name -> peer StableDiffusion, qvac_nb model id, or raw OpenModel
         self.sides: dict[str, str] = {}
-        self.probe: dict[str, Any] | None = None  # per-step records of the raw engine callback
-        self._hooked = False
+        self.probe_path = os.environ.get(PROBE_ENV)
+        self.log_lines: list[str] | None = None
 
     # ------------------------------------------------------------------ load
     def load(self, name: str, side: str, files: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
@@ -54,43 +98,62 @@ class Worker:
             import qvac_nb
             from qvac_nb.models import COMPANION_KEYS
 
-            qvac_nb.engine.ensure_loaded()  # the peer opens the library at import; time the load alone
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            primary = files.get("model") or files["diffusion_model"]
+            cfg = {key: files[role] for key, role in COMPANION_KEYS.items() if role in files}
+            cfg.update(config)
+        if side == "raw":
+            from qvac_nb import engine, models
+            from qvac_nb.worker import engine_calls
+
+            engine.ensure_loaded()  # the peer opens the library at import; time the load alone
+            # The spec a worker would get: LoadedModel.worker_spec() of the model qvac_nb would load.
+            spec = models._prepare(primary, "diffusion", cfg, None).worker_spec()
+        rss_before = rss_now_mb()
         t0 = time.perf_counter()
+        out: dict[str, Any] = {}
         if side == "peer":
             kwargs: dict[str, Any] = {PEER_FILES[role]: path for role, path in files.items()}
             kwargs.update({PEER_CONFIG[k]: v for k, v in config.items()})
             kwargs.setdefault("verbose", False)
             self.models[name] = StableDiffusion(**kwargs)
-        else:
-            primary = files.get("model") or files["diffusion_model"]
-            cfg = {key: files[role] for key, role in COMPANION_KEYS.items() if role in files}
-            cfg.update(config)
+        elif side == "raw":
+            self.models[name] = engine_calls.open_model(spec, None)
+        else:  # includes starting the model's worker process
             self.models[name] = qvac_nb.load_model(primary, model_config=cfg)
+            out["worker_pid"] = self._worker_pid(name)
         self.sides[name] = side
-        return {"load_s": time.perf_counter() - t0, "rss_before_mb": rss_before}
+        return {**out, "load_s": time.perf_counter() - t0, "rss_before_mb": rss_before}
+
+    def _worker_pid(self, name: str) -> int:
+        from qvac_nb import runner
+
+        model_runner = runner.runner_for(self.models[name])
+        assert model_runner is not None and model_runner.worker is not None
+        return int(model_runner.worker.proc.pid)
 
     # ------------------------------------------------------------------ generate
     def gen(self, name: str, mode: str, params: dict[str, Any], save: str | None) -> dict[str, Any]:
+        mark = self._probe_mark()
         if mode == "peer":
-            secs, pixels = self._gen_peer(name, params)
+            secs, cpu, pixels = self._gen_peer(name, params)
         elif mode == "raw":
-            secs, pixels = self._gen_raw(name, params)
+            secs, cpu, pixels = self._gen_raw(name, params)
         else:
-            secs, pixels = self._gen_qvac(name, params)
+            secs, cpu, pixels = self._gen_qvac(name, params)
         if save:
             np.save(save, pixels)
-        out: dict[str, Any] = {"s": secs, "shape": list(pixels.shape)}
-        if self.probe is not None:
+        out: dict[str, Any] = {"s": secs, "cpu_s": cpu, "shape": list(pixels.shape)}
+        if mark is not None and mode == "qvac":
             # The callback's seconds are a running per-step figure, so time the sampling by its ticks instead:
             # first to last sample tick spans steps 2..n; scale to n steps.
-            ns = [t for phase, _step, t, _s in self.probe["raw"] if phase == "sample"]
+            ns = [t for t, phase, step in self._probe_since(mark) if phase == "sample" and step > 0]
             n = len(ns)
             out["sample_span_s"] = (ns[-1] - ns[0]) / 1e9 * n / (n - 1) if n > 1 else float("nan")
-            out["cache_log"] = [m for m in self.probe["log"] if "cache" in m.lower() or "skip" in m.lower()]
+        if self.log_lines is not None:
+            out["cache_log"] = [m for m in self.log_lines if "cache" in m.lower() or "skip" in m.lower()]
         return out
 
-    def _gen_peer(self, name: str, p: dict[str, Any]) -> tuple[float, np.ndarray]:
+    def _gen_peer(self, name: str, p: dict[str, Any]) -> tuple[float, float, np.ndarray]:
         sd = self.models[name]
         kwargs = {"prompt": p["prompt"], "negative_prompt": p.get("negative_prompt", ""), "width": p["width"],
                   "height": p["height"], "sample_steps": p["steps"], "cfg_scale": p["cfg_scale"],
@@ -98,90 +161,81 @@ class Worker:
         for key in ("sampling_method", "scheduler", "eta"):
             if p.get(key) is not None:
                 kwargs["sample_method" if key == "sampling_method" else key] = p[key]
-        t0 = time.perf_counter()
+        c0, t0 = cpu_s(), time.perf_counter()
         images = sd.generate_image(**kwargs)
-        secs = time.perf_counter() - t0
-        return secs, np.asarray(images[0].convert("RGB"))
+        secs, cpu = time.perf_counter() - t0, cpu_s() - c0
+        return secs, cpu, np.asarray(images[0].convert("RGB"))
 
-    def _gen_qvac(self, name: str, p: dict[str, Any]) -> tuple[float, np.ndarray]:
+    def _gen_qvac(self, name: str, p: dict[str, Any]) -> tuple[float, float, np.ndarray]:
+        """Wall time in the kernel; CPU time of the kernel (this process) plus the model's worker."""
         from PIL import Image
 
         import qvac_nb
 
-        t0 = time.perf_counter()
+        pid = self._worker_pid(name)
+        c0, w0, t0 = cpu_s(), cpu_s(pid), time.perf_counter()
         pngs = qvac_nb.diffusion(model_id=self.models[name], **p).outputs.result()
         secs = time.perf_counter() - t0
+        cpu = cpu_s() - c0 + cpu_s(pid) - w0
         with Image.open(io.BytesIO(pngs[0])) as img:
-            return secs, np.asarray(img.convert("RGB"))
+            return secs, cpu, np.asarray(img.convert("RGB"))
 
-    def _gen_raw(self, name: str, p: dict[str, Any]) -> tuple[float, np.ndarray]:
-        """The extension's own call: an _engine.Request built as qvac_nb.generation._request builds it."""
-        from qvac_nb import _engine, cache_presets, engine, models
+    def _gen_raw(self, name: str, p: dict[str, Any]) -> tuple[float, float, np.ndarray]:
+        """The engine call alone: the _engine.Request a worker builds (engine_calls._request), on this thread."""
+        from qvac_nb import _engine
+        from qvac_nb.worker import engine_calls
 
-        model = models.get_model(self.models[name])
-        names = engine.enum_names()
-        t0 = time.perf_counter()
-        req = _engine.Request()
-        req.prompt, req.negative_prompt = p["prompt"], p.get("negative_prompt", "")
-        req.width, req.height, req.steps = p["width"], p["height"], p["steps"]
-        req.cfg_scale, req.guidance, req.seed = p["cfg_scale"], p.get("guidance", 3.5), p["seed"]
-        req.sample_method = names["sample_method"].index(p.get("sampling_method") or model.default_sampler)
-        req.scheduler = names["scheduler"].index(p.get("scheduler") or model.default_scheduler)
-        if p.get("eta") is not None:
-            req.eta = p["eta"]
-        if p.get("cache_preset"):
-            cache_presets.apply(req, p["cache_preset"], model.family)
-        job = _engine.Job()
-        if self.probe is not None:
-            job.on_progress = self._raw_recorder(None)
-        pixels = model.context.generate(req, job)[0]
-        return time.perf_counter() - t0, pixels
+        model = self.models[name]
+        c0, t0 = cpu_s(), time.perf_counter()
+        params = {**RAW_DEFAULTS, **p}
+        sampler = params["sampling_method"] or model.context.default_sample_method()
+        params["sampling_method"] = sampler
+        params["scheduler"] = params["scheduler"] or model.context.default_scheduler(sampler)
+        request = types.SimpleNamespace(**params, family=model.family, init_image=None)  # a DiffusionRequest's fields
+        pixels = model.context.generate(engine_calls._request(request, model.family), _engine.Job())[0]
+        return time.perf_counter() - t0, cpu_s() - c0, pixels
 
-    # ------------------------------------------------------------------ probing the raw callback
-    def _raw_recorder(self, inner: Any) -> Any:
-        probe = self.probe
+    # ------------------------------------------------------------------ the worker's tick probe
+    def _probe_mark(self) -> int | None:
+        if not self.probe_path:
+            return None
+        try:
+            return os.path.getsize(self.probe_path)
+        except OSError:
+            return 0
 
-        def on_progress(step: int, total: int, secs: float, phase: str) -> None:
-            if probe is not None:
-                probe["raw"].append((phase, step, time.perf_counter_ns(), secs))
-            if inner is not None:
-                inner(step, total, secs, phase)
+    def _probe_since(self, mark: int) -> list[tuple[int, str, int]]:
+        """(perf_counter_ns, phase, step) of every engine progress callback since `mark` (a file offset)."""
+        with open(self.probe_path or "", "rb") as f:
+            f.seek(mark)
+            lines = f.read().decode().splitlines()
+        out = []
+        for line in lines:
+            ns, phase, step = line.split()
+            out.append((int(ns), phase, int(step)))
+        return out
 
-        return on_progress
-
-    def set_probe(self, on: bool) -> None:
-        """Record every raw engine progress callback (entry time, step seconds) of qvac_nb jobs."""
-        if on and not self._hooked:
-            from qvac_nb import generation
-
-            original = generation._progress_hooks
-
-            def hooks(job: Any, batch: int, engine_job: Any, preview: bool) -> None:
-                original(job, batch, engine_job, preview)
-                if self.probe is not None:
-                    engine_job.on_progress = self._raw_recorder(engine_job.on_progress)
-
-            generation._progress_hooks = hooks
-            self._hooked = True
-        self.probe = {"raw": [], "log": []} if on else None
+    def set_log(self, on: bool) -> None:
+        """Collect the engine's log lines (forwarded to the kernel's qvac_nb.engine logger)."""
         log = logging.getLogger("qvac_nb.engine")
+        for handler in [h for h in log.handlers if isinstance(h, LogLines)]:
+            log.removeHandler(handler)
+        self.log_lines = [] if on else None
         if on:
-            self._log_handler = LogLines(self.probe["log"])
-            log.addHandler(self._log_handler)
+            log.addHandler(LogLines(self.log_lines))
             log.setLevel(logging.INFO)
             log.propagate = False
-        elif getattr(self, "_log_handler", None) is not None:
-            log.removeHandler(self._log_handler)
-            self._log_handler = None
 
     # ------------------------------------------------------------------ progress latency
     def latency(self, name: str, params: dict[str, Any], consumer: str) -> dict[str, Any]:
-        """Raw engine callback -> a consumer of job.progress_stream (a thread, an asyncio task, or a listener)."""
+        """Engine callback in the worker -> a consumer of job.progress_stream in this process (the kernel)."""
         import asyncio
 
         import qvac_nb
 
-        self.set_probe(True)
+        mark = self._probe_mark()
+        if mark is None:
+            raise RuntimeError(f"latency needs ${PROBE_ENV} (run.py sets it for the 'probe' server)")
         got: list[tuple[int, int]] = []
         job = qvac_nb.diffusion(model_id=self.models[name], **params)
 
@@ -193,7 +247,7 @@ class Worker:
             async for tick in job.progress_stream:
                 got.append((tick.step, time.perf_counter_ns()))
 
-        if consumer == "listener":  # ProgressStream.subscribe: called on the engine's thread as each tick is pushed
+        if consumer == "listener":  # ProgressStream.subscribe: called on the runner's thread as each tick arrives
             job.progress_stream.subscribe(lambda tick: got.append((tick.step, time.perf_counter_ns())))
             job.outputs.result()
         else:
@@ -202,13 +256,30 @@ class Worker:
             reader.start()
             job.outputs.result()
             reader.join()
-        raw = [(step, ns) for phase, step, ns, _ in self.probe["raw"] if phase == "sample"]  # type: ignore[index]
-        self.set_probe(False)
+        raw = [(step, ns) for ns, phase, step in self._probe_since(mark) if phase == "sample" and step > 0]
         seen: dict[int, int] = {}
         for step, ns in got:
             seen.setdefault(step, ns)  # the first tick with this step (the "decode" tick repeats the last)
         lat = [(seen[step] - ns) / 1e6 for step, ns in raw if step in seen]
         return {"latency_ms": lat, "ticks": len(raw)}
+
+    # ------------------------------------------------------------------ memory
+    def rss(self) -> dict[str, Any]:
+        """Peak RSS: this process; plus, for qvac_nb, each loaded model's worker (sum of the peaks)."""
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        workers = [peak_mb(self._worker_pid(n)) for n, side in self.sides.items() if side == "qvac"]
+        return {"maxrss_mb": own + sum(workers), "kernel_mb": own, "workers_mb": workers}
+
+    def unload(self) -> dict[str, Any]:
+        """unload_model every qvac_nb model; this process's RSS afterwards (after a gc pass)."""
+        import qvac_nb
+
+        for name, side in list(self.sides.items()):
+            if side == "qvac":
+                qvac_nb.unload_model(model_id=self.models.pop(name))
+                del self.sides[name]
+        gc.collect()
+        return {"rss_mb": rss_now_mb()}
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -216,15 +287,17 @@ class Worker:
         if op == "load":
             return self.load(cmd["name"], cmd["side"], cmd["files"], cmd.get("config", {}))
         if op == "gen":
-            self.set_probe(bool(cmd.get("probe")))
+            self.set_log(bool(cmd.get("probe")))
             try:
                 return self.gen(cmd["name"], cmd["mode"], cmd["params"], cmd.get("save"))
             finally:
-                self.set_probe(False)
+                self.set_log(False)
         if op == "latency":
             return self.latency(cmd["name"], cmd["params"], cmd.get("consumer", "thread"))
         if op == "rss":
-            return {"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            return self.rss()
+        if op == "unload":
+            return self.unload()
         if op == "info":
             return info()
         raise ValueError(f"unknown op {op!r}")
@@ -238,6 +311,7 @@ def info() -> dict[str, Any]:
         import qvac_nb
         from qvac_nb import engine
 
+        engine.ensure_loaded()  # the library this process would open (the workers open the same one)
         out["qvac_nb"] = qvac_nb.__version__
         out["qvac_nb_path"] = str(Path(qvac_nb.__file__).parent)
         out["engine"] = {k: v for k, v in engine.info().items() if k != "system_info"}

@@ -7,6 +7,7 @@ progress through a `send_tick(step, total, elapsed_ms, phase, image_index, previ
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,10 @@ from ..png import encode_png
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
 SendTick = Callable[[int, int, float, str, int, "bytes | None"], None]
 _COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd")
+# Benchmark-only, off by default: $QVAC_NB_TICK_PROBE=/path makes every diffusion progress callback append
+# "perf_counter_ns phase step" to that file at its entry (benchmarks/run.py section 3 measures tick latency).
+TICK_PROBE_ENV = "QVAC_NB_TICK_PROBE"
+_tick_probe = open(os.environ[TICK_PROBE_ENV], "a", buffering=1) if os.environ.get(TICK_PROBE_ENV) else None  # noqa: SIM115
 
 
 class OpenModel:
@@ -133,6 +138,8 @@ def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendT
     start = time.perf_counter()
 
     def on_progress(step: int, total: int, _secs: float, phase: str) -> None:
+        if _tick_probe is not None:
+            _tick_probe.write(f"{time.perf_counter_ns()} {phase} {step}\n")
         if step <= 0 or total <= 0:
             return
         index = engine_job.batch_index if phase == "sample" else 0
