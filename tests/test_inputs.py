@@ -157,6 +157,13 @@ def test_model_whose_file_name_is_not_utf8_loads(esrgan_model: Model, tmp_path: 
         qvac_nb.unload_model(model_id=model_id)
 
 
+@pytest.mark.parametrize("src", ["http://127.0.0.1:9/m%00.gguf", "hf://evil/repo/victim--repo/main/x@.."])
+def test_bad_sources_are_refused_at_load_model(src: str) -> None:
+    # Before: ValueError("embedded null byte") for %00; the hf:// address was accepted.
+    with pytest.raises(InvalidParameterError, match="^model_src: "):
+        qvac_nb.load_model(src)
+
+
 # ---------------------------------------------------------------- PNG records
 
 
