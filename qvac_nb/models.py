@@ -158,7 +158,7 @@ def load_model(
         raise
     with _models_lock:
         _models[model.model_id] = model
-    runner.register(model, worker)
+    runner.register(model, worker, start_worker)
     return model.model_id
 
 

@@ -135,10 +135,6 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _number_or_none(value: Any) -> bool:
-    return value is None or _number(value)
-
-
 def _text(value: Any) -> bool:
     return isinstance(value, str)
 
@@ -153,12 +149,19 @@ def _flag(value: Any) -> bool:
 
 MAX_RECORD_CHARS = 1 << 20  # qvac_nb's own records are a few hundred characters
 MAX_RECORD_DEPTH = 8  # they nest two levels ("upscaled": {...})
+# What each stored parameter's value may be, from its type in the schema (None where it is nullable).
+_CHECKS_BY_TYPE = {"int": _int, "float": _number, "bool": _flag, "str": _text, "text": _text, "choice": _text}
+
+
+def _record_check(p: schema.Param) -> Any:
+    check = _CHECKS_BY_TYPE.get(p.type, _any)
+    return (lambda value: value is None or check(value)) if p.nullable else check
+
+
 # The type each known key of a record has when qvac_nb wrote it.
 _RECORD_TYPES = {
-    "prompt": _text, "negative_prompt": _text, "model": _text, "sampling_method": _text_or_none,
-    "scheduler": _text_or_none, "cache_preset": _text_or_none, "width": _int, "height": _int, "steps": _int,
-    "seed": _int, "batch_count": _int, "clip_skip": _int, "cfg_scale": _number, "guidance": _number,
-    "strength": _number, "eta": _number_or_none, "vae_tiling": _flag, "init_image_used": _flag,
+    **{p.name: _record_check(p) for p in schema.DIFFUSION if p.stored and p.type in _CHECKS_BY_TYPE},
+    "model": _text, "init_image_used": _flag, "family": _text_or_none,
 }
 
 

@@ -14,6 +14,7 @@ import collections
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import CancelledError, EngineCrashedError
@@ -25,6 +26,7 @@ from .worker.process import WorkerDied, WorkerProcess
 if TYPE_CHECKING:
     from .models import LoadedModel
 
+Restart = Callable[["LoadedModel", Callable[[dict[str, Any]], None]], WorkerProcess]
 CANCEL_GRACE_S = 1.0  # how long a phase the engine cannot interrupt may run on after a cancel
 SILENCE_PING_S = 30.0  # a worker silent this long while working is asked whether it still answers
 PING_TIMEOUT_S = 15.0
@@ -47,9 +49,10 @@ class _Running:
 
 
 class ModelRunner:
-    def __init__(self, model: LoadedModel, worker: WorkerProcess) -> None:
+    def __init__(self, model: LoadedModel, worker: WorkerProcess, restart: Restart) -> None:
         self.model = model
         self.worker: WorkerProcess | None = worker
+        self._restart = restart
         self._queue: collections.deque[tuple[Job, str, dict[str, Any]]] = collections.deque()
         self._cond = threading.Condition()
         self._running: _Running | None = None
@@ -138,15 +141,13 @@ class ModelRunner:
         if worker is not None and worker.alive():
             return worker
         # The last worker died or was ended: load the model again in a new one.
-        from .models import start_worker
-
         def on_load(info: dict[str, Any]) -> None:
             if info.get("phase") == "load":
                 running.job.progress_stream.push(
                     ProgressTick(info["step"], info["total_steps"], info["elapsed_ms"], "load")
                 )
 
-        worker = start_worker(self.model, on_load)
+        worker = self._restart(self.model, on_load)
         with self._cond:
             if self._closing:
                 worker.kill()
@@ -251,8 +252,9 @@ class ModelRunner:
         job.cancel()
 
 
-def register(model: LoadedModel, worker: WorkerProcess) -> ModelRunner:
-    runner = ModelRunner(model, worker)
+def register(model: LoadedModel, worker: WorkerProcess, restart: Restart) -> ModelRunner:
+    """Run `model`'s jobs on `worker`; `restart(model, on_progress)` makes a new worker with the model loaded."""
+    runner = ModelRunner(model, worker, restart)
     with _runners_lock:
         _runners[model.model_id] = runner
     return runner

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptModelError
-from .formats import FileInfo
+
+if TYPE_CHECKING:  # only annotations: formats.FileInfo asks this module for its family
+    from .formats import FileInfo
 
 MAX_BLOCKS = 4096  # no real network has more repeated blocks; a larger index is corruption
 # Integer tensors in real checkpoints are buffers the engine never computes with

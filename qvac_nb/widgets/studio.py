@@ -10,6 +10,7 @@ from typing import Any
 import traitlets as t
 
 from .. import models as model_table
+from .. import schema
 from ..catalog import CATALOG
 from ..engine import enum_names
 from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
@@ -206,7 +207,7 @@ class Studio(ImageWidget):
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "message": str(exc)}
                 raise
-            self._start(job, "diffusion", batch=job.params["batch_count"], seed=job.params["seed"])
+            self._start(job, "diffusion", batch=schema.image_count(job.params), seed=job.params["seed"])
         return job
 
     def _check_ready(self) -> None:

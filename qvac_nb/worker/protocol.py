@@ -68,10 +68,6 @@ def decode_error(data: dict[str, Any]) -> Exception:
     if kind.startswith("other:"):
         return errors.EngineError(f"{kind[6:]}: {message}")
     cls = getattr(errors, kind, None)
-    if kind == "EngineLibraryError":
-        from ..engine import EngineLibraryError
-
-        cls = EngineLibraryError
     if not (isinstance(cls, type) and issubclass(cls, Exception)):
         cls = errors.EngineError
     return cls(message)
