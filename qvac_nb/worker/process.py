@@ -220,7 +220,7 @@ class WorkerProcess:
         tail = " | ".join(list(self.tail)[-6:])
         advice = (
             "The model reloads on its next use. If it happens again with the same input, the engine cannot "
-            "run it: try a shorter prompt, a smaller size or batch, or vae_tiling=True."
+            "run it: try a shorter prompt, a smaller size or batch, or tiled VAE decoding."
             if reload_note
             else "Check the model file and model_config."
         )
