@@ -63,8 +63,11 @@ class Server:
         self.label = label
         self.log = open(log_dir / f"worker-{label}.log", "ab")  # noqa: SIM115 - closed in close()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # Its own session, like qvac_nb's engine workers: with the kernel's autogroup scheduling (Linux) a
+        # new session gets its own CPU share, so on a shared machine the peer would otherwise get less.
         self.proc = subprocess.Popen([sys.executable, str(HERE / "worker.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, cwd=str(REPO))
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, cwd=str(REPO),
+                                     start_new_session=os.name == "posix")
         self.ready = self._read()
 
     def _read(self) -> dict[str, Any]:
