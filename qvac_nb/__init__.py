@@ -11,9 +11,11 @@ from typing import Any
 
 from .catalog import CATALOG, CONSTANTS
 from .errors import (
+    CallbackError,
     CancelledError,
     CorruptModelError,
     DownloadError,
+    EngineCrashedError,
     EngineError,
     EngineLibraryError,
     InvalidParameterError,
@@ -64,5 +66,6 @@ __all__ = [
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
     "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
     "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
-    "CancelledError", "EngineLibraryError", "UnknownModelError", "Studio", "Gallery", *CONSTANTS,
+    "CancelledError", "EngineLibraryError", "UnknownModelError", "EngineCrashedError", "CallbackError",
+    "Studio", "Gallery", *CONSTANTS,
 ]
