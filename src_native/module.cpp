@@ -307,7 +307,10 @@ std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum cou
 #define PATH(cls, field, member, ...)                                                                  \
     def_prop_rw(                                                                                         \
         field, [](cls& o) { return nb::bytes(o.member.data(), o.member.size()); },                       \
-        [](cls& o, nb::handle v) { o.member = os_path(v, field); }, nb::arg("value"), ##__VA_ARGS__)
+        [](cls& o, nb::handle v) { o.member = os_path(v, field); },                                      \
+        nb::for_getter(nb::sig("def " field "(self, /) -> bytes")),                                       \
+        nb::for_setter(nb::sig("def " field "(self, value: str | bytes, /) -> None")),  \
+        ##__VA_ARGS__)
 
 // Docstrings of the enum-valued fields: they hold indices into the engine's own name lists.
 #define ENUM_DOC(key) "index into enum_names()['" key "'] (see qvac_nb.engine_types)"
@@ -500,7 +503,10 @@ NB_MODULE(_engine, m) {
 
     nb::class_<Upscaler>(m, "Upscaler", "A loaded ESRGAN upscaler.")
         .def(nb::init<nb::handle, int, int, bool, bool, Job&>(), "path"_a, "threads"_a, "tile_size"_a,
-             "offload_to_cpu"_a, "direct"_a, "job"_a, "Load the upscaler at path (str or bytes); raises EngineError on failure.")
+             "offload_to_cpu"_a, "direct"_a, "job"_a,
+             nb::sig("def __init__(self, path: str | bytes, threads: int, tile_size: int, "
+                     "offload_to_cpu: bool, direct: bool, job: Job) -> None"),
+             "Load the upscaler at path (str or bytes); raises EngineError on failure.")
         .def("upscale", &Upscaler::upscale, "image"_a, "factor"_a, "job"_a,
              "Upscale a uint8 (height, width, 3) image by factor; returns the larger image.")
         .def("close", &Upscaler::close, "Free the upscaler now.")
