@@ -12,6 +12,7 @@ from helpers import pixels
 
 import qvac_nb
 from qvac_nb import _engine, engine, families, generation, schema
+from qvac_nb.worker import engine_calls
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -154,11 +155,11 @@ def test_flux2_defaults_to_cfg_1(flux2_id: str, sd1_id: str) -> None:
 def test_engine_fields_cover_every_engine_mapped_parameter(sd1_id: str) -> None:
     request = generation.validate_diffusion(model_id=sd1_id, prompt="x", **SMALL, img_cfg_scale=2.5,
                                             vae_tile_size=8, vae_tile_overlap=0.25, cache_preset="fast")
-    req = generation._request(request, qvac_nb.models.get_model(sd1_id))
+    engine.ensure_loaded()  # the request is built here, in this process, as a worker builds it
+    req = engine_calls._request(request, "sd1")
     assert (req.img_cfg_scale, req.vae_tile_x, req.vae_tile_y, req.vae_tile_overlap) == (2.5, 8, 8, 0.25)
     assert req.cache_reuse_threshold > 0 and req.steps == 2
-    default = generation._request(generation.validate_diffusion(model_id=sd1_id, prompt="x", **SMALL),
-                                  qvac_nb.models.get_model(sd1_id))
+    default = engine_calls._request(generation.validate_diffusion(model_id=sd1_id, prompt="x", **SMALL), "sd1")
     assert math.isinf(default.img_cfg_scale)  # unset: the engine reuses cfg_scale
     copy = pickle.loads(pickle.dumps(request))  # requests cross into worker processes
     assert type(copy) is schema.DiffusionRequest and copy.vae_tile_size == 8 and copy.family == "sd1"

@@ -21,6 +21,8 @@ _NULLABLE = tuple(p.name for p in _FIELDS if p.nullable)
 
 
 def _form_default(p: schema.Param) -> Any:
+    if p.default is schema.REQUIRED:
+        return ""  # a required text (the prompt) starts empty; diffusion() is what insists on it
     if p.per_family:
         return None  # the model family's default, resolved by diffusion()
     return "" if p.name in _BLANK_IS_NONE else p.default

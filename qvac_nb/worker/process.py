@@ -22,11 +22,16 @@ import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from ..errors import EngineCrashedError, EngineError
 from . import protocol
 
+# The worker must import this very qvac_nb (with its compiled engine), not a `qvac_nb` folder that happens to
+# be in the notebook's working directory (a source checkout, say): `python -m`/`-c` would put that first.
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+_BOOTSTRAP = "import sys; sys.path[0] = sys.argv.pop(1); from qvac_nb.worker.server import main; main(sys.argv)"
 START_TIMEOUT_S = 120.0  # a cold interpreter on a loaded 2-core machine can take a while to import numpy
 KILL_WAIT_S = 1.5
 TAIL_LINES = 12
@@ -60,7 +65,7 @@ class WorkerProcess:
         else:
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qvac_nb.worker", self._address],
+            [sys.executable, "-c", _BOOTSTRAP, _PACKAGE_PARENT, self._address],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
