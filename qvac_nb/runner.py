@@ -75,11 +75,6 @@ class ModelRunner:
             running = [self._running.job] if self._running else []
             return running + [job for job, _, _ in self._queue]
 
-    def queued_ahead(self, job: Job) -> int:
-        """How many jobs run before `job` (0 when it runs now)."""
-        jobs = self.jobs()
-        return jobs.index(job) if job in jobs else 0
-
     def cancel(self, job: Job) -> None:
         """Called by Job.cancel(): a queued job is settled now; a running one is told to stop."""
         with self._cond:

@@ -38,17 +38,20 @@ def check_str(name: str, value: Any, *, allow_none: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name}: expected a string, got {type(value).__name__}", param=name)
+    # A lone surrogate (e.g. "\ud800" from a bad decode) has no UTF-8 form; the binding would
+    # raise TypeError only after the job was queued.
+    return _check_encodable(name, value, lambda v: v.encode("utf-8"), "a lone surrogate that is not valid text")
+
+
+def _check_encodable(name: str, value: str, encode: Any, what: str) -> str:
+    """`value` without NULs (C strings end there) and encodable by `encode`; `what` names a bad character."""
     if "\x00" in value:
         raise InvalidParameterError(f"{name}: must not contain NUL characters", param=name)
     try:
-        value.encode("utf-8")
+        encode(value)
     except UnicodeEncodeError as exc:
-        # A lone surrogate (e.g. "\ud800" from a bad decode) has no UTF-8 form; the binding would
-        # raise TypeError only after the job was queued.
         bad = value[exc.start : exc.end]
-        raise InvalidParameterError(
-            f"{name}: contains {bad!r} at position {exc.start}, a lone surrogate that is not valid text", param=name
-        ) from None
+        raise InvalidParameterError(f"{name}: contains {bad!r} at position {exc.start}, {what}", param=name) from None
     return value
 
 
@@ -65,16 +68,7 @@ def check_path(name: str, value: Any, *, allow_none: bool = False) -> str | None
         value = os.fsdecode(value)
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name}: expected a str, bytes or path, got {type(value).__name__}", param=name)
-    if "\x00" in value:
-        raise InvalidParameterError(f"{name}: must not contain NUL characters", param=name)
-    try:
-        os.fsencode(value)
-    except UnicodeEncodeError as exc:
-        bad = value[exc.start : exc.end]
-        raise InvalidParameterError(
-            f"{name}: contains {bad!r} at position {exc.start}, which is not part of any file name", param=name
-        ) from None
-    return value
+    return _check_encodable(name, value, os.fsencode, "which is not part of any file name")
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -4,7 +4,7 @@ The kernel keeps the handles, the job queues and the progress streams; a worker 
 model and runs the requests it is sent. A crash, abort, out-of-memory kill or hang of the engine
 then ends a worker, never the kernel, and unloading a model returns all of its memory at once.
 
-    kernel                                    worker (python -m qvac_nb.worker ADDRESS)
+    kernel                                    worker (a new python running qvac_nb.worker.server)
     ------                                    ------
     process.WorkerProcess  -- load ------->   server: opens the model (engine_calls.open_model)
     runner.ModelRunner     -- diffusion -->   engine thread: engine_calls.run_diffusion

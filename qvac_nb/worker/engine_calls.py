@@ -47,8 +47,7 @@ class OpenModel:
 
 
 def threads(config: dict[str, Any]) -> int:
-    value = int(config.get("threads", -1))
-    return int(engine.info()["physical_cores"]) if value == -1 else value
+    return schema.resolve_threads(config.get("threads", -1))
 
 
 def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str) -> Any:

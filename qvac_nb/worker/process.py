@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineCrashedError, EngineError
+from ..errors import EngineCrashedError
 from . import protocol
 
 # The worker must import this very qvac_nb (with its compiled engine), not a `qvac_nb` folder that happens to
@@ -248,6 +248,3 @@ def describe_exit(code: int | None) -> str:
         return f"crashed ({name})"
     return f"exited with code {code}"
 
-
-def start_error(exc: BaseException) -> EngineError:
-    return EngineError(f"could not start the engine worker: {exc}")
