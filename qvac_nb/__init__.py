@@ -28,6 +28,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .generation import cancel, diffusion, upscale
+from .history_folder import history
 from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
 from .models import load_model, loaded_models, unload_model
 from .png import read_parameters
@@ -62,7 +63,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models",
+    "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
     "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
     "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
