@@ -50,6 +50,7 @@ class LoadedModel:
     upscale_factor: int = 0
     default_sampler: str | None = None
     default_scheduler: str | None = None
+    shared: bool = True  # load_model may hand this copy out again for the same files and config
 
     @property
     def prediction(self) -> str:
@@ -130,14 +131,32 @@ def load_model(
     model_type: str = "diffusion",
     model_config: Mapping[str, Any] | None = None,
     on_progress: Callable[[dict], None] | None = None,
+    reload: bool = False,
     **unexpected: Any,
 ) -> str:
     """Load a model (downloading it and its companions if needed) and return its id.
 
     The model lives in a worker process of its own: whatever the engine does there (a crash,
     an abort, running out of memory) cannot take the notebook's kernel with it.
+
+    Loading the same files with an equal `model_config` again (a re-run cell) returns the id
+    already loaded instead of a second copy; `reload=True` loads a fresh copy and unloads the old one.
     """
-    check_unknown("load_model", unexpected, ("model_src", "model_type", "model_config", "on_progress"))
+    check_unknown("load_model", unexpected, ("model_src", "model_type", "model_config", "on_progress", "reload"))
+    if not isinstance(reload, bool):
+        raise InvalidTypeError(f"reload: expected True or False, got {type(reload).__name__}")
+    return _load(model_src, model_type, model_config, on_progress, reuse=not reload, shared=True)
+
+
+def load_copy(model_src: str | os.PathLike[str], *, model_type: str = "diffusion",
+              model_config: Mapping[str, Any] | None = None,
+              on_progress: Callable[[dict], None] | None = None) -> str:
+    """A private copy of a model (its own worker) that `load_model` never hands out: for parallel batches."""
+    return _load(model_src, model_type, model_config, on_progress, reuse=False, shared=False)
+
+
+def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | None,
+          on_progress: Callable[[dict], None] | None, *, reuse: bool, shared: bool) -> str:
     model_src = check_path("model_src", model_src)  # bytes and non-UTF-8 names come back as str
     if not model_src:
         raise InvalidParameterError("model_src: must name a catalogue constant, a path, an https URL or hf://...")
@@ -150,6 +169,12 @@ def load_model(
         if not engine.facts():
             engine.remember_facts(worker.wait_ready())
         model = _prepare(model_src, model_type, model_config, on_progress)
+        model.shared = shared
+        same = _same_model(model) if shared else None
+        if same is not None and reuse:
+            worker.kill()
+            return same.model_id
+        model.model_id = f"{model.model_id}#{next(_ids)}"
         worker.label = f"model '{model.model_id}'"
         worker.wait_ready()
         _load_in(worker, model, on_progress)
@@ -159,7 +184,28 @@ def load_model(
     with _models_lock:
         _models[model.model_id] = model
     runner.register(model, worker, start_worker)
+    if same is not None:  # reload=True: the fresh copy replaces the old one
+        unload_model(model_id=same.model_id)
     return model.model_id
+
+
+def _identity(model: LoadedModel) -> tuple[Any, ...]:
+    """What makes two loads the same model: mode, each file (path, size, modification time) and the config."""
+    files = []
+    for role, path in sorted(model.files.items()):
+        try:
+            st = path.stat()
+            files.append((role, str(path.resolve()), st.st_size, st.st_mtime_ns))
+        except OSError:
+            files.append((role, str(path), None, None))
+    return model.mode, tuple(files), repr(sorted(model.config.items()))
+
+
+def _same_model(model: LoadedModel) -> LoadedModel | None:
+    wanted = _identity(model)
+    with _models_lock:
+        candidates = [m for m in _models.values() if m.shared]
+    return next((m for m in candidates if _identity(m) == wanted), None)
 
 
 def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | None,
@@ -177,7 +223,7 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
     files: dict[str, Path] = {}
     # The id is typed back by users: show bytes that are not UTF-8 as \xNN rather than as surrogates.
     shown = Path(model_src).name.split("@")[0].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    model_id = f"{shown}#{next(_ids)}"
+    model_id = shown  # load_model appends "#n" once it knows this is a new copy
 
     if mode == "upscale":
         if info.family not in ("esrgan", "unknown"):
