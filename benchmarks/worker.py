@@ -60,6 +60,42 @@ def rss_now_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+class PssPeak:
+    """The peak of this process's PSS plus its children's (a model's worker), sampled every PERIOD_S.
+
+    PSS splits each shared page among the processes mapping it, so the sum over the kernel and its
+    worker counts a shared library once: the memory both need together, unlike a sum of RSS peaks.
+    Sampling can miss a peak shorter than the period; both sides are sampled the same way.
+    """
+
+    PERIOD_S = 0.05
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._me = psutil.Process()
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for proc in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += proc.memory_full_info().pss
+                except Exception:  # noqa: BLE001 - a child that just exited counts nothing
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self.PERIOD_S)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak_mb
+
+
 def peak_mb(pid: int) -> float:
     """A process's peak RSS (VmHWM) in MB."""
     try:
@@ -87,6 +123,7 @@ class Worker:
     def __init__(self) -> None:
         self.models: dict[str, Any] = {}  # name -> peer StableDiffusion, qvac_nb model id, or raw OpenModel
         self.sides: dict[str, str] = {}
+        self.pss: PssPeak | None = None  # sampling from the first load until the next rss command
         self.probe_path = os.environ.get(PROBE_ENV)
         self.log_lines: list[str] | None = None
 
@@ -109,6 +146,8 @@ class Worker:
             # The spec a worker would get: LoadedModel.worker_spec() of the model qvac_nb would load.
             spec = models._prepare(primary, "diffusion", cfg, None).worker_spec()
         rss_before = rss_now_mb()
+        if self.pss is None:
+            self.pss = PssPeak()
         t0 = time.perf_counter()
         out: dict[str, Any] = {}
         if side == "peer":
@@ -268,7 +307,9 @@ class Worker:
         """Peak RSS: this process; plus, for qvac_nb, each loaded model's worker (sum of the peaks)."""
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         workers = [peak_mb(self._worker_pid(n)) for n, side in self.sides.items() if side == "qvac"]
-        return {"maxrss_mb": own + sum(workers), "kernel_mb": own, "workers_mb": workers}
+        pss = self.pss.stop() if self.pss is not None else float("nan")
+        self.pss = None
+        return {"maxrss_mb": own + sum(workers), "kernel_mb": own, "workers_mb": workers, "peak_pss_mb": pss}
 
     def unload(self) -> dict[str, Any]:
         """unload_model every qvac_nb model; this process's RSS afterwards (after a gc pass)."""

@@ -4,69 +4,104 @@ The plain-function API has the QVAC SDK's shape: `load_model`, `diffusion`, `ups
 `unload_model`, `cancel`. Model constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
 """
 
+# Every public name is imported on first use (PEP 562): a model's worker process imports
+# qvac_nb.worker, and must not pay for the kernel-side API (numpy, the hub, the widgets) to start.
+
 from __future__ import annotations
 
-from importlib import metadata
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .catalog import CATALOG, CONSTANTS
-from .errors import (
-    CallbackError,
-    CancelledError,
-    CorruptModelError,
-    DownloadError,
-    EngineCrashedError,
-    EngineError,
-    EngineLibraryError,
-    InvalidParameterError,
-    InvalidTypeError,
-    ModelFileError,
-    ModelNotLoadedError,
-    QvacError,
-    UnknownModelError,
-    UnknownParameterError,
-    UnsupportedOperationError,
+if TYPE_CHECKING:
+    from .catalog import CATALOG
+    from .errors import (
+        CallbackError,
+        CancelledError,
+        CorruptModelError,
+        DownloadError,
+        EngineCrashedError,
+        EngineError,
+        EngineLibraryError,
+        InvalidParameterError,
+        InvalidTypeError,
+        ModelFileError,
+        ModelNotLoadedError,
+        QvacError,
+        UnknownModelError,
+        UnknownParameterError,
+        UnsupportedOperationError,
+    )
+    from .generation import cancel, diffusion, upscale
+    from .history_folder import history
+    from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
+    from .models import load_model, loaded_models, unload_model
+    from .png import read_parameters
+    from .progress_stream import ProgressTick
+    from .widgets import Gallery, Studio
+
+
+_ERRORS = (
+    "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
+    "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
+    "CancelledError", "EngineLibraryError", "UnknownModelError", "EngineCrashedError", "CallbackError",
 )
-from .generation import cancel, diffusion, upscale
-from .history_folder import history
-from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
-from .models import load_model, loaded_models, unload_model
-from .png import read_parameters
-from .progress_stream import ProgressTick
+# public name -> the module that defines it
+_HOMES: dict[str, str] = {
+    "load_model": "models", "unload_model": "models", "loaded_models": "models",
+    "diffusion": "generation", "upscale": "generation", "cancel": "generation",
+    "read_parameters": "png", "history": "history_folder",
+    "DiffusionJob": "jobs", "UpscaleJob": "jobs", "Job": "jobs", "Stats": "jobs", "set_display_hook": "jobs",
+    "ProgressTick": "progress_stream", "CATALOG": "catalog",
+    "Studio": "widgets", "Gallery": "widgets",  # these import anywidget
+    **dict.fromkeys(_ERRORS, "errors"),
+}
+_PUBLIC = (
+    "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
+    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery",
+)
 
-globals().update(CONSTANTS)
+
+def _constants() -> dict[str, str]:
+    from .catalog import CONSTANTS
+
+    return CONSTANTS
 
 
-def _show_job(job: Job) -> Any:
-    # The package (not its core modules) wires in the views, on first display so `import qvac_nb` stays light;
-    # importing qvac_nb.widgets.display replaces this hook with its own.
+def _version() -> str:
+    from importlib import metadata
+
+    try:  # the one version source is pyproject.toml, read back from the installed metadata
+        return metadata.version("qvac_nb")
+    except metadata.PackageNotFoundError:  # a source checkout on sys.path, not installed
+        return "0.0.0+unknown"
+
+
+def _show_job(job: Any) -> Any:
+    # The package (not its core modules) wires in the views, on a job's first display, so the core
+    # never imports anywidget; importing qvac_nb.widgets.display replaces this hook with its own.
     from .widgets.display import job_mimebundle
 
     return job_mimebundle(job)
 
 
-set_display_hook(_show_job)
-
-try:  # the one version source is pyproject.toml, read back from the installed metadata
-    __version__ = metadata.version("qvac_nb")
-except metadata.PackageNotFoundError:  # a source checkout on sys.path, not installed
-    __version__ = "0.0.0+unknown"
-
-
 def __getattr__(name: str) -> Any:
-    # Widgets import anywidget; keep `import qvac_nb` light for scripts.
-    if name in ("Studio", "Gallery"):
-        from . import widgets
+    home = _HOMES.get(name)
+    if home is not None:
+        value = getattr(import_module(f".{home}", __name__), name)
+        jobs = import_module(".jobs", __name__)  # any public name can make jobs: show them as views
+        if jobs._display_hook is None:
+            jobs.set_display_hook(_show_job)
+    elif name == "__version__":
+        value = _version()
+    elif name == "__all__":
+        value = [*_PUBLIC, *_constants()]
+    elif not name.startswith("_") and name in _constants():
+        value = _constants()[name]
+    else:
+        raise AttributeError(f"module 'qvac_nb' has no attribute {name!r}")
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
 
-        return getattr(widgets, name)
-    raise AttributeError(f"module 'qvac_nb' has no attribute {name!r}")
 
-
-__all__ = [
-    "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
-    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
-    "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
-    "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
-    "CancelledError", "EngineLibraryError", "UnknownModelError", "EngineCrashedError", "CallbackError",
-    "Studio", "Gallery", *CONSTANTS,
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC, *_constants(), "__version__"})

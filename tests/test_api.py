@@ -315,8 +315,37 @@ def test_device_gpu_on_a_cpu_build_warns_once(sd1_model) -> None:  # noqa: ANN00
             qvac_nb.load_model(str(sd1_model.primary), model_config={"device": "gpu", "threads": 2}) for _ in range(2)
         ]
     assert len([w for w in caught if "no GPU backend" in str(w.message)]) == 1
-    for model_id in ids:
-        qvac_nb.unload_model(model_id=model_id)
+    assert ids[0] == ids[1]  # the same files and config: the second call returns the loaded copy
+    qvac_nb.unload_model(model_id=ids[0])
+
+
+def test_reloading_the_same_model_returns_the_loaded_copy(sd1_model) -> None:  # noqa: ANN001
+    from qvac_nb import runner
+
+    path, cfg = str(sd1_model.primary), {"threads": 2}
+    first = qvac_nb.load_model(path, model_config=cfg)
+    loaded: list[str] = [first]
+    try:
+        assert qvac_nb.load_model(path, model_config=dict(cfg)) == first  # a re-run cell: no second copy
+        assert qvac_nb.loaded_models().count(first) == 1
+        other = qvac_nb.load_model(path, model_config={"threads": 1})  # another config is another model
+        loaded.append(other)
+        assert other != first
+        fresh = qvac_nb.load_model(path, model_config=cfg, reload=True)  # replaces the old copy
+        loaded.append(fresh)
+        assert fresh not in (first, other) and first not in qvac_nb.loaded_models()
+        copy = models.load_copy(path, model_config=cfg)  # a private copy is never handed out again
+        loaded.append(copy)
+        assert copy != fresh and qvac_nb.load_model(path, model_config=cfg) == fresh
+        pids = {runner.runner_for(m).worker.proc.pid for m in (other, fresh, copy)}  # type: ignore[union-attr]
+        assert len(pids) == 3  # each copy has its own worker process
+        assert run(fresh, seed=3)[0] == run(copy, seed=3)[0]
+        with pytest.raises(qvac_nb.InvalidTypeError, match="reload"):
+            qvac_nb.load_model(path, reload="yes")
+    finally:
+        for model_id in loaded:
+            if model_id in qvac_nb.loaded_models():
+                qvac_nb.unload_model(model_id=model_id)
 
 
 def test_weight_type_and_load_progress(sd1_model) -> None:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"""No import circles inside qvac_nb, counting imports inside functions too.
+"""No import circles inside qvac_nb (counting imports inside functions too), and light imports where they matter.
 
 Run alone: `python -m pytest tests/test_imports.py` or `python tests/test_imports.py` (prints the graph's cycles).
 """
@@ -6,6 +6,7 @@ Run alone: `python -m pytest tests/test_imports.py` or `python tests/test_import
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,6 +120,28 @@ def test_the_core_does_not_import_its_views() -> None:
     assert {m: sorted(t for t in graph[m] if t.startswith(f"{PACKAGE}.widgets")) for m in core} == dict.fromkeys(
         core, []
     )
+
+
+HEAVY = ("numpy", "PIL", "asyncio", "anywidget", "qvac_nb.models", "qvac_nb.generation", "qvac_nb.hub")
+
+
+def _imported_after(code: str) -> list[str]:
+    """Which HEAVY modules a fresh interpreter has after running `code` (the installed qvac_nb)."""
+    probe = f"import sys\n{code}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_worker_starts_without_the_kernel_side_api() -> None:
+    # Every model load starts a worker: its interpreter must not pay for numpy, the hub or the widgets
+    # before it reports ready (the generation side's imports run on a thread while the engine opens).
+    assert _imported_after("import qvac_nb.worker.server") == []
+
+
+def test_import_qvac_nb_is_light_and_names_load_on_use() -> None:
+    assert _imported_after("import qvac_nb") == []
+    used = _imported_after("import qvac_nb\nqvac_nb.load_model\nassert 'SD_V2_1_1B_Q8_0' in qvac_nb.__all__")
+    assert "qvac_nb.models" in used and "anywidget" not in used
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ class Server:
 
     # ------------------------------------------------------------------ main thread
     def serve(self) -> None:
+        # The generation side's imports (numpy, PIL, the schema) load on another thread while the engine
+        # library opens and the kernel prepares the load request: a worker is ready sooner.
+        threading.Thread(target=_import_engine_calls, name="qvac_nb-warm-imports", daemon=True).start()
         from .. import _engine, engine
 
         try:
@@ -150,6 +153,10 @@ class Server:
         with self.job_lock:
             self.running = None
             self.engine_job = None
+
+
+def _import_engine_calls() -> None:
+    from . import engine_calls  # noqa: F401 - imported for its side effect: the module is ready when needed
 
 
 def _has_gpu_backend() -> bool:
