@@ -1,0 +1,71 @@
+// The LoRA picker: the LoRA files the kernel found (a folder, the download cache), each with an
+// on/off switch and a weight slider. The choice is the `lora` parameter: [[source, weight], ...].
+import { h } from "./util.js";
+
+export const WEIGHT_MIN = -2;
+export const WEIGHT_MAX = 2;
+export const WEIGHT_STEP = 0.05;
+
+/**
+ * model traits: `lora_files` ([{name, source}], from the kernel) and `params.lora` (the current choice).
+ * A row per file; changing a switch or a weight writes params.lora back (save_changes).
+ */
+export function createLoraPicker(model) {
+  const list = h("div", { class: "qvac-lora-list", role: "group", "aria-label": "LoRA files" });
+  const empty = h("div", { class: "qvac-lora-empty" }, "No LoRA files found (put .safetensors files in the LoRA folder).");
+  const el = h("details", { class: "qvac-lora" }, h("summary", {}, "LoRA"), list, empty);
+
+  function chosen() {
+    const params = model.get("params") || {};
+    const out = new Map();
+    for (const item of params.lora || []) {
+      if (Array.isArray(item) && item.length === 2) out.set(String(item[0]), Number(item[1]));
+    }
+    return out;
+  }
+
+  function write(next) {
+    const params = { ...(model.get("params") || {}) };
+    params.lora = [...next.entries()].map(([source, weight]) => [source, weight]);
+    model.set("params", params);
+    model.save_changes();
+  }
+
+  function row(file, current) {
+    const on = current.has(file.source);
+    const weight = on ? current.get(file.source) : 1;
+    const id = `qvac-lora-${file.source.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const toggle = h("input", { type: "checkbox", id, name: "lora_on", checked: on, value: file.source });
+    const slider = h("input", {
+      type: "range", name: "lora_weight", min: WEIGHT_MIN, max: WEIGHT_MAX, step: WEIGHT_STEP,
+      value: String(weight), disabled: !on, "aria-label": `weight of ${file.name}`,
+    });
+    const shown = h("span", { class: "qvac-lora-weight" }, weight.toFixed(2));
+    toggle.addEventListener("change", () => {
+      const next = chosen();
+      if (toggle.checked) next.set(file.source, Number(slider.value));
+      else next.delete(file.source);
+      write(next);
+    });
+    slider.addEventListener("input", () => {
+      shown.textContent = Number(slider.value).toFixed(2);
+    });
+    slider.addEventListener("change", () => {
+      const next = chosen();
+      next.set(file.source, Number(slider.value));
+      write(next);
+    });
+    return h("div", { class: "qvac-lora-row" }, toggle, h("label", { for: id, title: file.source }, file.name), slider, shown);
+  }
+
+  function render() {
+    const files = model.get("lora_files") || [];
+    const current = chosen();
+    list.replaceChildren(...files.map((file) => row(file, current)));
+    empty.hidden = files.length > 0;
+    const count = [...current.keys()].filter((s) => files.some((f) => f.source === s)).length;
+    el.querySelector("summary").textContent = count ? `LoRA (${count} on)` : "LoRA";
+  }
+
+  return { el, render };
+}
