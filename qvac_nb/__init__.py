@@ -1,7 +1,8 @@
 """qvac_nb: local, private image generation inside Jupyter, over stable-diffusion.cpp.
 
 The plain-function API has the QVAC SDK's shape: `load_model`, `diffusion`, `upscale`,
-`unload_model`, `cancel`. Model constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
+`unload_model`, `cancel`; `batch` makes many images on local workers or Ray actors. Model
+constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from .batching import BatchHandle, BatchRecord, BatchResult, BatchValidationError, batch
 from .catalog import CATALOG, CONSTANTS
 from .errors import (
     CallbackError,
@@ -64,6 +66,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
+    "batch", "BatchResult", "BatchRecord", "BatchHandle", "BatchValidationError",
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
     "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
     "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
