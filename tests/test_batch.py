@@ -167,3 +167,25 @@ def test_cancel_stops_every_worker(sd1_model: Any, config: dict[str, Any], tmp_p
     gone, alive = psutil.wait_procs([psutil.Process(p) for p in running if psutil.pid_exists(p)], timeout=10)
     assert not alive
     assert _no_batch_models()
+
+
+def test_cli_batch_reads_prompts_and_jsonl_and_resumes(sd1_model: Any, config: dict[str, Any], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from qvac_nb import cli
+
+    bad = tmp_path / "params.jsonl"
+    bad.write_text('{"prompt": "a", "steps": 1}\n\n[1, 2]\n')
+    assert cli.main(["-q", "batch", str(bad), "--model", str(sd1_model.primary), "-o", str(tmp_path / "o")]) == 2
+    assert "line 3" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    good = tmp_path / "ok.jsonl"
+    good.write_text('"a red fox"\n{"prompt": "a blue whale", "seed": 3}\n')
+    assert cli.read_items(str(good)) == ["a red fox", {"prompt": "a blue whale", "seed": 3}]
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# a comment\n\na red fox\n")
+    argv = ["-q", "batch", str(prompts), "--model", str(sd1_model.primary), "-o", str(tmp_path / "out"),
+            "-W", "64", "-H", "64", "--steps", "1", "--model-config", json.dumps(config)]
+    assert cli.main(argv) == 0
+    made = capsys.readouterr().out.split()
+    assert len(made) == 1 and qvac_nb.read_parameters(made[0])["prompt"] == "a red fox"
+    assert cli.main(argv) == 0 and capsys.readouterr().out == ""  # done already: nothing new
