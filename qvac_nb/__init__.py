@@ -1,7 +1,8 @@
 """qvac_nb: local, private image generation inside Jupyter, over stable-diffusion.cpp.
 
 The plain-function API has the QVAC SDK's shape: `load_model`, `diffusion`, `upscale`,
-`unload_model`, `cancel`. Model constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
+`unload_model`, `cancel`; `batch` makes many images on local workers or Ray actors. Model
+constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
 """
 
 # Every public name is imported on first use (PEP 562): a model's worker process imports
@@ -13,6 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .batching import BatchHandle, BatchRecord, BatchResult, BatchValidationError, batch
     from .catalog import CATALOG
     from .errors import (
         CallbackError,
@@ -50,6 +52,8 @@ _HOMES: dict[str, str] = {
     "load_model": "models", "unload_model": "models", "loaded_models": "models",
     "diffusion": "generation", "upscale": "generation", "cancel": "generation",
     "read_parameters": "png", "history": "history_folder",
+    "batch": "batching", "BatchResult": "batching", "BatchRecord": "batching", "BatchHandle": "batching",
+    "BatchValidationError": "batching",
     "DiffusionJob": "jobs", "UpscaleJob": "jobs", "Job": "jobs", "Stats": "jobs", "set_display_hook": "jobs",
     "ProgressTick": "progress_stream", "CATALOG": "catalog",
     "Studio": "widgets", "Gallery": "widgets",  # these import anywidget
@@ -57,6 +61,7 @@ _HOMES: dict[str, str] = {
 }
 _PUBLIC = (
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
+    "batch", "BatchResult", "BatchRecord", "BatchHandle", "BatchValidationError",
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery",
 )
 

@@ -2,11 +2,13 @@
 
     qvac-nb generate "a lighthouse at dusk" --model SD_V2_1_1B_Q8_0 -o out.png
     qvac-nb upscale photo.jpg -o photo-x4.png --model REALESRGAN_X4PLUS
+    qvac-nb batch prompts.txt --model SD_V2_1_1B_Q8_0 -o out/ --workers 2 [--ray ADDRESS]
     qvac-nb models
     qvac-nb info
 
 Exit codes: 0 success, 2 bad arguments (the message says which and why), 1 engine,
-download or other failures, 130 when interrupted with Ctrl-C (the job is cancelled first).
+download or other failures (for `batch`: any item failed), 130 when interrupted with Ctrl-C (the job
+is cancelled first).
 """
 
 from __future__ import annotations
@@ -109,11 +111,35 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tile-size", type=int, metavar="PX", help="tile size, 16-2048 (default 128)")
     _add_model_config_args(up, companions=False)
 
+    _add_batch_parser(sub)
+
     models = sub.add_parser("models", help="the model catalogue and what is cached", description="List models.")
     models.add_argument("--json", action="store_true", help="machine-readable output")
     info = sub.add_parser("info", help="engine library, backend, threads, cache folder", description="Show setup.")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _add_batch_parser(sub: Any) -> None:
+    b = sub.add_parser(
+        "batch", help="many images from a prompts file or a JSONL file of parameters",
+        description="Make every item of FILE into a PNG in the output folder, with an index.jsonl (the Studio's "
+                    "history format). Items already there are skipped, so re-running resumes an interrupted batch.")
+    b.add_argument("items", metavar="FILE",
+                   help="prompts.txt: one prompt a line (blank lines and lines starting with # skipped); "
+                        "params.jsonl: one JSON object of diffusion() parameters (or a JSON string prompt) a line")
+    b.add_argument("-o", "--output-dir", default="qvac_nb_outputs", metavar="DIR",
+                   help="folder for the PNGs and index.jsonl (default qvac_nb_outputs)")
+    b.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                   help=f"catalogue name, file path, https URL or hf://owner/repo/file (default {DEFAULT_MODEL})")
+    b.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes here (default 1), or Ray actors with --ray (default one per node)")
+    b.add_argument("--ray", nargs="?", const="ray", metavar="ADDRESS",
+                   help="run on Ray actors: ADDRESS of the cluster ('auto' for the one `ray start` began here, "
+                        "ray://HEAD:10001); without ADDRESS, RAY_ADDRESS or a new local cluster")
+    params = [p for p in schema.DIFFUSION if p.name != "batch_count"]
+    _add_params(b.add_argument_group("defaults for every item (an item's own values win)"), params)
+    _add_model_config_args(b, companions=True)
 
 
 # Model-config flags of the upscale command: an ESRGAN model has no companions or prediction.
@@ -274,6 +300,52 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def read_items(path: str) -> list[Any]:
+    """The items of a prompts file (one prompt a line) or a JSONL file (one object or string a line)."""
+    source = Path(path).expanduser()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"items: cannot read {path} ({exc})") from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
+    if source.suffix.lower() not in (".jsonl", ".ndjson"):
+        return [line for _, line in lines if line and not line.startswith("#")]
+    items = []
+    for n, line in lines:
+        if not line:
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"items: {path} line {n} is not JSON ({exc})") from None
+        if not isinstance(item, (dict, str)):
+            raise UsageError(f"items: {path} line {n}: expected an object of parameters or a prompt string")
+        items.append(item)
+    return items
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import qvac_nb
+
+    items = read_items(args.items)
+    config = _model_config(args)
+    try:
+        result = qvac_nb.batch(items, model_src=args.model, model_config=config, output_dir=args.output_dir,
+                               cluster=args.ray, workers=args.workers, progress=not args.quiet,
+                               **_given(args, schema.DIFFUSION))
+    except ImportError as exc:  # --ray without Ray installed
+        raise UsageError(f"--ray: {exc}") from None
+    assert isinstance(result, qvac_nb.BatchResult)
+    for record in result:
+        if record.status == "ok":
+            print(record.path)  # stdout: just the new files, for scripts
+        elif record.status == "failed":
+            _say(args, f"item {record.index} ({record.prompt[:40]!r}) failed: {record.error}")
+    _say(args, f"{len(result.ok)} made, {len(result.skipped)} already done, {len(result.failed)} failed in "
+               f"{result.elapsed_s:.1f} s ({result.items_per_s:.2f} images/s) -> {args.output_dir}")
+    return EXIT_FAILURE if result.failed else EXIT_OK
+
+
 def _human(size: int) -> str:
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -351,7 +423,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"generate": cmd_generate, "upscale": cmd_upscale, "models": cmd_models, "info": cmd_info}
+COMMANDS = {"generate": cmd_generate, "upscale": cmd_upscale, "batch": cmd_batch, "models": cmd_models,
+            "info": cmd_info}
 
 
 def _fail(code: int, message: str) -> int:
