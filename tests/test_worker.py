@@ -221,7 +221,7 @@ def test_listeners_may_unload_load_generate_and_cancel_without_deadlock(sd1_mode
         made = {}
         def listener(tick):
             if "id" not in made:
-                made["id"] = load("sd1")  # load from a listener
+                made["id"] = load("sd1", threads=args["sd1"]["config"]["threads"] + 1)  # from a listener: a 2nd model
                 made["job"] = qvac_nb.diffusion(model_id=made["id"], prompt="y", **SMALL)
                 qvac_nb.cancel(model_id=mid)
                 qvac_nb.unload_model(model_id=mid)  # unload the model whose job is calling us
@@ -339,7 +339,7 @@ def test_unloading_returns_the_kernel_to_its_memory_before_the_load(sd1_model: T
 def test_two_models_run_at_the_same_time_and_one_models_jobs_keep_their_order(sd1_model: TestModel) -> None:
     report = run_script(
         """
-        a, b = load("sd1"), load("sd1")
+        a, b = load("sd1"), load("sd1", threads=args["sd1"]["config"]["threads"] + 1)  # 2 configs: 2 models
         order = []
         lock = threading.Lock()
         def note(name):
