@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import qvac_nb
-from qvac_nb.widgets.inputs import ImageSlots, find_loras, mask_png
+from qvac_nb.widgets.inputs import FeatureInputs, ImageSlots, find_loras, mask_png
 
 
 def _png(width: int, height: int, value: int = 128) -> bytes:
@@ -61,3 +61,43 @@ def test_lora_files_are_found_recursively_sorted_and_deduplicated(tmp_path: Path
     found = find_loras([tmp_path, tmp_path / "sub", tmp_path / "missing"])
     assert [f["name"] for f in found] == ["A.safetensors", "b.safetensors", "c.gguf", "d.SAFETENSORS"]
     assert all(Path(f["source"]).is_absolute() and Path(f["source"]).exists() for f in found)
+
+
+class _Widget(FeatureInputs):
+    """The mixin on its own, with a fixed init image size, as the Studio uses it."""
+
+    def init_image_size(self) -> tuple[int, int] | None:
+        return (6, 4)
+
+
+def test_feature_inputs_route_messages_and_add_only_what_the_model_uses(tmp_path: Path) -> None:
+    (tmp_path / "style.safetensors").write_bytes(b"x")
+    w = _Widget()
+    w.init_inputs([tmp_path])
+    assert [f["name"] for f in w.lora_files] == ["style.safetensors"]
+    handle = w.input_handlers()
+    handle["slot_add"]({"slot": "ref_images", "name": "r.png"}, [_png(16, 8)])
+    handle["slot_add"]({"slot": "control_image", "name": "c.png"}, [_png(8, 8)])
+    handle["mask"]({"width": 6, "height": 4}, [b"\xff" * 24])
+    assert [r["name"] for r in w.ref_images] == ["r.png"] and w.mask == {"width": 6, "height": 4}
+
+    w.show_inputs_for("flux2")  # reference images apply; a mask and a control image do not
+    assert w.inputs_shown == {"ref_images": True, "control_image": False, "mask": False, "lora": True}
+    params = w.input_params(has_init_image=True)
+    assert list(params) == ["init_images"] and params["init_images"][0][:4] == b"\x89PNG"
+
+    w.show_inputs_for("sd1", has_control_net=True)
+    params = w.input_params(has_init_image=True)
+    assert sorted(params) == ["control_image", "mask_image"]
+    with Image.open(io.BytesIO(params["mask_image"])) as mask:
+        assert mask.size == (6, 4) and mask.getextrema() == (255, 255)
+    assert "mask_image" not in w.input_params(has_init_image=False)  # a mask without an init image means nothing
+
+    handle["slot_remove"]({"slot": "ref_images", "index": 0}, [])
+    handle["mask_clear"]({}, [])
+    assert w.ref_images == [] and w.mask == {} and sorted(w.input_params(True)) == ["control_image"]
+    with pytest.raises(qvac_nb.InvalidParameterError, match="init image is 6x4"):
+        handle["mask"]({"width": 8, "height": 8}, [b"\x00" * 64])
+    (tmp_path / "new.safetensors").write_bytes(b"x")
+    handle["lora_refresh"]({}, [])
+    assert [f["name"] for f in w.lora_files] == ["new.safetensors", "style.safetensors"]

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import traitlets as t
 from PIL import Image
 
+from .. import families
 from ..errors import InvalidParameterError
 from .thumbs import image_size, thumbnail
 
 LORA_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt")
+DEFAULT_LORA_FOLDER = "loras"  # beside the notebook, like the history folder
+SLOT_LIMITS = {"ref_images": 8, "control_image": 1}
 MAX_LORA_FILES = 500  # a picker, not a file browser: a huge folder is cut, not walked for minutes
 
 
@@ -103,3 +107,81 @@ def find_loras(folders: list[str | os.PathLike[str]]) -> list[dict[str, str]]:
             if path.suffix.lower() in LORA_SUFFIXES and path.is_file():
                 found.setdefault(str(path.resolve()), {"name": path.name, "source": str(path.resolve())})
     return sorted(found.values(), key=lambda f: (f["name"].lower(), f["source"]))
+
+
+class FeatureInputs(t.HasTraits):
+    """The Studio's inputs beyond the form: FLUX.2 reference images, a control image, a painted mask, LoRA files.
+
+    A widget mixes this in, routes `input_handlers()` messages to it and merges `input_params(...)`
+    into the `diffusion` call; the front-end (js/src/feature-inputs.js) shows what `inputs_shown` allows.
+    """
+
+    ref_images = t.List(help="FLUX.2 reference images: [{name, width, height, thumb}] (full size kept in the kernel)."
+                        ).tag(sync=True)
+    control_image = t.List(help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
+    mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
+    lora_files = t.List(help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
+    inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, mask, lora}."
+                          ).tag(sync=True)
+
+    def init_inputs(self, lora_folders: list[str | os.PathLike[str]] | None = None) -> None:
+        self._slots = ImageSlots(SLOT_LIMITS)
+        self._mask_png: bytes | None = None
+        self._lora_folders = list(lora_folders) if lora_folders is not None else [Path.cwd() / DEFAULT_LORA_FOLDER]
+        self.lora_files = find_loras(self._lora_folders)
+
+    def input_handlers(self) -> dict[str, Any]:
+        return {
+            "slot_add": self._msg_slot_add,
+            "slot_remove": lambda c, _b: self._slot_changed(c.get("slot"), self._slots.remove, c.get("index")),
+            "slot_clear": lambda c, _b: self._slot_changed(c.get("slot"), self._slots.clear),
+            "mask": self._msg_mask,
+            "mask_clear": lambda _c, _b: self.clear_mask(),
+            "lora_refresh": lambda _c, _b: setattr(self, "lora_files", find_loras(self._lora_folders)),
+        }
+
+    def show_inputs_for(self, family: str | None, has_control_net: bool = False) -> None:
+        """Which inputs the front-end shows, from the model's family (and whether it has a ControlNet)."""
+        fam = families.get(family) if family else None
+        self.inputs_shown = {
+            "ref_images": bool(fam and fam.img2img == "reference"),
+            "control_image": bool(has_control_net),
+            "mask": bool(fam and fam.img2img == "sdedit"),
+            "lora": fam is not None and fam.kind != "upscaler",
+        }
+
+    def _msg_slot_add(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        if not buffers:
+            raise InvalidParameterError(f"{content.get('slot')}: the upload carried no file")
+        slot = content.get("slot")
+        self._slot_changed(slot, self._slots.add, bytes(buffers[0]), str(content.get("name") or "upload"))
+
+    def _slot_changed(self, slot: Any, action: Any, *args: Any) -> None:
+        action(slot, *args)
+        setattr(self, slot, self._slots.trait(slot))
+
+    def _msg_mask(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        if not buffers:
+            raise InvalidParameterError("mask_image: the painted mask carried no pixels")
+        size = self.init_image_size()
+        self._mask_png = mask_png(content.get("width"), content.get("height"), bytes(buffers[0]), size)
+        self.mask = {"width": content["width"], "height": content["height"]}
+
+    def clear_mask(self) -> None:
+        self._mask_png = None
+        self.mask = {}
+
+    def init_image_size(self) -> tuple[int, int] | None:
+        """The init image's (width, height), which a painted mask must match; the widget overrides it."""
+        return None
+
+    def input_params(self, has_init_image: bool) -> dict[str, Any]:
+        """The `diffusion` keyword arguments these inputs add (only those that apply to the current model)."""
+        shown, out = self.inputs_shown, {}
+        if shown.get("ref_images") and self._slots.data("ref_images"):
+            out["init_images"] = self._slots.data("ref_images")
+        if shown.get("control_image") and self._slots.data("control_image"):
+            out["control_image"] = self._slots.data("control_image")[0]
+        if shown.get("mask") and has_init_image and self._mask_png is not None:
+            out["mask_image"] = self._mask_png
+        return out
