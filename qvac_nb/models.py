@@ -246,6 +246,7 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
             files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
             companions[key] = inspect_file(files[file_role], f"model_config.{key}")
     _check_companions(info, files)
+    _check_unet_split(info, role, files)
     for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
         check_companion(info, key, companion)
     up_cfg = config.get("upscaler")
@@ -319,6 +320,29 @@ def _check_companions(info: FileInfo, files: dict[str, Path]) -> None:
     if family.requires_text_encoder and not any(r in files for r in roles) and "model" not in files:
         raise InvalidParameterError(
             f"model_config.{family.text_encoders[0]}: an {family.label} diffusion model needs its text encoders"
+        )
+
+
+# A U-Net-only file (the split layout) loads for SDXL with both text encoders and a VAE (see
+# worker/split_unet.py); the engine cannot tell SD 1.x/2.x apart without their text encoder inside.
+_SPLIT_UNET_NEEDS = {"clip_l": "clip_l_model_src", "clip_g": "clip_g_model_src", "vae": "vae_model_src"}
+
+
+def _check_unet_split(info: FileInfo, role: str, files: dict[str, Path]) -> None:
+    family = families.get(info.family)
+    if role != "diffusion_model" or family.kind != "unet":
+        return
+    if info.family != "sdxl":
+        raise UnsupportedOperationError(
+            f"model_src: {info.path.name} is a {family.label} U-Net without its text encoder and VAE; the engine "
+            "loads SD 1.x/2.x only as a single checkpoint (U-Net, text encoder and VAE in one file). U-Net-only "
+            "files work for SDXL (with clip_l, clip_g and vae) and the DiT families"
+        )
+    missing = [key for file_role, key in _SPLIT_UNET_NEEDS.items() if file_role not in files]
+    if missing:
+        raise InvalidParameterError(
+            f"model_config.{missing[0]}: an SDXL U-Net-only file needs its text encoders and VAE: "
+            f"model_config {', '.join(_SPLIT_UNET_NEEDS.values())} (missing: {', '.join(missing)})"
         )
 
 

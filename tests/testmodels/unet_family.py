@@ -175,8 +175,20 @@ def _build_sdxl(folder: Path) -> dict[str, str]:
     return {"model": "sdxl-vega-q4_0.gguf"}
 
 
+def _build_sdxl_split(folder: Path) -> dict[str, str]:
+    # The split layout SDXL users download: a U-Net-only GGUF under its bare module names (no
+    # `model.diffusion_model.` prefix), the two text encoders in Hugging Face names and the VAE.
+    write_gguf(folder / "sdxl-vega-unet-q4_0.gguf", typed(unet(SDXL_VEGA, prefix=""), exact=clip.EXACT_TYPES))
+    write_gguf(folder / "clip_l-q4_0.gguf", typed(clip.hf_text_model("", clip.VIT_L), exact=clip.EXACT_TYPES))
+    write_gguf(folder / "clip_g-q4_0.gguf", typed(clip.hf_text_model("", clip.BIG_G), exact=clip.EXACT_TYPES))
+    write_gguf(folder / "sdxl-vae-f16.gguf", typed(kl_vae("", decoder_ch=DECODER_CH), "f16"))
+    return {"diffusion_model": "sdxl-vega-unet-q4_0.gguf", "clip_l": "clip_l-q4_0.gguf", "clip_g": "clip_g-q4_0.gguf",
+            "vae": "sdxl-vae-f16.gguf"}
+
+
 RECIPES: list[Recipe] = [
     Recipe("sd1", "sd1", _build_sd1),
     Recipe("sd2", "sd2", _build_sd2, {"prediction": "v"}),
     Recipe("sdxl", "sdxl", _build_sdxl),
+    Recipe("sdxl_split", "sdxl", _build_sdxl_split),
 ]
