@@ -560,7 +560,7 @@ def form_params() -> list[Param]:
 
 
 def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str | None) -> dict[str, Any]:
-    kind = {"path": "str", "upscale": "bool"}.get(p.type, p.type)
+    kind = {"path": "str", "upscale": "bool", "lora": "str"}.get(p.type, p.type)  # lora: not a Studio field
     default = p.default_for(family)
     hidden_in = [f.name for f in families.FAMILIES.values() if p.name in f.hidden]
     return {
