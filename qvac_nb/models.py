@@ -280,7 +280,7 @@ def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[d
                 else "model_src"
             if isinstance(error, CancelledError):
                 raise CancelledError(f"loading {what} was cancelled")
-            raise type(error)(f"{what}: {error}") if type(error) is EngineError else error
+            raise type(error)(f"{what}: {error}{_layout_hint(error)}") if type(error) is EngineError else error
         elif msg[0] == protocol.LOADED:
             loaded = msg[1]
             model.default_sampler = loaded["default_sampler"]
@@ -344,6 +344,18 @@ def _check_unet_split(info: FileInfo, role: str, files: dict[str, Path]) -> None
             f"model_config.{missing[0]}: an SDXL U-Net-only file needs its text encoders and VAE: "
             f"model_config {', '.join(_SPLIT_UNET_NEEDS.values())} (missing: {', '.join(missing)})"
         )
+
+
+LAYOUT_HINT = (
+    "\nThe engine could not tell which model this is from its tensor names. Layouts that load: an all-in-one "
+    "checkpoint (SD 1.x, 2.x, XL, SD3); an SDXL U-Net-only file with clip_l_model_src, clip_g_model_src and "
+    "vae_model_src; a FLUX.2 diffusion model with llm_model_src and vae_model_src; FLUX.1/SD3 diffusion models with "
+    "their text encoders. SD 1.x/2.x U-Net-only files do not load (use a single-file checkpoint)."
+)
+
+
+def _layout_hint(error: BaseException) -> str:
+    return LAYOUT_HINT if "get sd version from file failed" in str(error) else ""
 
 
 def get_model(model_id: Any) -> LoadedModel:

@@ -11,6 +11,7 @@ from helpers import assert_real_image
 from testmodels import registry
 from testmodels.formats import write_gguf
 from testmodels.layers import typed
+from testmodels.lora import write_safetensors
 from testmodels.unet_family import SD1_TINY, unet
 
 import qvac_nb
@@ -66,3 +67,13 @@ def test_sd1_unet_only_file_is_refused_with_the_layouts_that_work(tmp_path: Path
     with pytest.raises(qvac_nb.UnsupportedOperationError, match="single checkpoint") as caught:
         qvac_nb.load_model(str(unet_only), model_config={"threads": THREADS})
     assert "SDXL" in str(caught.value) and caught.value.param == "model_src"
+
+
+def test_a_file_the_engine_cannot_place_gets_the_layouts_that_load(tmp_path: Path) -> None:
+    """The engine's own "get sd version from file failed" comes back with the list of layouts that work."""
+    unknown = tmp_path / "mystery.safetensors"
+    write_safetensors(unknown, {"blocks.0.proj.weight": np.zeros((32, 32), np.float16)})
+    with pytest.raises(qvac_nb.EngineError, match="get sd version from file failed") as caught:
+        qvac_nb.load_model(str(unknown), model_config={"threads": THREADS})
+    assert "SDXL U-Net-only file with clip_l_model_src" in str(caught.value)
+    assert str(caught.value).startswith("model_src:")
