@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import schema
+from . import loras, schema
 from .errors import UsageError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -58,6 +58,8 @@ def _add_params(group: Any, params: Iterable[Any]) -> None:
         kwargs: dict[str, Any] = {"dest": p.name, "help": _help(p)}
         if p.type == "bool":
             kwargs.update(action="store_true", default=None)
+        elif p.type == "lora":  # repeatable: --lora a.safetensors --lora b.safetensors:0.5
+            kwargs.update(action="append", type=loras.parse_cli, metavar=p.cli_metavar)
         else:
             kwargs["type"] = {"int": int, "float": float}.get(p.type, str)
             if p.cli_metavar:

@@ -246,6 +246,7 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
             files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
             companions[key] = inspect_file(files[file_role], f"model_config.{key}")
     _check_companions(info, files)
+    _check_unet_split(info, role, files)
     for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
         check_companion(info, key, companion)
     up_cfg = config.get("upscaler")
@@ -279,7 +280,7 @@ def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[d
                 else "model_src"
             if isinstance(error, CancelledError):
                 raise CancelledError(f"loading {what} was cancelled")
-            raise type(error)(f"{what}: {error}") if type(error) is EngineError else error
+            raise type(error)(f"{what}: {error}{_layout_hint(error)}") if type(error) is EngineError else error
         elif msg[0] == protocol.LOADED:
             loaded = msg[1]
             model.default_sampler = loaded["default_sampler"]
@@ -320,6 +321,41 @@ def _check_companions(info: FileInfo, files: dict[str, Path]) -> None:
         raise InvalidParameterError(
             f"model_config.{family.text_encoders[0]}: an {family.label} diffusion model needs its text encoders"
         )
+
+
+# A U-Net-only file (the split layout) loads for SDXL with both text encoders and a VAE (see
+# worker/split_unet.py); the engine cannot tell SD 1.x/2.x apart without their text encoder inside.
+_SPLIT_UNET_NEEDS = {"clip_l": "clip_l_model_src", "clip_g": "clip_g_model_src", "vae": "vae_model_src"}
+
+
+def _check_unet_split(info: FileInfo, role: str, files: dict[str, Path]) -> None:
+    family = families.get(info.family)
+    if role != "diffusion_model" or family.kind != "unet":
+        return
+    if info.family != "sdxl":
+        raise UnsupportedOperationError(
+            f"model_src: {info.path.name} is a {family.label} U-Net without its text encoder and VAE; the engine "
+            "loads SD 1.x/2.x only as a single checkpoint (U-Net, text encoder and VAE in one file). U-Net-only "
+            "files work for SDXL (with clip_l, clip_g and vae) and the DiT families"
+        )
+    missing = [key for file_role, key in _SPLIT_UNET_NEEDS.items() if file_role not in files]
+    if missing:
+        raise InvalidParameterError(
+            f"model_config.{missing[0]}: an SDXL U-Net-only file needs its text encoders and VAE: "
+            f"model_config {', '.join(_SPLIT_UNET_NEEDS.values())} (missing: {', '.join(missing)})"
+        )
+
+
+LAYOUT_HINT = (
+    "\nThe engine could not tell which model this is from its tensor names. Layouts that load: an all-in-one "
+    "checkpoint (SD 1.x, 2.x, XL, SD3); an SDXL U-Net-only file with clip_l_model_src, clip_g_model_src and "
+    "vae_model_src; a FLUX.2 diffusion model with llm_model_src and vae_model_src; FLUX.1/SD3 diffusion models with "
+    "their text encoders. SD 1.x/2.x U-Net-only files do not load (use a single-file checkpoint)."
+)
+
+
+def _layout_hint(error: BaseException) -> str:
+    return LAYOUT_HINT if "get sd version from file failed" in str(error) else ""
 
 
 def get_model(model_id: Any) -> LoadedModel:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 import sys
 import textwrap
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import cache_presets, engine_types, families
+from . import cache_presets, engine_types, families, loras
 from .errors import InvalidTypeError
 from .validation import (
     check_bool,
@@ -77,7 +78,7 @@ class Param:
     """One parameter; see the module docstring for what is derived from it."""
 
     name: str
-    type: str  # int | float | str | bool | choice | image | text | path | upscale | upscaler
+    type: str  # int | float | str | bool | choice | image | text | path | upscale | upscaler | lora
     doc: str
     default: Any = REQUIRED
     label: str = ""
@@ -150,6 +151,8 @@ class Param:
             return check_str(label, value)
         if self.type == "upscaler":
             return check_upscaler(value)
+        if self.type == "lora":
+            return loras.check(value)  # resolves, checks and hashes each file
         return value  # image: decoded by the caller, which knows the accepted forms
 
     def values_text(self) -> str:
@@ -252,6 +255,12 @@ DIFFUSION: tuple[Param, ...] = (
           values_doc="1-12, or -1 for the model's default", engine="clip_skip", group="advanced"),
     Param("eta", "float", "Noise of eta-based samplers.", None, min=0.0, max=10.0, step=0.1, nullable=True,
           default_doc="None (the sampler's)", engine="eta", group="advanced"),
+    # LoRA: its own block (qvac_nb/loras.py); the worker sets the engine's loras/lora_count from it.
+    Param("lora", "lora", "LoRA adapters: a source (weight 1), a list of sources or (source, weight) pairs, or a "
+          "{source: weight} dict; sources resolve like model_src. The record keeps each file's name, SHA-256 and "
+          "weight.", None, nullable=True, values_doc=loras.VALUES_DOC, default_doc="None", cli=("--lora",),
+          cli_metavar="PATH[:WEIGHT]", cli_help="a LoRA file or source, with an optional :weight (default 1); "
+          "repeat for several", control="hidden", group="advanced", studio=False),
     Param("preview", "bool", "Attach small PNG previews of the latent to progress ticks (at most ten a second).",
           False, stored=False, replayable=False, cli=None, control="hidden", studio=False),
 )
@@ -309,12 +318,23 @@ def _prediction(value: str, names: Mapping[str, Sequence[str]], _request: Any) -
     return {"prediction": list(names["prediction"]).index(PREDICTION_ALIASES.get(value, value))}
 
 
+# device='cpu': the engine's keep-on-CPU flags (the worker also hides the GPUs, see worker/engine_calls.py).
+CPU_FLAGS = ("clip_on_cpu", "vae_on_cpu", "control_net_on_cpu")
+
+
+def _device(value: str, _names: Any, _request: Any) -> dict[str, Any]:
+    return dict.fromkeys(CPU_FLAGS, True) if value == "cpu" else {}
+
+
 def _flag(engine_attr: str) -> Callable[[Any, Any, Any], dict[str, Any]]:
     return lambda value, _names, _request: {engine_attr: bool(value)}
 
 
 MODEL_CONFIG: tuple[Param, ...] = (
-    Param("device", "choice", "Where to run.", None, choices=("gpu", "cpu"), default_doc="the engine build's backend"),
+    Param("device", "choice", "Where to run. 'cpu' keeps everything on the CPU on a GPU build too: the text "
+          "encoders, VAE and ControlNet through the engine's keep-on-CPU flags, the diffusion model (and an "
+          "upscaler) by hiding the CUDA/ROCm/Vulkan devices from the model's worker (Metal cannot be hidden).", None,
+          choices=("gpu", "cpu"), default_doc="the engine build's backend", engine=CPU_FLAGS),
     Param("threads", "int", "CPU threads.", -1, min=1, max=256, extra=(-1,),
           values_doc="1-256, or -1 for every physical core", engine="threads"),
     Param("prediction", "choice", "Prediction type ('flow' is SD3's).", "auto", choices=PREDICTIONS,
@@ -369,6 +389,7 @@ _TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str
     "sampler_rng": lambda value, names, _r: {"sampler_rng": list(names["rng"]).index(value)},
     "lora_apply_mode": _engine_enum("lora_apply_mode"),
     "diffusion_fa": _flag("diffusion_flash_attn"),
+    "device": _device,
 }
 
 DIFFUSION_PARAMS = tuple(p.name for p in DIFFUSION)
@@ -459,6 +480,7 @@ def record(request: Any) -> dict[str, Any]:
     out["upscale_repeats"] = request.upscale
     out["model"] = request.model
     out["init_image_used"] = request.init_image is not None
+    out["lora"] = loras.record_form(request.lora)  # None, or without the local paths of downloaded files
     return out
 
 
@@ -538,7 +560,7 @@ def form_params() -> list[Param]:
 
 
 def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str | None) -> dict[str, Any]:
-    kind = {"path": "str", "upscale": "bool"}.get(p.type, p.type)
+    kind = {"path": "str", "upscale": "bool", "lora": "str"}.get(p.type, p.type)  # lora: not a Studio field
     default = p.default_for(family)
     hidden_in = [f.name for f in families.FAMILIES.values() if p.name in f.hidden]
     return {
@@ -565,7 +587,7 @@ def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | 
 
 def _doc_entry(p: Param, indent: str = "    ") -> str:
     kind = {"text": "str", "choice": "str", "path": "str", "image": "image", "upscale": "bool or dict",
-            "upscaler": "dict or str"}.get(p.type, p.type)
+            "upscaler": "dict or str", "lora": "str, list or dict"}.get(p.type, p.type)
     head = f"{p.name} : {kind}" + (" or None" if p.nullable and kind != "image" else "")
     values = p.values_text()
     body = f"{p.doc}{f' Values: {values}.' if values else ''} Default: {p.default_text()}."
@@ -584,7 +606,8 @@ def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Seq
     return "\n".join(lines)
 
 
-_CALL_TYPES: dict[str, Any] = {"upscale": bool | dict[str, int] | None, "upscaler": dict[str, Any] | str | None}
+_CALL_TYPES: dict[str, Any] = {"upscale": bool | dict[str, int] | None, "upscaler": dict[str, Any] | str | None,
+                               "lora": str | os.PathLike | list | dict[str, float] | None}
 
 
 def signature(params: Sequence[Param], *, positional: Sequence[str] = (), extra: Sequence[inspect.Parameter] = (),

@@ -421,6 +421,7 @@ NB_MODULE(_engine, m) {
         .RW(CC, "mmap", raw.mmap)
         .RW(CC, "clip_on_cpu", raw.clip_on_cpu)
         .RW(CC, "vae_on_cpu", raw.vae_on_cpu)
+        .RW(CC, "control_net_on_cpu", raw.control_net_on_cpu, "Keep the ControlNet on the CPU (device='cpu').")
         .RW(CC, "flash_attn", raw.flash_attn)
         .RW(CC, "diffusion_flash_attn", raw.diffusion_flash_attn)
         .RW(CC, "diffusion_conv_direct", raw.diffusion_conv_direct)

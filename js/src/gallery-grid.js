@@ -19,10 +19,16 @@ export function entryDetails(entry, schema) {
   for (const param of (schema && schema.params) || []) {
     if (!param.replayable || param.type === "image" || SIZE.includes(param.name) || !applies(param, entry, schema)) continue;
     const value = p[param.name];
-    if (value !== undefined && value !== null && value !== "") rows.push([param.label || param.name, value]);
+    if (value !== undefined && value !== null && value !== "") rows.push([param.label || param.name, shown(value)]);
   }
   if (entry.kind === "upscale") rows.push(["Upscaled from", entry.source || "image"]);
   return rows;
+}
+
+/** A record value as text: a list of LoRAs ({name, weight, ...}) as "name: weight, ...", other objects as JSON. */
+export function shown(value) {
+  if (Array.isArray(value)) return value.map((v) => (v && typeof v === "object" && "name" in v ? `${v.name}: ${v.weight}` : shown(v))).join(", ");
+  return value && typeof value === "object" ? JSON.stringify(value) : value;
 }
 
 export function entryCaption(entry) {

@@ -66,4 +66,13 @@ describe("entry details", () => {
     expect(keys({ ...entry("a"), params, family: "flux" })).toEqual(["Size", "Prompt", "Guidance", "Seed"]);
     expect(keys({ ...entry("a"), params, family: "flux2", img2img: true })).toEqual(["Size", "Prompt", "CFG scale", "Guidance", "Seed"]);
   });
+
+  it("shows a record's LoRAs by file name and weight", async () => {
+    const { entryDetails, shown } = await import("../src/gallery-grid.js");
+    const schema = { params: [{ name: "lora", label: "Lora", type: "str", replayable: true }], families: {} };
+    const lora = [{ source: "/x/a.safetensors", name: "a.safetensors", sha256: "ab", weight: 0.5 }, { name: "b.gguf", weight: 1 }];
+    expect(entryDetails({ ...entry("a"), params: { lora }, family: "sd1" }, schema)).toContainEqual(["Lora", "a.safetensors: 0.5, b.gguf: 1"]);
+    expect(shown({ repeats: 2 })).toBe('{"repeats":2}');
+    expect(shown(7)).toBe(7);
+  });
 });

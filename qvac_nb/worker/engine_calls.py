@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import _engine, engine, families, schema
+from .. import _engine, engine, families, loras, schema
 from ..png import encode_png
+from . import split_unet
 
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
 SendTick = Callable[[int, int, float, str, int, "bytes | None"], None]
@@ -80,12 +81,30 @@ def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., Non
     )
 
 
+# device='cpu': what hides each GPU backend from ggml. The engine always picks a GPU as its main
+# device when one is visible (it has no backend choice), so the worker, which holds this one model,
+# hides them before the engine first lists its devices. Metal has no such switch.
+HIDE_GPUS_ENV = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": "", "GGML_VK_VISIBLE_DEVICES": ""}
+
+
+def keep_on_cpu(config: dict[str, Any]) -> dict[str, str]:
+    """Hide the GPUs from this worker's engine when the model is loaded with device='cpu'; returns what was set."""
+    if config.get("device") != "cpu":
+        return {}
+    os.environ.update(HIDE_GPUS_ENV)
+    return dict(HIDE_GPUS_ENV)
+
+
 def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], None] | None) -> OpenModel:
     """Load what `spec` names: {"mode", "family", "role", "files": {role: path}, "config"}."""
     files, config = spec["files"], spec["config"]
+    keep_on_cpu(config)
     if spec["mode"] == "upscale":
         return OpenModel("esrgan", upscaler=_open_upscaler(files["upscaler"], config, on_tick))
-    context = _engine.Context(_context_config(files, spec["role"], config), _load_job(on_tick, "model"))
+    cc = _context_config(files, spec["role"], config)
+    if split_unet.needs_marker(spec["family"], spec["role"], files):
+        cc.model = str(split_unet.marker_file())  # lets the engine see an SDXL U-Net-only file as SDXL
+    context = _engine.Context(cc, _load_job(on_tick, "model"))
     model = OpenModel(spec["family"], context=context)
     if "upscaler" in files:
         try:
@@ -115,7 +134,13 @@ def _request(request: Any, family: str) -> Any:
             req.ref_images = [init]  # in-context conditioning
         else:
             req.init_image = _fit(init, request.width, request.height)
+    _set_loras(req, request)
     return req
+
+
+def _set_loras(req: Any, request: Any) -> None:
+    """The engine's loras/lora_count: each LoRA file with its weight (applied for this generation only)."""
+    req.loras = loras.engine_pairs(getattr(request, "lora", None))
 
 
 def _fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:

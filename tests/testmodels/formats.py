@@ -34,6 +34,7 @@ class TensorSpec:
     name: str
     shape: tuple[int, ...]
     init: Init = "weight"
+    seed: str = ""  # the name the values are drawn for, when not `name` (one tensor saved under two names)
 
     @property
     def numel(self) -> int:
@@ -61,7 +62,7 @@ def values(spec: TensorSpec) -> np.ndarray:
     if spec.init == "zeros":
         return np.zeros(spec.shape, np.float32)
     scale = 0.02 if spec.init == "small" else spec.std
-    return (_rng(spec.name).standard_normal(spec.numel, np.float32) * scale).reshape(spec.shape)
+    return (_rng(spec.seed or spec.name).standard_normal(spec.numel, np.float32) * scale).reshape(spec.shape)
 
 
 def _q4_0_blocks(spec: TensorSpec) -> bytes:
@@ -71,7 +72,7 @@ def _q4_0_blocks(spec: TensorSpec) -> bytes:
     gives the same spread as the float init without quantizing floats.
     """
     nblocks = spec.numel // 32
-    rng = _rng(spec.name)
+    rng = _rng(spec.seed or spec.name)
     out = np.empty((nblocks, 18), np.uint8)
     out[:, :2] = np.frombuffer(np.float16(spec.std / 4.6).tobytes() * nblocks, np.uint8).reshape(nblocks, 2)
     out[:, 2:] = rng.integers(0, 256, size=(nblocks, 16), dtype=np.uint8)

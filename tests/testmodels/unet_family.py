@@ -175,8 +175,42 @@ def _build_sdxl(folder: Path) -> dict[str, str]:
     return {"model": "sdxl-vega-q4_0.gguf"}
 
 
+# Where the engine files each part of a split SDXL model (its prefixes for --diffusion-model,
+# --clip_l, --clip_g and --vae of a U-Net model).
+_SPLIT_PREFIXES = {"diffusion_model": UNET, "clip_l": "cond_stage_model.transformer.",
+                   "clip_g": "cond_stage_model.1.transformer.", "vae": VAE}
+
+
+def _split_part(specs: list[TensorSpec], prefix: str) -> list[TensorSpec]:
+    """The tensors under `prefix`, renamed without it, with the values they have under their full name."""
+    return [TensorSpec(s.name[len(prefix):], s.shape, s.init, seed=s.name) for s in specs]
+
+
+def _build_sdxl_split(folder: Path) -> dict[str, str]:
+    # The split layout SDXL users download: a U-Net-only GGUF under its bare module names (no
+    # `model.diffusion_model.` prefix), the two text encoders in Hugging Face names and the VAE.
+    # `checkpoint` holds the same tensors in one file under the names the engine gives the split
+    # parts, so loading either must give the same pixels.
+    parts = {
+        "diffusion_model": unet(SDXL_VEGA),
+        "clip_l": clip.hf_text_model(_SPLIT_PREFIXES["clip_l"], clip.VIT_L),
+        "clip_g": clip.hf_text_model(_SPLIT_PREFIXES["clip_g"], clip.BIG_G),
+        "vae": kl_vae(VAE, decoder_ch=DECODER_CH),
+    }
+    names = {"diffusion_model": "sdxl-vega-unet-q4_0.gguf", "clip_l": "clip_l-q4_0.gguf",
+             "clip_g": "clip_g-q4_0.gguf", "vae": "sdxl-vae-f16.gguf"}
+    for role, specs in parts.items():
+        weights = "f16" if role == "vae" else "q4_0"
+        write_gguf(folder / names[role], typed(_split_part(specs, _SPLIT_PREFIXES[role]), weights, clip.EXACT_TYPES))
+    whole = [(s, t) for role, specs in parts.items()
+             for s, t in typed(specs, "f16" if role == "vae" else "q4_0", clip.EXACT_TYPES)]
+    write_gguf(folder / "sdxl-vega-checkpoint-q4_0.gguf", whole)
+    return {**names, "checkpoint": "sdxl-vega-checkpoint-q4_0.gguf"}
+
+
 RECIPES: list[Recipe] = [
     Recipe("sd1", "sd1", _build_sd1),
     Recipe("sd2", "sd2", _build_sd2, {"prediction": "v"}),
     Recipe("sdxl", "sdxl", _build_sdxl),
+    Recipe("sdxl_split", "sdxl", _build_sdxl_split),
 ]
