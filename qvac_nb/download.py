@@ -15,7 +15,9 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .catalog import CATALOG, ModelEntry, get_entry
 from .errors import CorruptModelError, InvalidParameterError, InvalidTypeError, ModelFileError, suggest
@@ -225,3 +227,25 @@ def _describe(path: Path, root: Path) -> str:
         repo = parts[1].replace("--", "/", 1)
         return f"hf://{repo}/{'/'.join(parts[3:])}@{parts[2]}"
     return path.relative_to(root).as_posix()
+
+
+def resolve_for(src: str, role: str, on_progress: Callable[[dict], None] | None) -> tuple[Path, dict[str, Any]]:
+    """A local file for `src` (downloading it first if needed) and its catalogue defaults.
+
+    `role` names the parameter in errors and in the `{"phase": "download", "role": ...}` progress events.
+    """
+    if Path(src).expanduser().is_file():
+        return Path(src).expanduser(), {}
+    defaults: dict[str, Any] = {}
+    if src in CATALOG:
+        entry = CATALOG[src]
+        defaults = {**entry.default_config, **entry.companions}
+
+    def progress(info: dict) -> None:
+        if on_progress is not None:
+            on_progress({"phase": "download", "role": role, **info})
+
+    try:
+        return resolve_source(src, on_progress=progress if on_progress else None), defaults
+    except ModelFileError as exc:  # name the parameter, as every other load_model error does
+        raise ModelFileError(f"{role}: {exc}") from None

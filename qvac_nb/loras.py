@@ -126,9 +126,9 @@ def check_file(path: Path, shown: str) -> None:
 
 
 def _resolve(src: str) -> Path:
-    from . import models
+    from .download import resolve_for
 
-    path, _ = models._resolve(src, PARAM, None)
+    path, _ = resolve_for(src, PARAM, None)
     return Path(path)
 
 

@@ -19,7 +19,6 @@ from .errors import (
     EngineError,
     InvalidParameterError,
     InvalidTypeError,
-    ModelFileError,
     ModelNotLoadedError,
     UnsupportedOperationError,
     suggest,
@@ -103,26 +102,9 @@ def _warn_cpu_fallback(config: dict[str, Any]) -> None:
 
 
 def _resolve(src: str, role: str, on_progress: Callable[[dict], None] | None) -> tuple[Path, dict[str, Any]]:
-    """A local file for `src`, downloading it first if needed, plus catalogue defaults."""
-    from . import catalog
+    from .download import resolve_for  # the hub's modules load with the first file to resolve
 
-    if Path(src).expanduser().is_file():
-        return Path(src).expanduser(), {}
-    from . import download
-
-    defaults: dict[str, Any] = {}
-    if src in catalog.CATALOG:
-        entry = catalog.CATALOG[src]
-        defaults = {**entry.default_config, **entry.companions}
-
-    def progress(info: dict) -> None:
-        if on_progress is not None:
-            on_progress({"phase": "download", "role": role, **info})
-
-    try:
-        return download.resolve_source(src, on_progress=progress if on_progress else None), defaults
-    except ModelFileError as exc:  # name the parameter, as every other load_model error does
-        raise ModelFileError(f"{role}: {exc}") from None
+    return resolve_for(src, role, on_progress)
 
 
 def load_model(
