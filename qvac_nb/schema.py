@@ -271,8 +271,9 @@ IMAGE_INPUT_PARAMS: tuple[Param, ...] = (
           "init_image), fused in one generation; instead of init_image, not with it.", None, label="Reference images",
           nullable=True, default_doc="None", values_doc=f"a list of 1-{MAX_REF_IMAGES} images", stored=False,
           replayable=False, cli=None, control="image", group="prompt", studio=False),
-    Param("increase_ref_index", "bool", "FLUX.2 references: give each reference image its own position index.",
-          False, engine="increase_ref_index", control="checkbox", group="advanced"),
+    Param("increase_ref_index", "bool", "Reference images: give each its own position index (the engine always "
+          "does for FLUX.2; other edit models follow this flag).", False, engine="increase_ref_index",
+          control="checkbox", group="advanced"),
     Param("auto_resize_ref_image", "bool", "FLUX.2 references: resize each to about the output's area before "
           "encoding (False encodes them at their own size).", True, engine="auto_resize_ref_image",
           control="checkbox", group="advanced"),
