@@ -328,11 +328,16 @@ def check_image_inputs(model: Any, request: Any, refs: list[np.ndarray]) -> None
                 f"hires: the second pass would be {width}x{height}, but this model makes sizes in multiples of "
                 f"{multiple}; pick a scale (or width/height) that gives such a size", param="hires")
     ref_pixels = reference_pixels(refs, request.width, request.height, bool(request.auto_resize_ref_image))
-    parts = estimate_memory(model, width, height, vae_tiling=bool(request.vae_tiling), ref_pixels=ref_pixels)
+    factor = getattr(model, "upscale_factor", 0) ** request.upscale if request.upscale else 0
+    parts = estimate_memory(model, width, height, vae_tiling=bool(request.vae_tiling), ref_pixels=ref_pixels,
+                            upscaled_pixels=width * height * factor * factor)
     part, need = max(parts.items(), key=lambda item: item[1])
     if need + MEMORY_HEADROOM <= free:
         return
-    name = "init_images" if part == "vae_encode" and request.init_images is not None else "hires"
+    if request.hires is None or request.init_images is None:
+        name = "hires" if request.init_images is None else "init_images"
+    else:  # both: the references weigh on encoding, the hires size on the rest
+        name = "init_images" if part == "vae_encode" else "hires"
     gib = 2**30
     raise InvalidParameterError(
         f"{name}: {width}x{height} with {len(refs)} reference image(s) needs about {need / gib:.1f} GiB for the "

@@ -26,8 +26,13 @@ void track_phase(Job* job, const char* text) {
         int index = 0, count = 0;
         const char* p = std::strstr(text, "generating image: ") + std::strlen("generating image: ");
         if (std::sscanf(p, "%d/%d", &index, &count) == 2) job->batch_index.store(index - 1);
-    } else if (std::strstr(text, "sampling completed") != nullptr) {
+    } else if (std::strstr(text, "sampling completed") != nullptr || std::strstr(text, "- hires fix: ") != nullptr ||
+               std::strstr(text, "- hires sampling ") != nullptr) {
+        // also the hires fix's own work around its second sampling pass (enlarging, setting up)
         job->mark_phase(Phase::Encode);
+    } else if (std::strstr(text, "- hires ") != nullptr && std::strstr(text, " upscale ") != nullptr) {
+        // "hires <upscaler> [image] upscale WxH -> WxH": the enlarged image's sampling pass starts
+        job->mark_phase(Phase::Sample);
     } else if (std::strstr(text, "decoding ") != nullptr && std::strstr(text, " latents") != nullptr) {
         job->mark_phase(Phase::Decode);
     }

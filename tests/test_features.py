@@ -341,3 +341,29 @@ def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, ca
         qvac_nb.load_model(str(sd1_model.primary), model_config={"upscaler": {**up, "threads": 0}})
     with pytest.raises(qvac_nb.InvalidTypeError, match="model_config.upscaler.direct"):
         qvac_nb.load_model(str(sd1_model.primary), model_config={"upscaler": {**up, "direct": "yes"}})
+
+
+# ---------------------------------------------------------------- memory guards
+
+
+def test_memory_guards_count_references_and_the_hires_size(sd1_id: str, flux2_edit_id: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from qvac_nb import guards
+
+    # Enough for a plain 64x64 image, not for what the references or the hires pass add.
+    model = qvac_nb.models.get_model(sd1_id)
+    plain = max(guards.estimate_memory(model, 512, 512).values()) + guards.MEMORY_HEADROOM
+    monkeypatch.setattr(guards, "available_memory", lambda: plain)
+    qvac_nb.generation.validate_diffusion(model_id=sd1_id, prompt="x", width=512, height=512)
+    with pytest.raises(qvac_nb.InvalidParameterError, match=r"hires: 2048x2048 .* GiB"):
+        qvac_nb.generation.validate_diffusion(model_id=sd1_id, prompt="x", width=512, height=512,
+                                              hires={"scale": 4.0})
+    flux = qvac_nb.models.get_model(flux2_edit_id)
+    one_ref = max(guards.estimate_memory(flux, 512, 512, ref_pixels=512 * 512).values()) + guards.MEMORY_HEADROOM
+    monkeypatch.setattr(guards, "available_memory", lambda: one_ref)
+    refs = [picture(64, 64, i) for i in range(8)]
+    qvac_nb.generation.validate_diffusion(model_id=flux2_edit_id, prompt="x", width=512, height=512,
+                                          init_images=refs[:1])
+    with pytest.raises(qvac_nb.InvalidParameterError, match=r"init_images: 512x512 with 8 reference image\(s\)"):
+        qvac_nb.generation.validate_diffusion(model_id=flux2_edit_id, prompt="x", width=512, height=512,
+                                              init_images=refs)
