@@ -211,7 +211,8 @@ HIRES: tuple[Param, ...] = (
           min=64, max=MAX_SIDE, extra=(0,), values_doc="64-4096, or 0"),
     Param("height", "int", "Target height of the second pass; 0 = from scale (or from width).", 0, min=64,
           max=MAX_SIDE, extra=(0,), values_doc="64-4096, or 0"),
-    Param("steps", "int", "Sampling steps of the second pass; 0 = the same as steps.", 0, min=1, max=MAX_STEPS,
+    Param("steps", "int", "Sampling steps of the second pass; 0 = the same as steps (the engine schedules steps / "
+          "strength and runs the last strength share, which can be one step more).", 0, min=1, max=MAX_STEPS,
           extra=(0,), values_doc="1-150, or 0"),
     Param("strength", "float", "Denoising strength of the second pass.", 0.7, min=0.0, max=1.0, lo_open=True),
     Param("upscaler", "choice", "How the first image is enlarged: in latent space, in pixels (lanczos, nearest) or "

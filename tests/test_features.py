@@ -275,7 +275,8 @@ def test_hires_fix_matches_the_peer(sd1_model: Any, sd1_id: str, tmp_path: Path)
     assert record["hires"] == {**hires, "width": 0, "height": 0, "upscaler": "latent", "tile_size": 128}
     replay = qvac_nb.diffusion(model_id=sd1_id, **record).outputs.result(timeout=PEER_TIMEOUT_S)[0]
     assert np.array_equal(pixels(replay), got)
-    assert job.stats.result().total_steps == 2 + 3
+    # The engine schedules int(3 / 0.5) = 6 steps and keeps the last int(6 * 0.5) + 1 sigmas' worth: 4 steps.
+    assert job.stats.result().total_steps == 2 + 4
 
 
 def test_hires_accepts_the_engines_names() -> None:

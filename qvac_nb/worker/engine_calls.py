@@ -163,7 +163,8 @@ def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendT
         shown = "upscale" if phase == "upscale" else "sample" if phase in ("sample", "encode") else phase
         if shown == "sample":
             state["sample_total"] = total * batch
-            state["sample_ticks"] += 1  # one per sampling step, hires second pass included
+        if phase == "sample":  # one per sampling step, hires second pass included (not VAE-tile ticks)
+            state["sample_ticks"] += 1
         elapsed = (time.perf_counter() - start) * 1000
         send_tick(done, total * batch, elapsed, shown, index, state.pop("preview", None))
         if phase == "sample" and step == total:
