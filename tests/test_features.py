@@ -327,17 +327,28 @@ def test_phase_stats_and_total_steps_after_a_paired_upscale(sd1_upscale_id: str)
 # ---------------------------------------------------------------- upscaler options
 
 
-def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, sd1_upscale_id: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     up = {"model_src": str(esrgan_model.primary), "tile_size": 64}
-    with caplog.at_level("DEBUG", logger="qvac_nb.engine"):
-        direct_id = next(_load(sd1_model, upscaler={**up, "direct": True, "offload_params_to_cpu": True,
-                                                    "threads": 1}))
+    direct_id = next(_load(sd1_model, upscaler={**up, "direct": True, "offload_params_to_cpu": True, "threads": 1}))
+    image = picture(64, 64, 3)
     try:
-        image = picture(64, 64, 3)
         direct = pixels(qvac_nb.upscale(model_id=direct_id, image=image).outputs.result(timeout=PEER_TIMEOUT_S)[0])
     finally:
         qvac_nb.unload_model(model_id=direct_id)
-    assert direct.shape == (256, 256, 3)
+    im2col = pixels(qvac_nb.upscale(model_id=sd1_upscale_id, image=image).outputs.result(timeout=PEER_TIMEOUT_S)[0])
+    # On this CPU build direct convolution gives the same bits, so the options are checked where they are
+    # handed to the engine (_engine.Upscaler's arguments) below.
+    assert direct.shape == (256, 256, 3) and np.array_equal(direct, im2col)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(engine_calls._engine, "Upscaler", lambda *args: seen.setdefault("args", args))
+    config = qvac_nb.models.normalize_config({"threads": 2, "upscaler": {**up, "direct": True, "threads": 1,
+                                                                         "offloadParamsToCpu": True}})
+    engine_calls._open_upscaler("esrgan.gguf", config, None)
+    assert seen["args"][:5] == ("esrgan.gguf", 1, 64, True, True)  # path, threads, tile_size, offload, direct
+    seen.clear()
+    engine_calls._open_upscaler("esrgan.gguf", {"threads": 2, "upscaler": up}, None)
+    assert seen["args"][:5] == ("esrgan.gguf", 2, 64, False, False)  # defaults: model_config's threads, off, off
     with pytest.raises(qvac_nb.InvalidParameterError, match="model_config.upscaler.threads"):
         qvac_nb.load_model(str(sd1_model.primary), model_config={"upscaler": {**up, "threads": 0}})
     with pytest.raises(qvac_nb.InvalidTypeError, match="model_config.upscaler.direct"):
