@@ -379,3 +379,15 @@ def test_memory_guards_count_references_and_the_hires_size(sd1_id: str, flux2_ed
     with pytest.raises(qvac_nb.InvalidParameterError, match=r"init_images: 512x512 with 8 reference image\(s\)"):
         qvac_nb.generation.validate_diffusion(model_id=flux2_edit_id, prompt="x", width=512, height=512,
                                               init_images=refs)
+
+
+def test_cli_flags_come_from_the_schema() -> None:
+    from qvac_nb import cli
+
+    args = cli.build_parser().parse_args(["generate", "x", "-i", "in.png", "--mask-image", "m.png", "--control-image",
+                                          "c.png", "--control-net", "cn.gguf", "--control-strength", "0.5",
+                                          "--img-cfg-scale", "-1", "--auto-resize-ref-image"])
+    given = cli._given(args, qvac_nb.schema.DIFFUSION)
+    assert {k: given[k] for k in ("mask_image", "control_image", "control_strength", "img_cfg_scale")} == {
+        "mask_image": "m.png", "control_image": "c.png", "control_strength": 0.5, "img_cfg_scale": -1.0}
+    assert cli._model_config(args)["control_net_model_src"] == "cn.gguf"
