@@ -6,8 +6,8 @@ import random
 from typing import Any
 
 from . import engine, families, guards, models, runner, schema
-from .errors import UnsupportedOperationError
-from .images import to_rgb_array
+from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
+from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
 from .png import stored_record
 from .validation import check_unknown
@@ -55,6 +55,7 @@ def validate_diffusion(**given: Any) -> Any:
                 "model_config={'prediction': 'flux2_flow'}"
             )
     values["init_image"] = init
+    refs = _image_inputs(model, family, folded, values)
     if values["seed"] == -1:
         values["seed"] = random.randrange(0, 2**31)
     for p in schema.DIFFUSION:
@@ -62,7 +63,66 @@ def validate_diffusion(**given: Any) -> Any:
             values[p.name] = getattr(model, p.model_default)  # the sampler/scheduler the engine picked for it
     request = schema.DiffusionRequest(**values, family=model.family, model=model.source)
     guards.check_diffusion(model, schema.record(request), init)
+    guards.check_image_inputs(model, request, refs)
     return request
+
+
+def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], values: dict[str, Any]) -> list[Any]:
+    """Decode and check mask_image, init_images and control_image, and the hires and vae_tiling options.
+
+    Returns the decoded reference images (init_images, or a FLUX.2 init_image) for the memory guards.
+    """
+    if "vae_tiling" not in given and model.config.get("vae_tiling"):
+        values["vae_tiling"] = True  # load-time default; an explicit vae_tiling wins
+    if values["mask_image"] is not None:
+        if values["init_image"] is None:
+            raise InvalidParameterError("mask_image: inpainting needs init_image (the image the mask covers)",
+                                        param="mask_image")
+        if family.img2img != "sdedit":
+            raise UnsupportedOperationError(f"mask_image: {family.label} models do not inpaint; use an SD model")
+        values["mask_image"] = to_mask_array("mask_image", values["mask_image"])
+    refs = [values["init_image"]] if values["init_image"] is not None and family.img2img == "reference" else []
+    if values["init_images"] is not None:
+        refs = _reference_images(model, family, values)
+        values["init_images"] = refs
+    if values["control_image"] is not None:
+        if "control_net" not in model.files:
+            raise UnsupportedOperationError(
+                "control_image: this model was loaded without a ControlNet; pass "
+                "model_config={'control_net_model_src': ...} to load_model")
+        values["control_image"] = to_rgb_array("control_image", values["control_image"])
+    hires = values["hires"]
+    if hires is not None:
+        if hires["upscaler"] == "model" and not model.has_upscaler:
+            raise UnsupportedOperationError(
+                "hires: upscaler 'model' uses the model's paired ESRGAN upscaler; pass "
+                "model_config={'upscaler': {'model_src': ...}} to load_model, or use upscaler 'latent'")
+        width, height = schema.hires_target(hires, values["width"], values["height"])
+        factor = model.upscale_factor ** values["upscale"] if values["upscale"] else 1
+        if max(width, height) > schema.MAX_SIDE or max(width, height) * factor > MAX_OUTPUT_SIDE:
+            raise InvalidParameterError(f"hires: the second pass would be {width}x{height}, larger than "
+                                        f"{schema.MAX_SIDE} pixels a side", param="hires")
+    return refs
+
+
+def _reference_images(model: Any, family: families.Family, values: dict[str, Any]) -> list[Any]:
+    given = values["init_images"]
+    if values["init_image"] is not None:
+        raise InvalidParameterError("init_image, init_images: give one or the other (init_images is a list of "
+                                    "FLUX.2 reference images; init_image is one)", param="init_images")
+    if family.img2img != "reference":
+        raise UnsupportedOperationError(f"init_images: reference images are for FLUX.2 models, not {family.label}; "
+                                        "use init_image")
+    if model.prediction != "flux2_flow":
+        raise UnsupportedOperationError("init_images: FLUX.2 reference images need the model loaded with "
+                                        "model_config={'prediction': 'flux2_flow'}")
+    if isinstance(given, (str, bytes, bytearray)) or not isinstance(given, (list, tuple)):
+        raise InvalidTypeError(f"init_images: expected a list of images, got {type(given).__name__}",
+                               param="init_images")
+    if not 1 <= len(given) <= schema.MAX_REF_IMAGES:
+        raise InvalidParameterError(f"init_images: give 1-{schema.MAX_REF_IMAGES} images, got {len(given)}",
+                                    param="init_images")
+    return [to_rgb_array(f"init_images[{i}]", image) for i, image in enumerate(given)]
 
 
 def upscale(*, model_id: str, image: Any, **params: Any) -> UpscaleJob:

@@ -225,7 +225,7 @@ def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | No
     clip_skip = params.get("clip_skip", -1)
     if clip_skip >= CLIP_LAYERS and family in ("sd1", "sdxl", "sd3"):
         raise InvalidParameterError(f"clip_skip: must be less than the {CLIP_LAYERS} CLIP layers, got {clip_skip}")
-    if init is not None and family == "flux2":
+    if init is not None and family == "flux2" and not params.get("auto_resize_ref_image"):
         height, width = init.shape[:2]
         # The reference is VAE-encoded at its own size (8x down) and cut into 2x2 latent
         # patches: a side under 16 pixels, or one whose latent is odd, aborts in ggml.
@@ -282,3 +282,65 @@ def check_upscale(model: Any, pixels: np.ndarray, repeats: int) -> None:
             f"{need / gib:.1f} GiB but only {free / gib:.1f} GiB of RAM are free; use fewer repeats, a smaller image "
             "or a smaller model_config upscaler tile_size"
         )
+
+
+# ---------------------------------------------------------------- reference images, hires fix
+
+
+def check_reference_size(name: str, image: np.ndarray) -> None:
+    """A FLUX.2 reference encoded at its own size (auto_resize_ref_image=False) must patchify (see check_diffusion)."""
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_REF_SIDE or (height // 8) % 2 or (width // 8) % 2:
+        fit = "x".join(str(max(MIN_REF_SIDE, side - side % 16)) for side in (width, height))
+        raise InvalidParameterError(
+            f"{name}: with auto_resize_ref_image=False, FLUX.2 encodes a reference at its own size, which must be at "
+            f"least {MIN_REF_SIDE} pixels a side and a multiple of 16 (give or take 7); got {width}x{height}, resize "
+            f"it to e.g. {fit} or leave auto_resize_ref_image on"
+        )
+
+
+def reference_pixels(refs: list[np.ndarray], width: int, height: int, auto_resize: bool) -> int:
+    """Pixels the engine VAE-encodes for the references: each resized to the output's area (at most 1 MP) or as is."""
+    if auto_resize:
+        return len(refs) * min(1024 * 1024, width * height)
+    return sum(int(r.shape[0]) * int(r.shape[1]) for r in refs)
+
+
+def check_image_inputs(model: Any, request: Any, refs: list[np.ndarray]) -> None:
+    """What init_images and the hires fix add to a generation: reference sizes, and memory at the larger size."""
+    if request.init_images is not None and not request.auto_resize_ref_image:
+        for i, image in enumerate(request.init_images):
+            check_reference_size(f"init_images[{i}]", image)
+    if request.init_images is None and request.hires is None:
+        return  # check_diffusion covered everything else
+    free = available_memory()
+    if free is None:
+        return
+    from .schema import hires_target
+
+    width, height = request.width, request.height
+    if request.hires is not None:
+        width, height = hires_target(request.hires, width, height)
+        multiple = size_multiple(model.family)
+        if width % multiple or height % multiple:
+            # The engine would round it silently, and the image would not have the size asked for.
+            raise InvalidParameterError(
+                f"hires: the second pass would be {width}x{height}, but this model makes sizes in multiples of "
+                f"{multiple}; pick a scale (or width/height) that gives such a size", param="hires")
+    ref_pixels = reference_pixels(refs, request.width, request.height, bool(request.auto_resize_ref_image))
+    factor = getattr(model, "upscale_factor", 0) ** request.upscale if request.upscale else 0
+    parts = estimate_memory(model, width, height, vae_tiling=bool(request.vae_tiling), ref_pixels=ref_pixels,
+                            upscaled_pixels=width * height * factor * factor)
+    part, need = max(parts.items(), key=lambda item: item[1])
+    if need + MEMORY_HEADROOM <= free:
+        return
+    if request.hires is None or request.init_images is None:
+        name = "hires" if request.init_images is None else "init_images"
+    else:  # both: the references weigh on encoding, the hires size on the rest
+        name = "init_images" if part == "vae_encode" else "hires"
+    gib = 2**30
+    raise InvalidParameterError(
+        f"{name}: {width}x{height} with {len(refs)} reference image(s) needs about {need / gib:.1f} GiB for the "
+        f"{part.replace('_', ' ')} but only {free / gib:.1f} GiB of RAM are free; use fewer or smaller reference "
+        "images, a smaller hires scale, or vae_tiling=True"
+    )

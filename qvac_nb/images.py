@@ -51,6 +51,12 @@ def to_rgb_array(name: str, value: Any) -> np.ndarray:
     )
 
 
+def to_mask_array(name: str, value: Any) -> np.ndarray:
+    """An inpainting mask in any form to_rgb_array takes -> HxW uint8 luminance (white = repaint)."""
+    rgb = to_rgb_array(name, value)
+    return np.asarray(Image.fromarray(rgb).convert("L"))  # ITU-R 601 luma, as Pillow's "L"
+
+
 def _check_pixels(name: str, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         raise InvalidParameterError(

@@ -27,6 +27,12 @@ class Stats:
     width: int
     height: int
     seed: int
+    # Per phase, measured in the worker (0 where a job has no such phase, e.g. an upscale job).
+    conditioning_ms: float = 0.0  # text encoding and VAE-encoding input images
+    denoising_ms: float = 0.0  # the sampling steps (both passes of a hires fix)
+    vae_decode_ms: float = 0.0
+    postprocess_ms: float = 0.0  # paired upscaling and PNG encoding
+    steps_per_second: float = 0.0  # total_steps / denoising time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

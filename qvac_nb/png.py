@@ -161,7 +161,8 @@ def _record_check(p: schema.Param) -> Any:
 # The type each known key of a record has when qvac_nb wrote it.
 _RECORD_TYPES = {
     **{p.name: _record_check(p) for p in schema.DIFFUSION if p.stored and p.type in _CHECKS_BY_TYPE},
-    "model": _text, "init_image_used": _flag, "family": _text_or_none,
+    "model": _text, "family": _text_or_none,
+    **{schema.used_key(p.name): _flag for p in schema.DIFFUSION if p.type in schema.IMAGE_TYPES},
 }
 
 

@@ -140,6 +140,8 @@ class Param:
             return check_int(label, value, int(self.min or 0), int(self.max or 0), multiple_of=self.multiple_of,
                              extra=self.extra)
         if self.type == "float":
+            if not isinstance(value, bool) and value in self.extra:
+                return float(value)  # a sentinel such as -1 ("reuse cfg_scale")
             return check_float(label, value, float(self.min or 0), float(self.max or 0), lo_open=self.lo_open)
         if self.type == "bool":
             return check_bool(label, value)
@@ -153,7 +155,9 @@ class Param:
             return check_upscaler(value)
         if self.type == "lora":
             return loras.check(value)  # resolves, checks and hashes each file
-        return value  # image: decoded by the caller, which knows the accepted forms
+        if self.type == "hires":
+            return check_hires(value)
+        return value  # image(s): decoded by the caller, which knows the accepted forms
 
     def values_text(self) -> str:
         """The accepted values in words, for docs, --help and the README."""
@@ -165,7 +169,8 @@ class Param:
                 text += f", multiple of {self.multiple_of}"
             return text + "".join(f" or {e}" for e in self.extra)
         if self.type == "float":
-            return f"{'(' if self.lo_open else '['}{_num(self.min)}, {_num(self.max)}]"
+            text = f"{'(' if self.lo_open else '['}{_num(self.min)}, {_num(self.max)}]"
+            return text + "".join(f" or {e}" for e in self.extra)
         if self.type == "bool":
             return "True or False"
         if self.type == "choice":
@@ -194,6 +199,101 @@ def _engine_enum(enum: str) -> Callable[[Any, Mapping[str, Sequence[str]], Any],
 
     return convert
 
+
+# ---------------------------------------------------------------- diffusion(): image inputs and hires fix
+
+# The engine's sd_hires_upscaler_t, by index (stable-diffusion-cpp-python spells them the same way).
+HIRES_UPSCALERS = ("none", "latent", "latent_nearest", "latent_nearest_exact", "latent_antialiased", "latent_bicubic",
+                   "latent_bicubic_antialiased", "lanczos", "nearest", "model")
+MAX_HIRES_SCALE = 4.0
+MAX_REF_IMAGES = 8
+HIRES: tuple[Param, ...] = (
+    Param("scale", "float", "Size of the second pass relative to width x height.", 2.0, min=0.0, max=MAX_HIRES_SCALE,
+          lo_open=True),
+    Param("width", "int", "Target width of the second pass instead of scale; 0 = from scale (or from height).", 0,
+          min=64, max=MAX_SIDE, extra=(0,), values_doc="64-4096, or 0"),
+    Param("height", "int", "Target height of the second pass; 0 = from scale (or from width).", 0, min=64,
+          max=MAX_SIDE, extra=(0,), values_doc="64-4096, or 0"),
+    Param("steps", "int", "Sampling steps of the second pass; 0 = the same as steps (the engine schedules steps / "
+          "strength and runs the last strength share, which can be one step more).", 0, min=1, max=MAX_STEPS,
+          extra=(0,), values_doc="1-150, or 0"),
+    Param("strength", "float", "Denoising strength of the second pass.", 0.7, min=0.0, max=1.0, lo_open=True),
+    Param("upscaler", "choice", "How the first image is enlarged: in latent space, in pixels (lanczos, nearest) or "
+          "with the model's paired ESRGAN upscaler ('model').", "latent", choices=HIRES_UPSCALERS[1:]),
+    Param("tile_size", "int", "Tile side of the 'model' upscaler.", 128, min=16, max=2048),
+)
+# The engine's own names for the hires keys (sd_hires_params_t, stable-diffusion-cpp-python's hires_*).
+HIRES_ENGINE_NAMES = {"denoising_strength": "strength", "target_width": "width", "target_height": "height",
+                      "upscale_tile_size": "tile_size"}
+
+
+def check_hires(value: Any) -> dict[str, Any] | None:
+    """diffusion(hires=...): True (the defaults), a dict of HIRES keys, or None/False (off)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(f"hires: expected True, None or a dict like {{'scale': 2.0, 'steps': 10}}, "
+                               f"got {value!r}", param="hires")
+    keys = [camel_to_snake(k) if isinstance(k, str) else k for k in value]
+    renamed = {HIRES_ENGINE_NAMES.get(k.removeprefix("hires_"), k.removeprefix("hires_")) if isinstance(k, str)
+               else k: v for k, v in zip(keys, value.values(), strict=True)}
+    return validate(HIRES, renamed, where="hires", prefix="hires.")
+
+
+def hires_target(hires: Mapping[str, Any], width: int, height: int) -> tuple[int, int]:
+    """The second pass's size, as the engine works it out (before it rounds to the model's size step)."""
+    w, h = int(hires.get("width", 0)), int(hires.get("height", 0))
+    if w and h:
+        return w, h
+    if w or h:
+        return (w or h), (w or h)
+    scale = float(hires.get("scale", 2.0))
+    return round(width * scale), round(height * scale)
+
+
+def _hires_engine(value: Mapping[str, Any], _names: Any, _request: Any) -> dict[str, Any]:
+    return {"hires": True, "hires_upscaler": HIRES_UPSCALERS.index(value["upscaler"]), "hires_scale": value["scale"],
+            "hires_width": value["width"], "hires_height": value["height"], "hires_steps": value["steps"],
+            "hires_strength": value["strength"], "hires_tile_size": value["tile_size"]}
+
+
+def _img_cfg_engine(value: float, _names: Any, _request: Any) -> dict[str, Any]:
+    return {} if value == -1 else {"img_cfg_scale": value}  # unset: the engine reuses cfg_scale
+
+
+_IMAGE_FORMS = "PNG/JPEG bytes, a path, a PIL image or an array"
+IMAGE_INPUT_PARAMS: tuple[Param, ...] = (
+    Param("mask_image", "image", f"Inpainting mask over init_image ({_IMAGE_FORMS}; the forms of init_image): "
+          "white is repainted, black is kept. Stretched to width x height like init_image. SD models only; "
+          "an SD inpainting checkpoint also sees the masked image.", None, label="Mask image", nullable=True,
+          default_doc="None", stored=False, replayable=False, cli=("--mask-image",), cli_metavar="PATH",
+          cli_help="PNG/JPEG inpainting mask over --init-image (white = repaint)", control="image",
+          group="prompt", studio=False),
+    Param("init_images", "images", f"FLUX.2 reference images (a list of 1-{MAX_REF_IMAGES}, each in the forms of "
+          "init_image), fused in one generation; instead of init_image, not with it.", None, label="Reference images",
+          nullable=True, default_doc="None", values_doc=f"a list of 1-{MAX_REF_IMAGES} images", stored=False,
+          replayable=False, cli=None, control="image", group="prompt", studio=False),
+    Param("increase_ref_index", "bool", "Reference images: give each its own position index (the engine always "
+          "does for FLUX.2; other edit models follow this flag).", False, engine="increase_ref_index",
+          control="checkbox", group="advanced"),
+    Param("auto_resize_ref_image", "bool", "FLUX.2 references: resize each to about the output's area before "
+          "encoding (False encodes them at their own size).", True, engine="auto_resize_ref_image",
+          control="checkbox", group="advanced"),
+    Param("control_image", "image", f"ControlNet condition image ({_IMAGE_FORMS}), stretched to width x height; "
+          "needs model_config['control_net_model_src'].", None, label="Control image", nullable=True,
+          default_doc="None", stored=False, replayable=False, cli=("--control-image",), cli_metavar="PATH",
+          cli_help="PNG/JPEG ControlNet condition image (needs --control-net)", control="image", group="prompt",
+          studio=False),
+    Param("control_strength", "float", "How strongly the ControlNet steers.", 0.9, min=0.0, max=2.0, step=0.05,
+          engine="control_strength", group="advanced"),
+    Param("hires", "hires", "Hires fix: a second sampling pass at a larger size: True, or a dict of scale, width, "
+          "height, steps, strength, upscaler, tile_size (the hires keys below; the engine's names such as "
+          "denoising_strength work too).", None, nullable=True, default_doc="None (off)",
+          values_doc="True, a dict of the hires keys, False or None", engine="hires", cli=None, control="hidden",
+          group="advanced", studio=False),
+)
 
 # ---------------------------------------------------------------- diffusion()
 
@@ -245,9 +345,11 @@ DIFFUSION: tuple[Param, ...] = (
           group="prompt", studio=False),
     Param("strength", "float", "How much of init_image SD models repaint.", 0.75, min=0.0, max=1.0, step=0.01,
           lo_open=True, engine="strength", a1111=(80, "Denoising strength"), control="slider", group="prompt"),
-    Param("img_cfg_scale", "float", "Image guidance of edit and inpainting models.", None, label="Image CFG scale",
-          min=0.0, max=50.0, step=0.5, nullable=True, default_doc="None (cfg_scale)", engine="img_cfg_scale",
-          a1111=(45, "Image CFG scale"), group="advanced"),
+    Param("img_cfg_scale", "float", "Image guidance of inpainting and edit models (SD 1.x/2.x/XL inpainting, "
+          "instruct-pix2pix); other models use cfg_scale.", -1.0, label="Image CFG scale", min=0.0, max=50.0,
+          step=0.5, extra=(-1,), nullable=True, values_doc="0-50, or -1 (or None) to reuse cfg_scale",
+          engine="img_cfg_scale", a1111=(45, "Image CFG scale"), group="advanced"),
+    *IMAGE_INPUT_PARAMS,
     Param("upscale", "upscale", "Upscale each image with the model's paired upscaler: True (one x4 pass) or "
           "{'repeats': 1-3}.", None, nullable=True, values_doc="True, {'repeats': 1-3}, False or None",
           default_doc="None", stored=False, replayable=False, cli=None, control="checkbox", studio=False),
@@ -330,6 +432,16 @@ def _flag(engine_attr: str) -> Callable[[Any, Any, Any], dict[str, Any]]:
     return lambda value, _names, _request: {engine_attr: bool(value)}
 
 
+# ControlNet and load-time VAE tiling (their own block: see IMAGE_INPUT_PARAMS for the diffusion side).
+CONTROL_NET_CONFIG: tuple[Param, ...] = (
+    Param("control_net_model_src", "path", "ControlNet model for control_image (SD 1.x ControlNets with SD 1.x "
+          "models, ...).", None, nullable=True, default_doc="none", values_doc="same forms as model_src",
+          engine="control_net", cli=("--control-net",), cli_metavar="MODEL"),
+    Param("control_net_on_cpu", "bool", "Keep the ControlNet on the CPU.", None, default_doc="the engine's",
+          engine="control_net_on_cpu", cli=None),
+    Param("vae_tiling", "bool", "Decode in tiles by default (diffusion's vae_tiling, when not given, follows this).",
+          None, default_doc="False", cli=None),
+)
 MODEL_CONFIG: tuple[Param, ...] = (
     Param("device", "choice", "Where to run. 'cpu' keeps everything on the CPU on a GPU build too: the text "
           "encoders, VAE and ControlNet through the engine's keep-on-CPU flags, the diffusion model (and an "
@@ -345,6 +457,7 @@ MODEL_CONFIG: tuple[Param, ...] = (
     _companion("clip_g_model_src", "clip_g", "--clip-g", "CLIP-G text encoder (SD3)."),
     _companion("t5_xxl_model_src", "t5xxl", "--t5xxl", "T5-XXL text encoder (SD3, FLUX.1)."),
     _companion("taesd_model_src", "taesd", "--taesd", "Tiny autoencoder for fast decoding."),
+    *CONTROL_NET_CONFIG,
     Param("upscaler", "upscaler", "A paired ESRGAN upscaler: {'type': 'esrgan', 'model_src': ..., 'tile_size': "
           "16-2048} (a string is taken as model_src).", None, nullable=True, default_doc="none; tile_size 128",
           values_doc="a dict of the upscaler keys below", cli=None),
@@ -376,6 +489,12 @@ UPSCALER: tuple[Param, ...] = (
     Param("type", "choice", "Upscaler architecture.", "esrgan", choices=("esrgan",)),
     Param("model_src", "path", "The ESRGAN model: a catalogue constant, a path, an https URL or hf://..."),
     Param("tile_size", "int", "Tile side in pixels.", 128, min=16, max=2048),
+    Param("direct", "bool", "Direct convolution instead of im2col + matrix product (less memory, often slower).",
+          False),
+    Param("offload_params_to_cpu", "bool", "Keep the upscaler's weights in RAM and move them to the device when "
+          "used.", False),
+    Param("threads", "int", "CPU threads of the upscaler.", -1, min=1, max=256, extra=(-1,),
+          values_doc="1-256, or -1 for model_config's threads"),
 )
 # Custom engine conversions; every other engine-mapped parameter is copied as is.
 _TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]] = {
@@ -390,6 +509,8 @@ _TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str
     "lora_apply_mode": _engine_enum("lora_apply_mode"),
     "diffusion_fa": _flag("diffusion_flash_attn"),
     "device": _device,
+    "img_cfg_scale": _img_cfg_engine,
+    "hires": _hires_engine,
 }
 
 DIFFUSION_PARAMS = tuple(p.name for p in DIFFUSION)
@@ -450,7 +571,7 @@ def validate(params: Sequence[Param], given: Mapping[str, Any], *, where: str, p
 
 def _field_type(p: Param) -> Any:
     types = {"int": int, "float": float, "bool": bool, "str": str, "text": str, "choice": str, "path": str,
-             "upscale": int, "image": Any}
+             "upscale": int, "image": Any, "images": Any, "hires": Any}
     kind = types.get(p.type, Any)
     if p.type == "choice":  # the names themselves, so type checkers and IDEs know them
         kind = engine_types.ENUMS[p.choices_from] if p.choices_from else Literal[p.choices]  # type: ignore[index]
@@ -479,9 +600,17 @@ def record(request: Any) -> dict[str, Any]:
     out = {p.name: getattr(request, p.name) for p in DIFFUSION if p.stored}
     out["upscale_repeats"] = request.upscale
     out["model"] = request.model
-    out["init_image_used"] = request.init_image is not None
+    out.update({used_key(p.name): getattr(request, p.name) is not None for p in DIFFUSION if p.type in IMAGE_TYPES})
     out["lora"] = loras.record_form(request.lora)  # None, or without the local paths of downloaded files
     return out
+
+
+IMAGE_TYPES = ("image", "images")
+
+
+def used_key(name: str) -> str:
+    """The record key saying an image parameter was given (images themselves are not stored)."""
+    return f"{name}_used"
 
 
 def image_count(params: Mapping[str, Any]) -> int:
@@ -545,6 +674,8 @@ def a1111_text(record_: Mapping[str, Any]) -> str:
             value = f"{record_.get('width')}x{record_.get('height')}"
         elif p.name == "strength" and not record_.get("init_image_used"):
             value = None
+        elif p.extra and not isinstance(value, bool) and value in p.extra:
+            value = None  # a sentinel such as img_cfg_scale -1 (reuse cfg_scale) says nothing
         fields.append((position, label, value))
     fields += [(pos, label, record_.get(key)) for pos, label, key in _A1111_RECORD]
     fields.append((100, "Version", "qvac_nb"))
@@ -560,7 +691,8 @@ def form_params() -> list[Param]:
 
 
 def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str | None) -> dict[str, Any]:
-    kind = {"path": "str", "upscale": "bool", "lora": "str"}.get(p.type, p.type)  # lora: not a Studio field
+    kind = {"path": "str", "upscale": "bool", "images": "image", "hires": "str",
+            "lora": "str"}.get(p.type, p.type)  # lora: the Studio's LoRA picker, not a form field
     default = p.default_for(family)
     hidden_in = [f.name for f in families.FAMILIES.values() if p.name in f.hidden]
     return {
@@ -587,7 +719,8 @@ def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | 
 
 def _doc_entry(p: Param, indent: str = "    ") -> str:
     kind = {"text": "str", "choice": "str", "path": "str", "image": "image", "upscale": "bool or dict",
-            "upscaler": "dict or str", "lora": "str, list or dict"}.get(p.type, p.type)
+            "upscaler": "dict or str", "images": "list of images", "hires": "bool or dict",
+            "lora": "str, list or dict"}.get(p.type, p.type)
     head = f"{p.name} : {kind}" + (" or None" if p.nullable and kind != "image" else "")
     values = p.values_text()
     body = f"{p.doc}{f' Values: {values}.' if values else ''} Default: {p.default_text()}."
@@ -607,6 +740,7 @@ def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Seq
 
 
 _CALL_TYPES: dict[str, Any] = {"upscale": bool | dict[str, int] | None, "upscaler": dict[str, Any] | str | None,
+                               "images": list[Any] | None, "hires": bool | dict[str, Any] | None,
                                "lora": str | os.PathLike | list | dict[str, float] | None}
 
 
@@ -630,7 +764,8 @@ def readme_table(params: Sequence[Param]) -> str:
     return "\n".join(rows)
 
 
-README_TABLES = {"diffusion": DIFFUSION, "upscale": UPSCALE, "model_config": MODEL_CONFIG, "upscaler": UPSCALER}
+README_TABLES = {"diffusion": DIFFUSION, "upscale": UPSCALE, "model_config": MODEL_CONFIG, "upscaler": UPSCALER,
+                 "hires": HIRES}
 _MARKER = re.compile(r"(<!-- BEGIN schema:(\w+) -->\n)(.*?)(<!-- END schema:\2 -->)", re.S)
 
 

@@ -22,14 +22,19 @@ nb::object* g_log_handler = nullptr;  // leaked on purpose: outlives interpreter
 // Lines that mark where generate_image is, so cancel only unwinds from sampling.
 void track_phase(Job* job, const char* text) {
     if (std::strstr(text, "generating image: ") != nullptr) {
-        job->phase.store(static_cast<int>(Phase::Sample));
+        job->mark_phase(Phase::Sample);
         int index = 0, count = 0;
         const char* p = std::strstr(text, "generating image: ") + std::strlen("generating image: ");
         if (std::sscanf(p, "%d/%d", &index, &count) == 2) job->batch_index.store(index - 1);
-    } else if (std::strstr(text, "sampling completed") != nullptr) {
-        job->phase.store(static_cast<int>(Phase::Encode));
+    } else if (std::strstr(text, "sampling completed") != nullptr || std::strstr(text, "- hires fix: ") != nullptr ||
+               std::strstr(text, "- hires sampling ") != nullptr) {
+        // also the hires fix's own work around its second sampling pass (enlarging, setting up)
+        job->mark_phase(Phase::Encode);
+    } else if (std::strstr(text, "- hires ") != nullptr && std::strstr(text, " upscale ") != nullptr) {
+        // "hires <upscaler> [image] upscale WxH -> WxH": the enlarged image's sampling pass starts
+        job->mark_phase(Phase::Sample);
     } else if (std::strstr(text, "decoding ") != nullptr && std::strstr(text, " latents") != nullptr) {
-        job->phase.store(static_cast<int>(Phase::Decode));
+        job->mark_phase(Phase::Decode);
     }
 }
 
@@ -96,6 +101,19 @@ void on_preview(int step, int frame_count, sdabi::Image* frames, bool, void*) {
 }
 
 }  // namespace
+
+void Job::mark_phase(Phase p) {
+    phase.store(static_cast<int>(p));
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    if (phase_marks.size() < 4096) {
+        phase_marks.emplace_back(static_cast<int>(p), std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+    }
+}
+
+void Job::mark_end() {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    phase_marks.emplace_back(-1, std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+}
 
 const char* phase_name(Phase p) {
     switch (p) {

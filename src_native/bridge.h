@@ -5,6 +5,7 @@
 #include <nanobind/nanobind.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,12 @@ public:
     std::atomic<int> batch_index{0};
     std::unique_ptr<nb::python_error> callback_error;  // first exception a callback raised
     std::vector<std::string> errors;                    // the engine's error log lines
+
+    // Per-phase timing: (phase, steady-clock ns) at each phase change, so the worker can
+    // report conditioning, denoising and decoding times. Guarded by the log mutex.
+    std::vector<std::pair<int, int64_t>> phase_marks;
+    void mark_phase(Phase p);
+    void mark_end();  // the engine call returned
 };
 
 // FIFO engine lock: holders run one at a time, in the order they asked.

@@ -26,6 +26,8 @@ namespace {
 // const: read-only arrays (e.g. np.asarray of a PIL image) are accepted; the engine only reads inputs.
 using Pixels = nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
 using OwnedPixels = nb::ndarray<nb::numpy, uint8_t, nb::ndim<3>>;
+// A one-channel image (inpainting mask), uint8 (height, width).
+using MaskPixels = nb::ndarray<const uint8_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
 struct EngineError : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -41,6 +43,10 @@ std::string failure(const std::string& what, const Job& job) {
 sdabi::Image view_of(const Pixels& px) {
     if (px.shape(2) != 3) throw std::invalid_argument("images must have 3 channels (RGB), got " + std::to_string(px.shape(2)));
     return sdabi::Image{uint32_t(px.shape(1)), uint32_t(px.shape(0)), 3, const_cast<uint8_t*>(px.data())};
+}
+
+sdabi::Image mask_view_of(const MaskPixels& px) {
+    return sdabi::Image{uint32_t(px.shape(1)), uint32_t(px.shape(0)), 1, const_cast<uint8_t*>(px.data())};
 }
 
 // Hands the engine's malloc'd pixels to numpy without a copy; numpy frees them once.
@@ -76,6 +82,7 @@ std::string os_path(nb::handle value, const char* what) {
 struct ContextConfig {
     sdabi::ContextParams raw{};
     std::string model, clip_l, clip_g, t5xxl, llm, vae, taesd, diffusion_model;
+    std::string control_net;
 
     ContextConfig() {
         sdabi::api().ctx_params_init(&raw);
@@ -94,6 +101,7 @@ struct ContextConfig {
         raw.vae = str(vae);
         raw.taesd = str(taesd);
         raw.diffusion_model = str(diffusion_model);
+        raw.control_net = str(control_net);
         raw.free_params_immediately = false;
         return raw;
     }
@@ -107,6 +115,10 @@ struct Request {
     std::optional<Pixels> init_image;
     std::vector<Pixels> ref_images;
     std::vector<std::pair<std::string, float>> loras;
+    // Inpainting, ControlNet and hires-fix inputs (see the bindings for their shapes).
+    std::optional<MaskPixels> mask;
+    std::optional<Pixels> control_image;
+    std::string hires_model_path;
 
     Request() { sdabi::api().image_request_init(&raw); }
 };
@@ -181,6 +193,9 @@ public:
         raw.prompt = req.prompt.c_str();
         raw.negative_prompt = req.negative_prompt.c_str();
         if (req.init_image) raw.init_image = view_of(*req.init_image);
+        if (req.mask) raw.mask = mask_view_of(*req.mask);
+        if (req.control_image) raw.control_image = view_of(*req.control_image);
+        raw.hires.model_path = req.hires_model_path.empty() ? nullptr : req.hires_model_path.c_str();
         std::vector<sdabi::Image> refs;
         for (const Pixels& px : req.ref_images) refs.push_back(view_of(px));
         raw.ref_images = refs.empty() ? nullptr : refs.data();
@@ -196,12 +211,14 @@ public:
             nb::gil_scoped_release release;
             EngineTurn turn(&job);
             if (!job.cancelled()) {
-                job.phase.store(static_cast<int>(Phase::Encode));
+                job.phase_marks.clear();
+                job.mark_phase(Phase::Encode);
                 try {
                     images = sdabi::api().generate_image(ctx, &raw);
                 } catch (const CancelUnwind&) {
                     unwound = true;
                 }
+                job.mark_end();
             }
         }
         flush_logs();
@@ -398,7 +415,19 @@ NB_MODULE(_engine, m) {
                          "def phase(self, /) -> typing.Literal['load', 'encode', 'sample', 'decode', 'upscale']")),
                      "The engine's current phase of this job.")
         .def_prop_ro("batch_index", [](const Job& j) { return j.batch_index.load(); },
-                     "Index of the image of the batch being generated (0-based).");
+                     "Index of the image of the batch being generated (0-based).")
+        .def_prop_ro(
+            "phase_marks",
+            [](const Job& j) {
+                std::vector<std::pair<std::string, double>> out;
+                if (j.phase_marks.empty()) return out;
+                const int64_t t0 = j.phase_marks.front().second;
+                for (const auto& [p, ns] : j.phase_marks) {
+                    out.emplace_back(p < 0 ? "end" : phase_name(static_cast<Phase>(p)), double(ns - t0) / 1e6);
+                }
+                return out;
+            },
+            "(phase, milliseconds since the call started) at each phase change of the last generate(); 'end' last.");
 
     using CC = ContextConfig;
     nb::class_<CC>(m, "ContextConfig", "Model files and load options of a Context (empty path = not used).")
@@ -411,6 +440,8 @@ NB_MODULE(_engine, m) {
         .PATH(CC, "vae", vae)
         .PATH(CC, "taesd", taesd, "Tiny autoencoder used for latent previews.")
         .PATH(CC, "diffusion_model", diffusion_model, "Standalone diffusion model (DiT families).")
+        .PATH(CC, "control_net", control_net, "ControlNet model (SD 1.x/2.x/XL); empty = none.")
+        .RW(CC, "control_net_on_cpu", raw.control_net_on_cpu)
         .RW(CC, "threads", raw.threads, "CPU threads; -1 = the engine's choice.")
         .RW(CC, "weight_type", raw.weight_type, ENUM_DOC("type"))
         .RW(CC, "rng", raw.rng, ENUM_DOC("rng"))
@@ -438,6 +469,20 @@ NB_MODULE(_engine, m) {
         .def_rw("init_image", &R::init_image, nb::arg("value").none(),
                 "img2img input, uint8 (height, width, 3), or None for txt2img.")
         .def_rw("ref_images", &R::ref_images, "Reference images (edit models), each uint8 (height, width, 3).")
+        .def_rw("mask", &R::mask, nb::arg("value").none(),
+                "Inpainting mask, uint8 (height, width): 255 repaints, 0 keeps init_image; None = repaint all.")
+        .def_rw("control_image", &R::control_image, nb::arg("value").none(),
+                "ControlNet condition image, uint8 (height, width, 3), or None.")
+        .RW(R, "control_strength", raw.control_strength)
+        .RW(R, "hires", raw.hires.enabled, "Run the engine's hires fix (a second, larger sampling pass).")
+        .RW(R, "hires_upscaler", raw.hires.upscaler, "index into the engine's sd_hires_upscaler_t (1 = Latent).")
+        .def_rw("hires_model_path", &R::hires_model_path, "ESRGAN model of the 'Model' hires upscaler.")
+        .RW(R, "hires_scale", raw.hires.scale)
+        .RW(R, "hires_width", raw.hires.target_width, "0 = width * hires_scale.")
+        .RW(R, "hires_height", raw.hires.target_height, "0 = height * hires_scale.")
+        .RW(R, "hires_steps", raw.hires.steps, "0 = the first pass's steps.")
+        .RW(R, "hires_strength", raw.hires.denoising_strength)
+        .RW(R, "hires_tile_size", raw.hires.tile_size)
         .def_prop_rw(
             "loras",
             [](R& r) {

@@ -107,7 +107,7 @@ def test_a1111_text_layout() -> None:
     "kwargs,param",
     [({"steps": 0}, "steps"), ({"width": 65}, "width"), ({"sampling_method": "eulr"}, "sampling_method"),
      ({"negative_promt": "x"}, "negative_promt"), ({"upscale": {"repeat": 2}}, "upscale"),
-     ({"vae_tile_size": 2}, "vae_tile_size"), ({"img_cfg_scale": -1.0}, "img_cfg_scale")],
+     ({"vae_tile_size": 2}, "vae_tile_size"), ({"img_cfg_scale": -2.0}, "img_cfg_scale")],
 )
 def test_errors_carry_the_parameter(sd1_id: str, kwargs: dict, param: str) -> None:
     with pytest.raises(qvac_nb.QvacError) as info:

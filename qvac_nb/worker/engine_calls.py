@@ -21,7 +21,7 @@ from . import split_unet
 
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
 SendTick = Callable[[int, int, float, str, int, "bytes | None"], None]
-_COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd")
+_COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd", "control_net")
 # Benchmark-only, off by default: $QVAC_NB_TICK_PROBE=/path makes every diffusion progress callback append
 # "perf_counter_ns phase step" to that file at its entry (benchmarks/run.py section 3 measures tick latency).
 TICK_PROBE_ENV = "QVAC_NB_TICK_PROBE"
@@ -35,6 +35,7 @@ class OpenModel:
         self.family = family
         self.context = context
         self.upscaler = upscaler
+        self.upscaler_path: str | None = None  # the hires fix's 'model' upscaler reads the same file
 
     @property
     def upscale_factor(self) -> int:
@@ -71,12 +72,14 @@ def _context_config(files: dict[str, str], role: str, config: dict[str, Any]) ->
 
 
 def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., None] | None) -> Any:
+    up = config.get("upscaler") or {}
+    own_threads = up.get("threads", -1)
     return _engine.Upscaler(
         path,
-        threads(config),
-        (config.get("upscaler") or {}).get("tile_size", 128),
-        bool(config.get("offload_to_cpu", False)),
-        False,  # direct convolution off
+        schema.resolve_threads(own_threads) if own_threads != -1 else threads(config),
+        up.get("tile_size", 128),
+        bool(up.get("offload_params_to_cpu") or config.get("offload_to_cpu", False)),
+        bool(up.get("direct", False)),
         _load_job(on_tick, "upscaler"),
     )
 
@@ -106,6 +109,7 @@ def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], N
         cc.model = str(split_unet.marker_file())  # lets the engine see an SDXL U-Net-only file as SDXL
     context = _engine.Context(cc, _load_job(on_tick, "model"))
     model = OpenModel(spec["family"], context=context)
+    model.upscaler_path = files.get("upscaler")
     if "upscaler" in files:
         try:
             model.upscaler = _open_upscaler(files["upscaler"], config, on_tick)
@@ -125,7 +129,7 @@ def loaded_facts(model: OpenModel, load_ms: float) -> dict[str, Any]:
     }
 
 
-def _request(request: Any, family: str) -> Any:
+def _request(request: Any, family: str, upscaler_path: str | None = None) -> Any:
     """The engine's Request for a validated DiffusionRequest (every field mapped by the schema)."""
     req = schema.fill_engine_object(_engine.Request(), schema.engine_fields(request))
     init = request.init_image
@@ -135,6 +139,7 @@ def _request(request: Any, family: str) -> Any:
         else:
             req.init_image = _fit(init, request.width, request.height)
     _set_loras(req, request)
+    _image_inputs(req, request, upscaler_path)
     return req
 
 
@@ -143,8 +148,20 @@ def _set_loras(req: Any, request: Any) -> None:
     req.loras = loras.engine_pairs(getattr(request, "lora", None))
 
 
+def _image_inputs(req: Any, request: Any, upscaler_path: str | None) -> None:
+    """Mask, reference images, ControlNet image and the hires fix's upscaler file."""
+    if request.mask_image is not None:
+        req.mask = _fit(request.mask_image, request.width, request.height)  # aligned with the stretched init image
+    if request.init_images is not None:
+        req.ref_images = list(request.init_images)
+    if request.control_image is not None:
+        req.control_image = _fit(request.control_image, request.width, request.height)
+    if request.hires is not None and request.hires["upscaler"] == "model" and upscaler_path:
+        req.hires_model_path = upscaler_path
+
+
 def _fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """SDEdit encodes the init image at the output size."""
+    """SDEdit encodes the init image at the output size (masks and control images follow it)."""
     if pixels.shape[1] == width and pixels.shape[0] == height:
         return pixels
     return np.asarray(Image.fromarray(pixels).resize((width, height), Image.LANCZOS))
@@ -158,7 +175,7 @@ def _preview_png(width: int, height: int, channels: int, data: bytes) -> bytes:
 
 
 def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendTick) -> dict[str, Any]:
-    state: dict[str, Any] = {"last_preview": 0.0, "preview": None, "sample_total": 0}
+    state: dict[str, Any] = {"last_preview": 0.0, "preview": None, "sample_total": 0, "sample_ticks": 0}
     start = time.perf_counter()
 
     def on_progress(step: int, total: int, _secs: float, phase: str) -> None:
@@ -171,6 +188,8 @@ def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendT
         shown = "upscale" if phase == "upscale" else "sample" if phase in ("sample", "encode") else phase
         if shown == "sample":
             state["sample_total"] = total * batch
+        if phase == "sample":  # one per sampling step, hires second pass included (not VAE-tile ticks)
+            state["sample_ticks"] += 1
         elapsed = (time.perf_counter() - start) * 1000
         send_tick(done, total * batch, elapsed, shown, index, state.pop("preview", None))
         if phase == "sample" and step == total:
@@ -202,6 +221,21 @@ def _upscale_once(model: OpenModel, pixels: np.ndarray, index: int, attach: Call
     return out
 
 
+def phase_times(marks: list[tuple[str, float]], post_ms: float, steps: int) -> dict[str, Any]:
+    """Per-phase stats from the engine job's phase marks: (phase, ms since the call started), 'end' last."""
+    spent: dict[str, float] = {}
+    for (phase, at), (_next, until) in zip(marks, marks[1:], strict=False):
+        spent[phase] = spent.get(phase, 0.0) + until - at
+    denoising = spent.get("sample", 0.0)
+    return {
+        "conditioning_ms": spent.get("encode", 0.0),  # text encoders and VAE-encoding input images
+        "denoising_ms": denoising,
+        "vae_decode_ms": spent.get("decode", 0.0),
+        "postprocess_ms": post_ms,  # paired upscaling and PNG encoding
+        "steps_per_second": steps / (denoising / 1000) if denoising > 0 else 0.0,
+    }
+
+
 def _stats(pixels: list[np.ndarray], t0: float, engine_ms: float, steps: int, generations: int,
            seed: int) -> dict[str, Any]:
     h, w = pixels[0].shape[:2] if pixels else (0, 0)
@@ -226,13 +260,16 @@ def run_diffusion(model: OpenModel, request: dict[str, Any], attach: Callable[[A
     progress = _progress_hooks(engine_job, images, request["preview"], send_tick)
     attach(engine_job)
     t0 = time.perf_counter()
-    pixels = model.context.generate(_request(request["request"], model.family), engine_job)
-    generation_ms = (time.perf_counter() - t0) * 1000
+    pixels = model.context.generate(_request(request["request"], model.family, model.upscaler_path), engine_job)
+    t_generated = time.perf_counter()
+    generation_ms = (t_generated - t0) * 1000
     for _ in range(params["upscale_repeats"]):
         pixels = [_upscale_once(model, p, i, attach, send_tick) for i, p in enumerate(pixels)]
     outputs = [encode_png(p, schema.image_record(params, i)) for i, p in enumerate(pixels)]
-    # Sampling steps only: the upscaler's closing tick is not a step.
-    stats = _stats(pixels, t0, generation_ms, progress["sample_total"], images, params["seed"])
+    # Sampling steps only: upscaler and VAE-tile ticks are not steps.
+    steps = progress["sample_ticks"] or progress["sample_total"]
+    stats = _stats(pixels, t0, generation_ms, steps, images, params["seed"])
+    stats.update(phase_times(engine_job.phase_marks, (time.perf_counter() - t_generated) * 1000, steps))
     return outputs, stats
 
 

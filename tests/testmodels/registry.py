@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .recipe import Recipe
 
-FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora")
+FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora", "sd1_full")
 _HERE = Path(__file__).parent
 
 
@@ -38,6 +38,7 @@ class TestModel:
             "clip_l": "clip_l_model_src",
             "clip_g": "clip_g_model_src",
             "t5xxl": "t5_xxl_model_src",
+            "control_net": "control_net_model_src",
         }
         cfg: dict[str, object] = {companion_keys[r]: str(p) for r, p in self.files.items() if r in companion_keys}
         cfg.update(self.config)
