@@ -93,6 +93,9 @@ def test_feature_inputs_route_messages_and_add_only_what_the_model_uses(tmp_path
         assert mask.size == (6, 4) and mask.getextrema() == (255, 255)
     assert "mask_image" not in w.input_params(has_init_image=False)  # a mask without an init image means nothing
 
+    w.lora = [[w.lora_files[0]["source"], 0.5]]  # as the picker sets it
+    assert w.input_params(True)["lora"] == [(w.lora_files[0]["source"], 0.5)]
+    w.lora = []
     handle["slot_remove"]({"slot": "ref_images", "index": 0}, [])
     handle["mask_clear"]({}, [])
     assert w.ref_images == [] and w.mask == {} and sorted(w.input_params(True)) == ["control_image"]

@@ -54,6 +54,6 @@ export function createFeatureInputs(model) {
     renderMask(Boolean(shown.mask));
   }
 
-  const traits = ["inputs_shown", "lora_files", "params", "ref_images", "control_image", "init_image", "mask"];
+  const traits = ["inputs_shown", "lora_files", "lora", "ref_images", "control_image", "init_image", "mask"];
   return { el, render, traits, painter: () => painter };
 }

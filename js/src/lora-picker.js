@@ -1,5 +1,6 @@
 // The LoRA picker: the LoRA files the kernel found (a folder, the download cache), each with an
-// on/off switch and a weight slider. The choice is the `lora` parameter: [[source, weight], ...].
+// on/off switch and a weight slider. The choice is the widget's `lora` trait: [[source, weight], ...],
+// which the kernel passes to diffusion(lora=...).
 import { h } from "./util.js";
 
 export const WEIGHT_MIN = -2;
@@ -7,8 +8,8 @@ export const WEIGHT_MAX = 2;
 export const WEIGHT_STEP = 0.05;
 
 /**
- * model traits: `lora_files` ([{name, source}], from the kernel) and `params.lora` (the current choice).
- * A row per file; changing a switch or a weight writes params.lora back (save_changes).
+ * model traits: `lora_files` ([{name, source}], from the kernel) and `lora` (the current choice).
+ * A row per file; changing a switch or a weight writes `lora` back (save_changes).
  */
 export function createLoraPicker(model) {
   const list = h("div", { class: "qvac-lora-list", role: "group", "aria-label": "LoRA files" });
@@ -16,18 +17,15 @@ export function createLoraPicker(model) {
   const el = h("details", { class: "qvac-lora" }, h("summary", {}, "LoRA"), list, empty);
 
   function chosen() {
-    const params = model.get("params") || {};
     const out = new Map();
-    for (const item of params.lora || []) {
+    for (const item of model.get("lora") || []) {
       if (Array.isArray(item) && item.length === 2) out.set(String(item[0]), Number(item[1]));
     }
     return out;
   }
 
   function write(next) {
-    const params = { ...(model.get("params") || {}) };
-    params.lora = [...next.entries()].map(([source, weight]) => [source, weight]);
-    model.set("params", params);
+    model.set("lora", [...next.entries()].map(([source, weight]) => [source, weight]));
     model.save_changes();
   }
 

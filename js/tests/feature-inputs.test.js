@@ -10,7 +10,7 @@ beforeAll(() => {
 const thumb = new Uint8Array([0xff, 0xd8, 0xff]);
 
 function setup(state = {}) {
-  const model = mockModel({ inputs_shown: {}, lora_files: [], params: {}, ref_images: [], control_image: [],
+  const model = mockModel({ inputs_shown: {}, lora_files: [], lora: [], ref_images: [], control_image: [],
     init_image: {}, mask: {}, ...state });
   const inputs = createFeatureInputs(model);
   for (const trait of inputs.traits) model.on(`change:${trait}`, inputs.render);

@@ -1,4 +1,4 @@
-// The LoRA picker writes params.lora as [[source, weight], ...] from its switches and sliders.
+// The LoRA picker writes the `lora` trait as [[source, weight], ...] from its switches and sliders.
 import { describe, expect, it } from "vitest";
 import { createLoraPicker } from "../src/lora-picker.js";
 import { mockModel } from "./mock-model.js";
@@ -8,10 +8,10 @@ const FILES = [
   { name: "detail.safetensors", source: "hf://user/repo/detail.safetensors" },
 ];
 
-function setup(params = {}) {
-  const model = mockModel({ lora_files: FILES, params: { prompt: "x", ...params } });
+function setup(lora = []) {
+  const model = mockModel({ lora_files: FILES, lora });
   const picker = createLoraPicker(model);
-  model.on("change:params", picker.render);
+  model.on("change:lora", picker.render);
   model.on("change:lora_files", picker.render);
   picker.render();
   const rows = () => [...picker.el.querySelectorAll(".qvac-lora-row")];
@@ -35,24 +35,23 @@ describe("LoRA picker", () => {
     const toggle = rows()[1].querySelector("[name=lora_on]");
     toggle.checked = true;
     fire(toggle, "change");
-    expect(model.get("params").lora).toEqual([["hf://user/repo/detail.safetensors", 1]]);
-    expect(model.get("params").prompt).toBe("x");
+    expect(model.get("lora")).toEqual([["hf://user/repo/detail.safetensors", 1]]);
     const slider = rows()[1].querySelector("[name=lora_weight]");
     expect(slider.disabled).toBe(false);
     slider.value = "0.35";
     fire(slider, "input");
     expect(rows()[1].querySelector(".qvac-lora-weight").textContent).toBe("0.35");
     fire(slider, "change");
-    expect(model.get("params").lora).toEqual([["hf://user/repo/detail.safetensors", 0.35]]);
+    expect(model.get("lora")).toEqual([["hf://user/repo/detail.safetensors", 0.35]]);
     const off = rows()[1].querySelector("[name=lora_on]");
     off.checked = false;
     fire(off, "change");
-    expect(model.get("params").lora).toEqual([]);
+    expect(model.get("lora")).toEqual([]);
     expect(model.saves).toBe(3);
   });
 
   it("shows a choice made elsewhere (a replayed PNG record) and says when no files are found", () => {
-    const { model, rows, picker } = setup({ lora: [["/loras/style.safetensors", -0.5]] });
+    const { model, rows, picker } = setup([["/loras/style.safetensors", -0.5]]);
     expect(rows()[0].querySelector("[name=lora_on]").checked).toBe(true);
     expect(rows()[0].querySelector("[name=lora_weight]").value).toBe("-0.5");
     expect(picker.el.querySelector("summary").textContent).toBe("LoRA (1 on)");

@@ -121,6 +121,8 @@ class FeatureInputs(t.HasTraits):
     control_image = t.List(help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
     mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
     lora_files = t.List(help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
+    lora = t.List(help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(
+        sync=True)
     inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, mask, lora}."
                           ).tag(sync=True)
 
@@ -184,4 +186,6 @@ class FeatureInputs(t.HasTraits):
             out["control_image"] = self._slots.data("control_image")[0]
         if shown.get("mask") and has_init_image and self._mask_png is not None:
             out["mask_image"] = self._mask_png
+        if shown.get("lora") and self.lora:
+            out["lora"] = [(str(source), float(weight)) for source, weight in self.lora]
         return out
