@@ -122,6 +122,8 @@ def test_weight_zero_is_the_image_without_the_lora_and_weights_add(sd1_id: str,
     both = generate(sd1_id, SD1, lora=[(kohya, 0.25), (peft, 0.25)])
     assert not np.array_equal(both, quarter), "the second LoRA was ignored"
     assert np.abs(both.astype(int) - half).mean() < 0.2 * np.abs(quarter.astype(int) - half).mean()
+    # A LoRA lasts one generation: the next one without it is the plain image again.
+    assert np.array_equal(generate(sd1_id, SD1), plain)
 
 
 def test_loras_reach_the_engine_request(sd1_id: str, sd1_loras: registry.TestModel) -> None:
