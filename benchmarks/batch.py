@@ -10,6 +10,8 @@ Figures per variant:
 - images/s end to end: images / (from the call to the last PNG written), the model loads included
   (the plain loop's `load_model` too), which is what a user waits for;
 - images/s steady: (images - 1) / (first to last image finished), loads excluded;
+- engine s/image: median of the engine's own generation time (sampling and decoding) per image; on a
+  shared machine it shows how much CPU each worker got;
 - overhead per image: median of (wall - engine generation time) per image; for the batch variants wall
   is from handing the item to a worker to its PNG being written into output_dir (for the plain loop:
   from `diffusion()` to its outputs), so it is what the batch machinery adds per item (Ray: the actor
@@ -58,18 +60,19 @@ def plain_loop(model: Any, config: dict[str, Any], items: list[dict[str, Any]], 
 
     start = time.perf_counter()
     model_id = qvac_nb.load_model(str(model.primary), model_config=config, reload=True)
-    finished, overhead, images = [], [], {}
+    finished, overhead, engine, images = [], [], [], {}
     try:
         for item in items:
             sent = time.perf_counter()
             job = qvac_nb.diffusion(model_id=model_id, width=size, height=size, steps=steps, **item)
             png = job.outputs.result()[0]
             finished.append(time.perf_counter())
-            overhead.append((finished[-1] - sent) * 1000 - job.stats.result().generation_ms)
+            engine.append(job.stats.result().generation_ms)
+            overhead.append((finished[-1] - sent) * 1000 - engine[-1])
             images[item["seed"]] = _pixels(png)
     finally:
         qvac_nb.unload_model(model_id=model_id)
-    return _figures("plain diffusion() loop, 1 model", start, finished, overhead, images)
+    return _figures("plain diffusion() loop, 1 model", start, finished, overhead, engine, images)
 
 
 def run_batch(label: str, model: Any, config: dict[str, Any], items: list[dict[str, Any]], size: int, steps: int,
@@ -86,29 +89,33 @@ def run_batch(label: str, model: Any, config: dict[str, Any], items: list[dict[s
         if failed:
             raise RuntimeError(f"{label}: items failed: {failed}")
         overhead = [r.wall_ms - r.generation_ms for r in result.records]
+        engine = [r.generation_ms for r in result.records]
         images = {r.seed: _pixels(r.path.read_bytes()) for r in result.records}
-    figures = _figures(label, start, finished, overhead, images)
+    figures = _figures(label, start, finished, overhead, engine, images)
     figures["replaced"] = result.workers_replaced
     return figures
 
 
-def _figures(label: str, start: float, finished: list[float], overhead: list[float],
+def _figures(label: str, start: float, finished: list[float], overhead: list[float], engine: list[float],
              images: dict[int, np.ndarray]) -> dict[str, Any]:
     n = len(finished)
     steady = (n - 1) / (finished[-1] - finished[0]) if n > 1 and finished[-1] > finished[0] else float("nan")
     return {"label": label, "n": n, "total_s": finished[-1] - start, "end_to_end": n / (finished[-1] - start),
-            "steady": steady, "overhead_ms": statistics.median(overhead), "images": images}
+            "steady": steady, "overhead_ms": statistics.median(overhead), "engine_s": statistics.median(engine) / 1000,
+            "images": images}
 
 
 def table(rows: list[dict[str, Any]], reference: dict[str, Any]) -> str:
     lines = ["| variant | images | total s | images/s end to end | vs loop | images/s steady | vs loop | "
-             "overhead ms/image (median) | pixels = loop |", "|---|---|---|---|---|---|---|---|---|"]
+             "engine s/image (median) | overhead ms/image (median) | pixels = loop |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         same = all(np.array_equal(row["images"][seed], px) for seed, px in reference["images"].items())
         lines.append(
             f"| {row['label']} | {row['n']} | {row['total_s']:.1f} | {row['end_to_end']:.3f} | "
             f"{row['end_to_end'] / reference['end_to_end']:.2f} | {row['steady']:.3f} | "
-            f"{row['steady'] / reference['steady']:.2f} | {row['overhead_ms']:.0f} | {'yes' if same else 'NO'} |")
+            f"{row['steady'] / reference['steady']:.2f} | {row['engine_s']:.1f} | {row['overhead_ms']:.0f} | "
+            f"{'yes' if same else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -130,20 +137,34 @@ def main() -> int:
     load_before = os.getloadavg()
     began = datetime.now(timezone.utc)
 
-    reference = plain_loop(model, config, items, args.size, args.steps)
-    rows = [reference]
-    for workers in (1, 2):
-        rows.append(run_batch(f"batch, {workers} local worker(s)", model, config, items, args.size, args.steps,
-                              workers=workers))
+    ray = None
     if not args.no_ray:
+        # Started first: Ray waits a fixed 30 s for its raylet, which a busy 2-core machine can miss after the
+        # other variants; its idle processes then run during every variant (noted in the header).
         import ray
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
-        try:
+        for attempt in (1, 2, 3):
+            try:
+                ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+                break
+            except Exception as exc:
+                ray.shutdown()
+                if attempt == 3 or "timed out during startup" not in str(exc):
+                    raise
+    try:
+        reference = plain_loop(model, config, items, args.size, args.steps)
+        rows = [reference]
+        print(table(rows, reference), flush=True)
+        for workers in (1, 2):
+            rows.append(run_batch(f"batch, {workers} local worker(s)", model, config, items, args.size, args.steps,
+                                  workers=workers))
+            print(table(rows[-1:], reference).splitlines()[-1], flush=True)
+        if ray is not None:
             rows.append(run_batch("batch, Ray, 2 actors (local cluster)", model, config, items, args.size,
                                   args.steps, cluster="ray", workers=2))
-        finally:
+    finally:
+        if ray is not None:
             ray.shutdown()
     load_after = os.getloadavg()
 
@@ -155,7 +176,8 @@ def main() -> int:
         f"{cores} logical cores, Python {platform.python_version()}; load average "
         f"{[round(x, 2) for x in load_before]} -> {[round(x, 2) for x in load_after]}.\n"
         f"sd1 random-weight test model, {args.size}x{args.size}, {args.steps} step(s), engine threads "
-        f"{args.threads} in every worker; each variant made the same {args.items} images (same prompts and seeds)."
+        f"{args.threads} in every worker; each variant made the same {args.items} images (same prompts and seeds)"
+        + ("; a local Ray cluster (2 CPUs) was up, idle, during the other variants." if ray is not None else ".")
     )
     print(header + "\n\n" + text)
     if args.write:

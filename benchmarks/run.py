@@ -834,7 +834,10 @@ def write_results(report: Report, path: Path) -> None:
         lines += [block, ""]
     if m.get("errors"):
         lines += ["## Errors", ""] + [f"- {e}" for e in m["errors"]] + [""]
-    path.write_text("\n".join(lines))
+    # benchmarks/batch.py writes its own block into the same file: keep it.
+    previous = path.read_text(encoding="utf-8") if path.is_file() else ""
+    kept = previous[previous.find("<!-- BEGIN batch -->"):] if "<!-- BEGIN batch -->" in previous else ""
+    path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 # ---------------------------------------------------------------------- main

@@ -189,3 +189,42 @@ def test_cli_batch_reads_prompts_and_jsonl_and_resumes(sd1_model: Any, config: d
     made = capsys.readouterr().out.split()
     assert len(made) == 1 and qvac_nb.read_parameters(made[0])["prompt"] == "a red fox"
     assert cli.main(argv) == 0 and capsys.readouterr().out == ""  # done already: nothing new
+
+
+def test_ctrl_c_in_the_blocking_form_stops_every_worker(sd1_model: Any, config: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    import _thread
+    import threading
+
+    import psutil
+
+    pids: list[int] = []
+
+    def interrupt_once_an_item_runs() -> None:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            copies = [m for m in qvac_nb.loaded_models() if not qvac_nb.models.get_model(m).shared]
+            runners = [qvac_nb.runner.runner_for(m) for m in copies]
+            live = [r.worker.proc.pid for r in runners if r is not None and r.worker is not None and r.jobs()]
+            if live:
+                pids.extend(live)
+                _thread.interrupt_main()  # what Ctrl-C does to a cell waiting on batch()
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=interrupt_once_an_item_runs, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        qvac_nb.batch(["a", "b", "c"], model_src=str(sd1_model.primary), model_config=config, output_dir=tmp_path,
+                      workers=2, progress=False, **SMALL)
+    assert pids
+    _, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=10)
+    assert not alive and _no_batch_models()
+
+
+def test_ray_missing_is_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch, sd1_model: Any,
+                                                       tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ImportError, match=r"qvac_nb\[ray\]"):
+        qvac_nb.batch(["a"], model_src=str(sd1_model.primary), output_dir=tmp_path, cluster="ray", progress=False)

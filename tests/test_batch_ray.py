@@ -31,7 +31,14 @@ def ray_cluster() -> Iterator[Any]:
     saved = os.environ.get("RAY_USAGE_STATS_ENABLED")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report over the network
     # Ray's workers inherit this environment, PYTHONPATH included, so they import the qvac_nb under test.
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, logging_level="warning")
+    for attempt in (1, 2, 3):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, logging_level="warning")
+            break
+        except Exception as exc:  # Ray waits a fixed 30 s for its raylet: too little on a busy 2-core machine
+            ray.shutdown()
+            if attempt == 3 or "timed out during startup" not in str(exc):
+                raise
     try:
         yield ray
     finally:
