@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -161,6 +162,8 @@ diffusion.__doc__ = schema.docstring(
     "Queue a text-to-image (or image-to-image) generation and return its job at once.\n\n"
     "The job's outputs are PNGs that carry their parameters (see read_parameters).",
     schema.DIFFUSION, "DiffusionJob\n    Progress stream, outputs (PNG bytes), stats, cancel().",
+    extra_doc="\nhires keys\n----------",
+    extra_params=tuple(dataclasses.replace(p, name=f"hires.{p.name}") for p in schema.HIRES),
 )
 upscale.__signature__ = schema.signature(schema.UPSCALE, returns=UpscaleJob)  # type: ignore[attr-defined]
 upscale.__doc__ = schema.docstring(
