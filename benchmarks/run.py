@@ -533,7 +533,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
     """Fresh processes, alternating: load (worker start included), one generation, peak RSS, unload."""
     a = b.args
     rows = []
-    keys = ("load", "wall", "cpu", "peak", "pss", "kernel_peak", "delta", "unload_delta")
+    keys = ("load", "wall", "cpu", "peak", "kernel_peak", "delta", "unload_delta")
     for name in a.families:
         model = models[name]
         params = gen_params(a, model.family, a.size, a.steps)
@@ -554,7 +554,6 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                 images[side].append(np.load(save))
                 save.unlink()
                 got = {"load": loaded["load_s"], "wall": gen["s"], "cpu": gen["cpu_s"], "peak": rss["maxrss_mb"],
-                       "pss": rss["peak_pss_mb"],
                        "kernel_peak": rss.get("kernel_mb", rss["maxrss_mb"]),
                        "delta": rss["maxrss_mb"] - loaded["rss_before_mb"],
                        "unload_delta": after - loaded["rss_before_mb"]}
@@ -563,6 +562,21 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
             print(f"  [5 {name}] round {r + 1}: " + ", ".join(
                 f"{s} load {res[s]['load'][-1]:.2f}s gen {res[s]['wall'][-1]:.2f}s cpu {res[s]['cpu'][-1]:.2f}s "
                 f"peak {res[s]['peak'][-1]:.0f}MB" for s in res), flush=True)
+
+        # Memory rounds of their own: sampling PSS reads /proc/<pid>/smaps_rollup, which holds the sampled
+        # process's memory-map lock and slowed its generation by 20-30 % when done in the timed rounds.
+        for side in ("peer", "qvac"):
+            res[side]["pss"] = []
+        for r in range(a.repeats):
+            for side in rotated(["peer", "qvac"], r):
+                cfg = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
+                server = Server(f"mem-{side}", b.tmp)
+                try:
+                    server.call("load", name=name, side=side, files=files_of(model), config=cfg, pss=True)
+                    server.call("gen", name=name, mode=side, params=params)
+                    res[side]["pss"].append(server.call("rss")["peak_pss_mb"])
+                finally:
+                    server.close()
 
         def ratio(k: str, res: dict[str, dict[str, list[float]]] = res) -> list[float]:
             return [q / p for q, p in zip(res["qvac"][k], res["peer"][k], strict=True)]
@@ -611,7 +625,8 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                          "unload_model and the kernel's RSS. qvac_nb's figures are the kernel (the benchmark process) "
                          "plus its worker: CPU = the kernel's process_time + the worker's user+system time (psutil); "
                          "peak PSS sum = the peak over 50 ms samples of the kernel's PSS + the worker's PSS from the "
-                         "start of the load (shared pages counted once: what the two processes need together); "
+                         "start of the load (shared pages counted once: what the two processes need together), "
+                         "taken in separate rounds (load + one generation) since sampling slows the sampled process; "
                          "peak RSS = the kernel's ru_maxrss + the worker's VmHWM (a sum of peaks: an upper bound). "
                          "The peer: its process's CPU time and ru_maxrss, with n_threads and rng cuda. Ratios are "
                          "taken per round, then the median.")
@@ -641,7 +656,8 @@ def section_worker(b: Bench) -> None:
     b.report.row("7", "worker start: spawn `python -m qvac_nb.worker` to its HELLO",
                  f"p50 {med(starts) * 1000:.0f} ms", "info (part of load_model)", "info",
                  f"{len(starts)} starts, {min(starts) * 1000:.0f}-{max(starts) * 1000:.0f} ms; WorkerProcess(label)."
-                 "wait_ready(): interpreter start, numpy, qvac_nb, engine library opened")
+                 "wait_ready(): interpreter start, the worker modules, the engine library opened "
+                 "(numpy and PIL import on a thread meanwhile)")
     png = encode_png(_photo_like(), {"prompt": PROMPT, "width": 512, "height": 512, "steps": 20, "seed": 42})
     left, right = socket.socketpair()
     sender, receiver = Connection(left.detach()), Connection(right.detach())

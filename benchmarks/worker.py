@@ -133,7 +133,8 @@ class Worker:
         self.log_lines: list[str] | None = None
 
     # ------------------------------------------------------------------ load
-    def load(self, name: str, side: str, files: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
+    def load(self, name: str, side: str, files: dict[str, str], config: dict[str, Any],
+             pss: bool = False) -> dict[str, Any]:
         if side == "peer":
             from stable_diffusion_cpp import StableDiffusion
         else:
@@ -151,7 +152,7 @@ class Worker:
             # The spec a worker would get: LoadedModel.worker_spec() of the model qvac_nb would load.
             spec = models._prepare(primary, "diffusion", cfg, None).worker_spec()
         rss_before = rss_now_mb()
-        if self.pss is None:
+        if pss and self.pss is None:  # only in memory rounds: reading smaps slows the sampled processes
             self.pss = PssPeak()
         t0 = time.perf_counter()
         out: dict[str, Any] = {}
@@ -331,7 +332,7 @@ class Worker:
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd["op"]
         if op == "load":
-            return self.load(cmd["name"], cmd["side"], cmd["files"], cmd.get("config", {}))
+            return self.load(cmd["name"], cmd["side"], cmd["files"], cmd.get("config", {}), bool(cmd.get("pss")))
         if op == "gen":
             self.set_log(bool(cmd.get("probe")))
             try:
