@@ -32,15 +32,42 @@ export function entryCaption(entry) {
   return bits.join(" · ");
 }
 
+/** True if the entry's prompt contains `text` (case-insensitive); an empty filter keeps everything. */
+export function matchesPrompt(entry, text) {
+  const needle = (text || "").trim().toLowerCase();
+  if (!needle) return true;
+  return String((entry.params && entry.params.prompt) || "").toLowerCase().includes(needle);
+}
+
 /**
  * actions: [{name, label, title, enabled?(entry)}]; "download" is handled here, others go to onAction(name, entry).
  * schema(): the parameter schema (qvac_nb.schema.schema_json) that labels the lightbox's parameter rows.
+ * onDownloadAll(ids): "Download all" was clicked with these (shown, i.e. filtered) image ids.
+ * The toolbar (`tools`: prompt filter and "Download all") is placed by the caller.
  */
-export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "" }) {
+export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "", onDownloadAll = null }) {
   const el = h("div", { class: "qvac-grid" });
   const placeholder = h("div", { class: "qvac-grid-empty" }, empty);
+  const filter = h("input", { type: "search", class: "qvac-filter", name: "filter", placeholder: "filter by prompt", "aria-label": "Filter images by prompt" });
+  const downloadAll = h("button", { class: "qvac-btn qvac-small", name: "download_all", title: "the shown images as one zip file" }, "Download all");
+  const tools = h("div", { class: "qvac-grid-tools" }, filter, onDownloadAll ? downloadAll : null);
   const cards = new Map(); // id -> {card, url, buttons}
   let entries = [];
+
+  function shown() {
+    return entries.filter((entry) => matchesPrompt(entry, filter.value));
+  }
+
+  function applyFilter() {
+    const keep = new Set(shown().map((e) => e.id));
+    for (const [id, item] of cards) item.card.hidden = !keep.has(id);
+    downloadAll.disabled = keep.size === 0;
+    placeholder.textContent = entries.length && !keep.size ? "No image matches the filter." : empty;
+    if (entries.length && !keep.size) el.append(placeholder);
+    else if (entries.length) placeholder.remove();
+  }
+  filter.addEventListener("input", applyFilter);
+  downloadAll.addEventListener("click", () => onDownloadAll && onDownloadAll(shown().map((e) => e.id)));
 
   function download(entry) {
     return fetcher.get(entry.id).then((blob) => saveBlob(blob, pngName(entry)));
@@ -100,10 +127,12 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
       if (el.children[index] !== card) el.insertBefore(card, el.children[index] || null);
     });
     if (!entries.length) {
+      placeholder.textContent = empty;
       if (empty) el.append(placeholder);
     } else {
       placeholder.remove();
     }
+    applyFilter();
     refreshButtons();
   }
 
@@ -112,5 +141,5 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     cards.clear();
   }
 
-  return { el, update, refreshButtons, open, dispose };
+  return { el, tools, update, refreshButtons, open, dispose, shown };
 }

@@ -3,6 +3,7 @@ import { formatRate, formatSeconds, h } from "./util.js";
 
 export const PHASE_LABELS = {
   idle: "Ready",
+  queued: "Queued",
   loading: "Loading",
   downloading: "Downloading",
   sampling: "Sampling",
@@ -12,7 +13,7 @@ export const PHASE_LABELS = {
   cancelled: "Cancelled",
   error: "Error",
 };
-export const RUNNING = new Set(["loading", "downloading", "sampling", "decoding", "upscaling"]);
+export const RUNNING = new Set(["queued", "loading", "downloading", "sampling", "decoding", "upscaling"]);
 
 /** The one-line description of a status, e.g. "Sampling · step 3/6 · 2.10 it/s · ETA 1.4 s". */
 export function describeStatus(status) {
@@ -24,6 +25,8 @@ export function describeStatus(status) {
     if (s.message && phase !== "error") parts.push(s.message);
     return parts.join(" · ");
   }
+  if (phase === "queued") return `Queued (${s.ahead || 1} ahead)`;
+  if (phase === "idle" && s.message) return `${parts[0]} · ${s.message}`;
   if (RUNNING.has(phase)) {
     if (s.batch > 1 && phase !== "upscaling") parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);
     if (s.total) parts.push(`step ${s.step}/${s.total}`);

@@ -52,3 +52,10 @@ describe("formatting", () => {
     expect(snap("abc", size)).toBe("abc");
   });
 });
+
+describe("queued jobs", () => {
+  it("say how many jobs are ahead instead of Loading", () => {
+    expect(describeStatus({ phase: "queued", ahead: 2, batch: 1 })).toBe("Queued (2 ahead)");
+    expect(describeStatus({ phase: "idle", message: "model 'a#1' was unloaded" })).toBe("Ready · model 'a#1' was unloaded");
+  });
+});

@@ -299,3 +299,50 @@ describe("Studio gallery", () => {
     ctx.cleanup = () => {};
   });
 });
+
+describe("Studio without its kernel-side object", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("says the kernel restarted, disables its actions and fails full-size views at once", async () => {
+    ctx = setup({ gallery: [entry("img1")], output_dir: "/nb/qvac_nb_outputs" });
+    const { $, el, model } = ctx;
+    expect($(".qvac-dead").hidden).toBe(true);
+    el.classList.add("jupyter-widgets-disconnected"); // what ipywidgets does when the comm goes
+    await flush();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect($(".qvac-dead").hidden).toBe(false);
+    expect($(".qvac-dead").textContent).toContain("Kernel restarted — run the cell again.");
+    expect($(".qvac-dead").textContent).toContain("/nb/qvac_nb_outputs");
+    expect($("button[name=generate]").disabled).toBe(true);
+    expect($(".qvac-card button[data-action=reuse_seed]").disabled).toBe(true);
+    expect($("input[name=filter]").disabled).toBe(false); // filtering needs no kernel
+    const asked = model.sentOfType("image").length; // the stage asked for the newest image before
+    $(".qvac-thumb").click();
+    await flush();
+    expect($(".qvac-lightbox-status").textContent).toContain("Kernel restarted");
+    expect(model.sentOfType("image")).toHaveLength(asked);
+    // A reconnect (same kernel) gives the controls back.
+    el.classList.remove("jupyter-widgets-disconnected");
+    await flush();
+    expect($(".qvac-dead").hidden).toBe(true);
+    expect($("button[name=generate]").disabled).toBe(false);
+  });
+
+  it("treats a send that throws (\"Cannot send\") as a dead comm", () => {
+    const model = mockModel({ current_model: "sd1#1", model_info: SD1, loaded: ["sd1#1"], schema: SCHEMA, size_presets: PRESETS,
+      params: { ...PARAMS }, status: { phase: "idle" }, busy: false, error: "", gallery: [], init_image: {} });
+    model.send = () => {
+      throw new Error("Cannot send");
+    };
+    const el = document.createElement("div");
+    document.body.append(el);
+    ctx = { el, cleanup: studio.render({ model, el }) };
+    el.querySelector("button[name=generate]").click();
+    expect(el.querySelector(".qvac-dead").hidden).toBe(false);
+    expect(el.querySelector("button[name=generate]").disabled).toBe(true);
+  });
+});

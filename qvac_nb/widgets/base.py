@@ -9,9 +9,11 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from . import subshell
 from .store import ImageStore
 
 log = logging.getLogger("qvac_nb.widgets")
+ZIP_NAME = "qvac_nb-images.zip"
 Handler = Callable[[dict[str, Any], list[bytes]], None]
 
 
@@ -23,8 +25,10 @@ class ImageWidget(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._store = ImageStore()
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, Handler] = {"download_zip": self._msg_download_zip}
         self.on_msg(self._on_msg)
+        # Cancel must work while a cell blocks in job.outputs.result(): messages go to a subshell thread.
+        self.served_on_subshell = subshell.route(self)
 
     def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
         """Entry point of every custom message from the front-end (anywidget's `model.send`)."""
@@ -43,3 +47,17 @@ class ImageWidget(anywidget.AnyWidget):
 
     def _show_error(self, exc: BaseException | str) -> None:
         self.error = str(exc) or type(exc).__name__
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The synced entries of the images this widget shows (each subclass names its trait)."""
+        return []
+
+    def _msg_download_zip(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        """"Download all": the shown images (the front-end's filtered ids, else all) as one zip file."""
+        wanted = content.get("ids")
+        entries = self._entries()
+        if isinstance(wanted, list):
+            keep = {str(i) for i in wanted}
+            entries = [e for e in entries if e["id"] in keep]
+        data, count = self._store.zip_of(entries)
+        self.send({"type": "zip", "name": ZIP_NAME, "count": count}, buffers=[data])

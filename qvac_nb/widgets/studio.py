@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import traitlets as t
 
+from .. import history_folder, schema
 from .. import models as model_table
-from .. import schema
 from ..catalog import CATALOG
 from ..engine import enum_names
 from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
 from ..jobs import Job
 from ..models import load_model
+from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
 from ..schema import schema_json
 from . import assets
 from .base import ImageWidget
 from .follow import follow_job
+from .gallery import record_extra
 from .params import (
     REUSABLE,
     diffusion_kwargs,
@@ -45,6 +50,9 @@ def form_schema() -> dict[str, Any]:
     """The parameter schema the front-end builds its form from, with the engine's sampler/scheduler names."""
     return schema_json(enum_names())
 LOAD_STATUS_INTERVAL_S = 0.1
+# A new Studio shows at most this many of its folder's newest images (each costs a thumbnail).
+HISTORY_SHOWN = 200
+_DEFAULT_FOLDER = object()  # `output_dir` not given: qvac_nb_outputs/ in the working folder
 
 
 def _catalog_names() -> dict[str, list[str]]:
@@ -74,6 +82,11 @@ class Studio(ImageWidget):
     `load_model` (or load one from the widget); `defaults` are `diffusion` parameters that
     prefill the form (prompt, width, steps, seed, upscale, init_image, ...); `model_config`
     is used for models loaded from the widget.
+
+    Every image is also saved, with its parameters inside the PNG, into `output_dir` (default
+    `qvac_nb_outputs/` in the working folder; None saves nothing), and a new Studio, even in
+    a restarted kernel, shows that folder's newest images: `qvac_nb.history(output_dir)` lists
+    them, `qvac_nb.Gallery.from_folder(output_dir)` browses them.
     """
 
     _esm = assets.esm("studio")
@@ -94,19 +107,28 @@ class Studio(ImageWidget):
     busy = t.Bool(False).tag(sync=True)
     gallery = t.List().tag(sync=True)  # newest first; thumbnails only
     init_image = t.Dict().tag(sync=True)  # {name, thumb, width, height} or {}
+    output_dir = t.Unicode("", help="The folder every image is saved into ('' when saving is off).").tag(
+        sync=True)
 
     def __init__(self, model_id: str | None = None, *, model_config: Mapping[str, Any] | None = None,
-                 **defaults: Any) -> None:
+                 output_dir: str | os.PathLike[str] | None | object = _DEFAULT_FOLDER, **defaults: Any) -> None:
         form = initial_form(defaults)
+        folder = _output_folder(output_dir)
         names = enum_names()
         super().__init__(params=form, status=idle_status(), catalog=_catalog_names(),
                          samplers=list(names["sample_method"]), schedulers=list(names["scheduler"]),
-                         schema=form_schema(), size_presets=[list(size) for size in SIZE_PRESETS])
+                         schema=form_schema(), size_presets=[list(size) for size in SIZE_PRESETS],
+                         output_dir=str(folder or ""))
+        self._folder = folder
+        self._current_identity: tuple[Any, ...] | None = None
+        if folder is not None:
+            self.gallery = self._history_entries(folder)
         self._model_config = dict(model_config or {})
         self._lock = threading.RLock()
         self._job: Job | None = None
         self._init_png: bytes | None = None
         self._refresh_loaded()
+        _follow_model_table(self)
         if model_id is not None:
             self.select_model(model_id)
         if defaults.get("init_image") is not None:
@@ -125,6 +147,29 @@ class Studio(ImageWidget):
             "clear_error": lambda _c, _b: setattr(self, "error", ""),
         })
 
+    # -- the history folder ------------------------------------------------------------------
+
+    def _history_entries(self, folder: Path) -> list[dict[str, Any]]:
+        entries = []
+        for record in history_folder.history(folder, limit=HISTORY_SHOWN):
+            entry = self._store.add_file(record.path, **record_extra(record))
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _keep(self, png: bytes, *, kind: str, model: str, family: str, source: str | None) -> dict[str, Any]:
+        """The gallery entry of a new image, saved into the history folder first when there is one."""
+        extra = {"kind": kind, "model": model, "family": family}
+        if self._folder is None:
+            return self._store.add(png, source=source, **extra)
+        try:
+            record = history_folder.save(png, replayable_params(stored_record(png)), self._folder, extra=extra)
+        except (OSError, QvacError) as exc:  # e.g. a full disk: the image stays in this session at least
+            self._show_error(f"output_dir: could not save the image into {str(self._folder)!r} ({exc}); "
+                             "it is kept in this session only")
+            return self._store.add(png, source=source, **extra)
+        return self._store.add(png, path=record.path, source=source, created=record.created.isoformat(), **extra)
+
     # -- the model ---------------------------------------------------------------------------
 
     def _refresh_loaded(self) -> None:
@@ -137,11 +182,27 @@ class Studio(ImageWidget):
                 continue
         self.loaded = ids
 
+    def _on_models_changed(self, event: str, model_id: str) -> None:
+        """Models loaded or unloaded in code (or by another widget): keep the model bar true."""
+        self._refresh_loaded()
+        if event != "unloaded" or model_id != self.current_model:
+            return
+        # A reload (load_model(..., reload=True)) loads the new copy first: follow it to that copy.
+        successor = next((mid for mid in self.loaded if self._current_identity and
+                          _identity_of(mid) == self._current_identity), None)
+        if successor is not None:
+            self.select_model(successor)
+            return
+        self.current_model = ""
+        self.model_info = {}
+        self.status = {**idle_status(), "message": f"model '{model_id}' was unloaded; load or choose a model"}
+
     def select_model(self, model_id: str) -> None:
         """Use an already loaded diffusion model."""
         model = model_table.get_model(model_id)
         model_table.require(model, "diffusion", "the Studio")
         self.model_info = model_info(model_id)
+        self._current_identity = _identity_of(model_id)
         self.current_model = model_id
         self._refresh_loaded()
         self.error = ""
@@ -224,8 +285,11 @@ class Studio(ImageWidget):
         family = self.model_info.get("family", "")  # tells the front-end whether cfg or guidance mattered
 
         def done(pngs: list[bytes], _stats: Any) -> None:
-            entries = [self._store.add(png, kind=kind, model=job.model_id, source=source, family=family)
-                       for png in pngs]
+            # Saved last image first: the folder's newest-first order then lists a batch in its own order,
+            # as this gallery does, so a Studio built from the folder later shows the same sequence.
+            kept = [self._keep(png, kind=kind, model=job.model_id, family=family, source=source)
+                    for png in reversed(pngs)]
+            entries = kept[::-1]
             with self._lock:
                 self.gallery = entries + list(self.gallery)
 
@@ -257,6 +321,9 @@ class Studio(ImageWidget):
     def job(self) -> Job | None:
         """The running job, if any."""
         return self._job
+
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self.gallery)
 
     @property
     def images(self) -> list[bytes]:
@@ -321,3 +388,35 @@ class Studio(ImageWidget):
                 raise
             self._start(job, "upscale", source=image_id)
         return job
+
+
+def _output_folder(output_dir: Any) -> Path | None:
+    """The Studio's history folder as an absolute path (fixed now: a later chdir does not move it), or None."""
+    if output_dir is None:
+        return None
+    folder = history_folder.folder_path(None if output_dir is _DEFAULT_FOLDER else output_dir)  # type: ignore[arg-type]
+    return folder.resolve()
+
+
+def _identity_of(model_id: str) -> tuple[Any, ...] | None:
+    """What makes two loads the same model for the Studio: its files and its config."""
+    try:
+        model = model_table.get_model(model_id)
+    except QvacError:
+        return None
+    files = sorted((role, str(path)) for role, path in model.files.items())
+    return model.mode, tuple(files), repr(sorted(model.config.items()))
+
+
+def _follow_model_table(studio: Studio) -> None:
+    """Tell `studio` about loads and unloads for as long as it exists (a weak reference: no leak)."""
+    ref = weakref.ref(studio)
+
+    def listener(event: str, model_id: str) -> None:
+        target = ref()
+        if target is None:
+            model_table.remove_listener(listener)
+        else:
+            target._on_models_changed(event, model_id)
+
+    model_table.add_listener(listener)

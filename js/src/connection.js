@@ -1,0 +1,67 @@
+// Is the kernel-side object still there? After a kernel restart (or a notebook reopened from its saved
+// widget state) the widget still renders, but nothing answers: say so and stop offering actions.
+export const DEAD_TEXT = "Kernel restarted — run the cell again.";
+const DISCONNECTED = "jupyter-widgets-disconnected"; // set by ipywidgets on a view whose comm is gone
+
+/**
+ * Watches `el` for ipywidgets' disconnected mark and sends through `model.send`, catching the
+ * "Cannot send" of a dead comm. onChange(dead) runs on every change; a failed send is final.
+ * Call check() once the view is built: a view restored without a kernel starts disconnected.
+ */
+export function createConnection(model, el, onChange = () => {}) {
+  let marked = false; // whether ipywidgets marks the view disconnected (a reconnect clears it)
+  let failed = false; // a send threw: the comm is gone for good
+  const dead = () => marked || failed;
+
+  function check() {
+    const now = Boolean(el.closest && el.closest(`.${DISCONNECTED}`));
+    if (now !== marked) {
+      const before = dead();
+      marked = now;
+      if (dead() !== before) onChange(dead());
+    }
+  }
+
+  function send(content, buffers) {
+    if (dead()) return false;
+    try {
+      model.send(content, undefined, buffers);
+      return true;
+    } catch (err) {
+      failed = true;
+      onChange(true);
+      return false;
+    }
+  }
+
+  const observer = typeof MutationObserver === "undefined" ? null : new MutationObserver(check);
+  if (observer) observer.observe(el, { attributes: true, attributeFilter: ["class"] });
+  // The mark may be on an ancestor attached later: look again now and then (cheap: one closest()).
+  const timer = setInterval(check, 2000);
+  return {
+    isDead: dead,
+    send,
+    check,
+    dispose() {
+      if (observer) observer.disconnect();
+      clearInterval(timer);
+    },
+  };
+}
+
+/** Disable every control under `root` (remembering which), or give back the ones it disabled. */
+export function freezeControls(root, frozen, keep = () => false) {
+  if (frozen) {
+    for (const control of root.querySelectorAll("button, input, select, textarea")) {
+      if (!control.disabled && !keep(control)) {
+        control.disabled = true;
+        control.dataset.qvacFrozen = "1";
+      }
+    }
+  } else {
+    for (const control of root.querySelectorAll("[data-qvac-frozen]")) {
+      control.disabled = false;
+      delete control.dataset.qvacFrozen;
+    }
+  }
+}
