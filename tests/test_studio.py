@@ -167,6 +167,20 @@ def test_cancel_stops_within_a_step(sd1_id: str) -> None:
     assert studio.status["phase"] == "done" and len(studio.gallery) == 1
 
 
+def test_queued_behind_another_job(sd1_id: str) -> None:
+    blocker = qvac_nb.diffusion(model_id=sd1_id, **{**SMALL, "steps": 40})
+    studio = Studio(sd1_id, **SMALL, output_dir=None)
+    rec = Recorder(studio)
+    studio.generate()
+    wait_for(lambda: "queued" in rec.phases())
+    queued = [s for s in rec.statuses if s["phase"] == "queued"]
+    assert queued[0]["ahead"] == 1 and queued[0]["message"] == "1 ahead"
+    blocker.cancel()
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    assert rec.phases().index("queued") < rec.phases().index("sampling")
+
+
 def test_errors_show_in_the_widget(sd1_id: str) -> None:
     studio = Studio(sd1_id, **SMALL)
     msg(studio, {"type": "generate", "params": {"width": 65}})
@@ -229,6 +243,10 @@ def test_history_survives_a_new_studio(sd1_id: str, tmp_path: Path) -> None:
     assert again.gallery[0]["params"]["prompt"] == "a green kite" and again.gallery[0]["family"] == "sd1"
     msg(again, {"type": "image", "id": again.gallery[1]["id"]})
     assert rec.of_type("image")[-1][1] == [pngs[1]]  # full size read back from the file
+    # Where widgets cannot render (nbviewer, GitHub), the output's HTML shows the thumbnails and parameters.
+    data, _meta = again._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/html"].count("data:image/jpeg;base64,") == 3 and "a green kite" in data["text/html"]
     msg(again, {"type": "reuse_all", "id": again.gallery[0]["id"]})
     assert again.params["prompt"] == "a green kite" and again.params["seed"] == 30
 

@@ -9,7 +9,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from . import subshell
+from . import static_html, subshell
 from .store import ImageStore
 
 log = logging.getLogger("qvac_nb.widgets")
@@ -47,6 +47,21 @@ class ImageWidget(anywidget.AnyWidget):
 
     def _show_error(self, exc: BaseException | str) -> None:
         self.error = str(exc) or type(exc).__name__
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not bundle:
+            return bundle
+        data, metadata = bundle
+        # Where widgets cannot render (nbviewer, GitHub, a closed kernel) this HTML shows instead.
+        html = static_html.snapshot(self._static_title(), self._entries(), self._static_note())
+        return {**data, "text/html": html}, metadata
+
+    def _static_title(self) -> str:
+        return f"qvac_nb {type(self).__name__}"
+
+    def _static_note(self) -> str:
+        return "a live widget: run the notebook in Jupyter to use it"
 
     def _entries(self) -> list[dict[str, Any]]:
         """The synced entries of the images this widget shows (each subclass names its trait)."""

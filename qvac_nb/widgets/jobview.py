@@ -47,6 +47,9 @@ class JobView(ImageWidget):
     def _set_status(self, status: dict[str, Any]) -> None:
         self.status = status
 
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self.images)
+
     @property
     def job(self) -> Job:
         return self._job

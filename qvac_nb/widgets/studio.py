@@ -325,6 +325,10 @@ class Studio(ImageWidget):
     def _entries(self) -> list[dict[str, Any]]:
         return list(self.gallery)
 
+    def _static_note(self) -> str:
+        where = f"; every image is saved in {self.output_dir}" if self.output_dir else ""
+        return f"images as of when the cell ran{where}"
+
     @property
     def images(self) -> list[bytes]:
         """Every image of the session as PNG bytes, newest first."""
