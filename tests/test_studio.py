@@ -211,10 +211,28 @@ def test_guidance_model_and_its_errors(flux2_id: str) -> None:
     studio = Studio(flux2_id, **SMALL)
     assert studio.model_info["uses_guidance"] is True
     assert studio.model_info["family"] == "flux2"
+    # The family table: FLUX.2 runs at cfg 1 (no unconditional pass); klein is step-distilled (4 steps).
+    assert studio.model_info["defaults"] == {"cfg_scale": 1.0, "steps": 4}
+    assert set(studio.model_info["companions"]) == {"llm", "vae"}  # the model bar names the files it loaded with
     studio.set_init_image(png_of((10, 200, 30)), "green.png")
     msg(studio, {"type": "generate"})
     assert "flux2_flow" in studio.error  # FLUX.2 img2img needs the flux2_flow prediction
     assert not studio.busy
+
+
+def test_flux2_init_image_is_resized_and_said(flux2_edit_id: str) -> None:
+    studio = Studio(flux2_edit_id, prompt="a cat", width=64, height=64, steps=2, seed=3, cfg_scale=1.0, output_dir=None)
+    assert studio.model_info["prediction"] == "flux2_flow"
+    studio.set_init_image(png_of((10, 200, 30), size=40), "odd.png")  # 40 is no multiple of 16
+    assert studio.init_image["note"].startswith("resized from 40×40 to 32×32")
+    studio.generate()
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    assert _record(studio.images[0])["init_image_used"] is True
+
+    sd_like = Studio(output_dir=None)  # no model: nothing to fit yet
+    sd_like.set_init_image(png_of((10, 200, 30), size=40), "odd.png")
+    assert "note" not in sd_like.init_image or sd_like.init_image["note"] == ""
 
 
 # -- the history folder -----------------------------------------------------------------------

@@ -170,6 +170,7 @@ function render({ model: anyModel, el }) {
     ["change:model_info", onModel],
     ["change:current_model", onModel],
     ["change:loaded", bar.render],
+    ["change:catalog", bar.render],
     ["change:schema", onSchema],
     ["change:size_presets", onSchema],
     ["change:status", onStatus],

@@ -185,12 +185,44 @@ describe("Studio messages", () => {
     $("input[name=model_source]").value = "SD_V2_1_1B_Q8_0";
     $("input[name=upscaler_source]").value = "REALESRGAN_X4PLUS";
     $("button[name=load]").click();
-    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS" });
+    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS", prediction: null, llm: null, vae: null });
     model.update("loaded", ["sd1#1", "flux#2"]);
     const select = $("select[name=loaded]");
     select.value = "flux#2";
     select.dispatchEvent(new Event("change"));
     expect(model.sentOfType("select_model")[0].content.model_id).toBe("flux#2");
+  });
+
+  it("loads FLUX.2 with companions and prediction; Enter loads only a whole name", () => {
+    const { $, model } = ctx;
+    model.update("catalog", { diffusion: ["FLUX_2_KLEIN_4B_Q4_0"], upscaler: [], llm: ["QWEN3_4B_Q4_K_M"], vae: ["FLUX_2_KLEIN_4B_VAE"],
+      companions: { FLUX_2_KLEIN_4B_Q4_0: { llm_model_src: "QWEN3_4B_Q4_K_M", vae_model_src: "FLUX_2_KLEIN_4B_VAE" } },
+      predictions: ["auto", "eps", "flux2_flow"] });
+    const source = $("input[name=model_source]");
+    source.value = "FLUX_2_KL"; // half typed: Enter does nothing
+    source.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(model.sentOfType("load_model")).toHaveLength(0);
+    source.value = "FLUX_2_KLEIN_4B_Q4_0";
+    source.dispatchEvent(new Event("input"));
+    expect($("input[name=llm]").placeholder).toBe("from the catalogue: QWEN3_4B_Q4_K_M"); // brought by the name
+    expect($("input[name=llm]").getAttribute("aria-label")).toContain("Text encoder");
+    $("select[name=prediction]").value = "flux2_flow";
+    source.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(model.sentOfType("load_model")[0].content).toMatchObject({ source: "FLUX_2_KLEIN_4B_Q4_0", prediction: "flux2_flow", llm: null });
+  });
+
+  it("starts FLUX.2 klein at its own defaults (cfg 1, 4 steps) unless the user set them", () => {
+    const { $, model } = ctx;
+    model.update("model_info", { ...SD1, id: "klein#2", family: "flux2", uses_guidance: true, defaults: { cfg_scale: 1, steps: 4 } });
+    expect(model.get("params").steps).toBe(4);
+    expect(model.get("params").cfg_scale).toBe(1);
+    expect($("[data-param=strength]").hidden).toBe(true); // FLUX.2 ignores strength
+    const steps = $("input[name=steps]");
+    steps.value = "9";
+    steps.dispatchEvent(new Event("change", { bubbles: true }));
+    model.update("model_info", SD1); // back to SD 1.x: cfg returns to 7, the edited steps stay
+    expect(model.get("params").cfg_scale).toBe(7);
+    expect(model.get("params").steps).toBe(9);
   });
 
   it("sends a dropped init image as a binary buffer and previews it", async () => {

@@ -12,7 +12,7 @@ from typing import Any
 
 import traitlets as t
 
-from .. import history_folder, schema
+from .. import families, history_folder, schema
 from .. import models as model_table
 from ..catalog import CATALOG
 from ..engine import enum_names
@@ -27,6 +27,7 @@ from . import assets
 from .base import ImageWidget
 from .follow import follow_job
 from .gallery import record_extra
+from .init_fit import fit_init
 from .params import (
     REUSABLE,
     diffusion_kwargs,
@@ -41,6 +42,8 @@ from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
 LOAD_PHASES = {"download": "downloading", "load": "loading"}
+# The model bar's companion fields -> model_config keys.
+_BAR_COMPANIONS = {"llm": "llm_model_src", "vae": "vae_model_src"}
 # The form's size menu (width x height); anything else is typed in.
 SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (832, 1216), (1216, 832),
                 (1024, 576), (576, 1024))
@@ -55,11 +58,16 @@ HISTORY_SHOWN = 200
 _DEFAULT_FOLDER = object()  # `output_dir` not given: qvac_nb_outputs/ in the working folder
 
 
-def _catalog_names() -> dict[str, list[str]]:
+def _catalog_names() -> dict[str, Any]:
     diffusion_roles = ("model", "diffusion_model")
     return {
         "diffusion": [name for name, e in CATALOG.items() if e.role in diffusion_roles],
         "upscaler": [name for name, e in CATALOG.items() if e.role == "upscaler"],
+        "llm": [name for name, e in CATALOG.items() if e.role == "llm"],
+        "vae": [name for name, e in CATALOG.items() if e.role == "vae"],
+        # What a catalogue name brings along (the model bar shows it): {name: {"llm_model_src": ..., ...}}
+        "companions": {name: dict(e.companions) for name, e in CATALOG.items() if e.companions},
+        "predictions": list(schema.PREDICTIONS),
     }
 
 
@@ -72,6 +80,10 @@ def model_info(model_id: str) -> dict[str, Any]:
         "default_scheduler": model.default_scheduler or "",
         # The model's own defaults among the schema's choices (the form labels its "default" option with them).
         "engine_defaults": [name for name in (model.default_sampler, model.default_scheduler) if name],
+        # Where the form starts for this model: its family's defaults and its variant's (FLUX.2 klein: 4 steps).
+        "defaults": families.get(model.family).defaults_for(model.source, *(p.name for p in model.files.values())),
+        "prediction": model.prediction,
+        "companions": {role: path.name for role, path in model.files.items() if role not in (model.role, "upscaler")},
     }
 
 
@@ -136,7 +148,7 @@ class Studio(ImageWidget):
         self._handlers.update({
             "generate": self._msg_generate,
             "cancel": lambda _c, _b: self.cancel(),
-            "load_model": lambda c, _b: self.load(str(c.get("source", "")), c.get("upscaler") or None),
+            "load_model": self._msg_load,
             "select_model": lambda c, _b: self.select_model(str(c.get("model_id", ""))),
             "init_image": lambda c, b: self._msg_init_image(c, b),
             "clear_init": lambda _c, _b: self.clear_init_image(),
@@ -204,14 +216,30 @@ class Studio(ImageWidget):
         self.model_info = model_info(model_id)
         self._current_identity = _identity_of(model_id)
         self.current_model = model_id
+        self._fitted_init()
         self._refresh_loaded()
         self.error = ""
 
-    def load(self, source: str, upscaler: str | None = None) -> threading.Thread:
-        """Load `source` (a catalogue name or a path) on a thread, showing download and load progress."""
+    def _msg_load(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        companions = {key: str(content[field]).strip() for field, key in _BAR_COMPANIONS.items()
+                      if str(content.get(field) or "").strip()}
+        self.load(str(content.get("source", "")).strip(), content.get("upscaler") or None,
+                  companions=companions, prediction=str(content.get("prediction") or "") or None)
+
+    def load(self, source: str, upscaler: str | None = None, *, companions: Mapping[str, str] | None = None,
+             prediction: str | None = None) -> threading.Thread:
+        """Load `source` (a catalogue name or a path) on a thread, showing download and load progress.
+
+        `companions` are model_config file keys (llm_model_src, vae_model_src, ...) and `prediction`
+        the model_config prediction, as the model bar gives them; a catalogue name brings its own
+        companions. Loading what is already loaded returns that model (load_model's rule).
+        """
         if not source:
             raise InvalidParameterError("model: enter a catalogue name or the path of a model file")
         config = dict(self._model_config)
+        config.update(companions or {})
+        if prediction and prediction != "auto":
+            config["prediction"] = prediction
         if upscaler:
             config["upscaler"] = {**(config.get("upscaler") or {}), "model_src": upscaler}
         with self._lock:
@@ -263,7 +291,8 @@ class Studio(ImageWidget):
                     self.params = merge_form(self.params, overrides)
                 self._check_ready()
                 model_id = self.current_model
-                job = diffusion(**diffusion_kwargs(self.params, model_id, self._init_png, can_upscale(model_id)))
+                init = self._fitted_init()
+                job = diffusion(**diffusion_kwargs(self.params, model_id, init, can_upscale(model_id)))
             except Exception as exc:
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "message": str(exc)}
@@ -348,7 +377,17 @@ class Studio(ImageWidget):
             raise InvalidParameterError(f"init_image: {name} is not a PNG or JPEG image") from None
         self._init_png = data
         self.init_image = {"name": name, "thumb": thumb, "width": width, "height": height}
+        self._fitted_init()  # says now (not at Generate) if the model needs it resized
         self.error = ""
+
+    def _fitted_init(self) -> bytes | None:
+        """The init image as the current model can take it; the widget says when it was resized."""
+        if self._init_png is None:
+            return None
+        png, note = fit_init(self._init_png, self.model_info.get("family", ""))
+        if self.init_image and self.init_image.get("note", "") != note:
+            self.init_image = {**self.init_image, "note": note}
+        return png
 
     def clear_init_image(self) -> None:
         self._init_png = None
