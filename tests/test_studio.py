@@ -189,9 +189,9 @@ def test_errors_show_in_the_widget(sd1_id: str) -> None:
     msg(studio, {"type": "generate", "params": {"width": 64, "sampling_method": "eulr"}})
     assert "sampling_method" in studio.error and "euler" in studio.error
     msg(studio, {"type": "generate", "params": {"sampling_method": "", "seed": "abc", "random_seed": False}})
-    assert "seed" in studio.error
+    assert "seed" in studio.error and studio.status["phase"] == "error"
     msg(studio, {"type": "clear_error"})
-    assert studio.error == ""
+    assert studio.error == "" and studio.status["phase"] == "idle"  # dismissed: the label no longer says Error
     msg(studio, {"type": "reuse_seed", "id": "img-none"})
     assert "no image" in studio.error
     msg(studio, {"type": "init_image", "name": "notes.txt"}, [b"not an image"])
@@ -507,6 +507,28 @@ def test_progress_tracker_rates_and_throttle() -> None:
     assert tracker.status["its"] == 2.0
     final = tracker.finish("done")
     assert final["percent"] == 100.0 and final["step"] == 8 and final["eta"] is None
+
+
+def test_progress_tracker_batch_steps_and_decode_eta() -> None:
+    now = [0.0]
+    tracker = ProgressTracker(batch=2, min_interval=0, clock=lambda: now[0])
+    tracker.update(1, 8, 1000, "sample", 0)
+    tracker.update(2, 8, 1500, "sample", 0)
+    status = tracker.status
+    assert (status["image_step"], status["image_total"]) == (2, 4)  # the engine's 2/8 is image 1's step 2/4
+    assert status["eta"] == 3.0 and status["eta_decode"] is False  # 6 steps at 2 it/s; no decode measured yet
+    tracker.update(4, 8, 2500, "sample", 0)
+    tracker.update(4, 8, 2500, "decode", 0)
+    tracker.update(4, 8, 3500, "decode", 0)
+    assert status["phase"] == "decoding" and status["decode_elapsed"] == 1.0
+    tracker.update(5, 8, 4500, "sample", 1)  # that decode took 2 s
+    assert (status["image_index"], status["image_step"]) == (1, 1)
+    assert status["eta"] == 3.5 and status["eta_decode"] is True  # 3 steps at 2 it/s, then one 2 s decode
+    tracker.update(8, 8, 6000, "decode", 1)
+    now[0] = 7.0
+    tracker.update(8, 8, 7000, "decode", 1)
+    assert status["eta"] == 1.0  # what is left of this decode: 2 s measured, 1 s done
+    assert tracker.finish("done")["image_step"] == 4
 
 
 def test_form_params() -> None:

@@ -28,10 +28,17 @@ export function describeStatus(status) {
   if (phase === "queued") return `Queued (${s.ahead || 1} ahead)`;
   if (phase === "idle" && s.message) return `${parts[0]} · ${s.message}`;
   if (RUNNING.has(phase)) {
-    if (s.batch > 1 && phase !== "upscaling") parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);
-    if (s.total) parts.push(`step ${s.step}/${s.total}`);
+    const batch = s.batch > 1 && phase !== "upscaling";
+    if (batch) parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);
+    // In a batch the engine counts steps over all images: show this image's own (image_step/image_total).
+    if (batch && s.image_total) parts.push(`step ${s.image_step}/${s.image_total}`);
+    else if (s.total && phase !== "decoding") parts.push(`step ${s.step}/${s.total}`);
+    if (phase === "decoding" && s.decode_elapsed !== null && s.decode_elapsed !== undefined) parts.push(formatSeconds(s.decode_elapsed));
     if (phase === "sampling" && s.its) parts.push(formatRate(s.its));
-    if (phase === "sampling" && s.eta !== null && s.eta !== undefined) parts.push(`ETA ${formatSeconds(s.eta)}`);
+    if ((phase === "sampling" || phase === "decoding") && s.eta !== null && s.eta !== undefined) {
+      // Until one decode is measured the ETA covers sampling only, and says so.
+      parts.push(`ETA ${formatSeconds(s.eta)}${s.eta_decode === false && phase === "sampling" ? " + decoding" : ""}`);
+    }
   } else if (phase === "done") {
     if (s.elapsed) parts.push(formatSeconds(s.elapsed));
     if (s.seed !== null && s.seed !== undefined && s.seed >= 0) parts.push(`seed ${s.seed}`);

@@ -111,6 +111,11 @@ function render({ model: anyModel, el }) {
     cancel.disabled = !busy || status.kind === "load" || live.isDead();
     root.classList.toggle("qvac-busy", busy);
     if (status.phase === "done" && status.kind !== "load") showNewest();
+    // A preview left from a cancelled or failed run is not a result: say so over it.
+    if ((status.phase === "cancelled" || status.phase === "error") && stage.dataset.kind === "preview") {
+      stage.dataset.kind = status.phase;
+      stageNote.textContent = status.phase === "cancelled" ? "cancelled — last preview, not a result" : "failed — last preview, not a result";
+    }
     if (running && status.phase === "loading" && status.kind !== "load") stageNote.textContent = "starting…";
     bar.render();
     grid.refreshButtons();

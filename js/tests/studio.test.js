@@ -332,6 +332,27 @@ describe("Studio gallery", () => {
   });
 });
 
+describe("Studio status", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("marks the last preview of a cancelled run as not a result", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    model.update("busy", true);
+    model.update("status", { phase: "sampling", step: 2, total: 40, batch: 1 });
+    model.message({ type: "preview", step: 2, total: 40 }, [fakeImage()]);
+    expect($(".qvac-stage").dataset.kind).toBe("preview");
+    model.update("busy", false);
+    model.update("status", { phase: "cancelled", step: 2, total: 40, batch: 1 });
+    expect($(".qvac-stage").dataset.kind).toBe("cancelled");
+    expect($(".qvac-stage-note").textContent).toContain("not a result");
+  });
+});
+
 describe("Studio without its kernel-side object", () => {
   let ctx;
   afterEach(() => {

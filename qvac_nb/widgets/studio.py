@@ -156,7 +156,7 @@ class Studio(ImageWidget):
             "reuse_all": lambda c, _b: self.reuse(str(c.get("id"))),
             "use_as_init": lambda c, _b: self.use_as_init(str(c.get("id"))),
             "upscale": lambda c, _b: self.upscale(str(c.get("id"))),
-            "clear_error": lambda _c, _b: setattr(self, "error", ""),
+            "clear_error": lambda _c, _b: self.clear_error(),
         })
 
     # -- the history folder ------------------------------------------------------------------
@@ -339,6 +339,12 @@ class Studio(ImageWidget):
         # A message, not state: previews are transient and must not land in the saved notebook.
         self.send({"type": "preview", "step": tick.step, "total": tick.total_steps, "image_index": tick.image_index},
                   buffers=[tick.preview])
+
+    def clear_error(self) -> None:
+        """Dismiss the error; a status still saying "error" goes back to ready."""
+        self.error = ""
+        if self.status.get("phase") == "error" and not self.busy:
+            self.status = idle_status()
 
     def cancel(self) -> None:
         """Stop the running job (it stops within a step)."""
