@@ -28,6 +28,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .generation import cancel, diffusion, upscale
+from .grid import grid
 from .history_folder import history
 from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
 from .models import load_model, loaded_models, unload_model
@@ -64,6 +65,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
+    "grid",
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG",
     "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
     "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
