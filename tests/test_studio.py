@@ -531,6 +531,16 @@ def test_progress_tracker_batch_steps_and_decode_eta() -> None:
     assert tracker.finish("done")["image_step"] == 4
 
 
+def test_poll_sends_the_live_state_from_the_handler() -> None:
+    studio = Studio(output_dir=None)
+    sent: list[list[str]] = []
+    studio.send_state = lambda keys=None: sent.append(list(keys or []))  # type: ignore[method-assign]
+    msg(studio, {"type": "poll", "seen": 0})
+    assert sent[-1] == ["status", "busy", "error"]  # the gallery (thumbnails) only when the count differs
+    msg(studio, {"type": "poll", "seen": 3})
+    assert sent[-1] == ["status", "busy", "error", "gallery"]
+
+
 def test_form_params() -> None:
     form = initial_form({"seed": 5, "upscale": {"repeats": 2}, "sampling_method": None})
     assert form["random_seed"] is False and form["upscale"] and form["upscale_repeats"] == 2

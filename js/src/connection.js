@@ -65,3 +65,27 @@ export function freezeControls(root, frozen, keep = () => false) {
     }
   }
 }
+
+export const POLL_QUIET_MS = 1500;
+
+/**
+ * While `running()`, ask the kernel for its state when no status change arrived for POLL_QUIET_MS:
+ * where updates sent from background threads are dropped (Colab), progress still shows.
+ * `seen()` is how many images the view lists (the kernel then sends the list only if it changed).
+ */
+export function createPoller(model, send, running, seen, every = 500) {
+  let last = Date.now();
+  const heard = () => {
+    last = Date.now();
+  };
+  model.on("change:status", heard);
+  const timer = setInterval(() => {
+    if (!running() || Date.now() - last < POLL_QUIET_MS) return;
+    last = Date.now(); // one request per quiet period
+    send({ type: "poll", seen: seen() });
+  }, every);
+  return () => {
+    clearInterval(timer);
+    model.off("change:status", heard);
+  };
+}

@@ -2,7 +2,7 @@
 import "./jobview.css";
 import { createImageFetcher, pngName, saveBlob } from "./images.js";
 import { createProgress, RUNNING } from "./progress.js";
-import { createConnection, DEAD_TEXT } from "./connection.js";
+import { createConnection, createPoller, DEAD_TEXT } from "./connection.js";
 import { h, objectUrl, revoke } from "./util.js";
 
 function render({ model: anyModel, el }) {
@@ -76,7 +76,9 @@ function render({ model: anyModel, el }) {
   onError();
   onImages();
   live.check();
+  const stopPolling = createPoller(anyModel, model.send, () => RUNNING.has((model.get("status") || {}).phase || "loading"), () => (model.get("images") || []).length);
   return () => {
+    stopPolling();
     live.dispose();
     for (const [name, fn] of listeners) model.off(name, fn);
     for (const item of shown.values()) revoke(item.url);

@@ -6,7 +6,7 @@ import { createImageFetcher, handleZip } from "./images.js";
 import { createInitImage } from "./init-image.js";
 import { createModelBar } from "./model-bar.js";
 import { createProgress, RUNNING } from "./progress.js";
-import { createConnection, DEAD_TEXT, freezeControls } from "./connection.js";
+import { createConnection, createPoller, DEAD_TEXT, freezeControls } from "./connection.js";
 import { h, isolateKeys, objectUrl, revoke } from "./util.js";
 
 const GALLERY_ACTIONS = [
@@ -195,8 +195,10 @@ function render({ model: anyModel, el }) {
   // A restored view (page reload) shows the newest image rather than an empty stage.
   if ((model.get("gallery") || []).length) showNewest();
   live.check();
+  const stopPolling = createPoller(anyModel, model.send, () => Boolean(model.get("busy")) || RUNNING.has((model.get("status") || {}).phase), () => (model.get("gallery") || []).length);
 
   return () => {
+    stopPolling();
     live.dispose();
     for (const [name, fn] of listeners) model.off(name, fn);
     grid.dispose();

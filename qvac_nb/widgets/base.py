@@ -25,7 +25,7 @@ class ImageWidget(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._store = ImageStore()
-        self._handlers: dict[str, Handler] = {"download_zip": self._msg_download_zip}
+        self._handlers: dict[str, Handler] = {"download_zip": self._msg_download_zip, "poll": self._msg_poll}
         self.on_msg(self._on_msg)
         # Cancel must work while a cell blocks in job.outputs.result(): messages go to a subshell thread.
         self.served_on_subshell = subshell.route(self)
@@ -62,6 +62,26 @@ class ImageWidget(anywidget.AnyWidget):
 
     def _static_note(self) -> str:
         return "a live widget: run the notebook in Jupyter to use it"
+
+    def _msg_poll(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        """The front-end heard nothing for a while: send the live state again, from this message's handler.
+
+        Colab drops widget updates sent from background threads (where jobs are followed) but renders
+        those sent while a message is handled; the front-end polls while a job runs. The image list
+        goes only when the front-end's count (`seen`) differs: it carries thumbnails.
+        """
+        keys = [key for key in self._poll_keys() if self.has_trait(key)]
+        listing = self._listing_trait()
+        if listing and content.get("seen") != len(getattr(self, listing)):
+            keys.append(listing)
+        self.send_state(keys)
+
+    def _poll_keys(self) -> list[str]:
+        return ["status", "busy", "error"]
+
+    def _listing_trait(self) -> str:
+        """The name of the trait listing the widget's images."""
+        return ""
 
     def _entries(self) -> list[dict[str, Any]]:
         """The synced entries of the images this widget shows (each subclass names its trait)."""

@@ -50,6 +50,9 @@ class JobView(ImageWidget):
     def _entries(self) -> list[dict[str, Any]]:
         return list(self.images)
 
+    def _listing_trait(self) -> str:
+        return "images"
+
     @property
     def job(self) -> Job:
         return self._job

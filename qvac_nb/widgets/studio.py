@@ -360,6 +360,9 @@ class Studio(ImageWidget):
     def _entries(self) -> list[dict[str, Any]]:
         return list(self.gallery)
 
+    def _listing_trait(self) -> str:
+        return "gallery"
+
     def _static_note(self) -> str:
         where = f"; every image is saved in {self.output_dir}" if self.output_dir else ""
         return f"images as of when the cell ran{where}"
