@@ -2,6 +2,7 @@
 // widget state) the widget still renders, but nothing answers: say so and stop offering actions.
 export const DEAD_TEXT = "Kernel restarted — run the cell again.";
 const DISCONNECTED = "jupyter-widgets-disconnected"; // set by ipywidgets on a view whose comm is gone
+const RESTARTING = new Set(["restarting", "autorestarting", "dead"]); // kernel statuses that end its objects
 
 /**
  * Watches `el` for ipywidgets' disconnected mark and sends through `model.send`, catching the
@@ -38,6 +39,16 @@ export function createConnection(model, el, onChange = () => {}) {
   if (observer) observer.observe(el, { attributes: true, attributeFilter: ["class"] });
   // The mark may be on an ancestor attached later: look again now and then (cheap: one closest()).
   const timer = setInterval(check, 2000);
+  // A restart ends every kernel-side object at once: the kernel connection says so first.
+  const kernel = model.widget_manager && model.widget_manager.kernel;
+  const onKernelStatus = (_kernel, status) => {
+    if (!failed && RESTARTING.has(status)) {
+      failed = true;
+      onChange(true);
+    }
+  };
+  const signal = kernel && kernel.statusChanged;
+  if (signal && typeof signal.connect === "function") signal.connect(onKernelStatus);
   return {
     isDead: dead,
     send,
@@ -45,6 +56,7 @@ export function createConnection(model, el, onChange = () => {}) {
     dispose() {
       if (observer) observer.disconnect();
       clearInterval(timer);
+      if (signal && typeof signal.disconnect === "function") signal.disconnect(onKernelStatus);
     },
   };
 }

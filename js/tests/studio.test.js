@@ -385,6 +385,25 @@ describe("Studio without its kernel-side object", () => {
     expect($("button[name=generate]").disabled).toBe(false);
   });
 
+  it("goes dead when its kernel restarts", () => {
+    const listeners = [];
+    const kernel = { statusChanged: { connect: (fn) => listeners.push(fn), disconnect: () => listeners.splice(0) } };
+    ctx = setup();
+    ctx.cleanup();
+    ctx.el.remove();
+    const model = mockModel({ ...ctx.model.state });
+    model.widget_manager = { kernel };
+    const el = document.createElement("div");
+    document.body.append(el);
+    ctx = { el, cleanup: studio.render({ model, el }) };
+    expect(el.querySelector(".qvac-dead").hidden).toBe(true);
+    listeners.forEach((fn) => fn(kernel, "busy"));
+    expect(el.querySelector(".qvac-dead").hidden).toBe(true);
+    listeners.forEach((fn) => fn(kernel, "restarting"));
+    expect(el.querySelector(".qvac-dead").hidden).toBe(false);
+    expect(el.querySelector("button[name=generate]").disabled).toBe(true);
+  });
+
   it("treats a send that throws (\"Cannot send\") as a dead comm", () => {
     const model = mockModel({ current_model: "sd1#1", model_info: SD1, loaded: ["sd1#1"], schema: SCHEMA, size_presets: PRESETS,
       params: { ...PARAMS }, status: { phase: "idle" }, busy: false, error: "", gallery: [], init_image: {} });

@@ -3,18 +3,25 @@
 Cancel while a cell blocks: a cell waits in `job.outputs.result()` (the tour's pattern) and
 the JobView's Cancel, then the Studio's, still stops the job, because the widgets' messages are
 served on a kernel subshell rather than queued behind the running cell.
+
+Restart and re-run: after a kernel restart the Studio says so and offers no dead buttons; running
+its cell again shows the images saved before the restart (the history folder).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lab_server import CHROMIUM, CHROMIUM_ARGS, KERNEL_IDLE, python_env, run_cell, running_lab, write_notebook
 
+# As test_studio_browser: screenshots go to a temporary folder unless QVAC_NB_SCREENSHOTS names one.
+SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
 LONG_S = 180_000  # ms: generous waits for a loaded 2-core machine
 STEPS = 100
 
@@ -56,6 +63,7 @@ def _stepping(selector: str) -> str:
 def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     notebook = tmp_path / "life.ipynb"
     write_notebook(notebook, [LOAD_CELL, BLOCKING_JOB_CELL, BLOCKING_STUDIO_CELL])
     env = python_env()
@@ -98,5 +106,26 @@ def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
             expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_S)
             expect(cell.locator(".jp-OutputArea")).to_contain_text("STUDIO JOB CANCELLED WHILE THE CELL WAITED",
                                                                     timeout=LONG_S)
+            expect(studio.locator(".qvac-stage")).not_to_have_attribute("data-kind", "preview")  # not a result
+
+            # 3. One image, then a kernel restart: the Studio says so and its buttons are off.
+            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+            studio.locator("input[name=steps]").fill("2")
+            studio.locator("button[name=generate]").click()
+            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+            expect(studio.locator(".qvac-dead")).to_be_visible(timeout=LONG_S)
+            expect(studio.locator(".qvac-dead")).to_contain_text("Kernel restarted")
+            expect(studio.locator("button[name=generate]")).to_be_disabled()
+            expect(studio.locator(".qvac-card button[data-action=reuse_seed]")).to_be_disabled()
+
+            # 4. Re-run the cell: the new Studio lists the image saved before the restart.
+            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+            run_cell(page, 0)
+            studio = page.locator(".qvac-studio")
+            expect(studio.locator(".qvac-dead")).to_be_hidden(timeout=LONG_S)
+            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
+            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+            studio.screenshot(path=str(SCREENSHOTS / "studio-history-after-restart.png"))
         finally:
             browser.close()
