@@ -79,23 +79,43 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   }
 
   function open(entry) {
+    const thumb = cards.has(entry.id) ? cards.get(entry.id).img : null;
     return openLightbox(host || el, {
       title: (entry.params && entry.params.prompt) || entry.id,
       details: entryDetails(entry, schema()),
       load: () => fetcher.get(entry.id),
       actions: [{ label: "Download PNG", title: "the PNG with its parameters embedded", run: () => download(entry) }],
+      returnTo: thumb,
+      step: (delta) => {
+        const list = shown();
+        const at = list.findIndex((e) => e.id === entry.id);
+        const next = list[(at + delta + list.length) % list.length];
+        if (next) open(next);
+      },
     });
   }
 
   function makeCard(entry) {
     const url = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
-    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy" });
-    img.addEventListener("click", () => open(entry));
+    // One tab stop per card: the thumbnail (Enter opens it); the arrow keys reach the card's buttons.
+    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy", tabindex: "0", role: "button", "aria-label": `open full size: ${(entry.params && entry.params.prompt) || entryCaption(entry)}` });
+    img.addEventListener("click", () => open(current(entry.id) || entry));
     const buttons = actions.map((action) =>
-      h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title: action.title || action.label, onclick: () => run(action.name, current(entry.id)) }, action.label),
+      h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title: action.title || action.label, tabindex: "-1", onclick: () => run(action.name, current(entry.id)) }, action.label),
     );
     const card = h("figure", { class: "qvac-card", "data-id": entry.id }, img, h("figcaption", {}, entryCaption(entry)), h("div", { class: "qvac-card-actions" }, buttons));
-    return { card, url, buttons };
+    card.addEventListener("keydown", (event) => {
+      const stops = [img, ...buttons.filter((b) => !b.disabled)];
+      const at = stops.indexOf(document.activeElement);
+      if ((event.key === "Enter" || event.key === " ") && event.target === img) {
+        event.preventDefault();
+        open(current(entry.id) || entry);
+      } else if ((event.key === "ArrowRight" || event.key === "ArrowLeft") && at >= 0) {
+        event.preventDefault();
+        stops[(at + (event.key === "ArrowRight" ? 1 : -1) + stops.length) % stops.length].focus();
+      }
+    });
+    return { card, url, buttons, img };
   }
 
   function current(id) {

@@ -50,12 +50,19 @@ export function describeStatus(status) {
 export function createProgress({ compact = false } = {}) {
   const fill = h("div", { class: "qvac-progress-fill" });
   const label = h("div", { class: "qvac-progress-label" });
-  const bar = h("div", { class: "qvac-progress-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill);
-  const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label);
+  const bar = h("div", { class: "qvac-progress-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, fill);
+  // Screen readers hear phase changes (Sampling, Done, Cancelled...), not every step.
+  const announce = h("div", { class: "qvac-sr-only", "aria-live": "polite", role: "status" });
+  const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label, announce);
+  let announced = "";
 
   function update(status) {
     const s = status || {};
     const phase = s.phase || "idle";
+    if (phase !== announced) {
+      announced = phase;
+      announce.textContent = phase === "idle" ? "" : describeStatus(s);
+    }
     const percent = phase === "done" ? 100 : Math.max(0, Math.min(100, Number(s.percent) || 0));
     el.dataset.phase = phase;
     fill.style.width = `${percent}%`;

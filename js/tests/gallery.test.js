@@ -113,3 +113,34 @@ describe("filter and Download all", () => {
     expect(clicked).toEqual(["qvac_nb-images.zip"]);
   });
 });
+
+describe("keyboard", () => {
+  it("one tab stop per card; Enter opens, the arrows step, Escape closes and gives focus back", async () => {
+    const model = mockModel({ images: [entry("img1"), entry("img2", { params: { prompt: "second" } })], error: "" });
+    const el = document.createElement("div");
+    document.body.append(el);
+    const cleanup = gallery.render({ model, el });
+    try {
+      const [first] = el.querySelectorAll(".qvac-card");
+      expect(first.querySelector(".qvac-thumb").getAttribute("tabindex")).toBe("0");
+      expect([...first.querySelectorAll("button")].every((b) => b.getAttribute("tabindex") === "-1")).toBe(true);
+      const thumb = first.querySelector(".qvac-thumb");
+      thumb.focus();
+      thumb.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+      expect(document.activeElement.dataset.action).toBe("download"); // the arrows reach the card's buttons
+      thumb.focus();
+      thumb.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+      expect(el.querySelector(".qvac-lightbox")).not.toBeNull();
+      expect(document.activeElement.name).toBe("close"); // the dialog takes focus
+      document.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+      expect(el.querySelector(".qvac-lightbox-title").textContent).toBe("second");
+      document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+      expect(el.querySelector(".qvac-lightbox")).toBeNull();
+      expect(document.activeElement).toBe(el.querySelectorAll(".qvac-thumb")[1]);
+      await flush();
+    } finally {
+      cleanup();
+      el.remove();
+    }
+  });
+});
