@@ -35,6 +35,9 @@ class Family:
     split_layout: bool = False  # published as a diffusion-model file next to separate encoders and VAE
     img2img: Literal["sdedit", "reference", "none"] = "sdedit"
     hidden: tuple[str, ...] = ()  # parameters the family ignores (the Studio hides them)
+    # (marker, defaults): a model whose file or catalogue name contains the marker (any case) is that
+    # variant, and its form starts from these defaults too (e.g. FLUX.2 klein is step-distilled: 4 steps).
+    variants: tuple[tuple[str, MappingProxyType[str, Any]], ...] = ()
 
     @property
     def dit(self) -> bool:
@@ -46,6 +49,15 @@ class Family:
 
     def default(self, param: str, fallback: Any) -> Any:
         return self.defaults.get(param, fallback)
+
+    def defaults_for(self, *names: str) -> dict[str, Any]:
+        """The family's defaults with those of the variant that `names` (file or catalogue names) belong to."""
+        out = dict(self.defaults)
+        text = " ".join(names).lower()
+        for marker, defaults in self.variants:
+            if marker in text:
+                out.update(defaults)
+        return out
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,7 +87,8 @@ FAMILIES: dict[str, Family] = {
         # FLUX.2 is cfg-distilled: cfg_scale 1 skips the unconditional pass (twice as fast, same look).
         Family("flux2", "FLUX.2", "dit", uses_guidance=True, defaults=_d(cfg_scale=1.0), latent_channels=32,
                size_multiple=16, text_encoders=("llm_model_src",), required_companions=("llm_model_src",
-               "vae_model_src"), split_layout=True, img2img="reference", hidden=("strength",)),
+               "vae_model_src"), split_layout=True, img2img="reference", hidden=("strength",),
+               variants=(("klein", _d(steps=4)),)),
         Family("esrgan", "ESRGAN", "upscaler", img2img="none"),
     )
 }

@@ -73,6 +73,30 @@ _models: dict[str, LoadedModel] = {}
 _models_lock = threading.Lock()
 _ids = itertools.count(1)
 _gpu_warned = False
+# Called as listener(event, model_id) with event "loaded" or "unloaded" (e.g. a Studio's model list).
+_listeners: list[Callable[[str, str], None]] = []
+
+
+def add_listener(listener: Callable[[str, str], None]) -> None:
+    """Call `listener(event, model_id)` after every load ("loaded") and unload ("unloaded")."""
+    with _models_lock:
+        _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[str, str], None]) -> None:
+    with _models_lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+def _notify(event: str, model_id: str) -> None:
+    with _models_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        try:
+            listener(event, model_id)
+        except Exception:  # noqa: BLE001 - a view that fails to refresh must not fail the load
+            pass
 
 
 def normalize_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -166,6 +190,7 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
     with _models_lock:
         _models[model.model_id] = model
     runner.register(model, worker, start_worker)
+    _notify("loaded", model.model_id)
     if same is not None:  # reload=True: the fresh copy replaces the old one
         unload_model(model_id=same.model_id)
     return model.model_id
@@ -371,6 +396,7 @@ def unload_model(*, model_id: str, clear_storage: bool = False, **unexpected: An
     model_runner = runner.unregister(model_id)
     if model_runner is not None:
         model_runner.close()
+    _notify("unloaded", model_id)
     if clear_storage:
         from . import download
 

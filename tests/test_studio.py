@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import time
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,12 @@ from qvac_nb.widgets.progress import ProgressTracker
 
 SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 2}
 JOB_TIMEOUT_S = 300
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Studio saves into qvac_nb_outputs/ of the working folder: keep that out of the repository."""
+    monkeypatch.chdir(tmp_path)
 
 
 class Recorder:
@@ -159,6 +167,20 @@ def test_cancel_stops_within_a_step(sd1_id: str) -> None:
     assert studio.status["phase"] == "done" and len(studio.gallery) == 1
 
 
+def test_queued_behind_another_job(sd1_id: str) -> None:
+    blocker = qvac_nb.diffusion(model_id=sd1_id, **{**SMALL, "steps": 40})
+    studio = Studio(sd1_id, **SMALL, output_dir=None)
+    rec = Recorder(studio)
+    studio.generate()
+    wait_for(lambda: "queued" in rec.phases())
+    queued = [s for s in rec.statuses if s["phase"] == "queued"]
+    assert queued[0]["ahead"] == 1 and queued[0]["message"] == "1 ahead"
+    blocker.cancel()
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    assert rec.phases().index("queued") < rec.phases().index("sampling")
+
+
 def test_errors_show_in_the_widget(sd1_id: str) -> None:
     studio = Studio(sd1_id, **SMALL)
     msg(studio, {"type": "generate", "params": {"width": 65}})
@@ -167,9 +189,9 @@ def test_errors_show_in_the_widget(sd1_id: str) -> None:
     msg(studio, {"type": "generate", "params": {"width": 64, "sampling_method": "eulr"}})
     assert "sampling_method" in studio.error and "euler" in studio.error
     msg(studio, {"type": "generate", "params": {"sampling_method": "", "seed": "abc", "random_seed": False}})
-    assert "seed" in studio.error
+    assert "seed" in studio.error and studio.status["phase"] == "error"
     msg(studio, {"type": "clear_error"})
-    assert studio.error == ""
+    assert studio.error == "" and studio.status["phase"] == "idle"  # dismissed: the label no longer says Error
     msg(studio, {"type": "reuse_seed", "id": "img-none"})
     assert "no image" in studio.error
     msg(studio, {"type": "init_image", "name": "notes.txt"}, [b"not an image"])
@@ -189,10 +211,94 @@ def test_guidance_model_and_its_errors(flux2_id: str) -> None:
     studio = Studio(flux2_id, **SMALL)
     assert studio.model_info["uses_guidance"] is True
     assert studio.model_info["family"] == "flux2"
+    # The family table: FLUX.2 runs at cfg 1 (no unconditional pass); klein is step-distilled (4 steps).
+    assert studio.model_info["defaults"] == {"cfg_scale": 1.0, "steps": 4}
+    assert set(studio.model_info["companions"]) == {"llm", "vae"}  # the model bar names the files it loaded with
     studio.set_init_image(png_of((10, 200, 30)), "green.png")
     msg(studio, {"type": "generate"})
     assert "flux2_flow" in studio.error  # FLUX.2 img2img needs the flux2_flow prediction
     assert not studio.busy
+
+
+def test_flux2_init_image_is_resized_and_said(flux2_edit_id: str) -> None:
+    studio = Studio(flux2_edit_id, prompt="a cat", width=64, height=64, steps=2, seed=3, cfg_scale=1.0, output_dir=None)
+    assert studio.model_info["prediction"] == "flux2_flow"
+    studio.set_init_image(png_of((10, 200, 30), size=40), "odd.png")  # 40 is no multiple of 16
+    assert studio.init_image["note"].startswith("resized from 40×40 to 32×32")
+    studio.generate()
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    assert _record(studio.images[0])["init_image_used"] is True
+
+    sd_like = Studio(output_dir=None)  # no model: nothing to fit yet
+    sd_like.set_init_image(png_of((10, 200, 30), size=40), "odd.png")
+    assert "note" not in sd_like.init_image or sd_like.init_image["note"] == ""
+
+
+# -- the history folder -----------------------------------------------------------------------
+
+
+def test_history_survives_a_new_studio(sd1_id: str, tmp_path: Path) -> None:
+    folder = tmp_path / "outs"
+    studio = Studio(sd1_id, **SMALL, seed=11, output_dir=folder)
+    assert studio.output_dir == str(folder.resolve()) and studio.gallery == []
+    studio.generate(batch_count=2)
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    studio.generate(prompt="a green kite", seed=30, batch_count=1)
+    wait_idle(studio)
+    pngs = studio.images  # newest run first, a batch in its order: the kite, then seeds 11 and 12
+
+    records = qvac_nb.history(folder)
+    assert [r.parameters["seed"] for r in records] == [30, 11, 12]
+    assert [r.path.read_bytes() for r in records] == pngs
+    assert records[0].extra["family"] == "sd1" and records[0].extra["model"] == sd1_id
+
+    # As after a kernel restart: a new Studio (no images in memory) shows the folder's images.
+    again = Studio(output_dir=folder)
+    rec = Recorder(again)
+    assert [e["seed"] for e in again.gallery] == [30, 11, 12]
+    assert again.gallery[0]["params"]["prompt"] == "a green kite" and again.gallery[0]["family"] == "sd1"
+    msg(again, {"type": "image", "id": again.gallery[1]["id"]})
+    assert rec.of_type("image")[-1][1] == [pngs[1]]  # full size read back from the file
+    # Where widgets cannot render (nbviewer, GitHub), the output's HTML shows the thumbnails and parameters.
+    data, _meta = again._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/html"].count("data:image/jpeg;base64,") == 3 and "a green kite" in data["text/html"]
+    msg(again, {"type": "reuse_all", "id": again.gallery[0]["id"]})
+    assert again.params["prompt"] == "a green kite" and again.params["seed"] == 30
+
+    # The Gallery browses a folder, filtered by prompt.
+    assert [e["seed"] for e in Gallery.from_folder(folder).images] == [30, 11, 12]
+    kites = Gallery.from_folder(folder, prompt="KITE")
+    assert [e["seed"] for e in kites.images] == [30] and kites.pngs == [pngs[0]]
+
+    # Download all: one zip of the shown (filtered) images, named as in the folder.
+    msg(again, {"type": "download_zip", "ids": [e["id"] for e in again.gallery[1:]]})
+    content, buffers = rec.of_type("zip")[-1]
+    assert content["count"] == 2 and content["name"].endswith(".zip")
+    with zipfile.ZipFile(io.BytesIO(buffers[0])) as archive:
+        assert sorted(archive.namelist()) == sorted(r.path.name for r in records[1:])
+        assert sorted(archive.read(n) for n in archive.namelist()) == sorted(pngs[1:])
+
+
+def test_output_dir_default_and_off(sd1_id: str, tmp_path: Path) -> None:
+    studio = Studio(sd1_id, **SMALL)  # the working folder (tmp_path here) gets qvac_nb_outputs/
+    assert studio.output_dir == str((tmp_path / "qvac_nb_outputs").resolve())
+    studio.generate()
+    wait_idle(studio)
+    assert len(qvac_nb.history()) == 1 and studio.gallery[0]["file"] == qvac_nb.history()[0].path.name
+
+    off = Studio(sd1_id, **SMALL, output_dir=None)
+    assert off.output_dir == "" and off.gallery == []  # no folder: no history shown either
+    off.generate(seed=2)
+    wait_idle(off)
+    assert len(off.gallery) == 1 and len(qvac_nb.history()) == 1
+    rec = Recorder(off)
+    msg(off, {"type": "download_zip"})
+    _content, buffers = rec.of_type("zip")[-1]
+    with zipfile.ZipFile(io.BytesIO(buffers[0])) as archive:
+        assert [archive.read(n) for n in archive.namelist()] == off.images
 
 
 # -- gallery actions --------------------------------------------------------------------------
@@ -259,23 +365,60 @@ def _record(png: bytes) -> dict:
 
 
 def test_load_model_from_the_widget(sd1_model: Any) -> None:
-    studio = Studio(model_config={"threads": 2})
+    # threads=1: not the config of the session's sd1 fixture, so this is a load of its own (with progress).
+    studio = Studio(model_config={"threads": 1, **sd1_model.model_config()})
     rec = Recorder(studio)
     msg(studio, {"type": "load_model", "source": "/no/such/model.gguf"})
     wait_idle(studio)
     assert studio.status["phase"] == "error" and "/no/such/model.gguf" in studio.error
+    before = set(qvac_nb.loaded_models())
     msg(studio, {"type": "load_model", "source": str(sd1_model.primary)})
     wait_idle(studio)
+    loaded_here = set(qvac_nb.loaded_models()) - before
     try:
         assert studio.status["phase"] == "done", studio.error
-        assert studio.current_model in studio.loaded
+        assert studio.current_model in studio.loaded and loaded_here == {studio.current_model}
+        assert studio.current_model.startswith("sd1-tiny-q4_0.gguf#")  # ids stay readable
         assert studio.model_info["family"] == "sd1" and studio.model_info["default_sampler"]
         loading = [s for s in rec.statuses if s.get("kind") == "load" and s["phase"] == "loading"]
         assert loading and max(s["percent"] for s in loading) == 100.0
         assert studio.samplers and "euler" in studio.samplers and "karras" in studio.schedulers
+        # Load again (a second click, a re-run): load_model hands back the copy already loaded.
+        first = studio.current_model
+        msg(studio, {"type": "load_model", "source": str(sd1_model.primary)})
+        wait_idle(studio)
+        assert studio.current_model == first and set(qvac_nb.loaded_models()) - before == {first}
     finally:
-        if studio.current_model:
-            qvac_nb.unload_model(model_id=studio.current_model)
+        for model_id in loaded_here:  # only what this test loaded: the session fixtures stay
+            qvac_nb.unload_model(model_id=model_id)
+
+
+def test_studio_follows_loads_and_unloads_in_code(sd1_model: Any, sd1_id: str) -> None:
+    studio = Studio(sd1_id)
+    config = {"threads": 1, **sd1_model.model_config()}
+    mine: list[str] = []
+
+    def load(**kwargs: Any) -> str:
+        mine.append(qvac_nb.load_model(str(sd1_model.primary), model_config=config, **kwargs))
+        return mine[-1]
+
+    try:
+        other = load()
+        assert other in studio.loaded  # loaded in code: the model bar lists it
+        fresh = load(reload=True)
+        assert fresh != other and other not in studio.loaded and fresh in studio.loaded
+        studio.select_model(fresh)
+        copy = load(reload=True)
+        assert studio.current_model == copy  # a reload of the Studio's model: it follows to the new copy
+        qvac_nb.unload_model(model_id=copy)
+        assert copy not in studio.loaded and studio.current_model == "" and studio.model_info == {}
+        assert "was unloaded" in studio.status["message"]
+        msg(studio, {"type": "generate"})
+        assert "load a model first" in studio.error  # said plainly, not a failure deep in a job
+    finally:
+        for model_id in mine:
+            if model_id in qvac_nb.loaded_models():
+                qvac_nb.unload_model(model_id=model_id)
 
 
 def test_select_model(sd1_id: str, upscaler_id: str) -> None:
@@ -364,6 +507,38 @@ def test_progress_tracker_rates_and_throttle() -> None:
     assert tracker.status["its"] == 2.0
     final = tracker.finish("done")
     assert final["percent"] == 100.0 and final["step"] == 8 and final["eta"] is None
+
+
+def test_progress_tracker_batch_steps_and_decode_eta() -> None:
+    now = [0.0]
+    tracker = ProgressTracker(batch=2, min_interval=0, clock=lambda: now[0])
+    tracker.update(1, 8, 1000, "sample", 0)
+    tracker.update(2, 8, 1500, "sample", 0)
+    status = tracker.status
+    assert (status["image_step"], status["image_total"]) == (2, 4)  # the engine's 2/8 is image 1's step 2/4
+    assert status["eta"] == 3.0 and status["eta_decode"] is False  # 6 steps at 2 it/s; no decode measured yet
+    tracker.update(4, 8, 2500, "sample", 0)
+    tracker.update(4, 8, 2500, "decode", 0)
+    tracker.update(4, 8, 3500, "decode", 0)
+    assert status["phase"] == "decoding" and status["decode_elapsed"] == 1.0
+    tracker.update(5, 8, 4500, "sample", 1)  # that decode took 2 s
+    assert (status["image_index"], status["image_step"]) == (1, 1)
+    assert status["eta"] == 3.5 and status["eta_decode"] is True  # 3 steps at 2 it/s, then one 2 s decode
+    tracker.update(8, 8, 6000, "decode", 1)
+    now[0] = 7.0
+    tracker.update(8, 8, 7000, "decode", 1)
+    assert status["eta"] == 1.0  # what is left of this decode: 2 s measured, 1 s done
+    assert tracker.finish("done")["image_step"] == 4
+
+
+def test_poll_sends_the_live_state_from_the_handler() -> None:
+    studio = Studio(output_dir=None)
+    sent: list[list[str]] = []
+    studio.send_state = lambda keys=None: sent.append(list(keys or []))  # type: ignore[method-assign]
+    msg(studio, {"type": "poll", "seen": 0})
+    assert sent[-1] == ["status", "busy", "error"]  # the gallery (thumbnails) only when the count differs
+    msg(studio, {"type": "poll", "seen": 3})
+    assert sent[-1] == ["status", "busy", "error", "gallery"]
 
 
 def test_form_params() -> None:

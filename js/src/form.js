@@ -246,19 +246,25 @@ export function createForm(model) {
     return out;
   }
 
-  /** On a change of model family: fields still at the old family's default take the new family's. */
+  /**
+   * On a change of model family (or variant: FLUX.2 klein wants 4 steps), fields still at the old
+   * model's default take the new one's. `next` is {family, defaults}: the model's own defaults
+   * (model_info.defaults, from the family table) refine its family's.
+   */
   function applyFamily(next) {
     const s = schema();
     const previous = family;
     family = next;
-    if (previous === next) return false;
+    if (previous && previous.key === next.key) return false;
     const p = { ...(model.get("params") || {}) };
     const names = new Set(Object.values(s.families || {}).flatMap((f) => Object.keys(f.defaults || {})));
+    for (const key of [...Object.keys(next.defaults), ...Object.keys((previous && previous.defaults) || {})]) names.add(key);
+    const was = (param) => (previous && param.name in previous.defaults ? previous.defaults[param.name] : defaultFor(s, previous ? previous.family : undefined, param));
     let changed = false;
     for (const param of s.params || []) {
       if (!names.has(param.name) || edited.has(param.name) || !(param.name in p)) continue;
-      const want = defaultFor(s, next, param);
-      if (sameValue(p[param.name], defaultFor(s, previous, param)) && !sameValue(p[param.name], want)) {
+      const want = param.name in next.defaults ? next.defaults[param.name] : defaultFor(s, next.family, param);
+      if (sameValue(p[param.name], was(param)) && !sameValue(p[param.name], want)) {
         p[param.name] = want;
         changed = true;
       }
@@ -275,7 +281,8 @@ export function createForm(model) {
     if (stale()) build();
     const info = model.get("model_info") || {};
     const current = model.get("current_model") ? info.family || "" : "";
-    if (applyFamily(current)) {
+    const own = (model.get("current_model") && info.defaults) || {};
+    if (applyFamily({ family: current, defaults: own, key: `${current}|${JSON.stringify(own)}` })) {
       render(); // with the family's defaults now in params
       return;
     }
@@ -321,5 +328,5 @@ export function createForm(model) {
     return controls.get(name) || null;
   }
 
-  return { el, controls: () => controls, collect, render, commit, take, family: () => family };
+  return { el, controls: () => controls, collect, render, commit, take, family: () => (family ? family.family : undefined) };
 }

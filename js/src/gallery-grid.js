@@ -38,15 +38,42 @@ export function entryCaption(entry) {
   return bits.join(" · ");
 }
 
+/** True if the entry's prompt contains `text` (case-insensitive); an empty filter keeps everything. */
+export function matchesPrompt(entry, text) {
+  const needle = (text || "").trim().toLowerCase();
+  if (!needle) return true;
+  return String((entry.params && entry.params.prompt) || "").toLowerCase().includes(needle);
+}
+
 /**
  * actions: [{name, label, title, enabled?(entry)}]; "download" is handled here, others go to onAction(name, entry).
  * schema(): the parameter schema (qvac_nb.schema.schema_json) that labels the lightbox's parameter rows.
+ * onDownloadAll(ids): "Download all" was clicked with these (shown, i.e. filtered) image ids.
+ * The toolbar (`tools`: prompt filter and "Download all") is placed by the caller.
  */
-export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "" }) {
+export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "", onDownloadAll = null }) {
   const el = h("div", { class: "qvac-grid" });
   const placeholder = h("div", { class: "qvac-grid-empty" }, empty);
+  const filter = h("input", { type: "search", class: "qvac-filter", name: "filter", placeholder: "filter by prompt", "aria-label": "Filter images by prompt" });
+  const downloadAll = h("button", { class: "qvac-btn qvac-small", name: "download_all", title: "the shown images as one zip file" }, "Download all");
+  const tools = h("div", { class: "qvac-grid-tools" }, filter, onDownloadAll ? downloadAll : null);
   const cards = new Map(); // id -> {card, url, buttons}
   let entries = [];
+
+  function shown() {
+    return entries.filter((entry) => matchesPrompt(entry, filter.value));
+  }
+
+  function applyFilter() {
+    const keep = new Set(shown().map((e) => e.id));
+    for (const [id, item] of cards) item.card.hidden = !keep.has(id);
+    downloadAll.disabled = keep.size === 0;
+    placeholder.textContent = entries.length && !keep.size ? "No image matches the filter." : empty;
+    if (entries.length && !keep.size) el.append(placeholder);
+    else if (entries.length) placeholder.remove();
+  }
+  filter.addEventListener("input", applyFilter);
+  downloadAll.addEventListener("click", () => onDownloadAll && onDownloadAll(shown().map((e) => e.id)));
 
   function download(entry) {
     return fetcher.get(entry.id).then((blob) => saveBlob(blob, pngName(entry)));
@@ -58,23 +85,43 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   }
 
   function open(entry) {
+    const thumb = cards.has(entry.id) ? cards.get(entry.id).img : null;
     return openLightbox(host || el, {
       title: (entry.params && entry.params.prompt) || entry.id,
       details: entryDetails(entry, schema()),
       load: () => fetcher.get(entry.id),
       actions: [{ label: "Download PNG", title: "the PNG with its parameters embedded", run: () => download(entry) }],
+      returnTo: thumb,
+      step: (delta) => {
+        const list = shown();
+        const at = list.findIndex((e) => e.id === entry.id);
+        const next = list[(at + delta + list.length) % list.length];
+        if (next) open(next);
+      },
     });
   }
 
   function makeCard(entry) {
     const url = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
-    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy" });
-    img.addEventListener("click", () => open(entry));
+    // One tab stop per card: the thumbnail (Enter opens it); the arrow keys reach the card's buttons.
+    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy", tabindex: "0", role: "button", "aria-label": `open full size: ${(entry.params && entry.params.prompt) || entryCaption(entry)}` });
+    img.addEventListener("click", () => open(current(entry.id) || entry));
     const buttons = actions.map((action) =>
-      h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title: action.title || action.label, onclick: () => run(action.name, current(entry.id)) }, action.label),
+      h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title: action.title || action.label, tabindex: "-1", onclick: () => run(action.name, current(entry.id)) }, action.label),
     );
     const card = h("figure", { class: "qvac-card", "data-id": entry.id }, img, h("figcaption", {}, entryCaption(entry)), h("div", { class: "qvac-card-actions" }, buttons));
-    return { card, url, buttons };
+    card.addEventListener("keydown", (event) => {
+      const stops = [img, ...buttons.filter((b) => !b.disabled)];
+      const at = stops.indexOf(document.activeElement);
+      if ((event.key === "Enter" || event.key === " ") && event.target === img) {
+        event.preventDefault();
+        open(current(entry.id) || entry);
+      } else if ((event.key === "ArrowRight" || event.key === "ArrowLeft") && at >= 0) {
+        event.preventDefault();
+        stops[(at + (event.key === "ArrowRight" ? 1 : -1) + stops.length) % stops.length].focus();
+      }
+    });
+    return { card, url, buttons, img };
   }
 
   function current(id) {
@@ -106,10 +153,12 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
       if (el.children[index] !== card) el.insertBefore(card, el.children[index] || null);
     });
     if (!entries.length) {
+      placeholder.textContent = empty;
       if (empty) el.append(placeholder);
     } else {
       placeholder.remove();
     }
+    applyFilter();
     refreshButtons();
   }
 
@@ -118,5 +167,5 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     cards.clear();
   }
 
-  return { el, update, refreshButtons, open, dispose };
+  return { el, tools, update, refreshButtons, open, dispose, shown };
 }

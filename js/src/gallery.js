@@ -1,27 +1,39 @@
 // Gallery: thumbnails of any list of images; click for full size, download the PNG.
 import "./gallery.css";
 import { createGalleryGrid } from "./gallery-grid.js";
-import { createImageFetcher } from "./images.js";
+import { createImageFetcher, handleZip } from "./images.js";
 import { h } from "./util.js";
+import { createConnection, DEAD_TEXT, freezeControls } from "./connection.js";
 
-function render({ model, el }) {
-  const fetcher = createImageFetcher(model);
-  const root = h("div", { class: "qvac-gallery" });
+function render({ model: anyModel, el }) {
+  const live = createConnection(anyModel, el, (dead) => onConnection(dead));
+  const model = { ...anyModel, send: (content, _callbacks, buffers) => live.send(content, buffers) };
+  const fetcher = createImageFetcher(model, live);
+  const deadNote = h("div", { class: "qvac-dead", role: "alert", hidden: true }, DEAD_TEXT);
+  const root = h("div", { class: "qvac-gallery" }, deadNote);
   const grid = createGalleryGrid({
     host: root,
     fetcher,
     schema: () => model.get("schema"),
     empty: "No images.",
     actions: [{ name: "download", label: "PNG", title: "download the PNG" }],
+    onDownloadAll: (ids) => model.send({ type: "download_zip", ids }),
   });
-  root.append(grid.el);
+  root.append(grid.tools, grid.el);
   el.append(root);
   const onImages = () => grid.update(model.get("images") || []);
-  const onCustom = (msg, buffers) => fetcher.handle(msg, buffers);
+  const onCustom = (msg, buffers) => fetcher.handle(msg, buffers) || handleZip(msg, buffers);
   model.on("change:images", onImages);
   model.on("msg:custom", onCustom);
+  function onConnection(dead) {
+    deadNote.hidden = !dead;
+    if (dead) fetcher.fail(DEAD_TEXT);
+    freezeControls(root, dead, (control) => control.name === "filter" || Boolean(control.closest(".qvac-lightbox")));
+  }
   onImages();
+  live.check();
   return () => {
+    live.dispose();
     model.off("change:images", onImages);
     model.off("msg:custom", onCustom);
     grid.dispose();

@@ -1,9 +1,15 @@
 // Full-size images come from the kernel on request: {type: "image", id} -> reply with the PNG as a buffer.
+import { DEAD_TEXT } from "./connection.js";
 import { toBlob } from "./util.js";
 
-export function createImageFetcher(model) {
+/**
+ * connection (optional, from connection.js): a dead kernel-side object fails a request at once
+ * with a clear message instead of leaving it waiting forever.
+ */
+export function createImageFetcher(model, connection = null) {
   const blobs = new Map(); // id -> Promise<Blob>
   const waiting = new Map(); // id -> {resolve, reject}
+  const send = (content) => (connection ? connection.send(content) : (model.send(content), true));
 
   function get(id) {
     if (!blobs.has(id)) {
@@ -11,11 +17,20 @@ export function createImageFetcher(model) {
         id,
         new Promise((resolve, reject) => {
           waiting.set(id, { resolve, reject });
-          model.send({ type: "image", id });
+          if (!send({ type: "image", id })) fail(DEAD_TEXT);
         }),
       );
     }
     return blobs.get(id);
+  }
+
+  /** Reject every pending request (the kernel-side object is gone); later requests ask again. */
+  function fail(message) {
+    for (const [id, pending] of waiting) {
+      blobs.delete(id);
+      pending.reject(new Error(message));
+    }
+    waiting.clear();
   }
 
   /** Feed a custom message; true if it was an image reply. */
@@ -33,7 +48,7 @@ export function createImageFetcher(model) {
     return true;
   }
 
-  return { get, handle, pending: () => waiting.size };
+  return { get, handle, fail, pending: () => waiting.size };
 }
 
 /** Save a Blob as a file through a temporary link. */
@@ -52,4 +67,11 @@ export function saveBlob(blob, filename) {
 export function pngName(entry) {
   const seed = entry.seed !== null && entry.seed !== undefined ? `-${entry.seed}` : "";
   return `qvac_nb${seed}-${entry.id}.png`;
+}
+
+/** Feed a custom message; true if it was the kernel's "Download all" zip, which is then saved. */
+export function handleZip(msg, buffers) {
+  if (!msg || msg.type !== "zip") return false;
+  if (buffers && buffers.length) saveBlob(toBlob(buffers[0], "application/zip"), msg.name || "qvac_nb-images.zip");
+  return true;
 }

@@ -20,6 +20,7 @@ export function createInitImage(model, form) {
   const input = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, name: "init_file" });
   const preview = h("img", { class: "qvac-init-preview", alt: "init image" });
   const name = h("span", { class: "qvac-init-name" });
+  const note = h("div", { class: "qvac-init-note", "aria-live": "polite" });
   const clear = h("button", { class: "qvac-btn qvac-small", name: "clear_init", onclick: () => model.send({ type: "clear_init" }) }, "Clear");
   const pick = h("button", { class: "qvac-btn qvac-small", name: "pick_init", onclick: () => input.click() }, "Upload…");
   const zone = h(
@@ -29,7 +30,7 @@ export function createInitImage(model, form) {
     h("div", { class: "qvac-drop-text" }, h("span", {}, "Init image: drop a PNG/JPEG or "), pick, name, clear),
   );
   const strength = h("div", { class: "qvac-strength" });
-  const el = h("div", { class: "qvac-init" }, zone, strength, input);
+  const el = h("div", { class: "qvac-init" }, zone, note, strength, input);
   let url = "";
 
   async function send(file) {
@@ -65,6 +66,7 @@ export function createInitImage(model, form) {
     preview.hidden = !has;
     name.textContent = has ? `${init.name} (${init.width}×${init.height})` : "";
     clear.hidden = !has;
+    note.textContent = has && init.note ? init.note : "";
     el.classList.toggle("qvac-has-init", has);
     for (const param of INIT_PARAMS) {
       const control = form.take(param);

@@ -2,15 +2,19 @@
 import "./jobview.css";
 import { createImageFetcher, pngName, saveBlob } from "./images.js";
 import { createProgress, RUNNING } from "./progress.js";
+import { createConnection, createPoller, DEAD_TEXT } from "./connection.js";
 import { h, objectUrl, revoke } from "./util.js";
 
-function render({ model, el }) {
-  const fetcher = createImageFetcher(model);
+function render({ model: anyModel, el }) {
+  const live = createConnection(anyModel, el, (dead) => onConnection(dead));
+  const model = { ...anyModel, send: (content, _callbacks, buffers) => live.send(content, buffers) };
+  const fetcher = createImageFetcher(model, live);
+  const deadNote = h("div", { class: "qvac-dead", role: "alert", hidden: true }, DEAD_TEXT);
   const progress = createProgress({ compact: true });
   const cancel = h("button", { class: "qvac-btn qvac-small", name: "cancel", title: "cancel the job", onclick: () => model.send({ type: "cancel" }) }, "Cancel");
   const error = h("div", { class: "qvac-error", role: "alert", hidden: true });
   const images = h("div", { class: "qvac-job-images" });
-  const root = h("div", { class: "qvac-jobview" }, h("div", { class: "qvac-job-head" }, progress.el, cancel), error, images);
+  const root = h("div", { class: "qvac-jobview" }, deadNote, h("div", { class: "qvac-job-head" }, progress.el, cancel), error, images);
   el.append(root);
   const shown = new Map(); // id -> {figure, url}
 
@@ -18,10 +22,18 @@ function render({ model, el }) {
     const status = model.get("status") || {};
     progress.update(status);
     const running = RUNNING.has(status.phase || "loading");
-    cancel.hidden = !running;
+    cancel.hidden = !running || live.isDead();
     root.dataset.phase = status.phase || "loading";
     // A finished job keeps its one-line summary; the bar itself goes once its images are shown.
     root.classList.toggle("qvac-finished", status.phase === "done" && (model.get("images") || []).length > 0);
+  }
+
+  function onConnection(dead) {
+    deadNote.hidden = !dead;
+    root.classList.toggle("qvac-disconnected", dead);
+    if (dead) fetcher.fail(DEAD_TEXT);
+    for (const button of root.querySelectorAll("button")) button.disabled = dead;
+    onStatus();
   }
 
   function onError() {
@@ -63,7 +75,11 @@ function render({ model, el }) {
   onStatus();
   onError();
   onImages();
+  live.check();
+  const stopPolling = createPoller(anyModel, model.send, () => RUNNING.has((model.get("status") || {}).phase || "loading"), () => (model.get("images") || []).length);
   return () => {
+    stopPolling();
+    live.dispose();
     for (const [name, fn] of listeners) model.off(name, fn);
     for (const item of shown.values()) revoke(item.url);
   };

@@ -1,20 +1,33 @@
 // Full-size view of one image over the widget, with its parameters; Escape or a click outside closes it.
 import { h } from "./util.js";
 
-export function openLightbox(host, { title, details = [], actions = [], load }) {
+/** step(delta): show the previous (-1) or next (+1) image instead (arrow keys); focus returns to `returnTo`. */
+export function openLightbox(host, { title, details = [], actions = [], load, step = null, returnTo = null }) {
   const img = h("img", { class: "qvac-lightbox-img", alt: title || "image" });
   const status = h("div", { class: "qvac-lightbox-status" }, "loading full size…");
-  const close = () => {
+  const close = (refocus = true) => {
     overlay.remove();
     if (img.src) URL.revokeObjectURL(img.src);
     document.removeEventListener("keydown", onKey, true);
+    if (refocus && returnTo && returnTo.isConnected) returnTo.focus();
   };
   const onKey = (event) => {
+    if (!overlay.isConnected) {
+      // Its widget was removed with the lightbox open: stop listening rather than take keys from the page.
+      document.removeEventListener("keydown", onKey, true);
+      return;
+    }
     if (event.key === "Escape") {
       event.stopPropagation();
       close();
+    } else if (step && (event.key === "ArrowLeft" || event.key === "ArrowRight")) {
+      event.stopPropagation();
+      event.preventDefault();
+      close(false);
+      step(event.key === "ArrowLeft" ? -1 : 1);
     }
   };
+  const closeButton = h("button", { class: "qvac-btn", name: "close", onclick: () => close() }, "Close");
   const buttons = actions.map(({ label, run, title: hint }) => h("button", { class: "qvac-btn", title: hint, onclick: () => run(close) }, label));
   const panel = h(
     "div",
@@ -25,15 +38,16 @@ export function openLightbox(host, { title, details = [], actions = [], load }) 
       { class: "qvac-lightbox-side" },
       h("div", { class: "qvac-lightbox-title" }, title || ""),
       h("table", { class: "qvac-params" }, h("tbody", {}, details.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v)))))),
-      h("div", { class: "qvac-lightbox-actions" }, buttons, h("button", { class: "qvac-btn", onclick: close }, "Close")),
+      h("div", { class: "qvac-lightbox-actions" }, buttons, closeButton),
     ),
   );
-  const overlay = h("div", { class: "qvac-lightbox", role: "dialog" }, panel);
+  const overlay = h("div", { class: "qvac-lightbox", role: "dialog", "aria-modal": "true", "aria-label": title || "image" }, panel);
   overlay.addEventListener("click", (event) => {
     if (event.target === overlay) close();
   });
   document.addEventListener("keydown", onKey, true);
   host.append(overlay);
+  closeButton.focus(); // the dialog takes focus: Escape, Enter and the arrow keys work at once
   Promise.resolve(load())
     .then((blob) => {
       img.src = URL.createObjectURL(blob);

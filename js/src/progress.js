@@ -3,6 +3,7 @@ import { formatRate, formatSeconds, h } from "./util.js";
 
 export const PHASE_LABELS = {
   idle: "Ready",
+  queued: "Queued",
   loading: "Loading",
   downloading: "Downloading",
   sampling: "Sampling",
@@ -12,7 +13,7 @@ export const PHASE_LABELS = {
   cancelled: "Cancelled",
   error: "Error",
 };
-export const RUNNING = new Set(["loading", "downloading", "sampling", "decoding", "upscaling"]);
+export const RUNNING = new Set(["queued", "loading", "downloading", "sampling", "decoding", "upscaling"]);
 
 /** The one-line description of a status, e.g. "Sampling · step 3/6 · 2.10 it/s · ETA 1.4 s". */
 export function describeStatus(status) {
@@ -24,11 +25,20 @@ export function describeStatus(status) {
     if (s.message && phase !== "error") parts.push(s.message);
     return parts.join(" · ");
   }
+  if (phase === "queued") return `Queued (${s.ahead || 1} ahead)`;
+  if (phase === "idle" && s.message) return `${parts[0]} · ${s.message}`;
   if (RUNNING.has(phase)) {
-    if (s.batch > 1 && phase !== "upscaling") parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);
-    if (s.total) parts.push(`step ${s.step}/${s.total}`);
+    const batch = s.batch > 1 && phase !== "upscaling";
+    if (batch) parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);
+    // In a batch the engine counts steps over all images: show this image's own (image_step/image_total).
+    if (batch && s.image_total) parts.push(`step ${s.image_step}/${s.image_total}`);
+    else if (s.total && phase !== "decoding") parts.push(`step ${s.step}/${s.total}`);
+    if (phase === "decoding" && s.decode_elapsed !== null && s.decode_elapsed !== undefined) parts.push(formatSeconds(s.decode_elapsed));
     if (phase === "sampling" && s.its) parts.push(formatRate(s.its));
-    if (phase === "sampling" && s.eta !== null && s.eta !== undefined) parts.push(`ETA ${formatSeconds(s.eta)}`);
+    if ((phase === "sampling" || phase === "decoding") && s.eta !== null && s.eta !== undefined) {
+      // Until one decode is measured the ETA covers sampling only, and says so.
+      parts.push(`ETA ${formatSeconds(s.eta)}${s.eta_decode === false && phase === "sampling" ? " + decoding" : ""}`);
+    }
   } else if (phase === "done") {
     if (s.elapsed) parts.push(formatSeconds(s.elapsed));
     if (s.seed !== null && s.seed !== undefined && s.seed >= 0) parts.push(`seed ${s.seed}`);
@@ -40,12 +50,19 @@ export function describeStatus(status) {
 export function createProgress({ compact = false } = {}) {
   const fill = h("div", { class: "qvac-progress-fill" });
   const label = h("div", { class: "qvac-progress-label" });
-  const bar = h("div", { class: "qvac-progress-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill);
-  const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label);
+  const bar = h("div", { class: "qvac-progress-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "progress" }, fill);
+  // Screen readers hear phase changes (Sampling, Done, Cancelled...), not every step.
+  const announce = h("div", { class: "qvac-sr-only", "aria-live": "polite", role: "status" });
+  const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label, announce);
+  let announced = "";
 
   function update(status) {
     const s = status || {};
     const phase = s.phase || "idle";
+    if (phase !== announced) {
+      announced = phase;
+      announce.textContent = phase === "idle" ? "" : describeStatus(s);
+    }
     const percent = phase === "done" ? 100 : Math.max(0, Math.min(100, Number(s.percent) || 0));
     el.dataset.phase = phase;
     fill.style.width = `${percent}%`;

@@ -2,10 +2,12 @@
 import "./studio.css";
 import { createForm } from "./form.js";
 import { createGalleryGrid } from "./gallery-grid.js";
-import { createImageFetcher } from "./images.js";
+import { createImageFetcher, handleZip } from "./images.js";
+import { createFeatureInputs } from "./feature-inputs.js";
 import { createInitImage } from "./init-image.js";
 import { createModelBar } from "./model-bar.js";
 import { createProgress, RUNNING } from "./progress.js";
+import { createConnection, createPoller, DEAD_TEXT, freezeControls } from "./connection.js";
 import { h, isolateKeys, objectUrl, revoke } from "./util.js";
 
 const GALLERY_ACTIONS = [
@@ -15,12 +17,17 @@ const GALLERY_ACTIONS = [
   { name: "use_as_init", label: "Init", title: "use as init image" },
 ];
 
-function render({ model, el }) {
-  const fetcher = createImageFetcher(model);
+function render({ model: anyModel, el }) {
+  const live = createConnection(anyModel, el, (dead) => onConnection(dead));
+  // Every message goes through the connection: a dead kernel-side object is reported, not a silent no-op.
+  const model = { ...anyModel, send: (content, _callbacks, buffers) => live.send(content, buffers) };
+  const fetcher = createImageFetcher(model, live);
   const root = h("div", { class: "qvac-studio" });
+  const deadNote = h("div", { class: "qvac-dead", role: "alert", hidden: true }, DEAD_TEXT, " ", h("span", { class: "qvac-dead-more" }));
   const bar = createModelBar(model);
   const form = createForm(model);
   const init = createInitImage(model, form);
+  const features = createFeatureInputs(model);
   const progress = createProgress();
   const generate = h("button", { class: "qvac-btn qvac-primary", name: "generate", title: "Ctrl/Cmd+Enter" }, "Generate");
   const cancel = h("button", { class: "qvac-btn", name: "cancel" }, "Cancel");
@@ -29,26 +36,29 @@ function render({ model, el }) {
   const stageImg = h("img", { class: "qvac-stage-img", alt: "preview" });
   const stageNote = h("div", { class: "qvac-stage-note" }, "Images appear here");
   const stage = h("div", { class: "qvac-stage", "data-kind": "empty" }, stageImg, stageNote);
-  const canUpscale = () => Boolean((model.get("model_info") || {}).has_upscaler) && !model.get("busy");
+  const canUpscale = () => Boolean((model.get("model_info") || {}).has_upscaler) && !model.get("busy") && !live.isDead();
   const grid = createGalleryGrid({
     host: root,
     fetcher,
     schema: () => model.get("schema"),
-    empty: "The session's images will be listed here, newest first.",
+    empty: "Images will be listed here, newest first (with those saved before in the output folder).",
     actions: [...GALLERY_ACTIONS, { name: "upscale", label: "Upscale", title: "upscale with the model's upscaler", enabled: canUpscale }],
     onAction: (name, entry) => model.send({ type: name, id: entry.id }),
+    onDownloadAll: (ids) => model.send({ type: "download_zip", ids }),
   });
   const count = h("span", { class: "qvac-count" });
+  const savedTo = h("span", { class: "qvac-saved-to" });
 
   root.append(
+    deadNote,
     bar.el,
     h(
       "div",
       { class: "qvac-main" },
-      h("div", { class: "qvac-controls" }, form.el, init.el, h("div", { class: "qvac-buttons" }, generate, cancel), error),
+      h("div", { class: "qvac-controls" }, form.el, init.el, features.el, h("div", { class: "qvac-buttons" }, generate, cancel), error),
       h("div", { class: "qvac-output" }, progress.el, stage),
     ),
-    h("div", { class: "qvac-gallery-head" }, h("span", {}, "Gallery"), count),
+    h("div", { class: "qvac-gallery-head" }, h("span", {}, "Gallery"), count, savedTo, grid.tools),
     grid.el,
   );
   el.append(root);
@@ -84,9 +94,14 @@ function render({ model, el }) {
     const newest = (model.get("gallery") || [])[0];
     if (!newest || newest.id === stageFor) return;
     stageFor = newest.id;
-    fetcher.get(newest.id).then((blob) => {
-      if (stageFor === newest.id) showStage(blob, "image");
-    });
+    fetcher.get(newest.id).then(
+      (blob) => {
+        if (stageFor === newest.id) showStage(blob, "image");
+      },
+      () => {
+        if (stageFor === newest.id) stageFor = ""; // not there (kernel gone): ask again when it is back
+      },
+    );
   }
 
   function onStatus() {
@@ -94,10 +109,15 @@ function render({ model, el }) {
     progress.update(status);
     const busy = Boolean(model.get("busy"));
     const running = RUNNING.has(status.phase);
-    generate.disabled = busy || !model.get("current_model");
-    cancel.disabled = !busy || status.kind === "load";
+    generate.disabled = busy || !model.get("current_model") || live.isDead();
+    cancel.disabled = !busy || status.kind === "load" || live.isDead();
     root.classList.toggle("qvac-busy", busy);
     if (status.phase === "done" && status.kind !== "load") showNewest();
+    // A preview left from a cancelled or failed run is not a result: say so over it.
+    if ((status.phase === "cancelled" || status.phase === "error") && stage.dataset.kind === "preview") {
+      stage.dataset.kind = status.phase;
+      stageNote.textContent = status.phase === "cancelled" ? "cancelled — last preview, not a result" : "failed — last preview, not a result";
+    }
     if (running && status.phase === "loading" && status.kind !== "load") stageNote.textContent = "starting…";
     bar.render();
     grid.refreshButtons();
@@ -113,6 +133,9 @@ function render({ model, el }) {
     const gallery = model.get("gallery") || [];
     grid.update(gallery);
     count.textContent = gallery.length ? `${gallery.length} image${gallery.length === 1 ? "" : "s"}` : "";
+    const folder = model.get("output_dir") || "";
+    savedTo.textContent = folder ? `saved in ${folder}` : "not saved to disk";
+    savedTo.title = folder ? "every image is saved here as a PNG with its parameters (qvac_nb.history)" : "";
   }
 
   function onModel() {
@@ -126,8 +149,23 @@ function render({ model, el }) {
     init.render(); // takes its controls back from the new form
   }
 
+  function onConnection(dead) {
+    deadNote.hidden = !dead;
+    const folder = model.get("output_dir") || "";
+    deadNote.lastChild.textContent = folder ? `Its images are saved in ${folder}; a new Studio lists them.` : "";
+    root.classList.toggle("qvac-disconnected", dead);
+    if (dead) {
+      fetcher.fail(DEAD_TEXT);
+      // The prompt filter and the lightbox work without a kernel; everything else needs it.
+      freezeControls(root, true, (control) => control.name === "filter" || Boolean(control.closest(".qvac-lightbox")));
+    } else {
+      freezeControls(root, false);
+      onStatus();
+    }
+  }
+
   function onCustom(msg, buffers) {
-    if (fetcher.handle(msg, buffers)) return;
+    if (fetcher.handle(msg, buffers) || handleZip(msg, buffers)) return;
     if (msg && msg.type === "preview" && buffers && buffers.length) {
       stageFor = "";
       showStage(buffers[0], "preview");
@@ -139,6 +177,7 @@ function render({ model, el }) {
     ["change:model_info", onModel],
     ["change:current_model", onModel],
     ["change:loaded", bar.render],
+    ["change:catalog", bar.render],
     ["change:schema", onSchema],
     ["change:size_presets", onSchema],
     ["change:status", onStatus],
@@ -146,19 +185,25 @@ function render({ model, el }) {
     ["change:error", onError],
     ["change:gallery", onGallery],
     ["change:init_image", init.render],
+    ...features.traits.map((trait) => [`change:${trait}`, features.render]),
     ["msg:custom", onCustom],
   ];
   for (const [name, fn] of listeners) model.on(name, fn);
 
   form.render();
   init.render();
+  features.render();
   onModel();
   onError();
   onGallery();
   // A restored view (page reload) shows the newest image rather than an empty stage.
   if ((model.get("gallery") || []).length) showNewest();
+  live.check();
+  const stopPolling = createPoller(anyModel, model.send, () => Boolean(model.get("busy")) || RUNNING.has((model.get("status") || {}).phase), () => (model.get("gallery") || []).length);
 
   return () => {
+    stopPolling();
+    live.dispose();
     for (const [name, fn] of listeners) model.off(name, fn);
     grid.dispose();
     revoke(stageUrl);

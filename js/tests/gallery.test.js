@@ -76,3 +76,80 @@ describe("entry details", () => {
     expect(shown(7)).toBe(7);
   });
 });
+
+describe("filter and Download all", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("filters the cards by prompt and zips only the shown ones", () => {
+    const boat = entry("img1");
+    const kite = entry("img2", { params: { prompt: "A green Kite", seed: 3 } });
+    const model = mockModel({ images: [boat, kite], error: "" });
+    const el = document.createElement("div");
+    document.body.append(el);
+    ctx = { model, el, cleanup: gallery.render({ model, el }) };
+    const filter = el.querySelector("input[name=filter]");
+    filter.value = "kite";
+    filter.dispatchEvent(new Event("input"));
+    const visible = [...el.querySelectorAll(".qvac-card")].filter((c) => !c.hidden).map((c) => c.dataset.id);
+    expect(visible).toEqual(["img2"]);
+    el.querySelector("button[name=download_all]").click();
+    expect(model.sentOfType("download_zip")[0].content.ids).toEqual(["img2"]);
+    filter.value = "nothing like it";
+    filter.dispatchEvent(new Event("input"));
+    expect(el.textContent).toContain("No image matches the filter.");
+    expect(el.querySelector("button[name=download_all]").disabled).toBe(true);
+  });
+
+  it("saves the kernel's zip reply as a file", () => {
+    const model = mockModel({ images: [entry("img1")], error: "" });
+    const el = document.createElement("div");
+    document.body.append(el);
+    ctx = { model, el, cleanup: gallery.render({ model, el }) };
+    const clicked = [];
+    const orig = HTMLAnchorElement.prototype.click;
+    HTMLAnchorElement.prototype.click = function () {
+      clicked.push(this.download);
+    };
+    try {
+      model.message({ type: "zip", name: "qvac_nb-images.zip", count: 1 }, [fakeImage(40)]);
+    } finally {
+      HTMLAnchorElement.prototype.click = orig;
+    }
+    expect(clicked).toEqual(["qvac_nb-images.zip"]);
+  });
+});
+
+describe("keyboard", () => {
+  it("one tab stop per card; Enter opens, the arrows step, Escape closes and gives focus back", async () => {
+    const model = mockModel({ images: [entry("img1"), entry("img2", { params: { prompt: "second" } })], error: "" });
+    const el = document.createElement("div");
+    document.body.append(el);
+    const cleanup = gallery.render({ model, el });
+    try {
+      const [first] = el.querySelectorAll(".qvac-card");
+      expect(first.querySelector(".qvac-thumb").getAttribute("tabindex")).toBe("0");
+      expect([...first.querySelectorAll("button")].every((b) => b.getAttribute("tabindex") === "-1")).toBe(true);
+      const thumb = first.querySelector(".qvac-thumb");
+      thumb.focus();
+      thumb.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+      expect(document.activeElement.dataset.action).toBe("download"); // the arrows reach the card's buttons
+      thumb.focus();
+      thumb.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+      expect(el.querySelector(".qvac-lightbox")).not.toBeNull();
+      expect(document.activeElement.name).toBe("close"); // the dialog takes focus
+      document.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+      expect(el.querySelector(".qvac-lightbox-title").textContent).toBe("second");
+      document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+      expect(el.querySelector(".qvac-lightbox")).toBeNull();
+      expect(document.activeElement).toBe(el.querySelectorAll(".qvac-thumb")[1]);
+      await flush();
+    } finally {
+      cleanup();
+      el.remove();
+    }
+  });
+});

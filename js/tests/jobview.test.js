@@ -55,3 +55,27 @@ describe("JobView", () => {
     expect(ctx.$(".qvac-progress").dataset.phase).toBe("error");
   });
 });
+
+describe("JobView where background updates are dropped (Colab)", () => {
+  it("asks the kernel for its state when progress goes quiet while running", async () => {
+    const { vi } = await import("vitest");
+    vi.useFakeTimers();
+    const model = mockModel({ kind: "diffusion", status: { phase: "sampling", step: 1, total: 9, batch: 1 }, images: [], error: "" });
+    const el = document.createElement("div");
+    document.body.append(el);
+    const cleanup = jobview.render({ model, el });
+    try {
+      vi.advanceTimersByTime(1000);
+      expect(model.sentOfType("poll")).toHaveLength(0); // recent enough
+      vi.advanceTimersByTime(1500);
+      expect(model.sentOfType("poll")).toEqual([{ content: { type: "poll", seen: 0 }, buffers: [] }]);
+      model.update("status", { phase: "done", step: 9, total: 9, batch: 1 });
+      vi.advanceTimersByTime(5000);
+      expect(model.sentOfType("poll")).toHaveLength(1); // finished: no more polling
+    } finally {
+      cleanup();
+      el.remove();
+      vi.useRealTimers();
+    }
+  });
+});

@@ -11,7 +11,7 @@ describe("describeStatus", () => {
 
   it("uses s/it for slow steps and names the other phases", () => {
     expect(describeStatus({ phase: "sampling", step: 1, total: 4, its: 0.25, batch: 1 })).toContain("4.00 s/it");
-    expect(describeStatus({ phase: "decoding", step: 4, total: 4, batch: 1 })).toBe("Decoding · step 4/4");
+    expect(describeStatus({ phase: "decoding", step: 4, total: 4, batch: 1 })).toBe("Decoding"); // its time shows once known
     expect(describeStatus({ phase: "upscaling", step: 1, total: 2, batch: 2 })).toBe("Upscaling · step 1/2");
     expect(describeStatus({ phase: "loading", step: 0, total: 0 })).toBe("Loading");
   });
@@ -50,5 +50,21 @@ describe("formatting", () => {
     expect(snap(9000, size)).toBe(4096);
     expect(snap(10, { multiple: 16, min: 72, max: 200 })).toBe(80); // limits rounded inwards to the multiple
     expect(snap("abc", size)).toBe("abc");
+  });
+});
+
+describe("queued jobs", () => {
+  it("say how many jobs are ahead instead of Loading", () => {
+    expect(describeStatus({ phase: "queued", ahead: 2, batch: 1 })).toBe("Queued (2 ahead)");
+    expect(describeStatus({ phase: "idle", message: "model 'a#1' was unloaded" })).toBe("Ready · model 'a#1' was unloaded");
+  });
+});
+
+describe("honest batch and decode status", () => {
+  it("shows the image's own step in a batch, and an ETA that says when decoding is not in it", () => {
+    const s = { phase: "sampling", step: 7, total: 24, image_index: 1, batch: 4, image_step: 1, image_total: 6, its: 2, eta: 8.5, eta_decode: false };
+    expect(describeStatus(s)).toBe("Sampling · image 2/4 · step 1/6 · 2.00 it/s · ETA 8.5 s + decoding");
+    expect(describeStatus({ ...s, eta: 12, eta_decode: true })).toBe("Sampling · image 2/4 · step 1/6 · 2.00 it/s · ETA 12 s");
+    expect(describeStatus({ phase: "decoding", step: 6, total: 6, batch: 1, decode_elapsed: 1.5, eta: 0.5, eta_decode: true })).toBe("Decoding · 1.5 s · ETA 0.5 s");
   });
 });

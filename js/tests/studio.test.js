@@ -185,12 +185,44 @@ describe("Studio messages", () => {
     $("input[name=model_source]").value = "SD_V2_1_1B_Q8_0";
     $("input[name=upscaler_source]").value = "REALESRGAN_X4PLUS";
     $("button[name=load]").click();
-    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS" });
+    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS", prediction: null, llm: null, vae: null });
     model.update("loaded", ["sd1#1", "flux#2"]);
     const select = $("select[name=loaded]");
     select.value = "flux#2";
     select.dispatchEvent(new Event("change"));
     expect(model.sentOfType("select_model")[0].content.model_id).toBe("flux#2");
+  });
+
+  it("loads FLUX.2 with companions and prediction; Enter loads only a whole name", () => {
+    const { $, model } = ctx;
+    model.update("catalog", { diffusion: ["FLUX_2_KLEIN_4B_Q4_0"], upscaler: [], llm: ["QWEN3_4B_Q4_K_M"], vae: ["FLUX_2_KLEIN_4B_VAE"],
+      companions: { FLUX_2_KLEIN_4B_Q4_0: { llm_model_src: "QWEN3_4B_Q4_K_M", vae_model_src: "FLUX_2_KLEIN_4B_VAE" } },
+      predictions: ["auto", "eps", "flux2_flow"] });
+    const source = $("input[name=model_source]");
+    source.value = "FLUX_2_KL"; // half typed: Enter does nothing
+    source.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(model.sentOfType("load_model")).toHaveLength(0);
+    source.value = "FLUX_2_KLEIN_4B_Q4_0";
+    source.dispatchEvent(new Event("input"));
+    expect($("input[name=llm]").placeholder).toBe("from the catalogue: QWEN3_4B_Q4_K_M"); // brought by the name
+    expect($("input[name=llm]").getAttribute("aria-label")).toContain("Text encoder");
+    $("select[name=prediction]").value = "flux2_flow";
+    source.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    expect(model.sentOfType("load_model")[0].content).toMatchObject({ source: "FLUX_2_KLEIN_4B_Q4_0", prediction: "flux2_flow", llm: null });
+  });
+
+  it("starts FLUX.2 klein at its own defaults (cfg 1, 4 steps) unless the user set them", () => {
+    const { $, model } = ctx;
+    model.update("model_info", { ...SD1, id: "klein#2", family: "flux2", uses_guidance: true, defaults: { cfg_scale: 1, steps: 4 } });
+    expect(model.get("params").steps).toBe(4);
+    expect(model.get("params").cfg_scale).toBe(1);
+    expect($("[data-param=strength]").hidden).toBe(true); // FLUX.2 ignores strength
+    const steps = $("input[name=steps]");
+    steps.value = "9";
+    steps.dispatchEvent(new Event("change", { bubbles: true }));
+    model.update("model_info", SD1); // back to SD 1.x: cfg returns to 7, the edited steps stay
+    expect(model.get("params").cfg_scale).toBe(7);
+    expect(model.get("params").steps).toBe(9);
   });
 
   it("sends a dropped init image as a binary buffer and previews it", async () => {
@@ -297,5 +329,92 @@ describe("Studio gallery", () => {
     ctx.cleanup();
     expect(ctx.model.listenerCount()).toBe(0);
     ctx.cleanup = () => {};
+  });
+});
+
+describe("Studio status", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("marks the last preview of a cancelled run as not a result", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    model.update("busy", true);
+    model.update("status", { phase: "sampling", step: 2, total: 40, batch: 1 });
+    model.message({ type: "preview", step: 2, total: 40 }, [fakeImage()]);
+    expect($(".qvac-stage").dataset.kind).toBe("preview");
+    model.update("busy", false);
+    model.update("status", { phase: "cancelled", step: 2, total: 40, batch: 1 });
+    expect($(".qvac-stage").dataset.kind).toBe("cancelled");
+    expect($(".qvac-stage-note").textContent).toContain("not a result");
+  });
+});
+
+describe("Studio without its kernel-side object", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+
+  it("says the kernel restarted, disables its actions and fails full-size views at once", async () => {
+    ctx = setup({ gallery: [entry("img1")], output_dir: "/nb/qvac_nb_outputs" });
+    const { $, el, model } = ctx;
+    expect($(".qvac-dead").hidden).toBe(true);
+    el.classList.add("jupyter-widgets-disconnected"); // what ipywidgets does when the comm goes
+    await flush();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect($(".qvac-dead").hidden).toBe(false);
+    expect($(".qvac-dead").textContent).toContain("Kernel restarted — run the cell again.");
+    expect($(".qvac-dead").textContent).toContain("/nb/qvac_nb_outputs");
+    expect($("button[name=generate]").disabled).toBe(true);
+    expect($(".qvac-card button[data-action=reuse_seed]").disabled).toBe(true);
+    expect($("input[name=filter]").disabled).toBe(false); // filtering needs no kernel
+    const asked = model.sentOfType("image").length; // the stage asked for the newest image before
+    $(".qvac-thumb").click();
+    await flush();
+    expect($(".qvac-lightbox-status").textContent).toContain("Kernel restarted");
+    expect(model.sentOfType("image")).toHaveLength(asked);
+    // A reconnect (same kernel) gives the controls back.
+    el.classList.remove("jupyter-widgets-disconnected");
+    await flush();
+    expect($(".qvac-dead").hidden).toBe(true);
+    expect($("button[name=generate]").disabled).toBe(false);
+  });
+
+  it("goes dead when its kernel restarts", () => {
+    const listeners = [];
+    const kernel = { statusChanged: { connect: (fn) => listeners.push(fn), disconnect: () => listeners.splice(0) } };
+    ctx = setup();
+    ctx.cleanup();
+    ctx.el.remove();
+    const model = mockModel({ ...ctx.model.state });
+    model.widget_manager = { kernel };
+    const el = document.createElement("div");
+    document.body.append(el);
+    ctx = { el, cleanup: studio.render({ model, el }) };
+    expect(el.querySelector(".qvac-dead").hidden).toBe(true);
+    listeners.forEach((fn) => fn(kernel, "busy"));
+    expect(el.querySelector(".qvac-dead").hidden).toBe(true);
+    listeners.forEach((fn) => fn(kernel, "restarting"));
+    expect(el.querySelector(".qvac-dead").hidden).toBe(false);
+    expect(el.querySelector("button[name=generate]").disabled).toBe(true);
+  });
+
+  it("treats a send that throws (\"Cannot send\") as a dead comm", () => {
+    const model = mockModel({ current_model: "sd1#1", model_info: SD1, loaded: ["sd1#1"], schema: SCHEMA, size_presets: PRESETS,
+      params: { ...PARAMS }, status: { phase: "idle" }, busy: false, error: "", gallery: [], init_image: {} });
+    model.send = () => {
+      throw new Error("Cannot send");
+    };
+    const el = document.createElement("div");
+    document.body.append(el);
+    ctx = { el, cleanup: studio.render({ model, el }) };
+    el.querySelector("button[name=generate]").click();
+    expect(el.querySelector(".qvac-dead").hidden).toBe(false);
+    expect(el.querySelector("button[name=generate]").disabled).toBe(true);
   });
 });

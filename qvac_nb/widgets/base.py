@@ -9,9 +9,11 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from . import static_html, subshell
 from .store import ImageStore
 
 log = logging.getLogger("qvac_nb.widgets")
+ZIP_NAME = "qvac_nb-images.zip"
 Handler = Callable[[dict[str, Any], list[bytes]], None]
 
 
@@ -23,8 +25,10 @@ class ImageWidget(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._store = ImageStore()
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, Handler] = {"download_zip": self._msg_download_zip, "poll": self._msg_poll}
         self.on_msg(self._on_msg)
+        # Cancel must work while a cell blocks in job.outputs.result(): messages go to a subshell thread.
+        self.served_on_subshell = subshell.route(self)
 
     def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
         """Entry point of every custom message from the front-end (anywidget's `model.send`)."""
@@ -43,3 +47,52 @@ class ImageWidget(anywidget.AnyWidget):
 
     def _show_error(self, exc: BaseException | str) -> None:
         self.error = str(exc) or type(exc).__name__
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not bundle:
+            return bundle
+        data, metadata = bundle
+        # Where widgets cannot render (nbviewer, GitHub, a closed kernel) this HTML shows instead.
+        html = static_html.snapshot(self._static_title(), self._entries(), self._static_note())
+        return {**data, "text/html": html}, metadata
+
+    def _static_title(self) -> str:
+        return f"qvac_nb {type(self).__name__}"
+
+    def _static_note(self) -> str:
+        return "a live widget: run the notebook in Jupyter to use it"
+
+    def _msg_poll(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        """The front-end heard nothing for a while: send the live state again, from this message's handler.
+
+        Colab drops widget updates sent from background threads (where jobs are followed) but renders
+        those sent while a message is handled; the front-end polls while a job runs. The image list
+        goes only when the front-end's count (`seen`) differs: it carries thumbnails.
+        """
+        keys = [key for key in self._poll_keys() if self.has_trait(key)]
+        listing = self._listing_trait()
+        if listing and content.get("seen") != len(getattr(self, listing)):
+            keys.append(listing)
+        self.send_state(keys)
+
+    def _poll_keys(self) -> list[str]:
+        return ["status", "busy", "error"]
+
+    def _listing_trait(self) -> str:
+        """The name of the trait listing the widget's images."""
+        return ""
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """The synced entries of the images this widget shows (each subclass names its trait)."""
+        return []
+
+    def _msg_download_zip(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        """"Download all": the shown images (the front-end's filtered ids, else all) as one zip file."""
+        wanted = content.get("ids")
+        entries = self._entries()
+        if isinstance(wanted, list):
+            keep = {str(i) for i in wanted}
+            entries = [e for e in entries if e["id"] in keep]
+        data, count = self._store.zip_of(entries)
+        self.send({"type": "zip", "name": ZIP_NAME, "count": count}, buffers=[data])

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import runner
 from ..errors import CancelledError
 from ..jobs import Job
 from ..progress_stream import ProgressTick
 from .progress import ProgressTracker
 
 StatusSink = Callable[[dict[str, Any]], None]
+QUEUE_POLL_S = 0.25
 
 
 def follow_job(
@@ -38,6 +41,7 @@ def follow_job(
     tracker.status.update(extra or {})
 
     def run() -> None:
+        _wait_in_queue(job, tracker, on_status)
         on_status(dict(tracker.status))
         for tick in job.progress_stream:
             if tracker.update(tick.step, tick.total_steps, tick.elapsed_ms, tick.phase, tick.image_index):
@@ -52,6 +56,22 @@ def follow_job(
     thread = threading.Thread(target=run, name=f"qvac_nb-follow-{job.kind}", daemon=True)
     thread.start()
     return thread
+
+
+def jobs_ahead(job: Job) -> int:
+    """How many jobs of the same model run or wait before `job` (0 once it runs, or when it is unknown)."""
+    jobs = runner.jobs_for(job.model_id)
+    return jobs.index(job) if job in jobs else 0
+
+
+def _wait_in_queue(job: Job, tracker: ProgressTracker, on_status: StatusSink) -> None:
+    """While other jobs of the model come first, say "queued (N ahead)" rather than "loading"."""
+    shown = 0
+    while not job.done() and (ahead := jobs_ahead(job)) > 0:
+        if ahead != shown:
+            shown = ahead
+            on_status({**tracker.status, "phase": "queued", "ahead": ahead, "message": f"{ahead} ahead"})
+        time.sleep(QUEUE_POLL_S)
 
 
 def _outcome(job: Job, tracker: ProgressTracker, on_done: Callable[[list[bytes], Any], None]) -> dict[str, Any]:

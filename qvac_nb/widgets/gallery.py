@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 import traitlets as t
 
+from .. import history_folder
 from ..schema import schema_json
 from . import assets
 from .base import ImageWidget
@@ -14,6 +16,11 @@ from .thumbs import to_png
 
 
 class Gallery(ImageWidget):
+    """Thumbnails of `images` (PNG bytes or PIL images); click one for full size with its parameters.
+
+    `Gallery.from_folder(folder)` shows the images a Studio (or `batch`) saved into a history folder.
+    """
+
     _esm = assets.esm("gallery")
     _css = assets.css("gallery")
 
@@ -25,6 +32,23 @@ class Gallery(ImageWidget):
         super().__init__(schema=schema_json())
         self.add(*images)
 
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str] | None = None, *, prompt: str | None = None,
+                    limit: int | None = None) -> Gallery:
+        """A Gallery of the images saved in a history folder (default `qvac_nb_outputs/`), newest first.
+
+        `prompt` keeps the images whose prompt contains it (case-insensitive); `limit` the newest that many.
+        The PNGs stay on disk: full size is read from the file when asked for.
+        """
+        gallery = cls()
+        entries = []
+        for record in history_folder.history(folder, prompt=prompt, limit=limit):
+            entry = gallery._store.add_file(record.path, **record_extra(record))
+            if entry is not None:
+                entries.append(entry)
+        gallery.images = entries
+        return gallery
+
     def add(self, *images: Any) -> None:
         """Append images (PNG bytes, PIL images or anything `diffusion`'s init_image accepts)."""
         self.images = list(self.images) + [self._store.add(to_png(image), kind="image") for image in images]
@@ -32,3 +56,13 @@ class Gallery(ImageWidget):
     @property
     def pngs(self) -> list[bytes]:
         return [png for entry in self.images if (png := self._store.get(entry["id"])) is not None]
+
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self.images)
+
+
+def record_extra(record: history_folder.Record) -> dict[str, Any]:
+    """What a gallery entry carries from a history record besides the PNG's own parameters."""
+    extra = record.extra
+    return {"kind": str(extra.get("kind") or "diffusion"), "family": str(extra.get("family") or ""),
+            "model": str(extra.get("model") or ""), "created": record.created.isoformat()}

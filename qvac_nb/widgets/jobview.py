@@ -47,6 +47,12 @@ class JobView(ImageWidget):
     def _set_status(self, status: dict[str, Any]) -> None:
         self.status = status
 
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self.images)
+
+    def _listing_trait(self) -> str:
+        return "images"
+
     @property
     def job(self) -> Job:
         return self._job

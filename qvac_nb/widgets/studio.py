@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import traitlets as t
 
+from .. import families, history_folder, schema
 from .. import models as model_table
-from .. import schema
 from ..catalog import CATALOG
 from ..engine import enum_names
 from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
 from ..jobs import Job
 from ..models import load_model
+from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
 from ..schema import schema_json
 from . import assets
 from .base import ImageWidget
 from .follow import follow_job
+from .gallery import record_extra
+from .init_fit import fit_init
+from .inputs import FeatureInputs
 from .params import (
     REUSABLE,
     diffusion_kwargs,
@@ -36,6 +43,8 @@ from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
 LOAD_PHASES = {"download": "downloading", "load": "loading"}
+# The model bar's companion fields -> model_config keys.
+_BAR_COMPANIONS = {"llm": "llm_model_src", "vae": "vae_model_src"}
 # The form's size menu (width x height); anything else is typed in.
 SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (832, 1216), (1216, 832),
                 (1024, 576), (576, 1024))
@@ -45,13 +54,21 @@ def form_schema() -> dict[str, Any]:
     """The parameter schema the front-end builds its form from, with the engine's sampler/scheduler names."""
     return schema_json(enum_names())
 LOAD_STATUS_INTERVAL_S = 0.1
+# A new Studio shows at most this many of its folder's newest images (each costs a thumbnail).
+HISTORY_SHOWN = 200
+_DEFAULT_FOLDER = object()  # `output_dir` not given: qvac_nb_outputs/ in the working folder
 
 
-def _catalog_names() -> dict[str, list[str]]:
+def _catalog_names() -> dict[str, Any]:
     diffusion_roles = ("model", "diffusion_model")
     return {
         "diffusion": [name for name, e in CATALOG.items() if e.role in diffusion_roles],
         "upscaler": [name for name, e in CATALOG.items() if e.role == "upscaler"],
+        "llm": [name for name, e in CATALOG.items() if e.role == "llm"],
+        "vae": [name for name, e in CATALOG.items() if e.role == "vae"],
+        # What a catalogue name brings along (the model bar shows it): {name: {"llm_model_src": ..., ...}}
+        "companions": {name: dict(e.companions) for name, e in CATALOG.items() if e.companions},
+        "predictions": list(schema.PREDICTIONS),
     }
 
 
@@ -64,16 +81,28 @@ def model_info(model_id: str) -> dict[str, Any]:
         "default_scheduler": model.default_scheduler or "",
         # The model's own defaults among the schema's choices (the form labels its "default" option with them).
         "engine_defaults": [name for name in (model.default_sampler, model.default_scheduler) if name],
+        # Where the form starts for this model: its family's defaults and its variant's (FLUX.2 klein: 4 steps).
+        "defaults": families.get(model.family).defaults_for(model.source, *(p.name for p in model.files.values())),
+        "prediction": model.prediction,
+        "companions": {role: path.name for role, path in model.files.items() if role not in (model.role, "upscaler")},
     }
 
 
-class Studio(ImageWidget):
+class Studio(FeatureInputs, ImageWidget):
     """Generate images with a loaded model from a form; every image of the session lands in the gallery.
 
-    `Studio(model_id=None, *, model_config=None, **defaults)`: `model_id` is a model from
-    `load_model` (or load one from the widget); `defaults` are `diffusion` parameters that
-    prefill the form (prompt, width, steps, seed, upscale, init_image, ...); `model_config`
-    is used for models loaded from the widget.
+    `Studio(model_id=None, *, model_config=None, output_dir=..., lora_dir=None, **defaults)`:
+    `model_id` is a model from `load_model` (or load one from the widget); `defaults` are
+    `diffusion` parameters that prefill the form (prompt, width, steps, seed, upscale,
+    init_image, ...); `model_config` is used for models loaded from the widget. Beside the form:
+    a LoRA picker (the LoRA files in `lora_dir`, default `loras/` in the working folder), a mask
+    painter over the init image (inpainting), reference images for FLUX.2 and a control image
+    for a model loaded with a ControlNet, each shown only where the model can use it.
+
+    Every image is also saved, with its parameters inside the PNG, into `output_dir` (default
+    `qvac_nb_outputs/` in the working folder; None saves nothing), and a new Studio, even in
+    a restarted kernel, shows that folder's newest images: `qvac_nb.history(output_dir)` lists
+    them, `qvac_nb.Gallery.from_folder(output_dir)` browses them.
     """
 
     _esm = assets.esm("studio")
@@ -94,27 +123,39 @@ class Studio(ImageWidget):
     busy = t.Bool(False).tag(sync=True)
     gallery = t.List().tag(sync=True)  # newest first; thumbnails only
     init_image = t.Dict().tag(sync=True)  # {name, thumb, width, height} or {}
+    output_dir = t.Unicode("", help="The folder every image is saved into ('' when saving is off).").tag(
+        sync=True)
 
     def __init__(self, model_id: str | None = None, *, model_config: Mapping[str, Any] | None = None,
-                 **defaults: Any) -> None:
+                 output_dir: str | os.PathLike[str] | None | object = _DEFAULT_FOLDER,
+                 lora_dir: str | os.PathLike[str] | None = None, **defaults: Any) -> None:
         form = initial_form(defaults)
+        folder = _output_folder(output_dir)
         names = enum_names()
         super().__init__(params=form, status=idle_status(), catalog=_catalog_names(),
                          samplers=list(names["sample_method"]), schedulers=list(names["scheduler"]),
-                         schema=form_schema(), size_presets=[list(size) for size in SIZE_PRESETS])
+                         schema=form_schema(), size_presets=[list(size) for size in SIZE_PRESETS],
+                         output_dir=str(folder or ""))
+        self._folder = folder
+        self._current_identity: tuple[Any, ...] | None = None
+        if folder is not None:
+            self.gallery = self._history_entries(folder)
         self._model_config = dict(model_config or {})
         self._lock = threading.RLock()
         self._job: Job | None = None
         self._init_png: bytes | None = None
+        self.init_inputs([lora_dir] if lora_dir is not None else None)
         self._refresh_loaded()
+        _follow_model_table(self)
         if model_id is not None:
             self.select_model(model_id)
         if defaults.get("init_image") is not None:
             self.set_init_image(to_png(defaults["init_image"]), "init_image.png")
+        self._handlers.update(self.input_handlers())
         self._handlers.update({
             "generate": self._msg_generate,
             "cancel": lambda _c, _b: self.cancel(),
-            "load_model": lambda c, _b: self.load(str(c.get("source", "")), c.get("upscaler") or None),
+            "load_model": self._msg_load,
             "select_model": lambda c, _b: self.select_model(str(c.get("model_id", ""))),
             "init_image": lambda c, b: self._msg_init_image(c, b),
             "clear_init": lambda _c, _b: self.clear_init_image(),
@@ -122,8 +163,31 @@ class Studio(ImageWidget):
             "reuse_all": lambda c, _b: self.reuse(str(c.get("id"))),
             "use_as_init": lambda c, _b: self.use_as_init(str(c.get("id"))),
             "upscale": lambda c, _b: self.upscale(str(c.get("id"))),
-            "clear_error": lambda _c, _b: setattr(self, "error", ""),
+            "clear_error": lambda _c, _b: self.clear_error(),
         })
+
+    # -- the history folder ------------------------------------------------------------------
+
+    def _history_entries(self, folder: Path) -> list[dict[str, Any]]:
+        entries = []
+        for record in history_folder.history(folder, limit=HISTORY_SHOWN):
+            entry = self._store.add_file(record.path, **record_extra(record))
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _keep(self, png: bytes, *, kind: str, model: str, family: str, source: str | None) -> dict[str, Any]:
+        """The gallery entry of a new image, saved into the history folder first when there is one."""
+        extra = {"kind": kind, "model": model, "family": family}
+        if self._folder is None:
+            return self._store.add(png, source=source, **extra)
+        try:
+            record = history_folder.save(png, replayable_params(stored_record(png)), self._folder, extra=extra)
+        except (OSError, QvacError) as exc:  # e.g. a full disk: the image stays in this session at least
+            self._show_error(f"output_dir: could not save the image into {str(self._folder)!r} ({exc}); "
+                             "it is kept in this session only")
+            return self._store.add(png, source=source, **extra)
+        return self._store.add(png, path=record.path, source=source, created=record.created.isoformat(), **extra)
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -137,20 +201,53 @@ class Studio(ImageWidget):
                 continue
         self.loaded = ids
 
+    def _on_models_changed(self, event: str, model_id: str) -> None:
+        """Models loaded or unloaded in code (or by another widget): keep the model bar true."""
+        self._refresh_loaded()
+        if event != "unloaded" or model_id != self.current_model:
+            return
+        # A reload (load_model(..., reload=True)) loads the new copy first: follow it to that copy.
+        successor = next((mid for mid in self.loaded if self._current_identity and
+                          _identity_of(mid) == self._current_identity), None)
+        if successor is not None:
+            self.select_model(successor)
+            return
+        self.current_model = ""
+        self.model_info = {}
+        self.status = {**idle_status(), "message": f"model '{model_id}' was unloaded; load or choose a model"}
+
     def select_model(self, model_id: str) -> None:
         """Use an already loaded diffusion model."""
         model = model_table.get_model(model_id)
         model_table.require(model, "diffusion", "the Studio")
         self.model_info = model_info(model_id)
+        self.show_inputs_for(model.family, has_control_net="control_net" in model.files)
+        self._current_identity = _identity_of(model_id)
         self.current_model = model_id
+        self._fitted_init()
         self._refresh_loaded()
         self.error = ""
 
-    def load(self, source: str, upscaler: str | None = None) -> threading.Thread:
-        """Load `source` (a catalogue name or a path) on a thread, showing download and load progress."""
+    def _msg_load(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        companions = {key: str(content[field]).strip() for field, key in _BAR_COMPANIONS.items()
+                      if str(content.get(field) or "").strip()}
+        self.load(str(content.get("source", "")).strip(), content.get("upscaler") or None,
+                  companions=companions, prediction=str(content.get("prediction") or "") or None)
+
+    def load(self, source: str, upscaler: str | None = None, *, companions: Mapping[str, str] | None = None,
+             prediction: str | None = None) -> threading.Thread:
+        """Load `source` (a catalogue name or a path) on a thread, showing download and load progress.
+
+        `companions` are model_config file keys (llm_model_src, vae_model_src, ...) and `prediction`
+        the model_config prediction, as the model bar gives them; a catalogue name brings its own
+        companions. Loading what is already loaded returns that model (load_model's rule).
+        """
         if not source:
             raise InvalidParameterError("model: enter a catalogue name or the path of a model file")
         config = dict(self._model_config)
+        config.update(companions or {})
+        if prediction and prediction != "auto":
+            config["prediction"] = prediction
         if upscaler:
             config["upscaler"] = {**(config.get("upscaler") or {}), "model_src": upscaler}
         with self._lock:
@@ -202,7 +299,10 @@ class Studio(ImageWidget):
                     self.params = merge_form(self.params, overrides)
                 self._check_ready()
                 model_id = self.current_model
-                job = diffusion(**diffusion_kwargs(self.params, model_id, self._init_png, can_upscale(model_id)))
+                init = self._fitted_init()
+                kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id))
+                kwargs.update(self.input_params(has_init_image=init is not None))
+                job = diffusion(**kwargs)
             except Exception as exc:
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "message": str(exc)}
@@ -224,8 +324,11 @@ class Studio(ImageWidget):
         family = self.model_info.get("family", "")  # tells the front-end whether cfg or guidance mattered
 
         def done(pngs: list[bytes], _stats: Any) -> None:
-            entries = [self._store.add(png, kind=kind, model=job.model_id, source=source, family=family)
-                       for png in pngs]
+            # Saved last image first: the folder's newest-first order then lists a batch in its own order,
+            # as this gallery does, so a Studio built from the folder later shows the same sequence.
+            kept = [self._keep(png, kind=kind, model=job.model_id, family=family, source=source)
+                    for png in reversed(pngs)]
+            entries = kept[::-1]
             with self._lock:
                 self.gallery = entries + list(self.gallery)
 
@@ -247,6 +350,12 @@ class Studio(ImageWidget):
         self.send({"type": "preview", "step": tick.step, "total": tick.total_steps, "image_index": tick.image_index},
                   buffers=[tick.preview])
 
+    def clear_error(self) -> None:
+        """Dismiss the error; a status still saying "error" goes back to ready."""
+        self.error = ""
+        if self.status.get("phase") == "error" and not self.busy:
+            self.status = idle_status()
+
     def cancel(self) -> None:
         """Stop the running job (it stops within a step)."""
         job = self._job
@@ -257,6 +366,16 @@ class Studio(ImageWidget):
     def job(self) -> Job | None:
         """The running job, if any."""
         return self._job
+
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self.gallery)
+
+    def _listing_trait(self) -> str:
+        return "gallery"
+
+    def _static_note(self) -> str:
+        where = f"; every image is saved in {self.output_dir}" if self.output_dir else ""
+        return f"images as of when the cell ran{where}"
 
     @property
     def images(self) -> list[bytes]:
@@ -276,11 +395,27 @@ class Studio(ImageWidget):
         except Exception:  # noqa: BLE001 - PIL raises several types for bad bytes
             raise InvalidParameterError(f"init_image: {name} is not a PNG or JPEG image") from None
         self._init_png = data
+        self.clear_mask()  # a mask belongs to the image it was painted on
         self.init_image = {"name": name, "thumb": thumb, "width": width, "height": height}
+        self._fitted_init()  # says now (not at Generate) if the model needs it resized
         self.error = ""
+
+    def _fitted_init(self) -> bytes | None:
+        """The init image as the current model can take it; the widget says when it was resized."""
+        if self._init_png is None:
+            return None
+        png, note = fit_init(self._init_png, self.model_info.get("family", ""))
+        if self.init_image and self.init_image.get("note", "") != note:
+            self.init_image = {**self.init_image, "note": note}
+        return png
+
+    def init_image_size(self) -> tuple[int, int] | None:
+        """The init image's size, which a painted mask must have (FeatureInputs)."""
+        return (self.init_image["width"], self.init_image["height"]) if self.init_image else None
 
     def clear_init_image(self) -> None:
         self._init_png = None
+        self.clear_mask()
         self.init_image = {}
 
     # -- gallery actions ---------------------------------------------------------------------
@@ -321,3 +456,35 @@ class Studio(ImageWidget):
                 raise
             self._start(job, "upscale", source=image_id)
         return job
+
+
+def _output_folder(output_dir: Any) -> Path | None:
+    """The Studio's history folder as an absolute path (fixed now: a later chdir does not move it), or None."""
+    if output_dir is None:
+        return None
+    folder = history_folder.folder_path(None if output_dir is _DEFAULT_FOLDER else output_dir)  # type: ignore[arg-type]
+    return folder.resolve()
+
+
+def _identity_of(model_id: str) -> tuple[Any, ...] | None:
+    """What makes two loads the same model for the Studio: its files and its config."""
+    try:
+        model = model_table.get_model(model_id)
+    except QvacError:
+        return None
+    files = sorted((role, str(path)) for role, path in model.files.items())
+    return model.mode, tuple(files), repr(sorted(model.config.items()))
+
+
+def _follow_model_table(studio: Studio) -> None:
+    """Tell `studio` about loads and unloads for as long as it exists (a weak reference: no leak)."""
+    ref = weakref.ref(studio)
+
+    def listener(event: str, model_id: str) -> None:
+        target = ref()
+        if target is None:
+            model_table.remove_listener(listener)
+        else:
+            target._on_models_changed(event, model_id)
+
+    model_table.add_listener(listener)

@@ -1,0 +1,119 @@
+"""Parameter grids: one image per combination of one or two varied parameters, labelled in one picture.
+
+`grid(model_id=..., x=("cfg_scale", [4, 7, 10]), y=("seed", [1, 2]), prompt=...)` queues every
+combination (the model runs them in turn), then lays the images out with the values as row and
+column labels. Besides `diffusion`'s parameters an axis may be `"prompt_sr"`: its first value is a
+term of the prompt and each value replaces it (A1111's "Prompt S/R").
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from . import schema
+from .errors import InvalidParameterError, InvalidTypeError
+from .generation import diffusion
+from .jobs import DiffusionJob
+from .png import read_parameters
+
+PROMPT_SR = "prompt_sr"
+MAX_CELLS = 64  # a grid is a comparison, not a batch: keeps a typo from queueing thousands of images
+LABEL_PAD = 6
+
+
+def _axis(name: str, axis: Any) -> tuple[str, list[Any]] | None:
+    if axis is None:
+        return None
+    if not (isinstance(axis, (tuple, list)) and len(axis) == 2 and isinstance(axis[0], str)):
+        raise InvalidTypeError(f"{name}: expected (parameter name, [values]), e.g. ('cfg_scale', [4, 7]), got {axis!r}")
+    param, values = axis
+    allowed = sorted({p.name for p in schema.DIFFUSION} - {"model_id", "batch_count", "preview"} | {PROMPT_SR})
+    if param not in allowed:
+        raise InvalidParameterError(
+            f"{name}: '{param}' is not a parameter a grid can vary; one of {', '.join(allowed)}")
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)) or not values:
+        raise InvalidParameterError(f"{name}: the values of '{param}' must be a non-empty list")
+    return param, list(values)
+
+
+def _cell_params(params: dict[str, Any], axes: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(params)
+    for (param, value), first in axes:
+        if param == PROMPT_SR:
+            prompt = str(out.get("prompt", ""))
+            if first not in prompt:
+                raise InvalidParameterError(f"prompt_sr: the first value '{first}' must appear in the prompt")
+            out["prompt"] = prompt.replace(str(first), str(value))
+        else:
+            out[param] = value
+    return out
+
+
+def grid(*, model_id: str, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]] | None = None,
+         timeout: float | None = None, **params: Any) -> tuple[Image.Image, list[dict[str, Any]]]:
+    """Generate one image per (x, y) value pair and return the labelled grid and a table of parameters.
+
+    `x` and `y` are (parameter name, list of values): seed, cfg_scale, steps, sampling_method,
+    scheduler, ... or "prompt_sr" (replace the list's first term of the prompt with each value).
+    Every other keyword is passed to `diffusion` as is; a fixed seed makes the cells comparable.
+    Returns (grid as a PIL image, one dict per cell: its x and y values, its PNG bytes under "png"
+    and the parameters it was made with). Ctrl-C or an error in one cell cancels the others.
+    """
+    x_axis = _axis("x", x)
+    y_axis = _axis("y", y) or ("", [None])
+    assert x_axis is not None
+    if params.get("batch_count", 1) != 1:
+        raise InvalidParameterError("batch_count: a grid makes one image per cell; vary 'seed' for more")
+    cells = len(x_axis[1]) * len(y_axis[1])
+    if cells > MAX_CELLS:
+        raise InvalidParameterError(f"x, y: {cells} cells; a grid makes at most {MAX_CELLS}")
+    jobs: list[tuple[Any, Any, DiffusionJob]] = []
+    try:
+        for yv in y_axis[1]:
+            for xv in x_axis[1]:
+                axes = [((x_axis[0], xv), x_axis[1][0])]
+                if y_axis[0]:
+                    axes.append(((y_axis[0], yv), y_axis[1][0]))
+                jobs.append((xv, yv, diffusion(model_id=model_id, **_cell_params(params, axes))))
+        pngs = [job.outputs.result(timeout)[0] for _, _, job in jobs]
+    except BaseException:
+        for _, _, job in jobs:
+            job.cancel()
+        raise
+    table = [{"x": xv, "y": yv, "png": png, **read_parameters(png)}
+             for (xv, yv, _), png in zip(jobs, pngs, strict=True)]
+    labels_x = [f"{x_axis[0]}={v}" for v in x_axis[1]]
+    labels_y = [f"{y_axis[0]}={v}" for v in y_axis[1]] if y_axis[0] else [""]
+    return compose(pngs, labels_x, labels_y), table
+
+
+def compose(pngs: list[bytes], labels_x: list[str], labels_y: list[str]) -> Image.Image:
+    """Lay `pngs` out row by row (len(labels_x) columns), with the labels above the columns and left of the rows."""
+    images = [Image.open(io.BytesIO(png)).convert("RGB") for png in pngs]
+    cell_w = max(img.width for img in images)
+    cell_h = max(img.height for img in images)
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    top = max(size(t)[1] for t in labels_x) + 2 * LABEL_PAD
+    left = (max(size(t)[0] for t in labels_y) + 2 * LABEL_PAD) if any(labels_y) else 0
+    cols, rows = len(labels_x), len(labels_y)
+    out = Image.new("RGB", (left + cols * cell_w, top + rows * cell_h), "white")
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(labels_x):
+        w, _ = size(text)
+        draw.text((left + i * cell_w + (cell_w - w) // 2, LABEL_PAD), text, fill="black", font=font)
+    for j, text in enumerate(labels_y):
+        _, h = size(text)
+        draw.text((LABEL_PAD, top + j * cell_h + (cell_h - h) // 2), text, fill="black", font=font)
+    for k, img in enumerate(images):
+        out.paste(img, (left + (k % cols) * cell_w, top + (k // cols) * cell_h))
+    return out
