@@ -569,3 +569,41 @@ def test_schema_trait_drives_the_form() -> None:
     assert Studio.class_traits()["schema"].help  # documented trait
     assert studio.size_presets and all(len(size) == 2 for size in studio.size_presets)
     assert Gallery().schema["params"]  # the gallery labels an image's parameters from it
+
+
+def test_studio_feature_inputs_reach_the_generation(sd1_id: str, tmp_path: Path) -> None:
+    # The LoRA picker's choice and the painted mask change the image the Studio makes, and only where they apply.
+    from testmodels import registry
+
+    from qvac_nb.png import stored_record
+
+    lora = registry.get("sd1_lora").files["kohya"]
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / lora.name).write_bytes(lora.read_bytes())
+    studio = Studio(sd1_id, **SMALL, seed=7, output_dir=None, lora_dir=tmp_path / "loras")
+    assert studio.inputs_shown == {"ref_images": False, "control_image": False, "mask": True, "lora": True}
+    assert [f["name"] for f in studio.lora_files] == [lora.name]
+
+    def make() -> tuple[bytes, dict]:
+        msg(studio, {"type": "generate", "params": {**studio.params, "seed": "7", "random_seed": False}})
+        wait_idle(studio)
+        assert studio.error == ""
+        return studio.images[0], stored_record(studio.images[0])  # the PNG's record: what diffusion was given
+
+    plain, _ = make()
+    studio.lora = [[studio.lora_files[0]["source"], 1.0]]  # what the picker sets
+    with_lora, params = make()
+    assert with_lora != plain and params["lora"][0]["name"] == lora.name
+    studio.lora = []
+
+    msg(studio, {"type": "init_image", "name": "i.png"}, [png_of((200, 40, 40), 64)])
+    no_mask, params = make()
+    assert not params.get("mask_image_used")
+    painted = bytes([255] * (64 * 32) + [0] * (64 * 32))  # repaint the top half only
+    msg(studio, {"type": "mask", "width": 64, "height": 64}, [painted])
+    masked, params = make()
+    assert params["mask_image_used"] and masked != no_mask
+    msg(studio, {"type": "mask", "width": 32, "height": 32}, [bytes(32 * 32)])  # painted for another image
+    assert "init image is 64x64" in studio.error  # shown in the widget, as every handler's error is
+    msg(studio, {"type": "clear_init"})
+    assert studio.mask == {}
