@@ -56,15 +56,32 @@ def _add_params(group: Any, params: Iterable[Any]) -> None:
         if p.cli is None:
             continue
         kwargs: dict[str, Any] = {"dest": p.name, "help": _help(p)}
-        if p.type == "bool":
-            kwargs.update(action="store_true", default=None)
+        if p.type == "bool":  # --flag / --no-flag; unset leaves the schema's default
+            kwargs.update(action=argparse.BooleanOptionalAction, default=None)
         elif p.type == "lora":  # repeatable: --lora a.safetensors --lora b.safetensors:0.5
             kwargs.update(action="append", type=loras.parse_cli, metavar=p.cli_metavar)
+        elif p.type == "images":  # repeatable: --ref-image a.png --ref-image b.png
+            kwargs.update(action="append", type=str, metavar=p.cli_metavar)
+        elif p.type == "hires":
+            kwargs.update(type=_hires_arg, metavar=p.cli_metavar)
         else:
             kwargs["type"] = {"int": int, "float": float}.get(p.type, str)
             if p.cli_metavar:
                 kwargs["metavar"] = p.cli_metavar
         group.add_argument(*_flags(p), **kwargs)
+
+
+def _hires_arg(text: str) -> Any:
+    """--hires on (the defaults) or a JSON object of hires keys, e.g. '{"scale": 1.5, "steps": 10}'."""
+    if text.strip().lower() in ("on", "true", "1"):
+        return True
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected 'on' or a JSON object such as '{\"scale\": 1.5}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected 'on' or a JSON object such as '{\"scale\": 1.5}'")
+    return value
 
 
 def _given(args: argparse.Namespace, params: Iterable[Any]) -> dict[str, Any]:

@@ -274,7 +274,8 @@ IMAGE_INPUT_PARAMS: tuple[Param, ...] = (
     Param("init_images", "images", f"FLUX.2 reference images (a list of 1-{MAX_REF_IMAGES}, each in the forms of "
           "init_image), fused in one generation; instead of init_image, not with it.", None, label="Reference images",
           nullable=True, default_doc="None", values_doc=f"a list of 1-{MAX_REF_IMAGES} images", stored=False,
-          replayable=False, cli=None, control="image", group="prompt", studio=False),
+          replayable=False, cli=("--ref-image",), cli_metavar="PATH", control="image", group="prompt",
+          studio=False),
     Param("increase_ref_index", "bool", "Reference images: give each its own position index (the engine always "
           "does for FLUX.2; other edit models follow this flag).", False, engine="increase_ref_index",
           control="checkbox", group="advanced"),
@@ -291,7 +292,8 @@ IMAGE_INPUT_PARAMS: tuple[Param, ...] = (
     Param("hires", "hires", "Hires fix: a second sampling pass at a larger size: True, or a dict of scale, width, "
           "height, steps, strength, upscaler, tile_size (the hires keys below; the engine's names such as "
           "denoising_strength work too).", None, nullable=True, default_doc="None (off)",
-          values_doc="True, a dict of the hires keys, False or None", engine="hires", cli=None, control="hidden",
+          values_doc="True, a dict of the hires keys, False or None", engine="hires", cli=("--hires",),
+          cli_metavar="on|JSON", control="hidden",
           group="advanced", studio=False),
 )
 

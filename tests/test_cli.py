@@ -204,3 +204,22 @@ def test_ctrl_c_cancels_the_job_and_exits_130(tmp_path: Path, sd1_model: registr
     assert time.monotonic() - started < 60  # cancelled, not run to the end
     assert "interrupted" in "".join(seen) and "Traceback" not in "".join(seen)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_hires_and_reference_image_flags(tmp_path: Path, sd1_model: registry.TestModel) -> None:
+    out = tmp_path / "hires.png"
+    result = qvac_nb_cmd("generate", "a lighthouse", "--model", str(sd1_model.primary), "-o", str(out), "--width", "64",
+                         "--height", "64", "--steps", "2", "--seed", "5", "--threads", THREADS,
+                         "--hires", '{"scale": 2, "steps": 1, "upscaler": "nearest"}')
+    assert result.returncode == 0, result.stderr
+    assert png_size(out) == (128, 128)  # the hires pass really ran: 2 x 64
+    assert qvac_nb.read_parameters(out)["hires"]["scale"] == 2
+    bad = qvac_nb_cmd("generate", "x", "--model", str(sd1_model.primary), "-o", str(out), "--hires", "[1]")
+    assert bad.returncode == 2 and "--hires" in bad.stderr
+
+    from qvac_nb import cli
+
+    args = cli.build_parser().parse_args(["generate", "x", "--ref-image", "a.png", "--ref-image", "b.png",
+                                          "--no-auto-resize-ref-image", "--hires", "on"])
+    given = cli._given(args, qvac_nb.schema.DIFFUSION)
+    assert (given["init_images"], given["auto_resize_ref_image"], given["hires"]) == (["a.png", "b.png"], False, True)
