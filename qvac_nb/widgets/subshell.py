@@ -5,8 +5,9 @@ shell messages (widget messages included) on that thread, so a Cancel click woul
 cell to end. ipykernel 7 runs subshells, each on its own thread, and routes a comm's messages
 to the subshell its `_reply_subshell_for(data, default)` names. Every qvac_nb widget's comm names
 one subshell this module creates, so its messages are handled at once whatever the main thread
-is doing. Where that is not available (ipykernel 6, other kernels) the comms stay on the main
-thread and `qvac_nb.jobs` waits by pumping widget messages instead (see `pump.py`).
+is doing. Where that is not available (ipykernel before 7.4, other kernels) the comms stay on the
+main thread: a Cancel click then waits for the blocking cell to end (interrupting the kernel still
+cancels the job at once).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _create(k: Any) -> str | None:
     def create() -> None:
         try:
             out.append(manager._create_subshell())
-        except Exception:  # noqa: BLE001 - no subshell: the widgets fall back to pumping
+        except Exception:  # noqa: BLE001 - no subshell: the widgets' messages stay on the main thread
             log.debug("could not create a subshell for widget messages", exc_info=True)
         finally:
             done.set()
