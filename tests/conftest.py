@@ -23,9 +23,12 @@ def _model(name: str) -> TestModel:
 
 def _load(model: TestModel, **extra: object) -> Iterator[str]:
     import qvac_nb
+    from qvac_nb import models
 
     config = {"threads": THREADS, **model.model_config(), **extra}
-    model_id = qvac_nb.load_model(str(model.primary), model_config=config)
+    # A private copy: a test's own load_model of the same file and config gets (and may unload) a model
+    # of its own instead of this shared one, which load_model would otherwise hand out again.
+    model_id = models.load_copy(str(model.primary), model_config=config)
     yield model_id
     if model_id in qvac_nb.loaded_models():
         qvac_nb.unload_model(model_id=model_id)
