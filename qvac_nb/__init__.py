@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         UnsupportedOperationError,
     )
     from .generation import cancel, diffusion, upscale
-    from .grid import grid
+    from .grids import grid
     from .history_folder import history
     from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
     from .models import load_model, loaded_models, unload_model
@@ -52,7 +52,7 @@ _ERRORS = (
 _HOMES: dict[str, str] = {
     "load_model": "models", "unload_model": "models", "loaded_models": "models",
     "diffusion": "generation", "upscale": "generation", "cancel": "generation",
-    "read_parameters": "png", "history": "history_folder", "grid": "grid",
+    "read_parameters": "png", "history": "history_folder", "grid": "grids",
     "batch": "batching", "BatchResult": "batching", "BatchRecord": "batching", "BatchHandle": "batching",
     "BatchValidationError": "batching",
     "DiffusionJob": "jobs", "UpscaleJob": "jobs", "Job": "jobs", "Stats": "jobs", "set_display_hook": "jobs",

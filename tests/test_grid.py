@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import qvac_nb
-from qvac_nb.grid import compose
+from qvac_nb.grids import compose
 
 
 def test_grid_varies_two_parameters(sd1_id: str) -> None:

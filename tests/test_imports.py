@@ -144,6 +144,18 @@ def test_import_qvac_nb_is_light_and_names_load_on_use() -> None:
     assert "qvac_nb.models" in used and "anywidget" not in used
 
 
+def test_no_public_name_is_shadowed_by_a_submodule() -> None:
+    # Importing qvac_nb.X binds the submodule as the package's attribute X, so a public function named
+    # like a submodule (qvac_nb.grid once) turns into that module after any `from qvac_nb.X import ...`.
+    probe = ("import importlib, pkgutil, types, qvac_nb\n"
+             "for m in pkgutil.walk_packages(qvac_nb.__path__, 'qvac_nb.'):\n"
+             "    if '_engine' not in m.name and 'worker.__main__' not in m.name and m.name != 'qvac_nb.__main__':\n"
+             "        importlib.import_module(m.name)\n"
+             "print([n for n in qvac_nb.__all__ if isinstance(getattr(qvac_nb, n), types.ModuleType)])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 if __name__ == "__main__":
     found = cycles(import_graph())
     for component in found:
