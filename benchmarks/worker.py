@@ -50,7 +50,8 @@ PEER_FILES = {"model": "model_path", "diffusion_model": "diffusion_model_path", 
 # qvac_nb.diffusion's defaults for what run.py does not pass (the raw side builds the same request).
 RAW_DEFAULTS = {"negative_prompt": "", "cfg_scale": 7.0, "guidance": 3.5, "sampling_method": None, "scheduler": None,
                 "batch_count": 1, "vae_tiling": False, "cache_preset": None, "strength": 0.75, "clip_skip": -1,
-                "eta": None}
+                "eta": None, "mask_image": None, "init_images": None, "control_image": None, "hires": None,
+                "lora": None}
 PROBE_ENV = "QVAC_NB_TICK_PROBE"
 
 

@@ -253,9 +253,9 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
             files[file_role], _ = _resolve(str(config[key]), f"model_config.{key}", on_progress)
             companions[key] = inspect_file(files[file_role], f"model_config.{key}")
     _check_companions(info, files)
-    _check_unet_split(info, role, files)
     for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
         check_companion(info, key, companion)
+    _check_unet_split(info, role, files)  # after: a companion the family cannot take is the clearer error
     up_cfg = config.get("upscaler")
     if up_cfg and up_cfg.get("model_src"):
         # Resolved and checked before the diffusion model: a bad upscaler fails in seconds, not after a load.

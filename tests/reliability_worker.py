@@ -125,7 +125,10 @@ class Env:
             config = {"threads": THREADS, **test_model.model_config(), **extra}
             if test_model.family == "esrgan":
                 config["mode"] = "upscale"
-            self._ids[key] = self.qvac_nb.load_model(str(test_model.primary), model_config=config)
+            # A private copy: a case's own load_model of the same file and config gets a model of its own.
+            from qvac_nb import models
+
+            self._ids[key] = models.load_copy(str(test_model.primary), model_config=config)
         return self._ids[key]
 
     @property
