@@ -48,9 +48,18 @@ def reference(sd1_id: str) -> Callable[[dict[str, Any]], np.ndarray]:
     return make
 
 
+_PRIVATE_BEFORE: set[str] = set()  # private copies loaded before the test (the session's test models)
+
+
+@pytest.fixture(autouse=True)
+def _private_models_before() -> None:
+    _PRIVATE_BEFORE.clear()
+    _PRIVATE_BEFORE.update(m for m in qvac_nb.loaded_models() if not qvac_nb.models.get_model(m).shared)
+
+
 def _no_batch_models() -> bool:
     # Batch copies are private: load_model never returns them, and each batch unloads its own.
-    return all(qvac_nb.models.get_model(m).shared for m in qvac_nb.loaded_models())
+    return all(qvac_nb.models.get_model(m).shared or m in _PRIVATE_BEFORE for m in qvac_nb.loaded_models())
 
 
 def test_two_workers_match_plain_diffusion_a_bad_item_fails_alone_and_a_rerun_skips(
