@@ -226,16 +226,7 @@ def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | No
     if clip_skip >= CLIP_LAYERS and family in ("sd1", "sdxl", "sd3"):
         raise InvalidParameterError(f"clip_skip: must be less than the {CLIP_LAYERS} CLIP layers, got {clip_skip}")
     if init is not None and family == "flux2" and not params.get("auto_resize_ref_image"):
-        height, width = init.shape[:2]
-        # The reference is VAE-encoded at its own size (8x down) and cut into 2x2 latent
-        # patches: a side under 16 pixels, or one whose latent is odd, aborts in ggml.
-        if min(height, width) < MIN_REF_SIDE or (height // 8) % 2 or (width // 8) % 2:
-            fit = "x".join(str(max(MIN_REF_SIDE, side - side % 16)) for side in (width, height))
-            raise InvalidParameterError(
-                f"init_image: FLUX.2 encodes the reference image at its own size, which must be at least "
-                f"{MIN_REF_SIDE} pixels a side and a multiple of 16 (give or take 7); got {width}x{height}, "
-                f"resize it to e.g. {fit}"
-            )
+        check_reference_size("init_image", init)
     check_memory(model, params, init)
 
 
