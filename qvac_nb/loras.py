@@ -15,7 +15,6 @@ as the engine's own prompt tags (`<lora:name:w>`) add them.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import os
@@ -101,13 +100,12 @@ def sha256(path: Path) -> str:
         known = _hashes.get(key)
     if known is not None:
         return known
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    from .download import _sha256_of  # the one file-hashing loop (the download cache checks with it too)
+
+    digest = _sha256_of(path)
     with _hash_lock:
-        _hashes[key] = digest.hexdigest()
-    return digest.hexdigest()
+        _hashes[key] = digest
+    return digest
 
 
 def check_file(path: Path, shown: str) -> None:
