@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import ray  # in the test extra: a missing Ray fails the suite here rather than skipping the test
 from conftest import THREADS
 from helpers import pixels
 
 import qvac_nb
-
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'qvac_nb[ray]' (CI installs it)")
 
 SMALL = {"width": 64, "height": 64, "steps": 1}
 WAIT_S = 900.0
