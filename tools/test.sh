@@ -27,7 +27,7 @@ ruff check qvac_nb tests benchmarks
 
 # Run from tests/ so `import qvac_nb` is the installed package (with its compiled engine).
 set +e
-(cd tests && python -m pytest -p no:cacheprovider -ra "$@" .)
+(cd tests && python -m pytest -p no:cacheprovider -ra --durations=30 "$@" .)
 status=$?
 set -e
 if [ "$status" = 5 ]; then
