@@ -161,8 +161,25 @@ def load_copy(model_src: str | os.PathLike[str], *, model_type: str = "diffusion
     return _load(model_src, model_type, model_config, on_progress, reuse=False, shared=False)
 
 
+def load_model_until(stop: threading.Event, model_src: str, *, model_config: Mapping[str, Any] | None = None,
+                     on_progress: Callable[[dict], None] | None = None) -> str:
+    """`load_model` that gives up with CancelledError once `stop` is set (the Studio's Cancel while loading).
+
+    A download stops at its next chunk (the partial file stays, the next load resumes it); an engine
+    load stops within a poll because its worker is killed: nothing of it stays in memory.
+    """
+    def progress(info: dict) -> None:
+        if stop.is_set():
+            raise CancelledError(f"loading {model_src} was cancelled")
+        if on_progress is not None:
+            on_progress(info)
+
+    return _load(model_src, "diffusion", model_config, progress, reuse=True, shared=True, stop=stop)
+
+
 def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | None,
-          on_progress: Callable[[dict], None] | None, *, reuse: bool, shared: bool) -> str:
+          on_progress: Callable[[dict], None] | None, *, reuse: bool, shared: bool,
+          stop: threading.Event | None = None) -> str:
     model_src = check_path("model_src", model_src)  # bytes and non-UTF-8 names come back as str
     if not model_src:
         raise InvalidParameterError("model_src: must name a catalogue constant, a path, an https URL or hf://...")
@@ -183,7 +200,7 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
         model.model_id = f"{model.model_id}#{next(_ids)}"
         worker.label = f"model '{model.model_id}'"
         worker.wait_ready()
-        _load_in(worker, model, on_progress)
+        _load_in(worker, model, on_progress, stop)
     except BaseException:
         worker.kill()
         raise
@@ -267,12 +284,18 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
     return LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role)
 
 
-def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None) -> None:
-    """Have `worker` load `model`, relaying its load ticks; fills in what the engine reports."""
+def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None,
+             stop: threading.Event | None = None) -> None:
+    """Have `worker` load `model`, relaying its load ticks; fills in what the engine reports.
+
+    Once `stop` is set this raises CancelledError; the caller kills the worker, and the load with it.
+    """
     worker.send(protocol.LOAD, None, model.worker_spec())
     while True:
+        if stop is not None and stop.is_set():
+            raise CancelledError(f"loading {model.source} was cancelled")
         try:
-            msg = worker.recv(1.0)
+            msg = worker.recv(0.25 if stop is not None else 1.0)
         except WorkerDied:
             raise worker.crash_error("loading the model", reload_note=False) from None
         if msg is None:

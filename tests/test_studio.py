@@ -8,17 +8,23 @@ what the kernel sends back (previews and full-size images as binary buffers).
 from __future__ import annotations
 
 import io
+import os
+import threading
 import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from helpers import assert_real_image
+from local_http import serving
 from PIL import Image
 
 import qvac_nb
+from qvac_nb import models
+from qvac_nb.errors import CancelledError
 from qvac_nb.widgets import Gallery, JobView, Studio
 from qvac_nb.widgets import display as job_display
 from qvac_nb.widgets.params import diffusion_kwargs, initial_form, merge_form, params_from_json, params_to_json
@@ -391,6 +397,55 @@ def test_load_model_from_the_widget(sd1_model: Any) -> None:
     finally:
         for model_id in loaded_here:  # only what this test loaded: the session fixtures stay
             qvac_nb.unload_model(model_id=model_id)
+
+
+def test_cancel_stops_a_download_in_the_studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QVAC_NB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    studio = Studio()
+    before = set(qvac_nb.loaded_models())
+    with serving() as server:
+        server.files["/big.gguf"] = os.urandom(2_000_000)
+        server.delay = 1.0  # the body comes a second after the request: Cancel lands mid-download
+        msg(studio, {"type": "load_model", "source": server.url("/big.gguf")})
+        wait_for(lambda: bool(server.requests), timeout=60)
+        msg(studio, {"type": "cancel"})
+        wait_idle(studio)
+    assert studio.status["phase"] == "cancelled" and studio.status["kind"] == "load", studio.status
+    assert "was cancelled" in studio.status["message"] and studio.error == ""
+    assert set(qvac_nb.loaded_models()) == before and not studio.busy
+
+
+def test_cancel_stops_an_engine_load_and_ends_its_worker(sd1_model: Any) -> None:
+    stop = threading.Event()
+    phases: list[str] = []
+
+    def progress(info: dict) -> None:
+        phases.append(info["phase"])
+        if info["phase"] == "load":  # the engine has begun reading tensors: cancel now
+            stop.set()
+
+    me = psutil.Process()
+    children_before = {child.pid for child in me.children()}
+    before = set(qvac_nb.loaded_models())
+    # threads=1: not the config of any shared copy, so this is a real load (a reused id would not tick).
+    config = {"threads": 1, **sd1_model.model_config()}
+    with pytest.raises(CancelledError, match="was cancelled"):
+        models.load_model_until(stop, str(sd1_model.primary), model_config=config, on_progress=progress)
+    assert "load" in phases
+    assert set(qvac_nb.loaded_models()) == before
+
+    def workers_left() -> set[int]:
+        alive = {c.pid for c in me.children() if c.is_running() and c.status() != psutil.STATUS_ZOMBIE}
+        return alive - children_before
+
+    wait_for(lambda: not workers_left(), timeout=30)
+    # Not cancelled, the same load goes through (the cancel left nothing behind that blocks it).
+    model_id = models.load_model_until(threading.Event(), str(sd1_model.primary), model_config=config)
+    try:
+        assert model_id in qvac_nb.loaded_models()
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
 
 
 def test_studio_follows_loads_and_unloads_in_code(sd1_model: Any, sd1_id: str) -> None:

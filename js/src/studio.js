@@ -110,7 +110,7 @@ function render({ model: anyModel, el }) {
     const busy = Boolean(model.get("busy"));
     const running = RUNNING.has(status.phase);
     generate.disabled = busy || !model.get("current_model") || live.isDead();
-    cancel.disabled = !busy || status.kind === "load" || live.isDead();
+    cancel.disabled = !busy || live.isDead();  // also while loading: Cancel stops a download or a load
     root.classList.toggle("qvac-busy", busy);
     if (status.phase === "done" && status.kind !== "load") showNewest();
     // A preview left from a cancelled or failed run is not a result: say so over it.

@@ -163,6 +163,19 @@ describe("Studio messages", () => {
     expect(model.sentOfType("cancel")).toHaveLength(1);
   });
 
+  it("lets Cancel stop a download or a load", () => {
+    const { $, model } = ctx;
+    model.update("busy", true);
+    model.update("status", { phase: "downloading", kind: "load", percent: 12, message: "downloading model_src" });
+    expect($("button[name=cancel]").disabled).toBe(false);
+    $("button[name=cancel]").click();
+    expect(model.sentOfType("cancel")).toHaveLength(1);
+    model.update("busy", false);
+    model.update("status", { phase: "cancelled", kind: "load", message: "loading x was cancelled" });
+    expect($("button[name=cancel]").disabled).toBe(true);
+    expect($("button[name=load]").disabled).toBe(false);
+  });
+
   it("shows latent previews on the stage", () => {
     const { $, model } = ctx;
     model.message({ type: "preview", step: 1, total: 4 }, [fakeImage()]);

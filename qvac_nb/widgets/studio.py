@@ -16,10 +16,9 @@ from .. import families, history_folder, schema
 from .. import models as model_table
 from ..catalog import CATALOG
 from ..engine import enum_names
-from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
+from ..errors import CancelledError, InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
 from ..jobs import Job
-from ..models import load_model
 from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
 from ..schema import schema_json
@@ -143,6 +142,7 @@ class Studio(FeatureInputs, ImageWidget):
         self._model_config = dict(model_config or {})
         self._lock = threading.RLock()
         self._job: Job | None = None
+        self._load_stop = threading.Event()  # set by cancel(): the load under way gives up
         self._init_png: bytes | None = None
         self.init_inputs([lora_dir] if lora_dir is not None else None)
         self._refresh_loaded()
@@ -255,6 +255,7 @@ class Studio(FeatureInputs, ImageWidget):
                 raise UnsupportedOperationError("model: wait for the running job to finish (or cancel it)")
             self.busy = True
         self.error = ""
+        self._load_stop = threading.Event()
         self.status = {**idle_status(), "phase": "loading", "kind": "load", "message": f"loading {source}"}
         thread = threading.Thread(target=self._load, args=(source, config), name="qvac_nb-studio-load", daemon=True)
         thread.start()
@@ -274,10 +275,14 @@ class Studio(FeatureInputs, ImageWidget):
                 info.get("percentage") or 0.0), 1), "message": f"{phase} {info.get('role', '')}".strip()}
 
         try:
-            model_id = load_model(source, model_config=config or None, on_progress=progress)
+            model_id = model_table.load_model_until(self._load_stop, source, model_config=config or None,
+                                                    on_progress=progress)
             self.select_model(model_id)
             self.status = {**idle_status(), "phase": "done", "kind": "load", "percent": 100.0,
                            "message": f"loaded {model_id}"}
+        except CancelledError:
+            self.status = {**idle_status(), "phase": "cancelled", "kind": "load",
+                           "message": f"loading {source} was cancelled"}
         except Exception as exc:  # noqa: BLE001 - shown in the widget
             self.status = {**idle_status(), "phase": "error", "kind": "load", "message": str(exc)}
             self._show_error(exc)
@@ -357,7 +362,8 @@ class Studio(FeatureInputs, ImageWidget):
             self.status = idle_status()
 
     def cancel(self) -> None:
-        """Stop the running job (it stops within a step)."""
+        """Stop the running job (it stops within a step) or the model being downloaded or loaded."""
+        self._load_stop.set()
         job = self._job
         if job is not None:
             job.cancel()
