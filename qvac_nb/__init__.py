@@ -101,7 +101,7 @@ def __getattr__(name: str) -> Any:
         value = _version()
     elif name == "__all__":
         value = [*_PUBLIC, *_constants()]
-    elif not name.startswith("_") and name in _constants():
+    elif name.isupper() and name in _constants():  # only catalogue names read the catalogue (not `from . import x`)
         value = _constants()[name]
     else:
         raise AttributeError(f"module 'qvac_nb' has no attribute {name!r}")

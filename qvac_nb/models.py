@@ -121,7 +121,7 @@ def _warn_cpu_fallback(config: dict[str, Any]) -> None:
             "device='gpu': this engine build has no GPU backend, so qvac_nb runs on the CPU. "
             "Install a CUDA/Metal/Vulkan build of stable-diffusion-cpp-python or set QVAC_NB_SD_LIBRARY.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # _warn_cpu_fallback < _load < load_model < the user's call
         )
 
 
@@ -189,9 +189,10 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
     # The worker starts (imports, opens the engine) while the files are checked and fetched here.
     worker = WorkerProcess("a new model")
     try:
+        model = _prepare(model_src, model_type, model_config, on_progress)
         if not engine.facts():
             engine.remember_facts(worker.wait_ready())
-        model = _prepare(model_src, model_type, model_config, on_progress)
+        _warn_cpu_fallback(model.config)
         model.shared = shared
         same = _same_model(model) if shared else None
         if same is not None and reuse:
@@ -238,7 +239,6 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
     config = normalize_config(model_config)
     guards.check_load_config(config)
     mode = config.get("mode", model_type)
-    _warn_cpu_fallback(config)
 
     primary, defaults = _resolve(model_src, "model_src", on_progress)
     for key, value in defaults.items():

@@ -122,7 +122,8 @@ def test_the_core_does_not_import_its_views() -> None:
     )
 
 
-HEAVY = ("numpy", "PIL", "asyncio", "anywidget", "qvac_nb.models", "qvac_nb.generation", "qvac_nb.hub")
+HEAVY = ("numpy", "PIL", "asyncio", "anywidget", "qvac_nb.models", "qvac_nb.generation", "qvac_nb.hub",
+         "qvac_nb.catalog")
 
 
 def _imported_after(code: str) -> list[str]:
@@ -136,6 +137,18 @@ def test_a_worker_starts_without_the_kernel_side_api() -> None:
     # Every model load starts a worker: its interpreter must not pay for numpy, the hub or the widgets
     # before it reports ready (the generation side's imports run on a thread while the engine opens).
     assert _imported_after("import qvac_nb.worker.server") == []
+    # `from qvac_nb import engine` (as the worker's server does) is a submodule, not a catalogue name.
+    assert _imported_after("from qvac_nb import _engine, engine") == []
+
+
+def test_first_load_validates_without_waiting_for_a_worker() -> None:
+    # The first load_model checks its model_config while its worker starts: until a worker has said
+    # hello the names come from the pinned release, and asking for them starts no process.
+    probe = ("import psutil\nfrom qvac_nb import engine\nfrom qvac_nb.engine_types import ENUMS, values\n"
+             "assert engine.enum_names() == {key: list(values(key)) for key in ENUMS}\n"
+             "print(len(psutil.Process().children()))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0"  # no worker was started to ask
 
 
 def test_import_qvac_nb_is_light_and_names_load_on_use() -> None:
@@ -162,3 +175,4 @@ if __name__ == "__main__":
         print(" <-> ".join(component))
     print(f"{len(found)} import circle(s)")
     sys.exit(1 if found else 0)
+
