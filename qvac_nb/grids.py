@@ -9,16 +9,18 @@ term of the prompt and each value replaces it (A1111's "Prompt S/R").
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from . import schema
 from .errors import InvalidParameterError, InvalidTypeError
 from .generation import diffusion
 from .jobs import DiffusionJob
-from .png import read_parameters
+from .png import COMPRESS_LEVEL, a1111_text, read_parameters, stored_record
 
 PROMPT_SR = "prompt_sr"
 MAX_CELLS = 64  # a grid is a comparison, not a batch: keeps a typo from queueing thousands of images
@@ -53,6 +55,60 @@ def _cell_params(params: dict[str, Any], axes: list[tuple[str, Any]]) -> dict[st
     return out
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One image of a grid: its x and y values and the `diffusion` keyword arguments that make it."""
+
+    x: Any
+    y: Any
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked grid: its axes and its cells, row by row (y outer, x inner)."""
+
+    x: tuple[str, list[Any]]
+    y: tuple[str, list[Any]] | None
+    cells: list[Cell]
+
+    def labels(self) -> tuple[list[str], list[str]]:
+        """The column labels ("cfg_scale=4", ...) and the row labels ([""] without a y axis)."""
+        labels_x = [f"{self.x[0]}={v}" for v in self.x[1]]
+        labels_y = [f"{self.y[0]}={v}" for v in self.y[1]] if self.y else [""]
+        return labels_x, labels_y
+
+    def describe(self) -> str:
+        """The axes in words, e.g. "x: cfg_scale = 4, 7, 10; y: seed = 1, 2"."""
+        axes = [("x", self.x)] + ([("y", self.y)] if self.y else [])
+        return "; ".join(f"{name}: {param} = {', '.join(str(v) for v in values)}" for name, (param, values) in axes)
+
+
+def plan(x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]] | None, params: dict[str, Any]) -> Plan:
+    """Check the axes and work out every cell's parameters (`params` with the cell's values put in).
+
+    Raises before anything runs: an axis that is not (name, [values]) or names no parameter a grid
+    can vary, batch_count other than 1, more than MAX_CELLS cells, a prompt_sr term not in the prompt.
+    """
+    x_axis = _axis("x", x)
+    y_axis = _axis("y", y)
+    assert x_axis is not None
+    if params.get("batch_count", 1) != 1:
+        raise InvalidParameterError("batch_count: a grid makes one image per cell; vary 'seed' for more")
+    rows = y_axis[1] if y_axis else [None]
+    count = len(x_axis[1]) * len(rows)
+    if count > MAX_CELLS:
+        raise InvalidParameterError(f"x, y: {count} cells; a grid makes at most {MAX_CELLS}")
+    cells = []
+    for yv in rows:
+        for xv in x_axis[1]:
+            axes = [((x_axis[0], xv), x_axis[1][0])]
+            if y_axis:
+                axes.append(((y_axis[0], yv), y_axis[1][0]))
+            cells.append(Cell(xv, yv, _cell_params(params, axes)))
+    return Plan(x_axis, y_axis, cells)
+
+
 def grid(*, model_id: str, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]] | None = None,
          timeout: float | None = None, **params: Any) -> tuple[Image.Image, list[dict[str, Any]]]:
     """Generate one image per (x, y) value pair and return the labelled grid and a table of parameters.
@@ -63,32 +119,37 @@ def grid(*, model_id: str, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[
     Returns (grid as a PIL image, one dict per cell: its x and y values, its PNG bytes under "png"
     and the parameters it was made with). Ctrl-C or an error in one cell cancels the others.
     """
-    x_axis = _axis("x", x)
-    y_axis = _axis("y", y) or ("", [None])
-    assert x_axis is not None
-    if params.get("batch_count", 1) != 1:
-        raise InvalidParameterError("batch_count: a grid makes one image per cell; vary 'seed' for more")
-    cells = len(x_axis[1]) * len(y_axis[1])
-    if cells > MAX_CELLS:
-        raise InvalidParameterError(f"x, y: {cells} cells; a grid makes at most {MAX_CELLS}")
-    jobs: list[tuple[Any, Any, DiffusionJob]] = []
+    checked = plan(x, y, params)
+    jobs: list[tuple[Cell, DiffusionJob]] = []
     try:
-        for yv in y_axis[1]:
-            for xv in x_axis[1]:
-                axes = [((x_axis[0], xv), x_axis[1][0])]
-                if y_axis[0]:
-                    axes.append(((y_axis[0], yv), y_axis[1][0]))
-                jobs.append((xv, yv, diffusion(model_id=model_id, **_cell_params(params, axes))))
-        pngs = [job.outputs.result(timeout)[0] for _, _, job in jobs]
+        for cell in checked.cells:
+            jobs.append((cell, diffusion(model_id=model_id, **cell.params)))
+        pngs = [job.outputs.result(timeout)[0] for _, job in jobs]
     except BaseException:
-        for _, _, job in jobs:
+        for _, job in jobs:
             job.cancel()
         raise
-    table = [{"x": xv, "y": yv, "png": png, **read_parameters(png)}
-             for (xv, yv, _), png in zip(jobs, pngs, strict=True)]
-    labels_x = [f"{x_axis[0]}={v}" for v in x_axis[1]]
-    labels_y = [f"{y_axis[0]}={v}" for v in y_axis[1]] if y_axis[0] else [""]
-    return compose(pngs, labels_x, labels_y), table
+    table = [{"x": cell.x, "y": cell.y, "png": png, **read_parameters(png)}
+             for (cell, _), png in zip(jobs, pngs, strict=True)]
+    return compose(pngs, *checked.labels()), table
+
+
+def labelled_png(checked: Plan, pngs: list[bytes]) -> bytes:
+    """The grid of `pngs` (the cells' images, row by row) as a PNG whose `parameters` text names the axes.
+
+    The text is the first cell's A1111 parameters with "Grid X" and "Grid Y" added (quoted: values
+    may hold commas). No qvac_nb record: the grid itself cannot be made again by one `diffusion` call.
+    """
+    image = compose(pngs, *checked.labels())
+    axes = [("Grid X", checked.x)] + ([("Grid Y", checked.y)] if checked.y else [])
+    extra = ", ".join(f"{label}: {json.dumps(f'{param}: ' + ', '.join(str(v) for v in values))}"
+                      for label, (param, values) in axes)
+    first = stored_record(pngs[0])
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"{a1111_text(first)}, {extra}" if first else extra)
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info, compress_level=COMPRESS_LEVEL)
+    return out.getvalue()
 
 
 def compose(pngs: list[bytes], labels_x: list[str], labels_y: list[str]) -> Image.Image:

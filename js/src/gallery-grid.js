@@ -22,6 +22,7 @@ export function entryDetails(entry, schema) {
     if (value !== undefined && value !== null && value !== "") rows.push([param.label || param.name, shown(value)]);
   }
   if (entry.kind === "upscale") rows.push(["Upscaled from", entry.source || "image"]);
+  if (entry.kind === "grid" && entry.grid) rows.push(["Grid", entry.grid]);
   return rows;
 }
 
@@ -35,6 +36,7 @@ export function entryCaption(entry) {
   const bits = [`${entry.width}×${entry.height}`];
   if (entry.seed !== null && entry.seed !== undefined) bits.push(`seed ${entry.seed}`);
   if (entry.kind === "upscale") bits.push("upscaled");
+  if (entry.kind === "grid") bits.push("grid");
   return bits.join(" · ");
 }
 

@@ -27,6 +27,9 @@ export function describeStatus(status) {
   }
   if (phase === "queued") return `Queued (${s.ahead || 1} ahead)`;
   if (phase === "idle" && s.message) return `${parts[0]} · ${s.message}`;
+  // A Studio grid: which cell runs (its steps follow), or what the whole grid made.
+  if (s.kind === "grid" && (phase === "done" || phase === "cancelled") && s.message) parts.push(s.message);
+  else if (s.kind === "grid" && s.grid_cells && phase !== "error") parts.push(`grid cell ${s.grid_cell || 1}/${s.grid_cells}`);
   if (RUNNING.has(phase)) {
     const batch = s.batch > 1 && phase !== "upscaling";
     if (batch) parts.push(`image ${(s.image_index || 0) + 1}/${s.batch}`);

@@ -4,6 +4,7 @@ import { createForm } from "./form.js";
 import { createGalleryGrid } from "./gallery-grid.js";
 import { createImageFetcher, handleZip } from "./images.js";
 import { createFeatureInputs } from "./feature-inputs.js";
+import { createGridPanel } from "./grid-panel.js";
 import { createInitImage } from "./init-image.js";
 import { createModelBar } from "./model-bar.js";
 import { createProgress, RUNNING } from "./progress.js";
@@ -28,6 +29,7 @@ function render({ model: anyModel, el }) {
   const form = createForm(model);
   const init = createInitImage(model, form);
   const features = createFeatureInputs(model);
+  const gridPanel = createGridPanel(model, { collect: commitForm });
   const progress = createProgress();
   const generate = h("button", { class: "qvac-btn qvac-primary", name: "generate", title: "Ctrl/Cmd+Enter" }, "Generate");
   const cancel = h("button", { class: "qvac-btn", name: "cancel" }, "Cancel");
@@ -55,7 +57,7 @@ function render({ model: anyModel, el }) {
     h(
       "div",
       { class: "qvac-main" },
-      h("div", { class: "qvac-controls" }, form.el, init.el, features.el, h("div", { class: "qvac-buttons" }, generate, cancel), error),
+      h("div", { class: "qvac-controls" }, form.el, init.el, features.el, gridPanel.el, h("div", { class: "qvac-buttons" }, generate, cancel), error),
       h("div", { class: "qvac-output" }, progress.el, stage),
     ),
     h("div", { class: "qvac-gallery-head" }, h("span", {}, "Gallery"), count, savedTo, grid.tools),
@@ -63,11 +65,16 @@ function render({ model: anyModel, el }) {
   );
   el.append(root);
 
-  function startGeneration() {
-    if (generate.disabled) return;
+  /** The form's values, written to the `params` trait first: what a generate (or grid) message sends. */
+  function commitForm() {
     model.set("params", form.collect());
     model.save_changes();
-    model.send({ type: "generate", params: form.collect() });
+    return form.collect();
+  }
+
+  function startGeneration() {
+    if (generate.disabled) return;
+    model.send({ type: "generate", params: commitForm() });
   }
   generate.addEventListener("click", startGeneration);
   cancel.addEventListener("click", () => model.send({ type: "cancel" }));
@@ -110,6 +117,7 @@ function render({ model: anyModel, el }) {
     const busy = Boolean(model.get("busy"));
     const running = RUNNING.has(status.phase);
     generate.disabled = busy || !model.get("current_model") || live.isDead();
+    gridPanel.setEnabled(!generate.disabled);
     cancel.disabled = !busy || live.isDead();  // also while loading: Cancel stops a download or a load
     root.classList.toggle("qvac-busy", busy);
     if (status.phase === "done" && status.kind !== "load") showNewest();
@@ -141,12 +149,19 @@ function render({ model: anyModel, el }) {
   function onModel() {
     bar.render();
     form.render();
+    gridPanel.render(); // the parameters it offers follow the model's family
     onStatus();
   }
 
   function onSchema() {
     form.render(); // rebuilds the controls
     init.render(); // takes its controls back from the new form
+    gridPanel.render();
+  }
+
+  function onInitImage() {
+    init.render();
+    gridPanel.render(); // strength is offered with an init image only
   }
 
   function onConnection(dead) {
@@ -184,7 +199,7 @@ function render({ model: anyModel, el }) {
     ["change:busy", onStatus],
     ["change:error", onError],
     ["change:gallery", onGallery],
-    ["change:init_image", init.render],
+    ["change:init_image", onInitImage],
     ...features.traits.map((trait) => [`change:${trait}`, features.render]),
     ["msg:custom", onCustom],
   ];

@@ -64,5 +64,8 @@ class Gallery(ImageWidget):
 def record_extra(record: history_folder.Record) -> dict[str, Any]:
     """What a gallery entry carries from a history record besides the PNG's own parameters."""
     extra = record.extra
-    return {"kind": str(extra.get("kind") or "diffusion"), "family": str(extra.get("family") or ""),
-            "model": str(extra.get("model") or ""), "created": record.created.isoformat()}
+    out = {"kind": str(extra.get("kind") or "diffusion"), "family": str(extra.get("family") or ""),
+           "model": str(extra.get("model") or ""), "created": record.created.isoformat()}
+    if extra.get("grid"):
+        out["grid"] = str(extra["grid"])  # a grid image's axes
+    return out

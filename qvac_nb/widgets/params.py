@@ -65,12 +65,16 @@ def merge_form(form: dict[str, Any], incoming: Any) -> dict[str, Any]:
     out = dict(form)
     for key, value in incoming.items():
         if key in FORM_DEFAULTS:
-            out[key] = _coerce(key, value)
+            out[key] = coerce_field(key, value)
     return out
 
 
-def _coerce(key: str, value: Any) -> Any:
-    # Browsers send numbers from text inputs as strings; anything unparsable is left for `diffusion` to reject.
+def coerce_field(key: str, value: Any) -> Any:
+    """A form field's value as `diffusion` wants it: numbers typed as text become numbers.
+
+    Browsers send numbers from text inputs as strings; anything unparsable is left for `diffusion`
+    to reject, and keys that are not form fields are left as they are.
+    """
     if key in INT_FIELDS and isinstance(value, (str, float)) and not isinstance(value, bool):
         try:
             number = float(value)

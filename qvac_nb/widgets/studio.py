@@ -38,6 +38,7 @@ from .params import (
     params_to_json,
 )
 from .progress import idle_status
+from .studio_grid import StudioGrid
 from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
@@ -87,7 +88,7 @@ def model_info(model_id: str) -> dict[str, Any]:
     }
 
 
-class Studio(FeatureInputs, ImageWidget):
+class Studio(StudioGrid, FeatureInputs, ImageWidget):
     """Generate images with a loaded model from a form; every image of the session lands in the gallery.
 
     `Studio(model_id=None, *, model_config=None, output_dir=..., lora_dir=None, **defaults)`:
@@ -96,7 +97,8 @@ class Studio(FeatureInputs, ImageWidget):
     init_image, ...); `model_config` is used for models loaded from the widget. Beside the form:
     a LoRA picker (the LoRA files in `lora_dir`, default `loras/` in the working folder), a mask
     painter over the init image (inpainting), reference images for FLUX.2 and a control image
-    for a model loaded with a ControlNet, each shown only where the model can use it.
+    for a model loaded with a ControlNet, each shown only where the model can use it. The Grid
+    section (or `studio.grid(x, y)`) makes one image per combination of one or two varied parameters.
 
     Every image is also saved, with its parameters inside the PNG, into `output_dir` (default
     `qvac_nb_outputs/` in the working folder; None saves nothing), and a new Studio, even in
@@ -143,6 +145,7 @@ class Studio(FeatureInputs, ImageWidget):
         self._lock = threading.RLock()
         self._job: Job | None = None
         self._load_stop = threading.Event()  # set by cancel(): the load under way gives up
+        self._grid_stop = threading.Event()  # set by cancel(): the grid under way starts no further cell
         self._init_png: bytes | None = None
         self.init_inputs([lora_dir] if lora_dir is not None else None)
         self._refresh_loaded()
@@ -154,6 +157,7 @@ class Studio(FeatureInputs, ImageWidget):
         self._handlers.update(self.input_handlers())
         self._handlers.update({
             "generate": self._msg_generate,
+            "grid": self._msg_grid,
             "cancel": lambda _c, _b: self.cancel(),
             "load_model": self._msg_load,
             "select_model": lambda c, _b: self.select_model(str(c.get("model_id", ""))),
@@ -176,9 +180,13 @@ class Studio(FeatureInputs, ImageWidget):
                 entries.append(entry)
         return entries
 
-    def _keep(self, png: bytes, *, kind: str, model: str, family: str, source: str | None) -> dict[str, Any]:
-        """The gallery entry of a new image, saved into the history folder first when there is one."""
-        extra = {"kind": kind, "model": model, "family": family}
+    def _keep(self, png: bytes, *, kind: str, model: str, family: str, source: str | None,
+              grid: str | None = None) -> dict[str, Any]:
+        """The gallery entry of a new image, saved into the history folder first when there is one.
+
+        `grid` describes a grid image's axes (Plan.describe); the lightbox shows it.
+        """
+        extra = {"kind": kind, "model": model, "family": family, **({"grid": grid} if grid else {})}
         if self._folder is None:
             return self._store.add(png, source=source, **extra)
         try:
@@ -362,8 +370,9 @@ class Studio(FeatureInputs, ImageWidget):
             self.status = idle_status()
 
     def cancel(self) -> None:
-        """Stop the running job (it stops within a step) or the model being downloaded or loaded."""
+        """Stop the running job (it stops within a step), the grid under way, or the model being loaded."""
         self._load_stop.set()
+        self._grid_stop.set()  # before reading the job: a grid starting its next cell then sees it
         job = self._job
         if job is not None:
             job.cancel()
