@@ -12,7 +12,6 @@ import os
 import threading
 import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 from helpers import assert_real_image
 from local_http import serving
 from PIL import Image
+from widget_driver import JOB_TIMEOUT_S, Recorder, msg, wait_for, wait_idle, work_in_tmp  # noqa: F401 - work_in_tmp: autouse
 
 import qvac_nb
 from qvac_nb import models
@@ -31,58 +31,6 @@ from qvac_nb.widgets.params import diffusion_kwargs, initial_form, merge_form, p
 from qvac_nb.widgets.progress import ProgressTracker
 
 SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 2}
-JOB_TIMEOUT_S = 300
-
-
-@pytest.fixture(autouse=True)
-def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Studio saves into qvac_nb_outputs/ of the working folder: keep that out of the repository."""
-    monkeypatch.chdir(tmp_path)
-
-
-class Recorder:
-    """Captures `send` and every status the widget publishes."""
-
-    def __init__(self, widget: Any) -> None:
-        self.sent: list[tuple[dict, list[bytes]]] = []
-        self.statuses: list[dict] = []
-        widget.send = self._send
-        if widget.has_trait("status"):
-            widget.observe(lambda change: self.statuses.append(dict(change["new"])), "status")
-
-    def _send(self, content: dict, buffers: list[bytes] | None = None) -> None:
-        self.sent.append((content, [bytes(b) for b in buffers or []]))
-
-    def of_type(self, kind: str) -> list[tuple[dict, list[bytes]]]:
-        return [(c, b) for c, b in self.sent if c.get("type") == kind]
-
-    def phases(self) -> list[str]:
-        """Phases in order, consecutive repeats folded."""
-        out: list[str] = []
-        for status in self.statuses:
-            if not out or out[-1] != status["phase"]:
-                out.append(status["phase"])
-        return out
-
-
-def msg(widget: Any, content: dict, buffers: list[bytes] | None = None) -> None:
-    """What the front-end's `model.send(content, callbacks, buffers)` ends up calling."""
-    widget._on_msg(widget, content, buffers or [])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = JOB_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the widget did not reach the expected state")
-        time.sleep(0.02)
-
-
-def wait_idle(studio: Studio) -> None:
-    time.sleep(0.05)
-    wait_for(lambda: not studio.busy and studio.status.get("phase") in ("done", "cancelled", "error", "idle"))
-
-
 def png_of(color: tuple[int, int, int], size: int = 32) -> bytes:
     img = Image.new("RGB", (size, size), color)
     for x in range(size):

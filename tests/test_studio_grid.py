@@ -7,56 +7,17 @@ few steps and four cells in all (two made, two of which only the first starts).
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from widget_driver import Recorder, msg, wait_for, wait_idle, work_in_tmp  # noqa: F401 - work_in_tmp: autouse
 
 from qvac_nb import grids
 from qvac_nb.errors import InvalidParameterError
 from qvac_nb.widgets import Studio
 
 SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 2}
-JOB_TIMEOUT_S = 300
-
-
-@pytest.fixture(autouse=True)
-def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Studio saves into qvac_nb_outputs/ of the working folder: keep that out of the repository."""
-    monkeypatch.chdir(tmp_path)
-
-
-class Recorder:
-    """Captures `send` and every status the widget publishes."""
-
-    def __init__(self, widget: Any) -> None:
-        self.sent: list[tuple[dict, list[bytes]]] = []
-        self.statuses: list[dict] = []
-        widget.send = lambda content, buffers=None: self.sent.append((content, [bytes(b) for b in buffers or []]))
-        widget.observe(lambda change: self.statuses.append(dict(change["new"])), "status")
-
-
-def msg(widget: Any, content: dict) -> None:
-    """What the front-end's `model.send(content)` ends up calling."""
-    widget._on_msg(widget, content, [])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = JOB_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the widget did not reach the expected state")
-        time.sleep(0.02)
-
-
-def wait_idle(studio: Studio) -> None:
-    time.sleep(0.05)
-    wait_for(lambda: not studio.busy and studio.status.get("phase") in ("done", "cancelled", "error", "idle"))
-
-
 def pixels(png: bytes) -> bytes:
     return Image.open(io.BytesIO(png)).convert("RGB").tobytes()
 

@@ -308,13 +308,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         """Start a generation with the form's parameters (plus `overrides`); returns its job at once."""
         with self._lock:
             try:
-                if overrides:
-                    self.params = merge_form(self.params, overrides)
-                self._check_ready()
-                model_id = self.current_model
-                init = self._fitted_init()
-                kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id))
-                kwargs.update(self.input_params(has_init_image=init is not None))
+                kwargs, _ = self._form_kwargs(overrides)
                 job = diffusion(**kwargs)
             except Exception as exc:
                 self._show_error(exc)
@@ -322,6 +316,17 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                 raise
             self._start(job, "diffusion", batch=schema.image_count(job.params), seed=job.params["seed"])
         return job
+
+    def _form_kwargs(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """`diffusion`'s arguments from the form (plus `overrides`), and whether an init image is set."""
+        if overrides:
+            self.params = merge_form(self.params, dict(overrides))
+        self._check_ready()
+        model_id = self.current_model
+        init = self._fitted_init()
+        kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id))
+        kwargs.update(self.input_params(has_init_image=init is not None))
+        return kwargs, init is not None
 
     def _check_ready(self) -> None:
         if self.busy:

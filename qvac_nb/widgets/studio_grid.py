@@ -18,9 +18,8 @@ from .. import grids
 from ..errors import InvalidParameterError
 from ..generation import diffusion, validate_diffusion
 from .follow import follow_job
-from .params import coerce_field, diffusion_kwargs, merge_form
+from .params import coerce_field, merge_form
 from .progress import idle_status
-from .upscaling import can_upscale
 
 if TYPE_CHECKING:
     from .studio import Studio
@@ -105,14 +104,8 @@ class StudioGrid:
         """
         with self._lock:
             try:
-                if overrides:
-                    self.params = merge_form(self.params, overrides)
-                self._check_ready()
-                model_id = self.current_model
-                init = self._fitted_init()
-                base = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id))
-                base.update(self.input_params(has_init_image=init is not None))
-                run = GridRun(self, grid_plan(x, y, base, has_init_image=init is not None))
+                base, has_init = self._form_kwargs(overrides)
+                run = GridRun(self, grid_plan(x, y, base, has_init_image=has_init))
             except Exception as exc:
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "kind": "grid", "message": str(exc)}

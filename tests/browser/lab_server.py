@@ -106,6 +106,20 @@ def running_lab(root: Path, env: dict[str, str]) -> Iterator[Lab]:
                 proc.wait(5)
 
 
+@contextmanager
+def open_notebook(pw: Any, lab: Lab, name: str, timeout_ms: float) -> Iterator[Any]:
+    """Chromium on `name` in `lab`, once its first cell shows and its kernel is idle; closed after the block."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(lab.url(f"lab/tree/{name}"))
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout_ms)
+        page.wait_for_function(KERNEL_IDLE, timeout=timeout_ms)
+        yield page
+    finally:
+        browser.close()
+
+
 def run_cell(page: Any, index: int) -> None:
     """Run the notebook's cell `index` as a person would: click into it, Shift+Enter."""
     page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()

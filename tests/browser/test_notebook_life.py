@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_server import CHROMIUM, CHROMIUM_ARGS, KERNEL_IDLE, python_env, run_cell, running_lab, write_notebook
+from lab_server import CHROMIUM, KERNEL_IDLE, open_notebook, python_env, run_cell, running_lab, write_notebook
 
 # As test_studio_browser: screenshots go to a temporary folder unless QVAC_NB_SCREENSHOTS names one.
 SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
@@ -70,62 +70,55 @@ def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
     env["QVAC_NB_BROWSER_MODEL"] = str(sd1_model.primary)
     env["QVAC_NB_BROWSER_CONFIG"] = json.dumps({"threads": 2, **sd1_model.model_config()})
 
-    with running_lab(tmp_path, env) as lab, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(lab.url("lab/tree/life.ipynb"))
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=LONG_S)
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
-            run_cell(page, 0)
-            studio = page.locator(".qvac-studio")
-            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+    with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
+          open_notebook(pw, lab, "life.ipynb", LONG_S) as page):
+        run_cell(page, 0)
+        studio = page.locator(".qvac-studio")
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
 
-            # 1. The job view's Cancel while its cell waits in job.outputs.result().
-            run_cell(page, 1)
-            jobview = page.locator(".qvac-jobview")
-            page.wait_for_function(_stepping(".qvac-jobview .qvac-progress-label"), timeout=LONG_S)
-            at_cancel = _step(jobview.locator(".qvac-progress-label").text_content())
-            jobview.locator("button[name=cancel]").click()
-            expect(jobview).to_have_attribute("data-phase", "cancelled", timeout=LONG_S)
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("JOB CANCELLED WHILE THE CELL WAITED",
-                                                                    timeout=LONG_S)
-            last = _step(jobview.locator(".qvac-progress-label").text_content())
-            assert at_cancel is not None and (last is None or last < STEPS)
+        # 1. The job view's Cancel while its cell waits in job.outputs.result().
+        run_cell(page, 1)
+        jobview = page.locator(".qvac-jobview")
+        page.wait_for_function(_stepping(".qvac-jobview .qvac-progress-label"), timeout=LONG_S)
+        at_cancel = _step(jobview.locator(".qvac-progress-label").text_content())
+        jobview.locator("button[name=cancel]").click()
+        expect(jobview).to_have_attribute("data-phase", "cancelled", timeout=LONG_S)
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("JOB CANCELLED WHILE THE CELL WAITED",
+                                                                timeout=LONG_S)
+        last = _step(jobview.locator(".qvac-progress-label").text_content())
+        assert at_cancel is not None and (last is None or last < STEPS)
 
-            # 2. The Studio's Cancel while a cell waits on the Studio's job.
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
-            studio.locator("button[name=generate]").click()
-            page.wait_for_function(_stepping(".qvac-studio .qvac-progress-label"), timeout=LONG_S)
-            run_cell(page, 2)
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-            # The cell is running (busy prompt "[*]") when Cancel is clicked.
-            expect(cell.locator(".jp-InputPrompt")).to_contain_text("*", timeout=LONG_S)
-            studio.locator("button[name=cancel]").click()
-            expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_S)
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("STUDIO JOB CANCELLED WHILE THE CELL WAITED",
-                                                                    timeout=LONG_S)
-            expect(studio.locator(".qvac-stage")).not_to_have_attribute("data-kind", "preview")  # not a result
+        # 2. The Studio's Cancel while a cell waits on the Studio's job.
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        studio.locator("button[name=generate]").click()
+        page.wait_for_function(_stepping(".qvac-studio .qvac-progress-label"), timeout=LONG_S)
+        run_cell(page, 2)
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+        # The cell is running (busy prompt "[*]") when Cancel is clicked.
+        expect(cell.locator(".jp-InputPrompt")).to_contain_text("*", timeout=LONG_S)
+        studio.locator("button[name=cancel]").click()
+        expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_S)
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("STUDIO JOB CANCELLED WHILE THE CELL WAITED",
+                                                                timeout=LONG_S)
+        expect(studio.locator(".qvac-stage")).not_to_have_attribute("data-kind", "preview")  # not a result
 
-            # 3. One image, then a kernel restart: the Studio says so and its buttons are off.
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
-            studio.locator("input[name=steps]").fill("2")
-            studio.locator("button[name=generate]").click()
-            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
-            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
-            expect(studio.locator(".qvac-dead")).to_be_visible(timeout=LONG_S)
-            expect(studio.locator(".qvac-dead")).to_contain_text("Kernel restarted")
-            expect(studio.locator("button[name=generate]")).to_be_disabled()
-            expect(studio.locator(".qvac-card button[data-action=reuse_seed]")).to_be_disabled()
+        # 3. One image, then a kernel restart: the Studio says so and its buttons are off.
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        studio.locator("input[name=steps]").fill("2")
+        studio.locator("button[name=generate]").click()
+        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+        expect(studio.locator(".qvac-dead")).to_be_visible(timeout=LONG_S)
+        expect(studio.locator(".qvac-dead")).to_contain_text("Kernel restarted")
+        expect(studio.locator("button[name=generate]")).to_be_disabled()
+        expect(studio.locator(".qvac-card button[data-action=reuse_seed]")).to_be_disabled()
 
-            # 4. Re-run the cell: the new Studio lists the image saved before the restart.
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
-            run_cell(page, 0)
-            studio = page.locator(".qvac-studio")
-            expect(studio.locator(".qvac-dead")).to_be_hidden(timeout=LONG_S)
-            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
-            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
-            studio.screenshot(path=str(SCREENSHOTS / "studio-history-after-restart.png"))
-        finally:
-            browser.close()
+        # 4. Re-run the cell: the new Studio lists the image saved before the restart.
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        run_cell(page, 0)
+        studio = page.locator(".qvac-studio")
+        expect(studio.locator(".qvac-dead")).to_be_hidden(timeout=LONG_S)
+        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        studio.screenshot(path=str(SCREENSHOTS / "studio-history-after-restart.png"))

@@ -7,20 +7,21 @@ for the state when it has heard nothing for a while.
 
 Keyboard only: a prompt typed and Ctrl+Enter, one tab stop per gallery card, Enter opens the
 full-size view with the focus in it, the arrow keys step through images, Escape closes it and
-gives the focus back. Then a narrow notebook panel (layout by container query) and a FLUX.2
-model's form (guidance instead of CFG, its step count, no strength).
+gives the focus back. Then a grid from the Studio's Grid section, a narrow notebook panel (layout
+by container query) and a FLUX.2 model's form (guidance instead of CFG, its step count, no strength).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_server import CHROMIUM, CHROMIUM_ARGS, KERNEL_IDLE, python_env, run_cell, running_lab, write_notebook
+from lab_server import CHROMIUM, KERNEL_IDLE, open_notebook, python_env, run_cell, running_lab, write_notebook
 
 SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
 LONG_S = 180_000  # ms: generous waits for a loaded 2-core machine
@@ -82,77 +83,88 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
     env["QVAC_NB_BROWSER_FLUX2"] = str(flux2_model.primary)
     env["QVAC_NB_BROWSER_FLUX2_CONFIG"] = json.dumps({"threads": 2, **flux2_model.model_config()})
 
-    with running_lab(tmp_path, env) as lab, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(lab.url("lab/tree/keys.ipynb"))
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=LONG_S)
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
-            run_cell(page, 0)
-            studio = page.locator(".qvac-studio").first
+    with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
+          open_notebook(pw, lab, "keys.ipynb", LONG_S) as page):
+        run_cell(page, 0)
+        studio = page.locator(".qvac-studio").first
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+
+        # Keyboard only from here: the prompt takes the focus as a Tab would give it, then typing.
+        prompt = studio.locator("textarea[name=prompt]")
+        for run, words in enumerate(["a red kite over the sea", " at night"]):
+            prompt.focus()
+            page.keyboard.press("Control+End")
+            page.keyboard.type(words)  # two prompts: the full-size view's title tells the images apart
+            page.keyboard.press("Control+Enter")
+            # Progress shows although every update the job's threads send is dropped: the page polls.
+            label = studio.locator(".qvac-progress-label")
+            expect(label).to_contain_text(f"/{STEPS}", timeout=LONG_S)
+            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(run + 1, timeout=LONG_S)
             expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        announced = studio.locator(".qvac-sr-only[aria-live]").first.text_content() or ""
+        assert announced.strip(), "the aria-live status announced nothing"
 
-            # Keyboard only from here: the prompt takes the focus as a Tab would give it, then typing.
-            prompt = studio.locator("textarea[name=prompt]")
-            for run, words in enumerate(["a red kite over the sea", " at night"]):
-                prompt.focus()
-                page.keyboard.press("Control+End")
-                page.keyboard.type(words)  # two prompts: the full-size view's title tells the images apart
-                page.keyboard.press("Control+Enter")
-                # Progress shows although every update the job's threads send is dropped: the page polls.
-                label = studio.locator(".qvac-progress-label")
-                expect(label).to_contain_text(f"/{STEPS}", timeout=LONG_S)
-                expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(run + 1, timeout=LONG_S)
-                expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
-            announced = studio.locator("[aria-live]").first.text_content() or ""
-            assert announced.strip(), "the aria-live status announced nothing"
+        # One tab stop per card: Tab from the first card's thumbnail lands on the second card's.
+        first = _tab_to_card(page)
+        assert "qvac-thumb" in first["cls"]
+        page.keyboard.press("Tab")
+        second = _active(page)
+        assert second["card"] and second["card"] != first["card"] and "qvac-thumb" in second["cls"], second
+        page.keyboard.press("Shift+Tab")
+        assert _active(page)["card"] == first["card"]
 
-            # One tab stop per card: Tab from the first card's thumbnail lands on the second card's.
-            first = _tab_to_card(page)
-            assert "qvac-thumb" in first["cls"]
-            page.keyboard.press("Tab")
-            second = _active(page)
-            assert second["card"] and second["card"] != first["card"] and "qvac-thumb" in second["cls"], second
-            page.keyboard.press("Shift+Tab")
-            assert _active(page)["card"] == first["card"]
+        # Enter opens the full-size view, which takes the focus; the arrow keys step; Escape closes.
+        page.keyboard.press("Enter")
+        dialog = page.locator(".qvac-lightbox[role=dialog]")
+        expect(dialog).to_be_visible(timeout=LONG_S)
+        assert _active(page)["dialog"], "the full-size view did not take the focus"
+        title_before = dialog.locator(".qvac-lightbox-title").text_content()
+        page.keyboard.press("ArrowRight")
+        expect(dialog.locator(".qvac-lightbox-title")).not_to_have_text(title_before or "", timeout=LONG_S)
+        assert _active(page)["dialog"]
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0, timeout=LONG_S)
+        assert _active(page)["card"], "the focus did not return to the gallery"
 
-            # Enter opens the full-size view, which takes the focus; the arrow keys step; Escape closes.
-            page.keyboard.press("Enter")
-            dialog = page.locator(".qvac-lightbox[role=dialog]")
-            expect(dialog).to_be_visible(timeout=LONG_S)
-            assert _active(page)["dialog"], "the full-size view did not take the focus"
-            title_before = dialog.locator(".qvac-lightbox-title").text_content()
-            page.keyboard.press("ArrowRight")
-            expect(dialog.locator(".qvac-lightbox-title")).not_to_have_text(title_before or "", timeout=LONG_S)
-            assert _active(page)["dialog"]
-            page.keyboard.press("Escape")
-            expect(dialog).to_have_count(0, timeout=LONG_S)
-            assert _active(page)["card"], "the focus did not return to the gallery"
+        # A grid from the Studio: seed 1, 2 (no Y axis) makes two cells and the labelled grid image.
+        grid_box = studio.locator("details.qvac-grid-box")
+        grid_box.locator("summary").click()
+        grid_box.locator("select[name=grid_x]").select_option("seed")
+        grid_box.locator("input[name=grid_x_values]").fill("1, 2")
+        grid_box.locator("button[name=generate_grid]").click()
+        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(5, timeout=LONG_S)
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        grid_card = studio.locator(".qvac-grid .qvac-card").first
+        expect(grid_card.locator("figcaption")).to_contain_text("grid")
+        studio.screenshot(path=str(SCREENSHOTS / "studio-grid.png"))
+        grid_card.locator(".qvac-thumb").click()
+        expect(dialog).to_be_visible(timeout=LONG_S)
+        expect(dialog.locator(".qvac-lightbox-img")).to_have_attribute("src", re.compile("^blob:"), timeout=LONG_S)
+        dialog.screenshot(path=str(SCREENSHOTS / "studio-grid-full-size.png"))
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0, timeout=LONG_S)
 
-            run_cell(page, 1)
-            dropped = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
-            expect(dropped).to_contain_text("DROPPED", timeout=LONG_S)
-            assert int((dropped.text_content() or "").split("DROPPED")[1].split()[0]) > 0, "nothing was dropped"
+        run_cell(page, 1)
+        dropped = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
+        expect(dropped).to_contain_text("DROPPED", timeout=LONG_S)
+        assert int((dropped.text_content() or "").split("DROPPED")[1].split()[0]) > 0, "nothing was dropped"
 
-            # A narrow notebook panel in a wide window: the Studio stacks its columns (container query).
-            page.add_style_tag(content=".jp-NotebookPanel-notebook .jp-Cell { max-width: 560px; }")
-            expect(studio.locator(".qvac-stage")).to_be_visible()
-            box = studio.bounding_box()
-            stage = studio.locator(".qvac-stage").bounding_box()
-            assert box and stage and stage["x"] + stage["width"] <= box["x"] + box["width"] + 1, "cut off"
-            studio.screenshot(path=str(SCREENSHOTS / "studio-narrow-panel.png"))
-            page.add_style_tag(content=".jp-NotebookPanel-notebook .jp-Cell { max-width: none; }")
+        # A narrow notebook panel in a wide window: the Studio stacks its columns (container query).
+        page.add_style_tag(content=".jp-NotebookPanel-notebook .jp-Cell { max-width: 560px; }")
+        expect(studio.locator(".qvac-stage")).to_be_visible()
+        box = studio.bounding_box()
+        stage = studio.locator(".qvac-stage").bounding_box()
+        assert box and stage and stage["x"] + stage["width"] <= box["x"] + box["width"] + 1, "cut off"
+        studio.screenshot(path=str(SCREENSHOTS / "studio-narrow-panel.png"))
+        page.add_style_tag(content=".jp-NotebookPanel-notebook .jp-Cell { max-width: none; }")
 
-            # The FLUX.2 form: guidance instead of CFG, klein's 4 steps, no strength.
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
-            run_cell(page, 2)
-            flux = page.locator(".qvac-studio").nth(1)
-            expect(flux.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
-            expect(flux.locator("input[name=steps]")).to_have_value("4", timeout=LONG_S)
-            expect(flux.locator("input[name=guidance]")).to_be_visible()
-            expect(flux.locator("input[name=strength]")).to_be_hidden()
-            flux.screenshot(path=str(SCREENSHOTS / "studio-flux2-form.png"))
-        finally:
-            browser.close()
+        # The FLUX.2 form: guidance instead of CFG, klein's 4 steps, no strength.
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        run_cell(page, 2)
+        flux = page.locator(".qvac-studio").nth(1)
+        expect(flux.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        expect(flux.locator("input[name=steps]")).to_have_value("4", timeout=LONG_S)
+        expect(flux.locator("input[name=guidance]")).to_be_visible()
+        expect(flux.locator("input[name=strength]")).to_be_hidden()
+        flux.screenshot(path=str(SCREENSHOTS / "studio-flux2-form.png"))
