@@ -156,7 +156,9 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         box = studio.bounding_box()
         stage = studio.locator(".qvac-stage").bounding_box()
         assert box and stage and stage["x"] + stage["width"] <= box["x"] + box["width"] + 1, "cut off"
-        studio.screenshot(path=str(SCREENSHOTS / "studio-narrow-panel.png"))
+        # The whole window: a wide page with the narrow panel, the Studio's top in view.
+        studio.evaluate("el => el.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(SCREENSHOTS / "studio-narrow-panel.png"))
         page.add_style_tag(content=".jp-NotebookPanel-notebook .jp-Cell { max-width: none; }")
 
         # The FLUX.2 form: guidance instead of CFG, klein's 4 steps, no strength.
