@@ -6,7 +6,7 @@
 Skipped-step counts come from the engine's own summary line, so they do not depend on the
 machine's load (unlike timings); run.py section 6 then measures the chosen presets' speed.
 Each setting runs on qvac_nb's engine call in this process (no worker): the model is opened with
-`qvac_nb.worker.engine_calls.open_model` from the spec a worker would get, and every setting is an
+`qvac_nb.worker.opening.open_model` from the spec a worker would get, and every setting is an
 _engine.Request with the cache fields set, passed to `context.generate`.
 """
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from qvac_nb import _engine, engine, families, models
     from qvac_nb.cache_presets import PRESETS
-    from qvac_nb.worker import engine_calls
+    from qvac_nb.worker import opening
 
     lines = LogLines()
     log = logging.getLogger("qvac_nb.engine")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.ensure_loaded()  # in this process: its log lines reach the qvac_nb.engine logger above
     config = {"threads": a.threads, **tm.model_config()}
     spec = models._prepare(str(tm.primary), "diffusion", config, None).worker_spec()  # what a worker would load
-    model = engine_calls.open_model(spec, None)
+    model = opening.open_model(spec, None)
     sampler = model.context.default_sample_method()
     scheduler = model.context.default_scheduler(sampler)
     names = engine.enum_names()

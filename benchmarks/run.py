@@ -8,7 +8,7 @@ Run it from the repository root with the working tree and the test-model cache o
 
 Sections (see RESULTS.md for the latest numbers):
 1. end to end: qvac_nb.diffusion (engine in its worker process) vs the peer's StableDiffusion.generate_image
-   (identical parameters and threads) and vs qvac_nb's engine call in-process (engine_calls.open_model +
+   (identical parameters and threads) and vs qvac_nb's engine call in-process (opening.open_model +
    context.generate) = the cost of the kernel/worker layer;
 2. qvac_nb's default settings vs the peer's defaults, and every candidate default's speed and pixel change;
 3. progress-tick latency from the engine callback in the worker to a Python consumer in the kernel;
@@ -321,7 +321,7 @@ def section_end_to_end(b: Bench, models: dict[str, Any]) -> None:
             ["round", "peer s", "qvac_nb s", "qvac_nb / peer", "raw s", "qvac_nb s", "qvac_nb / raw"], rows,
             note="peer = StableDiffusion.generate_image in its own process; qvac_nb = qvac_nb.diffusion(...).outputs"
                  ".result() in another (the kernel; the engine runs in the model's worker process); raw = the same "
-                 "engine call in-process (qvac_nb.worker.engine_calls.open_model, context.generate with the "
+                 "engine call in-process (qvac_nb.worker.opening.open_model, context.generate with the "
                  "request engine_calls._request builds) in qvac_nb's kernel process. Each pair of columns is "
                  "one alternating block (one untimed run each first). Identical parameters: "
                  f"{json.dumps({k: v for k, v in params.items() if k != 'prompt'})}, rng cuda.",
@@ -533,7 +533,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
     """Fresh processes, alternating: load (worker start included), one generation, peak RSS, unload."""
     a = b.args
     rows = []
-    keys = ("load", "wall", "cpu", "peak", "kernel_peak", "delta", "unload_delta")
+    keys = ("load", "first_cell", "wall", "cpu", "peak", "kernel_peak", "delta", "unload_delta")
     for name in a.families:
         model = models[name]
         params = gen_params(a, model.family, a.size, a.steps)
@@ -553,7 +553,8 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                     server.close()
                 images[side].append(np.load(save))
                 save.unlink()
-                got = {"load": loaded["load_s"], "wall": gen["s"], "cpu": gen["cpu_s"], "peak": rss["maxrss_mb"],
+                got = {"load": loaded["load_s"], "first_cell": loaded["import_s"] + loaded["load_s"],
+                       "wall": gen["s"], "cpu": gen["cpu_s"], "peak": rss["maxrss_mb"],
                        "kernel_peak": rss.get("kernel_mb", rss["maxrss_mb"]),
                        "delta": rss["maxrss_mb"] - loaded["rss_before_mb"],
                        "unload_delta": after - loaded["rss_before_mb"]}
@@ -585,6 +586,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
             return f"rounds {min(v):.3f}-{max(v):.3f}"
 
         wall, cpu, load, peak, pss = ratio("wall"), ratio("cpu"), ratio("load"), ratio("peak"), ratio("pss")
+        first_cell = ratio("first_cell")
         same = all(diff(q, p)["identical"] for q, p in zip(images["qvac"], images["peer"], strict=True))
         label = f"{name}, {a.size}x{a.size}, {a.steps} step(s), {a.threads} threads, fresh processes"
         pix = "pixels identical to the peer" if same else \
@@ -605,21 +607,30 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                      f"vs {med(res['peer']['peak']):.0f} MB; shared pages counted in both processes")
         b.report.row("5", f"model load time, worker start included, qvac_nb / peer ({label})", f"x{med(load):.3f}",
                      "<= x1.05", "yes" if med(load) <= 1.05 else "no",
-                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s; {rng(load)}")
+                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s; {rng(load)}; "
+                     "each library imported before the timer")
+        b.report.row("5", f"first cell: import + load, qvac_nb / peer ({label})", f"x{med(first_cell):.3f}",
+                     "info", "info",
+                     f"median {med(res['qvac']['first_cell']):.2f} s vs {med(res['peer']['first_cell']):.2f} s; "
+                     f"{rng(first_cell)}; `import qvac_nb` + `load_model` vs `import stable_diffusion_cpp` + load")
         unload = med(res["qvac"]["unload_delta"])
         b.report.row("5", f"kernel RSS after unload_model - before load_model ({name})", f"{unload:+.1f} MB",
                      "<= 50 MB", "yes" if abs(unload) <= 50 else "no",
                      f"max {max(res['qvac']['unload_delta']):+.1f} MB over {a.repeats} process(es)")
         for side in ("peer", "qvac"):
-            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['wall']):.3f}",
+            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['first_cell']):.3f}",
+                         f"{med(res[side]['wall']):.3f}",
                          f"{med(res[side]['cpu']):.3f}", f"{med(res[side]['pss']):.0f}",
                          f"{med(res[side]['peak']):.0f}", f"{med(res[side]['delta']):.0f}",
                          f"{med(res[side]['unload_delta']):+.1f}" if side == "qvac" else "—"])
     b.report.detail("5. Fresh processes: generation time, memory, load time (alternating)",
-                    ["model", "side", "load s", "generation s", "generation CPU s", "peak PSS sum MB",
+                    ["model", "side", "load s", "import + load s", "generation s", "generation CPU s",
+                     "peak PSS sum MB",
                      "peak RSS (sum of peaks) MB", "peak - RSS before load MB",
                      "kernel RSS after unload - before load MB"], rows,
-                    note=f"Medians over {a.repeats} round(s); each sample is a new benchmark process: import, load "
+                    note=f"Medians over {a.repeats} round(s); each sample is a new benchmark process: import (timed "
+                         "apart: `from stable_diffusion_cpp import StableDiffusion`, which opens the engine library, "
+                         "vs `import qvac_nb` and `qvac_nb.load_model`, which imports the API on first use), load "
                          f"(timed; for qvac_nb `load_model`, which starts the model's worker process), one "
                          f"{a.size}x{a.size} {a.steps}-step generation (wall and CPU time), peak RSS, then for qvac_nb "
                          "unload_model and the kernel's RSS. qvac_nb's figures are the kernel (the benchmark process) "

@@ -4,7 +4,7 @@ Each side runs in its own server process and `run.py` alternates requests betwee
 - peer: stable-diffusion-cpp-python's `StableDiffusion` in this process;
 - qvac: `qvac_nb.load_model` / `qvac_nb.diffusion`; this process plays the Jupyter kernel and the
   engine runs in the model's worker process (`qvac_nb.worker`), as in a notebook;
-- raw: qvac_nb's engine call without the kernel/worker layer: `qvac_nb.worker.engine_calls.open_model`
+- raw: qvac_nb's engine call without the kernel/worker layer: `qvac_nb.worker.opening.open_model`
   opens a context in this process and `context.generate` runs on this thread.
 Replies go to the original stdout; anything the engine prints is sent to stderr so it cannot corrupt
 the protocol.
@@ -136,18 +136,24 @@ class Worker:
     # ------------------------------------------------------------------ load
     def load(self, name: str, side: str, files: dict[str, str], config: dict[str, Any],
              pss: bool = False) -> dict[str, Any]:
+        # Each library's imports happen before the timed load, and are timed on their own: the peer opens
+        # its engine library at import; qvac_nb imports its API on first use (qvac_nb.load_model below).
+        t_import = time.perf_counter()
         if side == "peer":
             from stable_diffusion_cpp import StableDiffusion
         else:
             import qvac_nb
             from qvac_nb.models import COMPANION_KEYS
 
+            qvac_nb.load_model  # noqa: B018 - resolves the lazy name: the API's modules import here
+        import_s = time.perf_counter() - t_import
+        if side != "peer":
             primary = files.get("model") or files["diffusion_model"]
             cfg = {key: files[role] for key, role in COMPANION_KEYS.items() if role in files}
             cfg.update(config)
         if side == "raw":
             from qvac_nb import engine, models
-            from qvac_nb.worker import engine_calls
+            from qvac_nb.worker import opening
 
             engine.ensure_loaded()  # the peer opens the library at import; time the load alone
             # The spec a worker would get: LoadedModel.worker_spec() of the model qvac_nb would load.
@@ -163,12 +169,12 @@ class Worker:
             kwargs.setdefault("verbose", False)
             self.models[name] = StableDiffusion(**kwargs)
         elif side == "raw":
-            self.models[name] = engine_calls.open_model(spec, None)
+            self.models[name] = opening.open_model(spec, None)
         else:  # includes starting the model's worker process
             self.models[name] = qvac_nb.load_model(primary, model_config=cfg)
             out["worker_pid"] = self._worker_pid(name)
         self.sides[name] = side
-        return {**out, "load_s": time.perf_counter() - t0, "rss_before_mb": rss_before}
+        return {**out, "load_s": time.perf_counter() - t0, "import_s": import_s, "rss_before_mb": rss_before}
 
     def _worker_pid(self, name: str) -> int:
         from qvac_nb import runner

@@ -16,14 +16,14 @@ from testmodels import registry
 
 import qvac_nb
 from qvac_nb import _engine, engine, models, schema
-from qvac_nb.worker import engine_calls
+from qvac_nb.worker import opening
 
 
 def _worker_context_config(model: registry.TestModel, config: dict) -> _engine.ContextConfig:
     """The ContextConfig a worker builds for this model and config (built here, in this process)."""
     engine.ensure_loaded()
     spec = models._prepare(str(model.primary), "diffusion", {"threads": 2, **config}, None).worker_spec()
-    return engine_calls._context_config(spec["files"], spec["role"], spec["config"])
+    return opening._context_config(spec["files"], spec["role"], spec["config"])
 
 
 def test_device_cpu_sets_the_engines_keep_on_cpu_flags(sd1_model: registry.TestModel) -> None:
@@ -41,11 +41,11 @@ def test_device_cpu_sets_the_engines_keep_on_cpu_flags(sd1_model: registry.TestM
 
 
 def test_device_cpu_hides_the_gpus_from_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in engine_calls.HIDE_GPUS_ENV:
+    for key in opening.HIDE_GPUS_ENV:
         monkeypatch.delenv(key, raising=False)  # restored after the test
-    assert engine_calls.keep_on_cpu({"device": "gpu"}) == {} and "CUDA_VISIBLE_DEVICES" not in os.environ
-    assert engine_calls.keep_on_cpu({}) == {}
-    hidden = engine_calls.keep_on_cpu({"device": "cpu"})
+    assert opening.keep_on_cpu({"device": "gpu"}) == {} and "CUDA_VISIBLE_DEVICES" not in os.environ
+    assert opening.keep_on_cpu({}) == {}
+    hidden = opening.keep_on_cpu({"device": "cpu"})
     assert set(hidden) >= {"CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GGML_VK_VISIBLE_DEVICES"}
     assert all(os.environ[key] == "" for key in hidden)
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 import qvac_nb
 from qvac_nb import engine, generation
-from qvac_nb.worker import engine_calls
+from qvac_nb.worker import engine_calls, opening
 
 SAMPLING = {"steps": 2, "cfg_scale": 7.0, "eta": 0.0, "sampling_method": "euler_a", "scheduler": "discrete"}
 PEER_SAMPLING = {"sample_steps": 2, "cfg_scale": 7.0, "eta": 0.0, "sample_method": "euler_a", "scheduler": "discrete"}
@@ -341,13 +341,13 @@ def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, sd
     # handed to the engine (_engine.Upscaler's arguments) below.
     assert direct.shape == (256, 256, 3) and np.array_equal(direct, im2col)
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(engine_calls._engine, "Upscaler", lambda *args: seen.setdefault("args", args))
+    monkeypatch.setattr(opening._engine, "Upscaler", lambda *args: seen.setdefault("args", args))
     config = qvac_nb.models.normalize_config({"threads": 2, "upscaler": {**up, "direct": True, "threads": 1,
                                                                          "offloadParamsToCpu": True}})
-    engine_calls._open_upscaler("esrgan.gguf", config, None)
+    opening._open_upscaler("esrgan.gguf", config, None)
     assert seen["args"][:5] == ("esrgan.gguf", 1, 64, True, True)  # path, threads, tile_size, offload, direct
     seen.clear()
-    engine_calls._open_upscaler("esrgan.gguf", {"threads": 2, "upscaler": up}, None)
+    opening._open_upscaler("esrgan.gguf", {"threads": 2, "upscaler": up}, None)
     assert seen["args"][:5] == ("esrgan.gguf", 2, 64, False, False)  # defaults: model_config's threads, off, off
     with pytest.raises(qvac_nb.InvalidParameterError, match="model_config.upscaler.threads"):
         qvac_nb.load_model(str(sd1_model.primary), model_config={"upscaler": {**up, "threads": 0}})

@@ -6,7 +6,7 @@ then ends a worker, never the kernel, and unloading a model returns all of its m
 
     kernel                                    worker (a new python running qvac_nb.worker.server)
     ------                                    ------
-    process.WorkerProcess  -- load ------->   server: opens the model (engine_calls.open_model)
+    process.WorkerProcess  -- load ------->   server: opens the model (opening.open_model)
     runner.ModelRunner     -- diffusion -->   engine thread: engine_calls.run_diffusion
       (one thread a model)  <-- tick ------     progress, previews
                             <-- log -------     engine log lines
@@ -15,5 +15,5 @@ then ends a worker, never the kernel, and unloading a model returns all of its m
     (kill after a grace period when the engine cannot stop: decode, upscale, load)
 
 `protocol` names the messages; `process` spawns, talks to and ends a worker; `server` is the
-worker's side; `engine_calls` is the only code that touches the engine.
+worker's side; `opening` and `engine_calls` are the only code that touches the engine.
 """

@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from importlib import import_module
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -104,18 +105,19 @@ class Server:
                 self._run(kind, job_id, request)
 
     def _load(self, spec: dict[str, Any]) -> None:
-        from . import engine_calls
+        # Not engine_calls: the load starts now, while numpy and PIL still import on the warm-up thread.
+        from . import opening
 
         start = time.perf_counter()
         try:
             _maybe_fault("load")
-            self.model = engine_calls.open_model(
+            self.model = opening.open_model(
                 spec, lambda role, step, total, ms: self.send(protocol.LOAD_TICK, role, step, total, ms)
             )
         except BaseException as exc:
             self.send(protocol.ERROR, None, protocol.encode_error(exc))
             return
-        self.send(protocol.LOADED, engine_calls.loaded_facts(self.model, (time.perf_counter() - start) * 1000))
+        self.send(protocol.LOADED, opening.loaded_facts(self.model, (time.perf_counter() - start) * 1000))
 
     def _attach(self, job_id: int, engine_job: Any) -> None:
         with self.job_lock:
@@ -156,7 +158,9 @@ class Server:
 
 
 def _import_engine_calls() -> None:
-    from . import engine_calls  # noqa: F401 - imported for its side effect: the module is ready when needed
+    # Imported for their side effect: ready when needed. opening first: the LOAD request needs it first.
+    import_module(".opening", __package__)
+    import_module(".engine_calls", __package__)
 
 
 def _has_gpu_backend() -> bool:

@@ -1,0 +1,129 @@
+"""Opening a model in a worker: the engine context and/or ESRGAN upscaler a LOAD request names.
+
+Kept apart from the generation calls (engine_calls), which need numpy and PIL: a worker starts the
+engine load as soon as the request arrives, while those imports finish on another thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import _engine, engine, schema
+from . import split_unet
+
+_COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd", "control_net")
+
+
+class OpenModel:
+    """A loaded engine context and/or ESRGAN upscaler, as one worker holds it."""
+
+    def __init__(self, family: str, context: Any = None, upscaler: Any = None) -> None:
+        self.family = family
+        self.context = context
+        self.upscaler = upscaler
+        self.upscaler_path: str | None = None  # the hires fix's 'model' upscaler reads the same file
+
+    @property
+    def upscale_factor(self) -> int:
+        return int(self.upscaler.factor) if self.upscaler is not None else 0
+
+    def close(self) -> None:
+        for handle in (self.context, self.upscaler):
+            if handle is not None:
+                handle.close()
+        self.context = self.upscaler = None
+
+
+def threads(config: dict[str, Any]) -> int:
+    return schema.resolve_threads(config.get("threads", -1))
+
+
+LOAD_TICK_INTERVAL_S = 0.05  # the engine reports every tensor (hundreds a second): relay a tick every 50 ms
+
+
+def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str) -> Any:
+    job = _engine.Job()
+    if on_tick is not None:
+        start = time.perf_counter()
+        last = [float("-inf")]
+
+        def relay(step: int, total: int, _s: float, _p: Any) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= LOAD_TICK_INTERVAL_S or step >= total:
+                last[0] = now
+                on_tick(role, step, total, (now - start) * 1000)
+
+        job.on_progress = relay
+    return job
+
+
+def _context_config(files: dict[str, str], role: str, config: dict[str, Any]) -> Any:
+    cc = _engine.ContextConfig()
+    setattr(cc, role, files[role])
+    for key in _COMPANION_ROLES:
+        if key in files:
+            setattr(cc, key, files[key])
+    # threads is always set: -1 (the default) means every physical core.
+    fields = schema.engine_fields({"threads": -1, **config}, schema.MODEL_CONFIG, engine.enum_names())
+    return schema.fill_engine_object(cc, fields)
+
+
+def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., None] | None) -> Any:
+    up = config.get("upscaler") or {}
+    own_threads = up.get("threads", -1)
+    return _engine.Upscaler(
+        path,
+        schema.resolve_threads(own_threads) if own_threads != -1 else threads(config),
+        up.get("tile_size", 128),
+        bool(up.get("offload_params_to_cpu") or config.get("offload_to_cpu", False)),
+        bool(up.get("direct", False)),
+        _load_job(on_tick, "upscaler"),
+    )
+
+
+# device='cpu': what hides each GPU backend from ggml. The engine always picks a GPU as its main
+# device when one is visible (it has no backend choice), so the worker, which holds this one model,
+# hides them before the engine first lists its devices. Metal has no such switch.
+HIDE_GPUS_ENV = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": "", "GGML_VK_VISIBLE_DEVICES": ""}
+
+
+def keep_on_cpu(config: dict[str, Any]) -> dict[str, str]:
+    """Hide the GPUs from this worker's engine when the model is loaded with device='cpu'; returns what was set."""
+    if config.get("device") != "cpu":
+        return {}
+    os.environ.update(HIDE_GPUS_ENV)
+    return dict(HIDE_GPUS_ENV)
+
+
+def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], None] | None) -> OpenModel:
+    """Load what `spec` names: {"mode", "family", "role", "files": {role: path}, "config"}."""
+    files, config = spec["files"], spec["config"]
+    keep_on_cpu(config)
+    if spec["mode"] == "upscale":
+        return OpenModel("esrgan", upscaler=_open_upscaler(files["upscaler"], config, on_tick))
+    cc = _context_config(files, spec["role"], config)
+    if split_unet.needs_marker(spec["family"], spec["role"], files):
+        cc.model = str(split_unet.marker_file())  # lets the engine see an SDXL U-Net-only file as SDXL
+    context = _engine.Context(cc, _load_job(on_tick, "model"))
+    model = OpenModel(spec["family"], context=context)
+    model.upscaler_path = files.get("upscaler")
+    if "upscaler" in files:
+        try:
+            model.upscaler = _open_upscaler(files["upscaler"], config, on_tick)
+        except BaseException:
+            context.close()  # don't keep the diffusion model loaded but unreachable
+            raise
+    return model
+
+
+def loaded_facts(model: OpenModel, load_ms: float) -> dict[str, Any]:
+    sampler = model.context.default_sample_method() if model.context is not None else None
+    return {
+        "default_sampler": sampler,
+        "default_scheduler": model.context.default_scheduler(sampler) if model.context is not None else None,
+        "upscale_factor": model.upscale_factor,
+        "load_ms": load_ms,
+    }
