@@ -208,13 +208,21 @@ def test_ctrl_c_in_the_blocking_form_stops_every_worker(sd1_model: Any, config: 
     import psutil
 
     pids: list[int] = []
+    before = set(qvac_nb.loaded_models())  # the session's models (and any a test before is still unloading)
+
+    def batch_workers_running_an_item() -> list[int]:
+        live = []
+        for model_id in set(qvac_nb.loaded_models()) - before:
+            r = qvac_nb.runner.runner_for(model_id)
+            worker = r.worker if r is not None else None
+            if worker is not None and r.jobs():
+                live.append(worker.proc.pid)
+        return live
 
     def interrupt_once_an_item_runs() -> None:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
-            copies = [m for m in qvac_nb.loaded_models() if not qvac_nb.models.get_model(m).shared]
-            runners = [qvac_nb.runner.runner_for(m) for m in copies]
-            live = [r.worker.proc.pid for r in runners if r is not None and r.worker is not None and r.jobs()]
+            live = batch_workers_running_an_item()
             if live:
                 pids.extend(live)
                 _thread.interrupt_main()  # what Ctrl-C does to a cell waiting on batch()
