@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import psutil
@@ -25,3 +28,21 @@ def assert_real_image(png: bytes, width: int, height: int) -> np.ndarray:
 
 def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+# A process started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT
+# ignored, and Python then leaves it ignored: Ctrl-C tests would see nothing. These put back what a
+# terminal or a Jupyter kernel has.
+def restore_sigint() -> None:
+    """preexec_fn for a child that must react to SIGINT: the default disposition, so Python installs its handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def python_sigint_handler() -> Iterator[None]:
+    """In this process, SIGINT (and _thread.interrupt_main) raises KeyboardInterrupt for the block's duration."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import THREADS
-from helpers import assert_real_image, pixels
+from helpers import assert_real_image, pixels, python_sigint_handler
 
 import qvac_nb
 from qvac_nb import history_folder
@@ -229,10 +229,11 @@ def test_ctrl_c_in_the_blocking_form_stops_every_worker(sd1_model: Any, config: 
                 return
             time.sleep(0.02)
 
-    threading.Thread(target=interrupt_once_an_item_runs, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        qvac_nb.batch(["a", "b", "c"], model_src=str(sd1_model.primary), model_config=config, output_dir=tmp_path,
-                      workers=2, progress=False, **SMALL)
+    with python_sigint_handler():  # as in a Jupyter kernel, whatever the shell that started pytest left
+        threading.Thread(target=interrupt_once_an_item_runs, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            qvac_nb.batch(["a", "b", "c"], model_src=str(sd1_model.primary), model_config=config,
+                          output_dir=tmp_path, workers=2, progress=False, **SMALL)
     assert pids
     _, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=10)
     assert not alive and _no_batch_models()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import restore_sigint
 from PIL import Image
 from testmodels import registry
 
@@ -188,7 +189,7 @@ def test_ctrl_c_cancels_the_job_and_exits_130(tmp_path: Path, sd1_model: registr
     proc = subprocess.Popen(
         [sys.executable, "-m", "qvac_nb", "generate", "x", "-m", str(sd1_model.primary), "-o",
          str(tmp_path / "o.png"), "-W", "64", "-H", "64", "--steps", "150", "--threads", THREADS],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=restore_sigint,
     )
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)

@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def _run_isolated(code: str, env: dict[str, str] | None = None) -> subprocess.Co
     )
 
 
-def test_a_library_with_another_abi_is_refused(tmp_path: Path) -> None:
+def test_a_library_with_another_abi_is_refused(tmp_path: Path, sd1_model: Any) -> None:
     """QVAC_NB_SD_LIBRARY naming something that is not the bound engine gives a clear error."""
     libm = next(
         p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6") if Path(p).exists()
@@ -68,13 +69,14 @@ def test_a_library_with_another_abi_is_refused(tmp_path: Path) -> None:
     assert "REFUSED" in out.stdout and "missing symbols" in out.stdout and "new_sd_ctx" in out.stdout
     missing = _run_isolated(code, {"QVAC_NB_SD_LIBRARY": str(tmp_path / "nope.so")})
     assert "REFUSED" in missing.stdout and "does not name a file" in missing.stdout
-    # Through the API the library is opened by the model's worker; its refusal reaches the caller as is.
+    # Through the API the library is opened by the model's worker; its refusal reaches the caller as is
+    # (after the kernel's checks of the file, which run while the worker starts: a real model file here).
     through_worker = _run_isolated(
-        """
+        f"""
         import qvac_nb
         from qvac_nb import engine
         try:
-            qvac_nb.load_model("model.gguf")
+            qvac_nb.load_model({str(sd1_model.primary)!r})
         except engine.EngineLibraryError as e:
             print("REFUSED", e)
         """,

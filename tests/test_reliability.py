@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import restore_sigint
 from reliability_worker import CASES, SCENARIOS, child_env, run_items
 
 WORKER = Path(__file__).with_name("reliability_worker.py")
@@ -71,7 +72,7 @@ def test_scenario(scenario_results: dict[str, dict[str, Any]], name: str) -> Non
 def test_ctrl_c_while_waiting_cancels_the_job(tmp_path: Path) -> None:
     """A real SIGINT (what Jupyter's interrupt sends) while a cell waits on result()."""
     proc = subprocess.Popen([sys.executable, str(WORKER), "--sigint-child"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env(_env()))
+                            stderr=subprocess.PIPE, text=True, env=child_env(_env()), preexec_fn=restore_sigint)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
