@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))  # the browser test's JupyterLab server and Chromium settings
 from lab_server import (  # noqa: E402
     CHROMIUM,
-    CHROMIUM_ARGS,
-    KERNEL_IDLE,
+    open_notebook,
     python_env,
     run_cell,
     running_lab,
@@ -87,26 +86,19 @@ def measure(model: Any, *, size: int, steps: int, threads: int, tmp: Path) -> di
         "defaults": {"prompt": "a lighthouse", "width": size, "height": size, "steps": steps, "seed": 42},
         "ticks_out": str(ticks_out),
     })
-    with running_lab(tmp, env) as lab, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(lab.url("lab/tree/latency.ipynb"))
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=WAIT_MS)
-            page.wait_for_function(KERNEL_IDLE, timeout=WAIT_MS)
-            run_cell(page, 0)
-            studio = page.locator(".qvac-studio")
-            studio.locator("button[name=generate]:enabled").wait_for(timeout=WAIT_MS)
-            page.evaluate(WATCH_LABEL)
-            started = time.monotonic()
-            studio.locator("button[name=generate]").click()
-            studio.locator(".qvac-progress[data-phase=done]").wait_for(timeout=WAIT_MS)
-            generate_s = time.monotonic() - started
-            labels = page.evaluate("() => window.__labels")
-            run_cell(page, 1)
-            _wait_for(ticks_out)
-        finally:
-            browser.close()
+    with (running_lab(tmp, env) as lab, sync_playwright() as pw,
+          open_notebook(pw, lab, "latency.ipynb", WAIT_MS) as page):
+        run_cell(page, 0)
+        studio = page.locator(".qvac-studio")
+        studio.locator("button[name=generate]:enabled").wait_for(timeout=WAIT_MS)
+        page.evaluate(WATCH_LABEL)
+        started = time.monotonic()
+        studio.locator("button[name=generate]").click()
+        studio.locator(".qvac-progress[data-phase=done]").wait_for(timeout=WAIT_MS)
+        generate_s = time.monotonic() - started
+        labels = page.evaluate("() => window.__labels")
+        run_cell(page, 1)
+        _wait_for(ticks_out)
     pushed = json.loads(ticks_out.read_text())
     return {**match(pushed, labels), "generate_s": generate_s}
 

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFont
 
 from . import schema
 from .errors import InvalidParameterError, InvalidTypeError
 from .generation import diffusion
 from .jobs import DiffusionJob
-from .png import COMPRESS_LEVEL, a1111_text, read_parameters, stored_record
+from .png import a1111_text, png_bytes, read_parameters, stored_record
 
 PROMPT_SR = "prompt_sr"
 MAX_CELLS = 64  # a grid is a comparison, not a batch: keeps a typo from queueing thousands of images
@@ -145,11 +145,7 @@ def labelled_png(checked: Plan, pngs: list[bytes]) -> bytes:
     extra = ", ".join(f"{label}: {json.dumps(f'{param}: ' + ', '.join(str(v) for v in values))}"
                       for label, (param, values) in axes)
     first = stored_record(pngs[0])
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", f"{a1111_text(first)}, {extra}" if first else extra)
-    out = io.BytesIO()
-    image.save(out, format="PNG", pnginfo=info, compress_level=COMPRESS_LEVEL)
-    return out.getvalue()
+    return png_bytes(image, {"parameters": f"{a1111_text(first)}, {extra}" if first else extra})
 
 
 def compose(pngs: list[bytes], labels_x: list[str], labels_y: list[str]) -> Image.Image:

@@ -30,11 +30,17 @@ def a1111_text(params: dict[str, Any]) -> str:
 
 
 def encode_png(pixels: np.ndarray, params: dict[str, Any] | None = None) -> bytes:
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    info = PngImagePlugin.PngInfo()
+    texts = {}
     if params is not None:
-        info.add_text("parameters", a1111_text(params))
-        info.add_text(JSON_KEY, json.dumps(params, sort_keys=True))
+        texts = {"parameters": a1111_text(params), JSON_KEY: json.dumps(params, sort_keys=True)}
+    return png_bytes(Image.fromarray(np.ascontiguousarray(pixels)), texts)
+
+
+def png_bytes(image: Image.Image, texts: dict[str, str]) -> bytes:
+    """`image` as PNG bytes with `texts` as its text chunks, at qvac_nb's compression level."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
     out = io.BytesIO()
     image.save(out, format="PNG", pnginfo=info, compress_level=COMPRESS_LEVEL)
     return out.getvalue()

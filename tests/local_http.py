@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+HOLD_S = 60.0  # a held body goes out after this anyway: no handler thread waits forever
+
 
 @dataclass
 class Server:
@@ -22,6 +24,7 @@ class Server:
     ignore_range: bool = False  # answer 200 with the whole file to a Range request
     corrupt: bool = False  # serve bytes of the right length but the wrong content
     delay: float = 0.0  # seconds before sending a body
+    hold: threading.Event | None = None  # if given, a body is sent only once it is set (bounded by HOLD_S)
     requests: list[dict[str, str | None]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -74,6 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
         time.sleep(state.delay)
+        if state.hold is not None:
+            state.hold.wait(HOLD_S)
         cut = state.cuts.pop(0) if state.cuts else None
         self.wfile.write(body if cut is None else body[:cut])
         self.wfile.flush()

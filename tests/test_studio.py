@@ -354,10 +354,11 @@ def test_cancel_stops_a_download_in_the_studio(tmp_path: Path, monkeypatch: pyte
     before = set(qvac_nb.loaded_models())
     with serving() as server:
         server.files["/big.gguf"] = os.urandom(2_000_000)
-        server.delay = 1.0  # the body comes a second after the request: Cancel lands mid-download
+        server.hold = threading.Event()  # the body waits for Cancel: it lands mid-download, on any machine
         msg(studio, {"type": "load_model", "source": server.url("/big.gguf")})
         wait_for(lambda: bool(server.requests), timeout=60)
         msg(studio, {"type": "cancel"})
+        server.hold.set()
         wait_idle(studio)
     assert studio.status["phase"] == "cancelled" and studio.status["kind"] == "load", studio.status
     assert "was cancelled" in studio.status["message"] and studio.error == ""

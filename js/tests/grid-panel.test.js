@@ -1,31 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import studio from "../src/studio.js";
 import { parseValues } from "../src/grid-panel.js";
 import { describeStatus } from "../src/progress.js";
 import { entryCaption, entryDetails } from "../src/gallery-grid.js";
 import SCHEMA from "./fixtures/schema.json";
-import { entry, fakeImage, mockModel } from "./mock-model.js";
+import { entry, fakeImage } from "./mock-model.js";
+import { SD1, setup } from "./studio-setup.js";
 
-const PARAMS = { prompt: "a red boat", negative_prompt: "", width: 64, height: 64, steps: 4, cfg_scale: 7, guidance: 3.5, sampling_method: "", scheduler: "", seed: "-1", random_seed: true, batch_count: 1, strength: 0.75, upscale: false, upscale_repeats: 1 };
-const SD1 = { id: "sd1#1", family: "sd1", uses_guidance: false, has_upscaler: false, upscale_factor: 0, engine_defaults: ["euler_a", "discrete"] };
 const byName = (name) => SCHEMA.params.find((p) => p.name === name);
-
-function setup(extra = {}) {
-  const model = mockModel({
-    current_model: "sd1#1", model_info: SD1, loaded: ["sd1#1"], catalog: { diffusion: [], upscaler: [] }, schema: SCHEMA,
-    size_presets: [[512, 512]], params: { ...PARAMS }, status: { phase: "idle" }, busy: false, error: "", gallery: [], init_image: {}, ...extra,
-  });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = studio.render({ model, el });
-  const $ = (sel) => el.querySelector(sel);
-  const type = (name, text) => {
-    const input = $(`[name=${name}]`);
-    input.value = text;
-    input.dispatchEvent(new Event(input.tagName === "SELECT" ? "change" : "input", { bubbles: true }));
-  };
-  return { model, el, cleanup, $, type };
-}
 
 describe("parseValues", () => {
   it("parses integers, floats, choices and text", () => {

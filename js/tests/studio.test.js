@@ -2,53 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import studio from "../src/studio.js";
 import SCHEMA from "./fixtures/schema.json";
 import { entry, fakeImage, flush, mockModel } from "./mock-model.js";
-
-const PARAMS = {
-  prompt: "a red boat",
-  negative_prompt: "",
-  width: 64,
-  height: 64,
-  steps: 4,
-  cfg_scale: 7,
-  guidance: 3.5,
-  sampling_method: "",
-  scheduler: "",
-  seed: "-1",
-  random_seed: true,
-  batch_count: 1,
-  strength: 0.75,
-  upscale: false,
-  upscale_repeats: 1,
-  vae_tiling: false,
-  cache_preset: "",
-  clip_skip: -1,
-  eta: null,
-};
-const SD1 = { id: "sd1#1", family: "sd1", uses_guidance: false, has_upscaler: false, upscale_factor: 0, engine_defaults: ["euler_a", "discrete"] };
-const PRESETS = [[512, 512], [768, 512]];
-
-function setup(extra = {}) {
-  const model = mockModel({
-    current_model: "sd1#1",
-    model_info: SD1,
-    loaded: ["sd1#1"],
-    catalog: { diffusion: ["SD_V2_1_1B_Q8_0"], upscaler: ["REALESRGAN_X4PLUS"] },
-    schema: SCHEMA,
-    size_presets: PRESETS,
-    params: { ...PARAMS },
-    status: { phase: "idle" },
-    busy: false,
-    error: "",
-    gallery: [],
-    init_image: {},
-    ...extra,
-  });
-  const el = document.createElement("div");
-  document.body.append(el);
-  const cleanup = studio.render({ model, el });
-  const $ = (sel) => el.querySelector(sel);
-  return { model, el, cleanup, $ };
-}
+import { PARAMS, PRESETS, SD1, setup } from "./studio-setup.js";
 
 describe("Studio rendering", () => {
   let ctx;

@@ -342,23 +342,28 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         family = self.model_info.get("family", "")  # tells the front-end whether cfg or guidance mattered
 
         def done(pngs: list[bytes], _stats: Any) -> None:
-            # Saved last image first: the folder's newest-first order then lists a batch in its own order,
-            # as this gallery does, so a Studio built from the folder later shows the same sequence.
-            kept = [self._keep(png, kind=kind, model=job.model_id, family=family, source=source)
-                    for png in reversed(pngs)]
-            entries = kept[::-1]
-            with self._lock:
-                self.gallery = entries + list(self.gallery)
+            self._add_images(pngs, kind=kind, model=job.model_id, family=family, source=source)
 
-        def finish(final: dict[str, Any]) -> None:
-            with self._lock:
-                self._job = None
-                self.busy = False
-            if final["phase"] == "error":
-                self.error = final["message"]
-
-        follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=finish, batch=batch,
+        follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=self._end_job, batch=batch,
                    extra=extra)
+
+    def _add_images(self, pngs: list[bytes], *, kind: str, model: str, family: str, source: str | None,
+                    grid: str | None = None) -> None:
+        """Save one job's images and list them first in the gallery, in their own order."""
+        # Saved last image first: the folder's newest-first order then lists a batch in its own order,
+        # as this gallery does, so a Studio built from the folder later shows the same sequence.
+        kept = [self._keep(png, kind=kind, model=model, family=family, source=source, grid=grid)
+                for png in reversed(pngs)]
+        with self._lock:
+            self.gallery = kept[::-1] + list(self.gallery)
+
+    def _end_job(self, final: dict[str, Any]) -> None:
+        """The job (or grid) is over: the Studio is free again, and a failure shows as its error."""
+        with self._lock:
+            self._job = None
+            self.busy = False
+        if final.get("phase") == "error":
+            self.error = final["message"]
 
     def _set_status(self, status: dict[str, Any]) -> None:
         self.status = status

@@ -132,11 +132,8 @@ class StudioGrid:
                     break
             if final["phase"] == "done":
                 run.png = grids.labelled_png(run.plan, run.cells)
-                family = self.model_info.get("family", "")
-                entry = self._keep(run.png, kind="grid", model=self.current_model, family=family, source=None,
-                                   grid=run.plan.describe())
-                with self._lock:
-                    self.gallery = [entry] + list(self.gallery)
+                self._add_images([run.png], kind="grid", model=self.current_model,
+                                 family=self.model_info.get("family", ""), source=None, grid=run.plan.describe())
                 final = {**final, "message": f"grid of {count} images", "seed": None,
                          "elapsed": round(time.monotonic() - started, 2)}
             elif final["phase"] == "cancelled":
@@ -146,11 +143,7 @@ class StudioGrid:
         finally:
             run.status = final
             self.status = final
-            if final.get("phase") == "error":
-                self.error = final["message"]
-            with self._lock:
-                self._job = None
-                self.busy = False
+            self._end_job(final)
 
     def _grid_cell(self: Studio, run: GridRun, index: int, params: dict[str, Any]) -> dict[str, Any]:
         """Run one cell as a job the Studio follows (Cancel cancels it); its final status."""
@@ -163,9 +156,7 @@ class StudioGrid:
 
         def done(pngs: list[bytes], _stats: Any) -> None:
             run.cells.append(pngs[0])
-            entry = self._keep(pngs[0], kind="diffusion", model=job.model_id, family=family, source=None)
-            with self._lock:
-                self.gallery = [entry] + list(self.gallery)
+            self._add_images(pngs[:1], kind="diffusion", model=job.model_id, family=family, source=None)
 
         extra = {"kind": "grid", "seed": job.params["seed"], "grid_cell": index + 1, "grid_cells": len(run.plan.cells)}
         follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=outcome.update,

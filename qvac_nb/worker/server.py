@@ -47,7 +47,7 @@ class Server:
     def serve(self) -> None:
         # The generation side's imports (numpy, PIL, the schema) load on another thread while the engine
         # library opens and the kernel prepares the load request: a worker is ready sooner.
-        threading.Thread(target=_import_engine_calls, name="qvac_nb-warm-imports", daemon=True).start()
+        threading.Thread(target=_warm_imports, name="qvac_nb-warm-imports", daemon=True).start()
         from .. import _engine, engine
 
         try:
@@ -157,7 +157,7 @@ class Server:
             self.engine_job = None
 
 
-def _import_engine_calls() -> None:
+def _warm_imports() -> None:
     # Imported for their side effect: ready when needed. opening first: the LOAD request needs it first.
     import_module(".opening", __package__)
     import_module(".engine_calls", __package__)

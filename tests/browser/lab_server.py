@@ -8,6 +8,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 START_TIMEOUT_S = 90
+LONG_MS = 180_000  # Playwright waits: generous for a loaded 2-core machine
+# A test run never writes into the repository: screenshots go to a temporary folder unless
+# QVAC_NB_SCREENSHOTS names one (QVAC_NB_SCREENSHOTS=docs/screenshots refreshes the docs on purpose).
+SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
+# tools/test.sh installs Chromium, so a missing one fails (running_lab says so); only
+# QVAC_NB_SKIP_BROWSER, set on purpose, skips the browser tests.
+browser_test = pytest.mark.skipif(bool(os.environ.get("QVAC_NB_SKIP_BROWSER")), reason="QVAC_NB_SKIP_BROWSER is set")
+# The first lines of a test notebook's first cell: the model that model_env() names, loaded.
+LOAD_MODEL_CODE = """\
+import json, os
+import qvac_nb
+model_id = qvac_nb.load_model(os.environ["QVAC_NB_BROWSER_MODEL"],
+                              model_config=json.loads(os.environ["QVAC_NB_BROWSER_CONFIG"]))
+"""
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright drives it with these switches
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 # True once the open notebook's kernel is idle (the page is ready to run cells).
@@ -74,6 +91,9 @@ def _wait_ready(lab: Lab, proc: subprocess.Popen) -> None:
 
 @contextmanager
 def running_lab(root: Path, env: dict[str, str]) -> Iterator[Lab]:
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: tools/test.sh installs Debian's chromium "
+                           "(or set QVAC_NB_SKIP_BROWSER=1 to leave the browser tests out)")
     lab = Lab(free_port(), secrets.token_hex(16), root, root / ".lab" / "server.log")
     private = root / ".lab"
     env = {
@@ -118,6 +138,12 @@ def open_notebook(pw: Any, lab: Lab, name: str, timeout_ms: float) -> Iterator[A
         yield page
     finally:
         browser.close()
+
+
+def model_env(model: Any, prefix: str = "QVAC_NB_BROWSER") -> dict[str, str]:
+    """The kernel's variables naming a test model and its config (2 threads): {prefix}_MODEL, {prefix}_CONFIG."""
+    config = {"threads": 2, **model.model_config()}
+    return {f"{prefix}_MODEL": str(model.primary), f"{prefix}_CONFIG": json.dumps(config)}
 
 
 def run_cell(page: Any, index: int) -> None:

@@ -10,28 +10,29 @@ its cell again shows the images saved before the restart (the history folder).
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-from lab_server import CHROMIUM, KERNEL_IDLE, open_notebook, python_env, run_cell, running_lab, write_notebook
+from lab_server import (
+    KERNEL_IDLE,
+    LOAD_MODEL_CODE,
+    LONG_MS,
+    SCREENSHOTS,
+    browser_test,
+    model_env,
+    open_notebook,
+    python_env,
+    run_cell,
+    running_lab,
+    write_notebook,
+)
 
-# As test_studio_browser: screenshots go to a temporary folder unless QVAC_NB_SCREENSHOTS names one.
-SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
-LONG_S = 180_000  # ms: generous waits for a loaded 2-core machine
 STEPS = 100
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+pytestmark = browser_test
 
-LOAD_CELL = """\
-import json, os
-import qvac_nb
-model_id = qvac_nb.load_model(os.environ["QVAC_NB_BROWSER_MODEL"],
-                              model_config=json.loads(os.environ["QVAC_NB_BROWSER_CONFIG"]))
+LOAD_CELL = LOAD_MODEL_CODE + """\
 studio = qvac_nb.Studio(model_id, prompt="a boat", width=64, height=64, steps=STEPS, output_dir="outs")
 studio""".replace("STEPS", str(STEPS))
 # The tour's pattern: show the job, then block the cell on its outputs.
@@ -66,59 +67,57 @@ def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     notebook = tmp_path / "life.ipynb"
     write_notebook(notebook, [LOAD_CELL, BLOCKING_JOB_CELL, BLOCKING_STUDIO_CELL])
-    env = python_env()
-    env["QVAC_NB_BROWSER_MODEL"] = str(sd1_model.primary)
-    env["QVAC_NB_BROWSER_CONFIG"] = json.dumps({"threads": 2, **sd1_model.model_config()})
+    env = {**python_env(), **model_env(sd1_model)}
 
     with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
-          open_notebook(pw, lab, "life.ipynb", LONG_S) as page):
+          open_notebook(pw, lab, "life.ipynb", LONG_MS) as page):
         run_cell(page, 0)
         studio = page.locator(".qvac-studio")
-        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
 
         # 1. The job view's Cancel while its cell waits in job.outputs.result().
         run_cell(page, 1)
         jobview = page.locator(".qvac-jobview")
-        page.wait_for_function(_stepping(".qvac-jobview .qvac-progress-label"), timeout=LONG_S)
+        page.wait_for_function(_stepping(".qvac-jobview .qvac-progress-label"), timeout=LONG_MS)
         at_cancel = _step(jobview.locator(".qvac-progress-label").text_content())
         jobview.locator("button[name=cancel]").click()
-        expect(jobview).to_have_attribute("data-phase", "cancelled", timeout=LONG_S)
+        expect(jobview).to_have_attribute("data-phase", "cancelled", timeout=LONG_MS)
         cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
         expect(cell.locator(".jp-OutputArea")).to_contain_text("JOB CANCELLED WHILE THE CELL WAITED",
-                                                                timeout=LONG_S)
+                                                                timeout=LONG_MS)
         last = _step(jobview.locator(".qvac-progress-label").text_content())
         assert at_cancel is not None and (last is None or last < STEPS)
 
         # 2. The Studio's Cancel while a cell waits on the Studio's job.
-        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
         studio.locator("button[name=generate]").click()
-        page.wait_for_function(_stepping(".qvac-studio .qvac-progress-label"), timeout=LONG_S)
+        page.wait_for_function(_stepping(".qvac-studio .qvac-progress-label"), timeout=LONG_MS)
         run_cell(page, 2)
         cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
         # The cell is running (busy prompt "[*]") when Cancel is clicked.
-        expect(cell.locator(".jp-InputPrompt")).to_contain_text("*", timeout=LONG_S)
+        expect(cell.locator(".jp-InputPrompt")).to_contain_text("*", timeout=LONG_MS)
         studio.locator("button[name=cancel]").click()
-        expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_S)
+        expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_MS)
         expect(cell.locator(".jp-OutputArea")).to_contain_text("STUDIO JOB CANCELLED WHILE THE CELL WAITED",
-                                                                timeout=LONG_S)
+                                                                timeout=LONG_MS)
         expect(studio.locator(".qvac-stage")).not_to_have_attribute("data-kind", "preview")  # not a result
 
         # 3. One image, then a kernel restart: the Studio says so and its buttons are off.
-        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
         studio.locator("input[name=steps]").fill("2")
         studio.locator("button[name=generate]").click()
-        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
+        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_MS)
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
-        expect(studio.locator(".qvac-dead")).to_be_visible(timeout=LONG_S)
+        expect(studio.locator(".qvac-dead")).to_be_visible(timeout=LONG_MS)
         expect(studio.locator(".qvac-dead")).to_contain_text("Kernel restarted")
         expect(studio.locator("button[name=generate]")).to_be_disabled()
         expect(studio.locator(".qvac-card button[data-action=reuse_seed]")).to_be_disabled()
 
         # 4. Re-run the cell: the new Studio lists the image saved before the restart.
-        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
         run_cell(page, 0)
         studio = page.locator(".qvac-studio")
-        expect(studio.locator(".qvac-dead")).to_be_hidden(timeout=LONG_S)
-        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_S)
-        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        expect(studio.locator(".qvac-dead")).to_be_hidden(timeout=LONG_MS)
+        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_MS)
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
         studio.screenshot(path=str(SCREENSHOTS / "studio-history-after-restart.png"))

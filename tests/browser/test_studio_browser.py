@@ -10,30 +10,33 @@ notebook and reloads the page. It prints timings and the bytes of the widget mes
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_server import CHROMIUM, CHROMIUM_ARGS, KERNEL_IDLE, python_env, run_cell, running_lab, write_notebook
+from lab_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KERNEL_IDLE,
+    LOAD_MODEL_CODE,
+    LONG_MS,
+    SCREENSHOTS,
+    browser_test,
+    model_env,
+    python_env,
+    run_cell,
+    running_lab,
+    write_notebook,
+)
 from ws_frames import FrameLog
 
-# A test run never writes into the repository: screenshots go to a temporary folder unless
-# QVAC_NB_SCREENSHOTS names one (QVAC_NB_SCREENSHOTS=docs/screenshots refreshes the docs on purpose).
-SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
-LONG_S = 180_000  # ms: generous waits for a loaded 2-core machine
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+pytestmark = browser_test
 
-STUDIO_CELL = """\
-import json, os
-import qvac_nb
-model_id = qvac_nb.load_model(os.environ["QVAC_NB_BROWSER_MODEL"],
-                              model_config=json.loads(os.environ["QVAC_NB_BROWSER_CONFIG"]))
+STUDIO_CELL = LOAD_MODEL_CODE + """\
 studio = qvac_nb.Studio(model_id, prompt="a boat", width=64, height=64, steps=4)
 studio"""
 JOB_CELL = """\
@@ -67,9 +70,7 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     notebook = tmp_path / "studio.ipynb"
     write_notebook(notebook, [STUDIO_CELL, JOB_CELL, GALLERY_CELL])
-    env = python_env()
-    env["QVAC_NB_BROWSER_MODEL"] = str(sd1_model.primary)
-    env["QVAC_NB_BROWSER_CONFIG"] = json.dumps({"threads": 2, **sd1_model.model_config()})
+    env = {**python_env(), **model_env(sd1_model)}
     timings: dict[str, float] = {}
     log = FrameLog()
     t_start = time.monotonic()
@@ -82,8 +83,8 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             page.on("websocket", log.attach)
             t0 = time.monotonic()
             page.goto(lab.url("lab/tree/studio.ipynb"))
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=LONG_S)
-            page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=LONG_MS)
+            page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
             timings["lab open + kernel idle"] = time.monotonic() - t0
 
             # Run the cell: the Studio appears once the model is loaded.
@@ -91,8 +92,8 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             log.mark("cell")
             run_cell(page, 0)
             studio = page.locator(".qvac-studio")
-            expect(studio).to_be_visible(timeout=LONG_S)
-            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+            expect(studio).to_be_visible(timeout=LONG_MS)
+            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
             timings["run cell -> Studio shown"] = time.monotonic() - t0
             log.mark("shown")
 
@@ -103,12 +104,12 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             log.mark("generate")
             t0 = time.monotonic()
             studio.locator("button[name=generate]").click()
-            expect(studio.locator(".qvac-stage[data-kind=preview]")).to_be_visible(timeout=LONG_S)
+            expect(studio.locator(".qvac-stage[data-kind=preview]")).to_be_visible(timeout=LONG_MS)
             timings["Generate -> first preview"] = time.monotonic() - t0
             studio.screenshot(path=str(SCREENSHOTS / "studio-progress.png"))
-            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(2, timeout=LONG_S)
-            expect(studio.locator(".qvac-progress[data-phase=done]")).to_be_visible(timeout=LONG_S)
-            expect(studio.locator(".qvac-stage[data-kind=image]")).to_be_visible(timeout=LONG_S)
+            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(2, timeout=LONG_MS)
+            expect(studio.locator(".qvac-progress[data-phase=done]")).to_be_visible(timeout=LONG_MS)
+            expect(studio.locator(".qvac-stage[data-kind=image]")).to_be_visible(timeout=LONG_MS)
             timings["Generate -> 2 images (batch 2, 4 steps, 64x64)"] = time.monotonic() - t0
             log.mark("generated")
             seen = page.evaluate("() => window.__qvac")
@@ -121,11 +122,11 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             # Full size in a lightbox, then the PNG download with its parameters.
             studio.locator(".qvac-thumb").first.click()
             big = studio.locator(".qvac-lightbox-img")
-            page.wait_for_function("(img) => img.naturalWidth === 64", arg=big.element_handle(), timeout=LONG_S)
+            page.wait_for_function("(img) => img.naturalWidth === 64", arg=big.element_handle(), timeout=LONG_MS)
             page.screenshot(path=str(SCREENSHOTS / "studio-lightbox.png"))
             page.keyboard.press("Escape")
             expect(studio.locator(".qvac-lightbox")).to_have_count(0)
-            with page.expect_download(timeout=LONG_S) as download:
+            with page.expect_download(timeout=LONG_MS) as download:
                 studio.locator(".qvac-card").first.locator("button[data-action=download]").click()
             png = Path(download.value.path()).read_bytes()
             assert png.startswith(b"\x89PNG") and read_parameters(png)["prompt"] == PROMPT
@@ -136,11 +137,11 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             page.evaluate("() => { window.__qvac.length = 0; }")
             log.mark("long")
             studio.locator("button[name=generate]").click()
-            page.wait_for_function(STEPPED_40, timeout=LONG_S)
+            page.wait_for_function(STEPPED_40, timeout=LONG_MS)
             step_at_cancel = _steps(studio.locator(".qvac-progress-label").text_content() or "")
             t0 = time.monotonic()
             studio.locator("button[name=cancel]").click()
-            expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_S)
+            expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_MS)
             timings["Cancel -> stopped"] = time.monotonic() - t0
             log.mark("cancelled")
             last_step = max(s for r in page.evaluate("() => window.__qvac") if (s := _steps(r["label"])) is not None)
@@ -151,11 +152,11 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             t0 = time.monotonic()
             run_cell(page, 1)
             jobview = page.locator(".qvac-jobview")
-            expect(jobview.locator(".qvac-job-img.qvac-full")).to_have_count(1, timeout=LONG_S)
+            expect(jobview.locator(".qvac-job-img.qvac-full")).to_have_count(1, timeout=LONG_MS)
             timings["job cell -> image shown"] = time.monotonic() - t0
             jobview.screenshot(path=str(SCREENSHOTS / "jobview.png"))
             run_cell(page, 2)
-            expect(page.locator(".qvac-gallery .qvac-card")).to_have_count(2, timeout=LONG_S)
+            expect(page.locator(".qvac-gallery .qvac-card")).to_have_count(2, timeout=LONG_MS)
             page.locator(".qvac-gallery").screenshot(path=str(SCREENSHOTS / "gallery.png"))
             log.mark("extras")
 
@@ -168,10 +169,10 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             t0 = time.monotonic()
             page.reload()
             studio = page.locator(".qvac-studio")
-            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(2, timeout=LONG_S)
+            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(2, timeout=LONG_MS)
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.qvac-studio .qvac-thumb')].every((i) => i.naturalWidth > 0)",
-                timeout=LONG_S,
+                timeout=LONG_MS,
             )
             timings["reload -> gallery restored"] = time.monotonic() - t0
             log.mark("restored")

@@ -13,27 +13,30 @@ by container query) and a FLUX.2 model's form (guidance instead of CFG, its step
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-from lab_server import CHROMIUM, KERNEL_IDLE, open_notebook, python_env, run_cell, running_lab, write_notebook
+from lab_server import (
+    KERNEL_IDLE,
+    LOAD_MODEL_CODE,
+    LONG_MS,
+    SCREENSHOTS,
+    browser_test,
+    model_env,
+    open_notebook,
+    python_env,
+    run_cell,
+    running_lab,
+    write_notebook,
+)
 
-SCREENSHOTS = Path(os.environ.get("QVAC_NB_SCREENSHOTS") or tempfile.mkdtemp(prefix="qvac_nb-screenshots-"))
-LONG_S = 180_000  # ms: generous waits for a loaded 2-core machine
 STEPS = 24
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+pytestmark = browser_test
 
-LOAD_CELL = """\
-import json, os, threading
-import qvac_nb
-model_id = qvac_nb.load_model(os.environ["QVAC_NB_BROWSER_MODEL"],
-                              model_config=json.loads(os.environ["QVAC_NB_BROWSER_CONFIG"]))
+LOAD_CELL = LOAD_MODEL_CODE + """\
+import threading
 studio = qvac_nb.Studio(model_id, prompt="", width=64, height=64, steps=STEPS, seed=3, output_dir=None)
 # As in Colab: whatever qvac_nb's background threads send never reaches the page.
 dropped = []
@@ -47,7 +50,7 @@ studio.comm.send = _colab_like_send
 studio""".replace("STEPS", str(STEPS))
 DROPPED_CELL = 'print(f"DROPPED {len(dropped)} MESSAGES")'
 FLUX2_CELL = """\
-flux2_id = qvac_nb.load_model(os.environ["QVAC_NB_BROWSER_FLUX2"],
+flux2_id = qvac_nb.load_model(os.environ["QVAC_NB_BROWSER_FLUX2_MODEL"],
                               model_config=json.loads(os.environ["QVAC_NB_BROWSER_FLUX2_CONFIG"]))
 qvac_nb.Studio(flux2_id, prompt="a lighthouse at dusk", output_dir=None)"""
 
@@ -77,18 +80,14 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     notebook = tmp_path / "keys.ipynb"
     write_notebook(notebook, [LOAD_CELL, DROPPED_CELL, FLUX2_CELL])
-    env = python_env()
-    env["QVAC_NB_BROWSER_MODEL"] = str(sd1_model.primary)
-    env["QVAC_NB_BROWSER_CONFIG"] = json.dumps({"threads": 2, **sd1_model.model_config()})
-    env["QVAC_NB_BROWSER_FLUX2"] = str(flux2_model.primary)
-    env["QVAC_NB_BROWSER_FLUX2_CONFIG"] = json.dumps({"threads": 2, **flux2_model.model_config()})
+    env = {**python_env(), **model_env(sd1_model), **model_env(flux2_model, "QVAC_NB_BROWSER_FLUX2")}
 
     with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
-          open_notebook(pw, lab, "keys.ipynb", LONG_S) as page):
+          open_notebook(pw, lab, "keys.ipynb", LONG_MS) as page):
         run_cell(page, 0)
         studio = page.locator(".qvac-studio").first
-        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
-        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
 
         # Keyboard only from here: the prompt takes the focus as a Tab would give it, then typing.
         prompt = studio.locator("textarea[name=prompt]")
@@ -99,9 +98,9 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
             page.keyboard.press("Control+Enter")
             # Progress shows although every update the job's threads send is dropped: the page polls.
             label = studio.locator(".qvac-progress-label")
-            expect(label).to_contain_text(f"/{STEPS}", timeout=LONG_S)
-            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(run + 1, timeout=LONG_S)
-            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+            expect(label).to_contain_text(f"/{STEPS}", timeout=LONG_MS)
+            expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(run + 1, timeout=LONG_MS)
+            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
         announced = studio.locator(".qvac-sr-only[aria-live]").first.text_content() or ""
         assert announced.strip(), "the aria-live status announced nothing"
 
@@ -117,14 +116,14 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         # Enter opens the full-size view, which takes the focus; the arrow keys step; Escape closes.
         page.keyboard.press("Enter")
         dialog = page.locator(".qvac-lightbox[role=dialog]")
-        expect(dialog).to_be_visible(timeout=LONG_S)
+        expect(dialog).to_be_visible(timeout=LONG_MS)
         assert _active(page)["dialog"], "the full-size view did not take the focus"
         title_before = dialog.locator(".qvac-lightbox-title").text_content()
         page.keyboard.press("ArrowRight")
-        expect(dialog.locator(".qvac-lightbox-title")).not_to_have_text(title_before or "", timeout=LONG_S)
+        expect(dialog.locator(".qvac-lightbox-title")).not_to_have_text(title_before or "", timeout=LONG_MS)
         assert _active(page)["dialog"]
         page.keyboard.press("Escape")
-        expect(dialog).to_have_count(0, timeout=LONG_S)
+        expect(dialog).to_have_count(0, timeout=LONG_MS)
         assert _active(page)["card"], "the focus did not return to the gallery"
 
         # A grid from the Studio: seed 1, 2 (no Y axis) makes two cells and the labelled grid image.
@@ -133,21 +132,21 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         grid_box.locator("select[name=grid_x]").select_option("seed")
         grid_box.locator("input[name=grid_x_values]").fill("1, 2")
         grid_box.locator("button[name=generate_grid]").click()
-        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(5, timeout=LONG_S)
-        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
+        expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(5, timeout=LONG_MS)
+        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
         grid_card = studio.locator(".qvac-grid .qvac-card").first
         expect(grid_card.locator("figcaption")).to_contain_text("grid")
         studio.screenshot(path=str(SCREENSHOTS / "studio-grid.png"))
         grid_card.locator(".qvac-thumb").click()
-        expect(dialog).to_be_visible(timeout=LONG_S)
-        expect(dialog.locator(".qvac-lightbox-img")).to_have_attribute("src", re.compile("^blob:"), timeout=LONG_S)
+        expect(dialog).to_be_visible(timeout=LONG_MS)
+        expect(dialog.locator(".qvac-lightbox-img")).to_have_attribute("src", re.compile("^blob:"), timeout=LONG_MS)
         dialog.screenshot(path=str(SCREENSHOTS / "studio-grid-full-size.png"))
         page.keyboard.press("Escape")
-        expect(dialog).to_have_count(0, timeout=LONG_S)
+        expect(dialog).to_have_count(0, timeout=LONG_MS)
 
         run_cell(page, 1)
         dropped = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
-        expect(dropped).to_contain_text("DROPPED", timeout=LONG_S)
+        expect(dropped).to_contain_text("DROPPED", timeout=LONG_MS)
         assert int((dropped.text_content() or "").split("DROPPED")[1].split()[0]) > 0, "nothing was dropped"
 
         # A narrow notebook panel in a wide window: the Studio stacks its columns (container query).
@@ -162,11 +161,11 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         page.add_style_tag(content=".jp-NotebookPanel-notebook .jp-Cell { max-width: none; }")
 
         # The FLUX.2 form: guidance instead of CFG, klein's 4 steps, no strength.
-        page.wait_for_function(KERNEL_IDLE, timeout=LONG_S)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
         run_cell(page, 2)
         flux = page.locator(".qvac-studio").nth(1)
-        expect(flux.locator("button[name=generate]")).to_be_enabled(timeout=LONG_S)
-        expect(flux.locator("input[name=steps]")).to_have_value("4", timeout=LONG_S)
+        expect(flux.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
+        expect(flux.locator("input[name=steps]")).to_have_value("4", timeout=LONG_MS)
         expect(flux.locator("input[name=guidance]")).to_be_visible()
         expect(flux.locator("input[name=strength]")).to_be_hidden()
         flux.screenshot(path=str(SCREENSHOTS / "studio-flux2-form.png"))
