@@ -14,7 +14,8 @@ Sections (see RESULTS.md for the latest numbers):
 3. progress-tick latency from the engine callback in the worker to a Python consumer in the kernel;
 4. bytes and time to deliver a 512x512 result (PNG encode);
 5. fresh processes, alternating: generation wall and CPU time, peak RSS (kernel + worker), model load time
-   (worker start included) vs the peer, and the kernel's RSS after unload_model;
+   (worker start included; from the page cache and from disk) vs the peer, and the kernel's RSS after
+   unload_model; the toy test models and one at SD 1.5's real size (`sd1_full`, 1.4 GB);
 6. cache presets: speed and pixel difference against no cache;
 7. the worker boundary: a worker's start (spawn to HELLO) and moving a 512x512 result across it.
 
@@ -172,6 +173,21 @@ def test_models(names: Sequence[str]) -> dict[str, Any]:
 
 def files_of(model: Any) -> dict[str, str]:
     return {role: str(path) for role, path in model.files.items()}
+
+
+def checkpoint_files(model: Any) -> dict[str, str]:
+    """The files a plain text-to-image load needs (sd1_full also carries a ControlNet for the feature tests)."""
+    return {role: path for role, path in files_of(model).items() if role != "control_net"}
+
+
+def evict(paths: Sequence[str]) -> None:
+    """Drop the files' pages from the page cache, so the next read comes from disk (a first load)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def gen_params(args: argparse.Namespace, family: str, size: int, steps: int, seed: int = 42) -> dict[str, Any]:
@@ -534,8 +550,9 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
     a = b.args
     rows = []
     keys = ("load", "first_cell", "wall", "cpu", "peak", "kernel_peak", "delta", "unload_delta")
-    for name in a.families:
+    for name in a.fresh_families:
         model = models[name]
+        files = checkpoint_files(model)
         params = gen_params(a, model.family, a.size, a.steps)
         res: dict[str, dict[str, list[float]]] = {s: {k: [] for k in keys} for s in ("peer", "qvac")}
         images: dict[str, list[np.ndarray]] = {"peer": [], "qvac": []}
@@ -545,7 +562,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                 server = Server(f"fresh-{side}", b.tmp)
                 save = b.tmp / f"fresh-{side}.npy"
                 try:
-                    loaded = server.call("load", name=name, side=side, files=files_of(model), config=cfg)
+                    loaded = server.call("load", name=name, side=side, files=files, config=cfg)
                     gen = server.call("gen", name=name, mode=side, params=params, save=str(save))
                     rss = server.call("rss")
                     after = server.call("unload")["rss_mb"] if side == "qvac" else float("nan")
@@ -573,9 +590,24 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                 cfg = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
                 server = Server(f"mem-{side}", b.tmp)
                 try:
-                    server.call("load", name=name, side=side, files=files_of(model), config=cfg, pss=True)
+                    server.call("load", name=name, side=side, files=files, config=cfg, pss=True)
                     server.call("gen", name=name, mode=side, params=params)
                     res[side]["pss"].append(server.call("rss")["peak_pss_mb"])
+                finally:
+                    server.close()
+
+        # Cold rounds: the model files evicted from the page cache first, as on a notebook's first load after
+        # a download or a reboot (the engine then reads from disk). Load only.
+        for side in ("peer", "qvac"):
+            res[side]["cold"] = []
+        for r in range(a.repeats):
+            for side in rotated(["peer", "qvac"], r):
+                cfg = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
+                server = Server(f"cold-{side}", b.tmp)
+                try:
+                    evict(list(files.values()))
+                    res[side]["cold"].append(server.call("load", name=name, side=side, files=files,
+                                                         config=cfg)["load_s"])
                 finally:
                     server.close()
 
@@ -586,6 +618,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
             return f"rounds {min(v):.3f}-{max(v):.3f}"
 
         wall, cpu, load, peak, pss = ratio("wall"), ratio("cpu"), ratio("load"), ratio("peak"), ratio("pss")
+        cold = ratio("cold")
         first_cell = ratio("first_cell")
         same = all(diff(q, p)["identical"] for q, p in zip(images["qvac"], images["peer"], strict=True))
         label = f"{name}, {a.size}x{a.size}, {a.steps} step(s), {a.threads} threads, fresh processes"
@@ -608,7 +641,11 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
         b.report.row("5", f"model load time, worker start included, qvac_nb / peer ({label})", f"x{med(load):.3f}",
                      "<= x1.05", "yes" if med(load) <= 1.05 else "no",
                      f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s; {rng(load)}; "
-                     "each library imported before the timer")
+                     "files in the page cache; each library imported before the timer")
+        b.report.row("5", f"model load time from disk (page cache evicted), worker start included, qvac_nb / peer "
+                          f"({label})", f"x{med(cold):.3f}", "<= x1.05", "yes" if med(cold) <= 1.05 else "no",
+                     f"median {med(res['qvac']['cold']):.2f} s vs {med(res['peer']['cold']):.2f} s; {rng(cold)}; "
+                     "the first load after a download or reboot")
         b.report.row("5", f"first cell: import + load, qvac_nb / peer ({label})", f"x{med(first_cell):.3f}",
                      "info", "info",
                      f"median {med(res['qvac']['first_cell']):.2f} s vs {med(res['peer']['first_cell']):.2f} s; "
@@ -618,13 +655,15 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                      "<= 50 MB", "yes" if abs(unload) <= 50 else "no",
                      f"max {max(res['qvac']['unload_delta']):+.1f} MB over {a.repeats} process(es)")
         for side in ("peer", "qvac"):
-            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['first_cell']):.3f}",
+            rows.append([name, side, f"{med(res[side]['load']):.3f}", f"{med(res[side]['cold']):.3f}",
+                         f"{med(res[side]['first_cell']):.3f}",
                          f"{med(res[side]['wall']):.3f}",
                          f"{med(res[side]['cpu']):.3f}", f"{med(res[side]['pss']):.0f}",
                          f"{med(res[side]['peak']):.0f}", f"{med(res[side]['delta']):.0f}",
                          f"{med(res[side]['unload_delta']):+.1f}" if side == "qvac" else "—"])
     b.report.detail("5. Fresh processes: generation time, memory, load time (alternating)",
-                    ["model", "side", "load s", "import + load s", "generation s", "generation CPU s",
+                    ["model", "side", "load s", "load from disk s", "import + load s", "generation s",
+                     "generation CPU s",
                      "peak PSS sum MB",
                      "peak RSS (sum of peaks) MB", "peak - RSS before load MB",
                      "kernel RSS after unload - before load MB"], rows,
@@ -640,7 +679,12 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                          "taken in separate rounds (load + one generation) since sampling slows the sampled process; "
                          "peak RSS = the kernel's ru_maxrss + the worker's VmHWM (a sum of peaks: an upper bound). "
                          "The peer: its process's CPU time and ru_maxrss, with n_threads and rng cuda. Ratios are "
-                         "taken per round, then the median.")
+                         "taken per round, then the median. Load from disk: separate rounds (load only) with the "
+                         "model files evicted from the page cache (posix_fadvise DONTNEED) just before the load. "
+                         "The engine looks at its tensor-loading threads every 200 ms and waits for them "
+                         "only once they have taken the file's last tensor, so load times move in steps of up to "
+                         "200 ms per file (both sides). sd1_full is SD 1.5's real layout with "
+                         "random weights (1.4 GB, q4_0); sd1 and flux2 are the toy test models.")
 
 
 # ---------------------------------------------------------------------- 7. the worker boundary
@@ -881,6 +925,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--cache-size", type=int, default=None, help="image side for the cache-preset section")
     ap.add_argument("--cache-steps", type=int, default=None, help="steps for the cache-preset section")
     ap.add_argument("--models", default=None, help="comma list of test models (default sd1,flux2)")
+    ap.add_argument("--fresh-models", default=None, help="comma list of test models for section 5 (default "
+                    "sd1,flux2,sd1_full: the toy models and one at SD 1.5's real size)")
     ap.add_argument("--sections", default="1,2,3,4,5,6,7", help="comma list of sections to run")
     ap.add_argument("--update", action="store_true", help="keep the sections not run now from the previous "
                     "<out>.json (re-run some sections only)")
@@ -898,6 +944,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     a.latency_steps = 3 if quick else 12
     a.control = not quick
     a.families = (a.models or ("sd1" if quick else "sd1,flux2")).split(",")
+    a.fresh_families = (a.fresh_models or ("sd1" if quick else "sd1,flux2,sd1_full")).split(",")
     a.candidates = ("vae_conv_direct",) if quick else CANDIDATES
     a.sections = {s.strip() for s in a.sections.split(",") if s.strip()}
     previous = a.out.with_suffix(".json")
@@ -914,7 +961,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.threads = a.threads or a.physical
     report.meta["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     errors: list[str] = []
-    models = test_models(sorted(set(a.families) | {"sd1"}))
+    models = test_models(sorted(set(a.families) | set(a.fresh_families) | {"sd1"}))
     steps: list[tuple[str, Callable[[Bench], Any]]] = [
         ("1", lambda b: section_end_to_end(b, models)),
         ("2", lambda b: section_defaults(b, models)),

@@ -64,9 +64,18 @@ class LoadedModel:
         return "upscaler" in self.files
 
     def worker_spec(self) -> dict[str, Any]:
-        """What a worker needs to load this model (plain data: it crosses to another process)."""
+        """What a worker needs to load this model (plain data: it crosses to another process).
+
+        "context" is the engine's context fields, mapped here so the worker's load path needs no schema
+        (its import was a third of a worker's start); "threads" stays as given: -1 is resolved where the
+        engine library is open.
+        """
+        config = dict(self.config)
+        fields = schema.engine_fields({k: v for k, v in config.items() if k != "threads"}, schema.MODEL_CONFIG,
+                                      engine.enum_names())
         return {"mode": self.mode, "family": self.family, "role": self.role,
-                "files": {role: str(path) for role, path in self.files.items()}, "config": dict(self.config)}
+                "files": {role: str(path) for role, path in self.files.items()}, "config": config,
+                "context": fields}
 
 
 _models: dict[str, LoadedModel] = {}

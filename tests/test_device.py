@@ -23,7 +23,7 @@ def _worker_context_config(model: registry.TestModel, config: dict) -> _engine.C
     """The ContextConfig a worker builds for this model and config (built here, in this process)."""
     engine.ensure_loaded()
     spec = models._prepare(str(model.primary), "diffusion", {"threads": 2, **config}, None).worker_spec()
-    return opening._context_config(spec["files"], spec["role"], spec["config"])
+    return opening._context_config(spec["files"], spec["role"], spec)
 
 
 def test_device_cpu_sets_the_engines_keep_on_cpu_flags(sd1_model: registry.TestModel) -> None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import _engine, engine, schema
+from .. import _engine, engine
 from . import split_unet
 
 _COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd", "control_net")
@@ -38,7 +38,12 @@ class OpenModel:
 
 
 def threads(config: dict[str, Any]) -> int:
-    return schema.resolve_threads(config.get("threads", -1))
+    return resolve_threads(config.get("threads", -1))
+
+
+def resolve_threads(value: int) -> int:
+    """-1 means every physical core, as the engine library counts them."""
+    return int(engine.info()["physical_cores"]) if value == -1 else int(value)
 
 
 LOAD_TICK_INTERVAL_S = 0.05  # the engine reports every tensor (hundreds a second): relay a tick every 50 ms
@@ -60,15 +65,16 @@ def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str)
     return job
 
 
-def _context_config(files: dict[str, str], role: str, config: dict[str, Any]) -> Any:
+def _context_config(files: dict[str, str], role: str, spec: dict[str, Any]) -> Any:
     cc = _engine.ContextConfig()
     setattr(cc, role, files[role])
     for key in _COMPANION_ROLES:
         if key in files:
             setattr(cc, key, files[key])
-    # threads is always set: -1 (the default) means every physical core.
-    fields = schema.engine_fields({"threads": -1, **config}, schema.MODEL_CONFIG, engine.enum_names())
-    return schema.fill_engine_object(cc, fields)
+    for attr, value in spec["context"].items():  # mapped by the kernel (LoadedModel.worker_spec)
+        setattr(cc, attr, value)
+    cc.threads = threads(spec["config"])  # always set: the engine's own default differs from ours
+    return cc
 
 
 def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., None] | None) -> Any:
@@ -76,7 +82,7 @@ def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., Non
     own_threads = up.get("threads", -1)
     return _engine.Upscaler(
         path,
-        schema.resolve_threads(own_threads) if own_threads != -1 else threads(config),
+        resolve_threads(own_threads) if own_threads != -1 else threads(config),
         up.get("tile_size", 128),
         bool(up.get("offload_params_to_cpu") or config.get("offload_to_cpu", False)),
         bool(up.get("direct", False)),
@@ -104,7 +110,7 @@ def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], N
     keep_on_cpu(config)
     if spec["mode"] == "upscale":
         return OpenModel("esrgan", upscaler=_open_upscaler(files["upscaler"], config, on_tick))
-    cc = _context_config(files, spec["role"], config)
+    cc = _context_config(files, spec["role"], spec)
     if split_unet.needs_marker(spec["family"], spec["role"], files):
         cc.model = str(split_unet.marker_file())  # lets the engine see an SDXL U-Net-only file as SDXL
     context = _engine.Context(cc, _load_job(on_tick, "model"))
