@@ -52,6 +52,13 @@ class Outcome(concurrent.futures.Future):
 
     def result(self, timeout: float | None = None) -> Any:
         try:
+            if _wait_hook is not None and not self.done():
+                # In a kernel the widgets wait here so their messages (a Cancel click) are still
+                # handled (qvac_nb.widgets.pump); the core does not import them.
+                start = time.monotonic()
+                _wait_hook(self, timeout)
+                if timeout is not None:
+                    timeout = max(0.0, timeout - (time.monotonic() - start))
             return super().result(timeout)
         except KeyboardInterrupt:
             # Ctrl-C while a cell waits: stop the job rather than leave it running unseen.
@@ -144,6 +151,17 @@ def set_display_hook(hook: Callable[[Job], Any] | None) -> None:
     """Register how a job renders in a notebook (`_repr_mimebundle_`); None restores plain text."""
     global _display_hook
     _display_hook = hook
+
+
+# How a blocking wait waits: hook(future, timeout) returns once the future is done, `timeout`
+# seconds have passed, or it can't help (result() then waits out the rest itself).
+_wait_hook: Callable[[concurrent.futures.Future, float | None], None] | None = None
+
+
+def set_wait_hook(hook: Callable[[concurrent.futures.Future, float | None], None] | None) -> None:
+    """Register how `Outcome.result()` waits (the widgets pump their messages there); None: a plain wait."""
+    global _wait_hook
+    _wait_hook = hook
 
 
 class DiffusionJob(Job):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,10 @@ from testmodels import registry  # noqa: E402
 from testmodels.registry import TestModel  # noqa: E402
 
 THREADS = int(os.environ.get("QVAC_NB_TEST_THREADS", "2"))
+# ipykernels without widget subshells (Colab runs 6.x; 7.0-7.3 have subshells but no comm routing), for
+# the tests of the blocked-wait pump, each with what the venv lacks for it. Kept outside the repository
+# and the venv: a kernel gets one first on PYTHONPATH, shadowing the venv's ipykernel.
+OLD_IPYKERNELS = {"6.29.5": ("ipykernel==6.29.5", "nest_asyncio==1.6.0"), "7.3.0": ("ipykernel==7.3.0",)}
 
 
 def _model(name: str) -> TestModel:
@@ -92,3 +98,29 @@ def flux2_edit_id(flux2_edit_model: TestModel) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def upscaler_id(esrgan_model: TestModel) -> Iterator[str]:
     yield from _load(esrgan_model, mode="upscale")
+
+
+@pytest.fixture(scope="session")
+def old_ipykernel() -> Callable[[str], Path]:
+    """old_ipykernel(version): a folder holding that ipykernel (pip-installed there once, without dependencies)."""
+    # Next to the test models' cache (QVAC_NB_TEST_MODELS, else ~/.cache/qvac_nb/test-models).
+    base = Path(os.environ.get("QVAC_NB_TEST_MODELS") or Path.home() / ".cache" / "qvac_nb" / "test-models").parent
+
+    def get(version: str) -> Path:
+        target = base / f"ipykernel-{version}"
+        if (target / "ipykernel" / "__init__.py").exists():
+            return target
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        packages = OLD_IPYKERNELS[version]
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp), *packages]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.fail(f"could not install {' '.join(packages)} for the pump tests "
+                        f"({' '.join(cmd)}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        if target.exists():  # another session installed it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.replace(target)
+        return target
+
+    return get

@@ -5,9 +5,9 @@ shell messages (widget messages included) on that thread, so a Cancel click woul
 cell to end. ipykernel 7 runs subshells, each on its own thread, and routes a comm's messages
 to the subshell its `_reply_subshell_for(data, default)` names. Every qvac_nb widget's comm names
 one subshell this module creates, so its messages are handled at once whatever the main thread
-is doing. Where that is not available (ipykernel before 7.4, other kernels) the comms stay on the
-main thread: a Cancel click then waits for the blocking cell to end (interrupting the kernel still
-cancels the job at once).
+is doing. Where that is not available (ipykernel 6.x as in Colab, 7.0-7.3) the comms stay on the
+main thread and the blocked wait itself handles them (pump.py), so Cancel still stops the job;
+other kernels handle a click once the cell ends (interrupting the kernel cancels the job at once).
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ def supported(k: Any) -> bool:
     """True if `k` runs subshells and routes comm messages to them (ipykernel >= 7.4)."""
     manager = getattr(getattr(k, "shell_channel_thread", None), "manager", None)
     return manager is not None and hasattr(manager, "_create_subshell") and hasattr(k, "comm_manager")
+
+
+def routes_widgets(k: Any) -> bool:
+    """True if `k` serves the widgets' comm messages on a subshell (then no wait needs to pump them)."""
+    if not supported(k):
+        return False
+    try:
+        from ipykernel.comm import Comm
+    except ImportError:
+        return False
+    return hasattr(Comm, "_reply_subshell_for")  # the per-comm routing route() relies on (ipykernel >= 7.4)
 
 
 def _create(k: Any) -> str | None:

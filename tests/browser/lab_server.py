@@ -152,11 +152,12 @@ def run_cell(page: Any, index: int) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def write_notebook(path: Path, cells: list[str]) -> None:
+def write_notebook(path: Path, cells: list[str], kernel: str = "python3") -> None:
+    """A notebook of code cells for the kernel spec named `kernel`."""
     nb = {
         "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
                    "source": src} for i, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": kernel},
                      "language_info": {"name": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,

@@ -2,7 +2,8 @@
 
 Cancel while a cell blocks: a cell waits in `job.outputs.result()` (the tour's pattern) and
 the JobView's Cancel, then the Studio's, still stops the job, because the widgets' messages are
-served on a kernel subshell rather than queued behind the running cell.
+served on a kernel subshell rather than queued behind the running cell (ipykernel >= 7.4), or,
+on a kernel without that (ipykernel 6.x, as Colab runs), handled by the blocked wait itself.
 
 Restart and re-run: after a kernel restart the Studio says so and offers no dead buttons; running
 its cell again shows the images saved before the restart (the history folder).
@@ -14,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import old_kernel
 from lab_server import (
     KERNEL_IDLE,
     LOAD_MODEL_CODE,
@@ -61,6 +63,42 @@ def _stepping(selector: str) -> str:
     return f"() => /step [1-9]\\d*\\/{STEPS}/.test((document.querySelector('{selector}') || {{}}).textContent || '')"
 
 
+def _cancel_while_cells_block(page: Any) -> Any:
+    """Runs the load cell, then Cancel from the job view and from the Studio while a cell blocks; the Studio."""
+    from playwright.sync_api import expect
+
+    run_cell(page, 0)
+    studio = page.locator(".qvac-studio")
+    expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
+
+    # 1. The job view's Cancel while its cell waits in job.outputs.result().
+    run_cell(page, 1)
+    jobview = page.locator(".qvac-jobview")
+    page.wait_for_function(_stepping(".qvac-jobview .qvac-progress-label"), timeout=LONG_MS)
+    at_cancel = _step(jobview.locator(".qvac-progress-label").text_content())
+    jobview.locator("button[name=cancel]").click()
+    expect(jobview).to_have_attribute("data-phase", "cancelled", timeout=LONG_MS)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
+    expect(cell.locator(".jp-OutputArea")).to_contain_text("JOB CANCELLED WHILE THE CELL WAITED", timeout=LONG_MS)
+    last = _step(jobview.locator(".qvac-progress-label").text_content())
+    assert at_cancel is not None and (last is None or last < STEPS)
+
+    # 2. The Studio's Cancel while a cell waits on the Studio's job.
+    page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
+    studio.locator("button[name=generate]").click()
+    page.wait_for_function(_stepping(".qvac-studio .qvac-progress-label"), timeout=LONG_MS)
+    run_cell(page, 2)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+    # The cell is running (busy prompt "[*]") when Cancel is clicked.
+    expect(cell.locator(".jp-InputPrompt")).to_contain_text("*", timeout=LONG_MS)
+    studio.locator("button[name=cancel]").click()
+    expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_MS)
+    expect(cell.locator(".jp-OutputArea")).to_contain_text("STUDIO JOB CANCELLED WHILE THE CELL WAITED",
+                                                            timeout=LONG_MS)
+    expect(studio.locator(".qvac-stage")).not_to_have_attribute("data-kind", "preview")  # not a result
+    return studio
+
+
 def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -71,36 +109,7 @@ def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
 
     with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
           open_notebook(pw, lab, "life.ipynb", LONG_MS) as page):
-        run_cell(page, 0)
-        studio = page.locator(".qvac-studio")
-        expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
-
-        # 1. The job view's Cancel while its cell waits in job.outputs.result().
-        run_cell(page, 1)
-        jobview = page.locator(".qvac-jobview")
-        page.wait_for_function(_stepping(".qvac-jobview .qvac-progress-label"), timeout=LONG_MS)
-        at_cancel = _step(jobview.locator(".qvac-progress-label").text_content())
-        jobview.locator("button[name=cancel]").click()
-        expect(jobview).to_have_attribute("data-phase", "cancelled", timeout=LONG_MS)
-        cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
-        expect(cell.locator(".jp-OutputArea")).to_contain_text("JOB CANCELLED WHILE THE CELL WAITED",
-                                                                timeout=LONG_MS)
-        last = _step(jobview.locator(".qvac-progress-label").text_content())
-        assert at_cancel is not None and (last is None or last < STEPS)
-
-        # 2. The Studio's Cancel while a cell waits on the Studio's job.
-        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
-        studio.locator("button[name=generate]").click()
-        page.wait_for_function(_stepping(".qvac-studio .qvac-progress-label"), timeout=LONG_MS)
-        run_cell(page, 2)
-        cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-        # The cell is running (busy prompt "[*]") when Cancel is clicked.
-        expect(cell.locator(".jp-InputPrompt")).to_contain_text("*", timeout=LONG_MS)
-        studio.locator("button[name=cancel]").click()
-        expect(studio.locator(".qvac-progress[data-phase=cancelled]")).to_be_visible(timeout=LONG_MS)
-        expect(cell.locator(".jp-OutputArea")).to_contain_text("STUDIO JOB CANCELLED WHILE THE CELL WAITED",
-                                                                timeout=LONG_MS)
-        expect(studio.locator(".qvac-stage")).not_to_have_attribute("data-kind", "preview")  # not a result
+        studio = _cancel_while_cells_block(page)
 
         # 3. One image, then a kernel restart: the Studio says so and its buttons are off.
         page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
@@ -121,3 +130,24 @@ def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
         expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_MS)
         expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
         studio.screenshot(path=str(SCREENSHOTS / "studio-history-after-restart.png"))
+
+
+def test_cancel_while_a_cell_blocks_on_ipykernel6(tmp_path: Path, sd1_model: Any, old_ipykernel: Any) -> None:
+    """The same Cancels on ipykernel 6.29.5 (no subshells, as in Colab): the blocked wait pumps the clicks."""
+    from playwright.sync_api import sync_playwright
+
+    jupyter_path = tmp_path / "jupyter"  # a kernel spec only this lab sees
+    kernel = old_kernel.write_kernelspec(jupyter_path / "kernels", old_ipykernel("6.29.5"))
+    notebook = tmp_path / "life6.ipynb"
+    check = "import ipykernel; from qvac_nb.widgets import subshell\n"
+    check += "print('IPYKERNEL', ipykernel.__version__, 'ROUTED', subshell.routes_widgets(subshell.kernel()))"
+    write_notebook(notebook, [LOAD_CELL, BLOCKING_JOB_CELL, BLOCKING_STUDIO_CELL, check], kernel=kernel)
+    env = {**python_env(), **model_env(sd1_model), "JUPYTER_PATH": str(jupyter_path)}
+
+    with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
+          open_notebook(pw, lab, "life6.ipynb", LONG_MS) as page):
+        _cancel_while_cells_block(page)
+        page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
+        run_cell(page, 3)
+        output = page.locator(".jp-Notebook .jp-Cell").nth(3).locator(".jp-OutputArea")
+        output.get_by_text("IPYKERNEL 6.29.5 ROUTED False").wait_for(timeout=LONG_MS)
