@@ -82,8 +82,8 @@ class _Pump:
     @classmethod
     def here(cls) -> _Pump | None:
         """A pump if this thread may pump: a kernel's main thread running a cell, comms not on a subshell."""
-        if getattr(_active, "on", False):
-            return None
+        if getattr(_active, "on", False) or "ipykernel" not in sys.modules:
+            return None  # not in a kernel (a script, the CLI): no need to import ipykernel to find out
         k = subshell.kernel()
         if k is None or threading.current_thread() is not threading.main_thread():
             return None
