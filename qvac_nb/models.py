@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import engine, families, guards, readahead, runner, schema
+from . import engine, families, guards, runner, schema
 from .errors import (
     CancelledError,
     EngineError,
@@ -199,7 +199,6 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
     worker = WorkerProcess("a new model")
     try:
         model = _prepare(model_src, model_type, model_config, on_progress)
-        readahead.start(model.files.values())  # the disk works while the worker starts
         if not engine.facts():
             engine.remember_facts(worker.wait_ready())
         _warn_cpu_fallback(model.config)
