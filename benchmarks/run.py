@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,41 @@ def files_of(model: Any) -> dict[str, str]:
 def checkpoint_files(model: Any) -> dict[str, str]:
     """The files a plain text-to-image load needs (sd1_full also carries a ControlNet for the feature tests)."""
     return {role: path for role, path in files_of(model).items() if role != "control_net"}
+
+
+def side_config(a: argparse.Namespace, side: str) -> dict[str, Any]:
+    """The load config of one side: the same threads; the peer's rng named (qvac_nb's default is cuda)."""
+    return {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
+
+
+def fresh_rounds(b: Bench, label: str, measure: Callable[[Server, str, dict[str, Any]], float]
+                 ) -> dict[str, list[float]]:
+    """`measure(server, side, config)` once per side and round, each in a new benchmark process, alternating."""
+    got: dict[str, list[float]] = {"peer": [], "qvac": []}
+    for r in range(b.args.repeats):
+        for side in rotated(["peer", "qvac"], r):
+            server = Server(f"{label}-{side}", b.tmp)
+            try:
+                got[side].append(measure(server, side, side_config(b.args, side)))
+            finally:
+                server.close()
+    return got
+
+
+def peak_pss(server: Server, side: str, cfg: dict[str, Any], *, name: str, files: dict[str, str],
+             params: dict[str, Any]) -> float:
+    """Load and one generation with PSS sampled: reading /proc/<pid>/smaps_rollup holds the sampled process's
+    memory-map lock and slowed its generation by 20-30 % when done in the timed rounds, hence rounds of its own."""
+    server.call("load", name=name, side=side, files=files, config=cfg, pss=True)
+    server.call("gen", name=name, mode=side, params=params)
+    return float(server.call("rss")["peak_pss_mb"])
+
+
+def cold_load(server: Server, side: str, cfg: dict[str, Any], *, name: str, files: dict[str, str]) -> float:
+    """A load with the model's files evicted from the page cache first, as on a notebook's first load after a
+    download or a reboot (the engine then reads from disk)."""
+    evict(list(files.values()))
+    return float(server.call("load", name=name, side=side, files=files, config=cfg)["load_s"])
 
 
 def evict(paths: Sequence[str]) -> None:
@@ -558,7 +594,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
         images: dict[str, list[np.ndarray]] = {"peer": [], "qvac": []}
         for r in range(a.repeats):
             for side in rotated(["peer", "qvac"], r):
-                cfg: dict[str, Any] = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
+                cfg = side_config(a, side)
                 server = Server(f"fresh-{side}", b.tmp)
                 save = b.tmp / f"fresh-{side}.npy"
                 try:
@@ -581,35 +617,11 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                 f"{s} load {res[s]['load'][-1]:.2f}s gen {res[s]['wall'][-1]:.2f}s cpu {res[s]['cpu'][-1]:.2f}s "
                 f"peak {res[s]['peak'][-1]:.0f}MB" for s in res), flush=True)
 
-        # Memory rounds of their own: sampling PSS reads /proc/<pid>/smaps_rollup, which holds the sampled
-        # process's memory-map lock and slowed its generation by 20-30 % when done in the timed rounds.
+        # Memory rounds of their own (sampling PSS slows the sampled process), then load-from-disk rounds.
+        pss_rounds = fresh_rounds(b, "mem", partial(peak_pss, name=name, files=files, params=params))
+        cold_rounds = fresh_rounds(b, "cold", partial(cold_load, name=name, files=files))
         for side in ("peer", "qvac"):
-            res[side]["pss"] = []
-        for r in range(a.repeats):
-            for side in rotated(["peer", "qvac"], r):
-                cfg = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
-                server = Server(f"mem-{side}", b.tmp)
-                try:
-                    server.call("load", name=name, side=side, files=files, config=cfg, pss=True)
-                    server.call("gen", name=name, mode=side, params=params)
-                    res[side]["pss"].append(server.call("rss")["peak_pss_mb"])
-                finally:
-                    server.close()
-
-        # Cold rounds: the model files evicted from the page cache first, as on a notebook's first load after
-        # a download or a reboot (the engine then reads from disk). Load only.
-        for side in ("peer", "qvac"):
-            res[side]["cold"] = []
-        for r in range(a.repeats):
-            for side in rotated(["peer", "qvac"], r):
-                cfg = {"threads": a.threads, **({"rng": "cuda"} if side == "peer" else {})}
-                server = Server(f"cold-{side}", b.tmp)
-                try:
-                    evict(list(files.values()))
-                    res[side]["cold"].append(server.call("load", name=name, side=side, files=files,
-                                                         config=cfg)["load_s"])
-                finally:
-                    server.close()
+            res[side]["pss"], res[side]["cold"] = pss_rounds[side], cold_rounds[side]
 
         def ratio(k: str, res: dict[str, dict[str, list[float]]] = res) -> list[float]:
             return [q / p for q, p in zip(res["qvac"][k], res["peer"][k], strict=True)]

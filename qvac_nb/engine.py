@@ -118,6 +118,11 @@ def info() -> dict[str, object]:
     return _known_facts()["info"]  # type: ignore[return-value]
 
 
+def resolve_threads(value: int) -> int:
+    """model_config["threads"] as the engine takes it: -1 means every physical core, as the library counts them."""
+    return int(info()["physical_cores"]) if value == -1 else int(value)
+
+
 @cache
 def _local_enum_names() -> dict[str, list[str]]:
     ensure_loaded()

@@ -405,15 +405,10 @@ def _companion(name: str, role: str, flag: str, doc: str) -> Param:
                  values_doc="same forms as model_src", engine=role, cli=(flag,), cli_metavar="MODEL")
 
 
-def resolve_threads(value: int) -> int:
-    """model_config["threads"] as the engine takes it: -1 means every physical core."""
+def _threads(value: int, _names: Any, _request: Any) -> dict[str, Any]:
     from . import engine  # the core count comes from the engine library
 
-    return int(engine.info()["physical_cores"]) if value == -1 else int(value)
-
-
-def _threads(value: int, _names: Any, _request: Any) -> dict[str, Any]:
-    return {"threads": resolve_threads(value)}
+    return {"threads": engine.resolve_threads(value)}
 
 
 def _prediction(value: str, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:

@@ -38,12 +38,7 @@ class OpenModel:
 
 
 def threads(config: dict[str, Any]) -> int:
-    return resolve_threads(config.get("threads", -1))
-
-
-def resolve_threads(value: int) -> int:
-    """-1 means every physical core, as the engine library counts them."""
-    return int(engine.info()["physical_cores"]) if value == -1 else int(value)
+    return engine.resolve_threads(config.get("threads", -1))
 
 
 LOAD_TICK_INTERVAL_S = 0.05  # the engine reports every tensor (hundreds a second): relay a tick every 50 ms
@@ -71,7 +66,7 @@ def _context_config(files: dict[str, str], role: str, spec: dict[str, Any]) -> A
     for key in _COMPANION_ROLES:
         if key in files:
             setattr(cc, key, files[key])
-    for attr, value in spec["context"].items():  # mapped by the kernel (LoadedModel.worker_spec)
+    for attr, value in spec["context"].items():
         setattr(cc, attr, value)
     cc.threads = threads(spec["config"])  # always set: the engine's own default differs from ours
     return cc
@@ -82,7 +77,7 @@ def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., Non
     own_threads = up.get("threads", -1)
     return _engine.Upscaler(
         path,
-        resolve_threads(own_threads) if own_threads != -1 else threads(config),
+        int(own_threads) if own_threads != -1 else threads(config),  # -1: the model's own threads
         up.get("tile_size", 128),
         bool(up.get("offload_params_to_cpu") or config.get("offload_to_cpu", False)),
         bool(up.get("direct", False)),
@@ -105,7 +100,10 @@ def keep_on_cpu(config: dict[str, Any]) -> dict[str, str]:
 
 
 def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], None] | None) -> OpenModel:
-    """Load what `spec` names: {"mode", "family", "role", "files": {role: path}, "config"}."""
+    """Load what `spec` names: {"mode", "family", "role", "files": {role: path}, "config", "context"}.
+
+    "context" holds the engine's context fields as the kernel mapped them (LoadedModel.worker_spec).
+    """
     files, config = spec["files"], spec["config"]
     keep_on_cpu(config)
     if spec["mode"] == "upscale":

@@ -5,7 +5,7 @@ Every message is a tuple whose first item is its kind, sent pickled over a
 byte messages (one `send_bytes` each), so a PNG crosses without being pickled or copied again.
 
 Kernel -> worker:
-    (LOAD, spec)                       spec: files, role, config (see opening.open_model)
+    (LOAD, spec)                       spec: files, role, config, context (see opening.open_model)
     (DIFFUSION, job_id, request)       request: params, init (array or None), preview
     (UPSCALE, job_id, request)         request: pixels, repeats, record
     (CANCEL, job_id)
