@@ -102,6 +102,7 @@ def test_a_worker_crash_at_load_is_an_engine_crashed_error(sd1_model: TestModel,
             report["load"] = "loaded"
         except EngineCrashedError as exc:
             report["load"] = str(exc)
+            report["output"] = exc.last_output
         report["loaded"] = qvac_nb.loaded_models()
         """,
         {"sd1": sd1_model},
@@ -109,6 +110,9 @@ def test_a_worker_crash_at_load_is_an_engine_crashed_error(sd1_model: TestModel,
     )
     assert words in report["load"], report
     assert report["loaded"] == []
+    if fault == "segv":  # Python's crash dump names the crashing thread's frame; the error keeps the dump
+        assert "Fatal Python error: Segmentation fault" in report["output"], report
+        assert "(its thread was in File " in report["load"] and "string_at" in report["load"], report
 
 
 def test_a_prompt_that_overflowed_the_engine_stack_gives_an_image_and_the_next_job_works(sd1_model: TestModel) -> None:

@@ -35,6 +35,7 @@ _BOOTSTRAP = "import sys; sys.path[0] = sys.argv.pop(1); from qvac_nb.worker.ser
 START_TIMEOUT_S = 120.0  # a cold interpreter on a loaded 2-core machine can take a while to import numpy
 KILL_WAIT_S = 1.5
 TAIL_LINES = 12
+DUMP_LINES = 400  # Python's crash dump (faulthandler): every thread's frames
 
 log = logging.getLogger("qvac_nb.worker")
 engine_log = logging.getLogger("qvac_nb.engine")
@@ -52,6 +53,7 @@ class WorkerProcess:
         self.label = label
         self.facts: dict[str, Any] = {}
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.crash_dump: list[str] = []
         self.killed_on_purpose = False
         self._send_lock = threading.Lock()
         self._conn: Connection | None = None
@@ -179,7 +181,12 @@ class WorkerProcess:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
-            if line:
+            if not line:
+                continue
+            if self.crash_dump or line.startswith("Fatal Python error"):
+                if len(self.crash_dump) < DUMP_LINES:
+                    self.crash_dump.append(line)
+            else:
                 self.tail.append(line)
                 log.debug("%s: %s", self.label, line)
 
@@ -222,6 +229,7 @@ class WorkerProcess:
         self._output_reader.join(0.5)  # its last lines are often the reason
         self._close_conn()
         cause = describe_exit(code)
+        crashed_in = crash_location(self.crash_dump)
         tail = " | ".join(list(self.tail)[-6:])
         advice = (
             "The model reloads on its next use. If it happens again with the same input, the engine cannot "
@@ -229,10 +237,23 @@ class WorkerProcess:
             if reload_note
             else "Check the model file and model_config."
         )
-        message = f"the engine worker for {self.label} {cause} while {doing}. {advice}"
+        message = f"the engine worker for {self.label} {cause} while {doing}"
+        message += f" (its thread was in {crashed_in}). {advice}" if crashed_in else f". {advice}"
         if tail:
             message += f" Last engine output: {tail}"
-        return EngineCrashedError(message, exit_code=code, last_output=list(self.tail))
+        return EngineCrashedError(message, exit_code=code, last_output=list(self.tail) + self.crash_dump)
+
+
+def crash_location(dump: list[str]) -> str:
+    """Where the crashing thread was, from Python's crash dump: the innermost frame of its "Current thread",
+    or that it was one of the engine's own threads (not a Python one); "" without a dump."""
+    if not dump:
+        return ""
+    lines = [ln.strip() for ln in dump]
+    current = next((i for i, ln in enumerate(lines) if ln.startswith("Current thread")), None)
+    if current is None:
+        return "one of the engine's own threads"
+    return next((ln for ln in lines[current + 1:] if ln.startswith("File ")), "")
 
 
 def describe_exit(code: int | None) -> str:

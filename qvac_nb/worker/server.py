@@ -8,6 +8,7 @@ they arrive. When the kernel goes away the connection closes and the worker exit
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import queue
 import signal
@@ -218,4 +219,6 @@ def main(argv: list[str]) -> None:
     key = bytes.fromhex(os.environ.pop(protocol.KEY_ENV, ""))
     _detach_from_terminal()
     os.dup2(2, 1)  # nothing the engine prints can mix with anything else
+    # A crash in the engine then names the threads' Python frames in the output the kernel keeps.
+    faulthandler.enable()
     Server(_connect(argv[1], key)).serve()
