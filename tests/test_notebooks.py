@@ -26,6 +26,9 @@ EXPECTED: dict[str, dict[str, tuple[int, int]]] = {
     "06_studio_tour": {"06_studio.png": (64, 64)},
 }
 
+# What the notebooks print from the jobs' stats (x16: two upscale passes of the paired upscaler).
+PRINTED = {"04_esrgan_paired": ("upscaled to 256x256", "upscaled to 1024x1024")}
+
 
 def test_every_notebook_is_covered_and_stored_clean() -> None:
     names = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
@@ -53,6 +56,9 @@ def test_notebook_runs_on_test_models(name: str, tmp_path: Path, monkeypatch: py
     outputs = [out for cell in book.cells if cell.cell_type == "code" for out in cell.outputs]
     errors = [out for out in outputs if out.output_type == "error"]
     assert not errors, "\n".join(f"{e.ename}: {e.evalue}" for e in errors)
+    printed = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
+    for words in PRINTED.get(name, ()):
+        assert words in printed, f"{name} did not print {words!r}: {printed}"
     shown = [out for out in outputs if "image/png" in out.get("data", {})]
     assert len(shown) >= len(EXPECTED[name]), "the notebook should display every image it saves"
 
