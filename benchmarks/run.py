@@ -216,6 +216,17 @@ def cold_load(server: Server, side: str, cfg: dict[str, Any], *, name: str, file
     return float(server.call("load", name=name, side=side, files=files, config=cfg)["load_s"])
 
 
+def warm_load(server: Server, side: str, cfg: dict[str, Any], *, name: str, files: dict[str, str]) -> float:
+    """A load with the model's files in the page cache (read once before, by an earlier round or the build)."""
+    return float(server.call("load", name=name, side=side, files=files, config=cfg)["load_s"])
+
+
+def load_pss(server: Server, side: str, cfg: dict[str, Any], *, name: str, files: dict[str, str]) -> float:
+    """The peak PSS (kernel + worker for qvac_nb) from the start of a load to its end."""
+    server.call("load", name=name, side=side, files=files, config=cfg, pss=True)
+    return float(server.call("rss")["peak_pss_mb"])
+
+
 def evict(paths: Sequence[str]) -> None:
     """Drop the files' pages from the page cache, so the next read comes from disk (a first load)."""
     for path in paths:
@@ -697,6 +708,42 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                          "only once they have taken the file's last tensor, so load times move in steps of up to "
                          "200 ms per file (both sides). sd1_full is SD 1.5's real layout with "
                          "random weights (1.4 GB, q4_0); sd1 and flux2 are the toy test models.")
+    load_only(b, models)
+
+
+def load_only(b: Bench, models: dict[str, Any]) -> None:
+    """Section 5's load figures for models too slow to generate with in every round (SDXL at its real size):
+    alternating fresh processes, loads only."""
+    rows = []
+    for name in b.args.load_families:
+        files = checkpoint_files(models[name])
+        size_gb = sum(os.path.getsize(f) for f in files.values()) / 1e9
+        warm = fresh_rounds(b, "load", partial(warm_load, name=name, files=files))
+        cold = fresh_rounds(b, "cold", partial(cold_load, name=name, files=files))
+        pss = fresh_rounds(b, "mem", partial(load_pss, name=name, files=files))
+        label = f"{name}, {size_gb:.1f} GB, {b.args.threads} threads, fresh processes, load only"
+        for what, got, note in (("model load time, worker start included", warm, "files in the page cache"),
+                                ("model load time from disk (page cache evicted), worker start included", cold,
+                                 "the first load after a download or reboot")):
+            ratios = [q / p for q, p in zip(got["qvac"], got["peer"], strict=True)]
+            b.report.row("5", f"{what}, qvac_nb / peer ({label})", f"x{med(ratios):.3f}", "<= x1.05",
+                         "yes" if med(ratios) <= 1.05 else "no",
+                         f"median {med(got['qvac']):.2f} s vs {med(got['peer']):.2f} s; "
+                         f"rounds {min(ratios):.3f}-{max(ratios):.3f}; {note}")
+        ratios = [q / p for q, p in zip(pss["qvac"], pss["peer"], strict=True)]
+        b.report.row("5", f"peak memory during the load, kernel + worker / peer: peak of the PSS sum ({label})",
+                     f"{(med(ratios) - 1) * 100:+.1f} %", "<= +5 %", "yes" if med(ratios) <= 1.05 else "no",
+                     f"median {med(pss['qvac']):.0f} MB vs {med(pss['peer']):.0f} MB "
+                     f"(+{med(pss['qvac']) - med(pss['peer']):.0f} MB); sampled every 50 ms")
+        for side in ("peer", "qvac"):
+            rows.append([name, side, f"{med(warm[side]):.3f}", f"{med(cold[side]):.3f}", f"{med(pss[side]):.0f}"])
+    if rows:
+        b.report.detail("5b. Fresh processes, loads only (models too slow to generate with every round)",
+                        ["model", "side", "load s", "load from disk s", "peak PSS sum during the load MB"], rows,
+                        note=f"Medians over {b.args.repeats} round(s), alternating sides, each a new benchmark "
+                             "process; as in 5, but without a generation. sdxl_full is SDXL base's real layout "
+                             "(2.6 B-parameter U-Net, CLIP ViT-L and bigG, the full autoencoder) with random "
+                             "weights in q4_0.")
 
 
 # ---------------------------------------------------------------------- 7. the worker boundary
@@ -939,6 +986,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--models", default=None, help="comma list of test models (default sd1,flux2)")
     ap.add_argument("--fresh-models", default=None, help="comma list of test models for section 5 (default "
                     "sd1,flux2,sd1_full: the toy models and one at SD 1.5's real size)")
+    ap.add_argument("--load-models", default=None, help="comma list of test models for section 5's load-only "
+                    "rounds (default sdxl_full: SDXL base at its real size, whose generation is too slow to repeat)")
     ap.add_argument("--sections", default="1,2,3,4,5,6,7", help="comma list of sections to run")
     ap.add_argument("--update", action="store_true", help="keep the sections not run now from the previous "
                     "<out>.json (re-run some sections only)")
@@ -957,6 +1006,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     a.control = not quick
     a.families = (a.models or ("sd1" if quick else "sd1,flux2")).split(",")
     a.fresh_families = (a.fresh_models or ("sd1" if quick else "sd1,flux2,sd1_full")).split(",")
+    a.load_families = [m for m in (a.load_models or ("sd1" if quick else "sdxl_full")).split(",") if m]
     a.candidates = ("vae_conv_direct",) if quick else CANDIDATES
     a.sections = {s.strip() for s in a.sections.split(",") if s.strip()}
     previous = a.out.with_suffix(".json")
@@ -973,7 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.threads = a.threads or a.physical
     report.meta["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     errors: list[str] = []
-    models = test_models(sorted(set(a.families) | set(a.fresh_families) | {"sd1"}))
+    models = test_models(sorted(set(a.families) | set(a.fresh_families) | set(a.load_families) | {"sd1"}))
     steps: list[tuple[str, Callable[[Bench], Any]]] = [
         ("1", lambda b: section_end_to_end(b, models)),
         ("2", lambda b: section_defaults(b, models)),

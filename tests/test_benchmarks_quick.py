@@ -51,6 +51,8 @@ def test_quick_benchmark_writes_a_well_formed_table(tmp_path: Path) -> None:
     e2e = next(cells for cells in body if cells[1].startswith("end-to-end qvac_nb / peer"))
     assert re.fullmatch(r"\d+\.\d{3}", e2e[2])
     assert "identical" in e2e[5], "qvac_nb and the peer should give the same pixels for identical parameters"
+    load_only = [cells for cells in body if "load only" in cells[1]]
+    assert len(load_only) == 3 and all(re.fullmatch(r"x\d+\.\d{3}|[+-]\d+\.\d %", c[2]) for c in load_only), load_only
     browser = next(cells for cells in body if "Chromium" in cells[1])
     if Path("/usr/bin/chromium").exists():
         assert re.fullmatch(r"p50 [\d.]+ ms, p95 [\d.]+ ms", browser[2]), browser
