@@ -57,6 +57,10 @@ void on_progress(int step, int steps, float seconds, void*) {
     Job* job = g_current;
     if (job == nullptr) return;
     const Phase phase = static_cast<Phase>(job->phase.load());
+    if (phase == Phase::Load && job->quiet_load) {
+        job->load_progress.store((int64_t(step) << 32) | uint32_t(steps));
+        return;
+    }
     try {
         nb::gil_scoped_acquire gil;
         flush_logs();

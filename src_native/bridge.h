@@ -43,6 +43,10 @@ public:
     std::atomic<bool> cancel_requested{false};
     std::atomic<int> phase{static_cast<int>(Phase::Load)};
     std::atomic<int> batch_index{0};
+    // With quiet_load, load progress is only stored (packed step << 32 | total) for a Python thread to
+    // read: the engine's loader then never waits for the GIL, which an import elsewhere may hold.
+    bool quiet_load = false;
+    std::atomic<int64_t> load_progress{-1};
     std::unique_ptr<nb::python_error> callback_error;  // first exception a callback raised
     std::vector<std::string> errors;                    // the engine's error log lines
 

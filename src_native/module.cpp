@@ -408,6 +408,16 @@ NB_MODULE(_engine, m) {
                 "-> None")),
             "on_preview(step, width, height, channels, pixels): a latent preview as packed uint8 RGB bytes.")
         .def_rw("preview_interval", &Job::preview_interval, "Send a preview every this many sampling steps.")
+        .def_rw("quiet_load", &Job::quiet_load,
+                "Load progress is stored for load_progress instead of calling on_progress (which needs the GIL).")
+        .def_prop_ro(
+            "load_progress",
+            [](const Job& j) -> std::optional<std::pair<int, int>> {
+                const int64_t packed = j.load_progress.load();
+                if (packed < 0) return std::nullopt;
+                return std::make_pair(int(packed >> 32), int(uint32_t(packed)));
+            },
+            "(step, total) of the load's last progress report under quiet_load, None before the first.")
         .def("cancel", &Job::cancel, "Stop at the next sampling step (thread-safe, no GIL needed by the engine).")
         .def_prop_ro("cancelled", &Job::cancelled, "Whether cancel() was called.")
         .def_prop_ro("phase", [](const Job& j) { return std::string(phase_name(static_cast<Phase>(j.phase.load()))); },

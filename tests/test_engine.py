@@ -223,3 +223,39 @@ def test_engine_writes_nothing_to_stdout() -> None:
     assert out.stdout.strip() == "DONE", out.stdout[-500:]
     assert "generate_image" not in out.stderr
     json.dumps(out.stderr)  # stderr may carry Python warnings only
+
+
+def test_a_quiet_load_never_calls_into_python_and_its_ticks_are_relayed(sd1_model: Any) -> None:
+    """Under quiet_load the engine's loader only stores its progress (it never waits for the GIL); the worker's
+    relay thread turns it into load ticks ending at total/total. Without it, on_progress is called instead."""
+    out = _run_isolated(
+        f"""
+        import json
+        from qvac_nb import _engine, engine
+        from qvac_nb.worker import opening
+        engine.ensure_loaded()
+        report = {{}}
+        for quiet in (False, True):
+            cc = _engine.ContextConfig()
+            cc.model, cc.threads = {str(sd1_model.primary)!r}, 2
+            calls, ticks = [], []
+            job = _engine.Job()
+            job.on_progress = lambda *args: calls.append(args[:2])
+            if quiet:
+                with opening._LoadTicks(job, lambda role, step, total, ms: ticks.append((role, step, total)),
+                                        "model"):
+                    _engine.Context(cc, job).close()
+            else:
+                _engine.Context(cc, job).close()
+            report[str(quiet)] = {{"calls": len(calls), "last_call": calls[-1] if calls else None,
+                                   "stored": job.load_progress, "ticks": ticks}}
+        print(json.dumps(report))
+        """
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    loud, quiet = report["False"], report["True"]
+    total = loud["last_call"][1]
+    assert loud["calls"] > 0 and loud["last_call"] == [total, total] and loud["stored"] is None
+    assert quiet["calls"] == 0 and quiet["stored"] == [total, total]
+    assert quiet["ticks"] and quiet["ticks"][-1] == ["model", total, total]

@@ -6,7 +6,9 @@ engine load as soon as the request arrives, while those imports finish on anothe
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,23 +43,53 @@ def threads(config: dict[str, Any]) -> int:
     return engine.resolve_threads(config.get("threads", -1))
 
 
-LOAD_TICK_INTERVAL_S = 0.05  # the engine reports every tensor (hundreds a second): relay a tick every 50 ms
+LOAD_TICK_INTERVAL_S = 0.05  # how often a load's progress is relayed to the kernel
 
 
-def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str) -> Any:
+class _LoadTicks:
+    """Relays a load's progress to `on_tick` from a thread of its own, every LOAD_TICK_INTERVAL_S.
+
+    The engine only stores its load progress in the job (quiet_load): a callback into Python would make the
+    engine's loader wait for the GIL, which the warm-up thread's imports hold for tens of milliseconds at a
+    time, and the loader looks at its reading threads only every 200 ms, so each wait can cost a whole step.
+    """
+
+    def __init__(self, job: Any, on_tick: Callable[[str, int, int, float], None], role: str) -> None:
+        self.job, self.on_tick, self.role = job, on_tick, role
+        job.quiet_load = True
+        self._last: tuple[int, int] | None = None
+        self._start = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"qvac_nb-load-ticks-{role}", daemon=True)
+
+    def __enter__(self) -> _LoadTicks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._relay()  # the last report (step == total) once the load has returned
+
+    def _run(self) -> None:
+        while not self._stop.wait(LOAD_TICK_INTERVAL_S):
+            self._relay()
+
+    def _relay(self) -> None:
+        got = self.job.load_progress
+        if got is None or got == self._last:
+            return
+        self._last = got
+        try:
+            self.on_tick(self.role, got[0], got[1], (time.perf_counter() - self._start) * 1000)
+        except (OSError, ValueError):  # the kernel is gone; the worker ends with its connection
+            pass
+
+
+def _load_job(on_tick: Callable[[str, int, int, float], None] | None, role: str) -> tuple[Any, Any]:
+    """The engine job of a load and the context manager to run the load in (relaying its ticks, if wanted)."""
     job = _engine.Job()
-    if on_tick is not None:
-        start = time.perf_counter()
-        last = [float("-inf")]
-
-        def relay(step: int, total: int, _s: float, _p: Any) -> None:
-            now = time.perf_counter()
-            if now - last[0] >= LOAD_TICK_INTERVAL_S or step >= total:
-                last[0] = now
-                on_tick(role, step, total, (now - start) * 1000)
-
-        job.on_progress = relay
-    return job
+    return job, (_LoadTicks(job, on_tick, role) if on_tick is not None else contextlib.nullcontext())
 
 
 def _context_config(files: dict[str, str], role: str, spec: dict[str, Any]) -> Any:
@@ -75,14 +107,16 @@ def _context_config(files: dict[str, str], role: str, spec: dict[str, Any]) -> A
 def _open_upscaler(path: str, config: dict[str, Any], on_tick: Callable[..., None] | None) -> Any:
     up = config.get("upscaler") or {}
     own_threads = up.get("threads", -1)
-    return _engine.Upscaler(
-        path,
-        int(own_threads) if own_threads != -1 else threads(config),  # -1: the model's own threads
-        up.get("tile_size", 128),
-        bool(up.get("offload_params_to_cpu") or config.get("offload_to_cpu", False)),
-        bool(up.get("direct", False)),
-        _load_job(on_tick, "upscaler"),
-    )
+    job, ticks = _load_job(on_tick, "upscaler")
+    with ticks:
+        return _engine.Upscaler(
+            path,
+            int(own_threads) if own_threads != -1 else threads(config),  # -1: the model's own threads
+            up.get("tile_size", 128),
+            bool(up.get("offload_params_to_cpu") or config.get("offload_to_cpu", False)),
+            bool(up.get("direct", False)),
+            job,
+        )
 
 
 # device='cpu': what hides each GPU backend from ggml. The engine always picks a GPU as its main
@@ -111,7 +145,9 @@ def open_model(spec: dict[str, Any], on_tick: Callable[[str, int, int, float], N
     cc = _context_config(files, spec["role"], spec)
     if split_unet.needs_marker(spec["family"], spec["role"], files):
         cc.model = str(split_unet.marker_file())  # lets the engine see an SDXL U-Net-only file as SDXL
-    context = _engine.Context(cc, _load_job(on_tick, "model"))
+    job, ticks = _load_job(on_tick, "model")
+    with ticks:
+        context = _engine.Context(cc, job)
     model = OpenModel(spec["family"], context=context)
     model.upscaler_path = files.get("upscaler")
     if "upscaler" in files:
