@@ -213,12 +213,21 @@ def cold_load(server: Server, side: str, cfg: dict[str, Any], *, name: str, file
     """A load with the model's files evicted from the page cache first, as on a notebook's first load after a
     download or a reboot (the engine then reads from disk)."""
     evict(list(files.values()))
-    return float(server.call("load", name=name, side=side, files=files, config=cfg)["load_s"])
+    return warm_load(server, side, cfg, name=name, files=files)
 
 
 def warm_load(server: Server, side: str, cfg: dict[str, Any], *, name: str, files: dict[str, str]) -> float:
     """A load with the model's files in the page cache (read once before, by an earlier round or the build)."""
     return float(server.call("load", name=name, side=side, files=files, config=cfg)["load_s"])
+
+
+def round_ratios(got: dict[str, list[float]]) -> list[float]:
+    """qvac_nb / peer for each round of a {side: [value per round]}."""
+    return [q / p for q, p in zip(got["qvac"], got["peer"], strict=True)]
+
+
+def round_range(ratios: list[float]) -> str:
+    return f"rounds {min(ratios):.3f}-{max(ratios):.3f}"
 
 
 def load_pss(server: Server, side: str, cfg: dict[str, Any], *, name: str, files: dict[str, str]) -> float:
@@ -635,10 +644,8 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
             res[side]["pss"], res[side]["cold"] = pss_rounds[side], cold_rounds[side]
 
         def ratio(k: str, res: dict[str, dict[str, list[float]]] = res) -> list[float]:
-            return [q / p for q, p in zip(res["qvac"][k], res["peer"][k], strict=True)]
+            return round_ratios({side: res[side][k] for side in res})
 
-        def rng(v: list[float]) -> str:
-            return f"rounds {min(v):.3f}-{max(v):.3f}"
 
         wall, cpu, load, peak, pss = ratio("wall"), ratio("cpu"), ratio("load"), ratio("peak"), ratio("pss")
         cold = ratio("cold")
@@ -649,10 +656,11 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
             f"pixels DIFFER: {fmt_diff(diff(images['qvac'][0], images['peer'][0]))}"
         b.report.row("5", f"generation wall time qvac_nb / peer ({label})", f"{med(wall):.3f}", "<= 1.01",
                      "yes" if med(wall) <= 1.01 else "no",
-                     f"{rng(wall)}; median {med(res['qvac']['wall']):.2f} s vs {med(res['peer']['wall']):.2f} s; {pix}")
+                     f"{round_range(wall)}; median {med(res['qvac']['wall']):.2f} s vs "
+                     f"{med(res['peer']['wall']):.2f} s; {pix}")
         b.report.row("5", f"generation CPU time qvac_nb (kernel + worker) / peer ({label})", f"{med(cpu):.3f}",
                      "<= 1.01", "yes" if med(cpu) <= 1.01 else "no",
-                     f"{rng(cpu)}; median {med(res['qvac']['cpu']):.2f} s vs {med(res['peer']['cpu']):.2f} s")
+                     f"{round_range(cpu)}; median {med(res['qvac']['cpu']):.2f} s vs {med(res['peer']['cpu']):.2f} s")
         b.report.row("5", f"peak memory kernel + worker / peer: peak of the PSS sum ({label})",
                      f"{(med(pss) - 1) * 100:+.1f} %", "<= +5 %", "yes" if med(pss) <= 1.05 else "no",
                      f"median {med(res['qvac']['pss']):.0f} MB vs {med(res['peer']['pss']):.0f} MB "
@@ -663,16 +671,19 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                      f"vs {med(res['peer']['peak']):.0f} MB; shared pages counted in both processes")
         b.report.row("5", f"model load time, worker start included, qvac_nb / peer ({label})", f"x{med(load):.3f}",
                      "<= x1.05", "yes" if med(load) <= 1.05 else "no",
-                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s; {rng(load)}; "
+                     f"median {med(res['qvac']['load']):.2f} s vs {med(res['peer']['load']):.2f} s; "
+                     f"{round_range(load)}; "
                      "files in the page cache; each library imported before the timer")
         b.report.row("5", f"model load time from disk (page cache evicted), worker start included, qvac_nb / peer "
                           f"({label})", f"x{med(cold):.3f}", "<= x1.05", "yes" if med(cold) <= 1.05 else "no",
-                     f"median {med(res['qvac']['cold']):.2f} s vs {med(res['peer']['cold']):.2f} s; {rng(cold)}; "
+                     f"median {med(res['qvac']['cold']):.2f} s vs {med(res['peer']['cold']):.2f} s; "
+                     f"{round_range(cold)}; "
                      "the first load after a download or reboot")
         b.report.row("5", f"first cell: import + load, qvac_nb / peer ({label})", f"x{med(first_cell):.3f}",
                      "info", "info",
                      f"median {med(res['qvac']['first_cell']):.2f} s vs {med(res['peer']['first_cell']):.2f} s; "
-                     f"{rng(first_cell)}; `import qvac_nb` + `load_model` vs `import stable_diffusion_cpp` + load")
+                     f"{round_range(first_cell)}; "
+                     "`import qvac_nb` + `load_model` vs `import stable_diffusion_cpp` + load")
         unload = med(res["qvac"]["unload_delta"])
         b.report.row("5", f"kernel RSS after unload_model - before load_model ({name})", f"{unload:+.1f} MB",
                      "<= 50 MB", "yes" if abs(unload) <= 50 else "no",
@@ -725,12 +736,12 @@ def load_only(b: Bench, models: dict[str, Any]) -> None:
         for what, got, note in (("model load time, worker start included", warm, "files in the page cache"),
                                 ("model load time from disk (page cache evicted), worker start included", cold,
                                  "the first load after a download or reboot")):
-            ratios = [q / p for q, p in zip(got["qvac"], got["peer"], strict=True)]
+            ratios = round_ratios(got)
             b.report.row("5", f"{what}, qvac_nb / peer ({label})", f"x{med(ratios):.3f}", "<= x1.05",
                          "yes" if med(ratios) <= 1.05 else "no",
                          f"median {med(got['qvac']):.2f} s vs {med(got['peer']):.2f} s; "
-                         f"rounds {min(ratios):.3f}-{max(ratios):.3f}; {note}")
-        ratios = [q / p for q, p in zip(pss["qvac"], pss["peer"], strict=True)]
+                         f"{round_range(ratios)}; {note}")
+        ratios = round_ratios(pss)
         b.report.row("5", f"peak memory during the load, kernel + worker / peer: peak of the PSS sum ({label})",
                      f"{(med(ratios) - 1) * 100:+.1f} %", "<= +5 %", "yes" if med(ratios) <= 1.05 else "no",
                      f"median {med(pss['qvac']):.0f} MB vs {med(pss['peer']):.0f} MB "

@@ -105,7 +105,8 @@ class EngineCrashedError(EngineError):
     """The engine's worker process died (a crash, an abort, the out-of-memory killer) or stopped responding.
 
     The kernel is unharmed; the model reloads on its next use. `exit_code` is the worker's exit
-    status (negative: the signal that ended it) and `last_output` its last engine log lines.
+    status (negative: the signal that ended it) and `last_output` its last engine output lines,
+    followed by Python's dump of the worker's threads when it crashed on a signal.
     """
 
     def __init__(self, message: str, *, exit_code: int | None = None, last_output: list[str] | None = None) -> None:

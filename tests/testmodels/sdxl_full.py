@@ -13,19 +13,16 @@ from pathlib import Path
 
 from . import clip
 from .formats import write_gguf
-from .kl_vae import kl_vae
 from .layers import typed
 from .recipe import Recipe
-from .unet_family import VAE, UNetLayout, unet
+from .unet_family import UNetLayout, sdxl_checkpoint
 
 SDXL_BASE = UNetLayout((1, 2, 4), 2, (False, True, True), (0, 2, 10), ("res", "attn", "res"), 10, 2048, True, 2816)
+FULL_DECODER_CH = 128  # the real autoencoder's width (the toy models use a narrow one)
 
 
 def _build(folder: Path) -> dict[str, str]:
-    specs = unet(SDXL_BASE)
-    specs += clip.hf_text_model("conditioner.embedders.0.transformer.", clip.VIT_L)
-    specs += clip.open_clip_text_model("conditioner.embedders.1.model.", clip.BIG_G)
-    specs += kl_vae(VAE)
+    specs = sdxl_checkpoint(SDXL_BASE, decoder_ch=FULL_DECODER_CH)
     write_gguf(folder / "sdxl-base-q4_0.gguf", typed(specs, exact=clip.EXACT_TYPES))
     return {"model": "sdxl-base-q4_0.gguf"}
 

@@ -162,16 +162,22 @@ def _build_sd2(folder: Path) -> dict[str, str]:
     return {"model": "sd2-tiny-q4_0.gguf"}
 
 
-def _build_sdxl(folder: Path) -> dict[str, str]:
-    # One file, as SDXL checkpoints ship: the engine only recognises an SDXL U-Net when a
-    # text encoder sits beside it in the model file (its first version check, which picks
-    # the prefix for --clip_l/--clip_g, sees the model file alone), so a bare U-Net with
-    # clip_l/clip_g companions fails with "get sd version from file failed".
-    specs = unet(SDXL_VEGA)
+def sdxl_checkpoint(layout: UNetLayout, decoder_ch: int = DECODER_CH) -> list[TensorSpec]:
+    """An SDXL checkpoint's tensors in one file: U-Net, CLIP ViT-L and OpenCLIP bigG, VAE.
+
+    One file, as SDXL checkpoints ship: the engine only recognises an SDXL U-Net when a text
+    encoder sits beside it in the model file (its first version check, which picks the prefix
+    for --clip_l/--clip_g, sees the model file alone), so a bare U-Net with clip_l/clip_g
+    companions fails with "get sd version from file failed".
+    """
+    specs = unet(layout)
     specs += clip.hf_text_model("conditioner.embedders.0.transformer.", clip.VIT_L)
     specs += clip.open_clip_text_model("conditioner.embedders.1.model.", clip.BIG_G)
-    specs += kl_vae(VAE, decoder_ch=DECODER_CH)
-    write_gguf(folder / "sdxl-vega-q4_0.gguf", typed(specs, exact=clip.EXACT_TYPES))
+    return specs + kl_vae(VAE, decoder_ch=decoder_ch)
+
+
+def _build_sdxl(folder: Path) -> dict[str, str]:
+    write_gguf(folder / "sdxl-vega-q4_0.gguf", typed(sdxl_checkpoint(SDXL_VEGA), exact=clip.EXACT_TYPES))
     return {"model": "sdxl-vega-q4_0.gguf"}
 
 
