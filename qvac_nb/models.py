@@ -5,7 +5,9 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import itertools
+import logging
 import os
+import signal
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -16,6 +18,7 @@ from typing import Any
 from . import engine, families, guards, runner, schema
 from .errors import (
     CancelledError,
+    EngineCrashedError,
     EngineError,
     InvalidParameterError,
     InvalidTypeError,
@@ -32,6 +35,9 @@ from .worker.process import WorkerDied, WorkerProcess
 COMPANION_KEYS = schema.COMPANION_ROLES
 CONFIG_KEYS = schema.CONFIG_KEYS
 MODEL_TYPES = schema.MODEL_TYPES
+LOAD_TRIES = 2  # a worker that crashes while loading is replaced once (see _load_retrying_a_crash)
+
+log = logging.getLogger("qvac_nb.worker")
 
 
 @dataclass
@@ -209,11 +215,10 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
             return same.model_id
         model.model_id = f"{model.model_id}#{next(_ids)}"
         worker.label = f"model '{model.model_id}'"
-        worker.wait_ready()
-        _load_in(worker, model, on_progress, stop)
     except BaseException:
         worker.kill()
         raise
+    worker = _load_retrying_a_crash(worker, model, on_progress, stop)
     with _models_lock:
         _models[model.model_id] = model
     runner.register(model, worker, start_worker)
@@ -331,14 +336,38 @@ def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[d
 
 def start_worker(model: LoadedModel, on_progress: Callable[[dict], None] | None = None) -> WorkerProcess:
     """A new worker with `model` loaded again (after a crash, or a cancel that had to end the last one)."""
-    worker = WorkerProcess(f"model '{model.model_id}'")
-    try:
-        worker.wait_ready()
-        _load_in(worker, model, on_progress)
-    except BaseException:
-        worker.kill()
-        raise
-    return worker
+    return _load_retrying_a_crash(WorkerProcess(f"model '{model.model_id}'"), model, on_progress)
+
+
+def _load_retrying_a_crash(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None,
+                           stop: threading.Event | None = None) -> WorkerProcess:
+    """Start `worker` and load `model` in it; if it dies of a signal doing so, load once more in a new worker.
+
+    A load changes nothing outside its worker, so the second try costs only time. The engine has crashed
+    while loading files that load fine every other time (once in CI, on SD 1.5 with its ControlNet);
+    a crash that comes back is the input's, and is raised. Ended by the kernel (SIGKILL: a cancel, the
+    out-of-memory killer) or exiting with a code, the worker is not replaced.
+    """
+    for attempt in range(LOAD_TRIES):
+        try:
+            worker.wait_ready()
+            _load_in(worker, model, on_progress, stop)
+            return worker
+        except EngineCrashedError as exc:
+            worker.kill()
+            code = exc.exit_code
+            if attempt + 1 < LOAD_TRIES and code is not None and code < 0 and code != -signal.SIGKILL \
+                    and not (stop is not None and stop.is_set()):
+                log.warning("loading once more in a new worker: %s", exc)
+                worker = WorkerProcess(worker.label)
+                continue
+            if attempt:
+                exc.args = (f"{exc.args[0]} The load crashed the same way in a second worker.",)
+            raise
+        except BaseException:
+            worker.kill()
+            raise
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:

@@ -40,6 +40,15 @@ def outcome(future, timeout=120):
         return "ok"
     except QvacError as exc:
         return type(exc).__name__ + ": " + str(exc)
+def first_tick(job):
+    # A job that ends without a tick stops the script with how it ended (the engine's output for a crash).
+    for tick in job.progress_stream:
+        return tick
+    try:
+        job.outputs.result(timeout=10)
+    except QvacError as exc:
+        raise AssertionError(f"the job ended without a tick: {exc!r}\\n{getattr(exc, 'last_output', '')}") from exc
+    raise AssertionError("the job ended without a tick, with outputs")
 """
 
 
@@ -110,9 +119,46 @@ def test_a_worker_crash_at_load_is_an_engine_crashed_error(sd1_model: TestModel,
     )
     assert words in report["load"], report
     assert report["loaded"] == []
+    # A signal is tried once more in a new worker (it crashes there too); an exit code is not.
+    assert ("crashed the same way in a second worker" in report["load"]) == (fault == "segv"), report
     if fault == "segv":  # Python's crash dump names the crashing thread's frame; the error keeps the dump
         assert "Fatal Python error: Segmentation fault" in report["output"], report
         assert "(its thread was in File " in report["load"] and "string_at" in report["load"], report
+
+
+def test_a_crash_while_loading_or_reloading_is_tried_once_more_in_a_new_worker(sd1_model: TestModel,
+                                                                               tmp_path: Path) -> None:
+    report = run_script(
+        f"""
+        import logging, signal
+        warnings = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                warnings.append(record.getMessage())
+        logging.getLogger("qvac_nb.worker").addHandler(Keep(logging.WARNING))
+        mid = load("sd1")  # its first worker crashes while loading (the fault fires once)
+        report["first_marker"] = os.path.exists({str(tmp_path / "first")!r})
+        report["first"] = len(generate(mid, seed=1))
+        # The worker dies between jobs; the next job's reload crashes once, then runs in the replacement.
+        os.environ["QVAC_NB_WORKER_FAULT_ONCE"] = {str(tmp_path / "second")!r}
+        from qvac_nb import runner
+        os.kill(runner._runners[mid].worker.proc.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        job = qvac_nb.diffusion(model_id=mid, prompt="a castle", **SMALL, seed=1)
+        report["second"] = outcome(job.outputs, 300)
+        report["phases"] = sorted({{tick.phase for tick in job.progress_stream.ticks}})
+        report["second_marker"] = os.path.exists({str(tmp_path / "second")!r})
+        report["warnings"] = warnings
+        """,
+        {"sd1": sd1_model},
+        env={"QVAC_NB_WORKER_FAULT": "segv@load", "QVAC_NB_WORKER_FAULT_ONCE": str(tmp_path / "first")},
+    )
+    assert report["first_marker"] and report["first"] == 1, report
+    assert report["second_marker"] and report["second"] == "ok" and "load" in report["phases"], report
+    assert len(report["warnings"]) == 2, report
+    for warning in report["warnings"]:
+        assert warning.startswith("loading once more in a new worker:") and "SIGSEGV" in warning, warning
+        assert "(its thread was in File " in warning, warning
 
 
 def test_a_prompt_that_overflowed_the_engine_stack_gives_an_image_and_the_next_job_works(sd1_model: TestModel) -> None:
@@ -164,13 +210,13 @@ def test_cancel_and_unload_stop_a_running_esrgan_upscale(esrgan_model: TestModel
         mid = load("esrgan", mode="upscale")
         image = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype("uint8")
         job = qvac_nb.upscale(model_id=mid, image=image)
-        next(iter(job.progress_stream))  # the upscale is running
+        first_tick(job)  # the upscale is running
         t0 = time.monotonic()
         job.cancel()
         report["cancel"] = outcome(job.outputs, 60)
         report["cancel_s"] = time.monotonic() - t0
         job = qvac_nb.upscale(model_id=mid, image=image)
-        next(iter(job.progress_stream))
+        first_tick(job)
         t0 = time.monotonic()
         qvac_nb.unload_model(model_id=mid)
         report["unload_s"] = time.monotonic() - t0
@@ -290,7 +336,7 @@ def test_the_interpreter_exits_promptly_with_jobs_running_and_leaves_no_worker(s
         """
         mid = load("sd1")
         jobs = [qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=150) for _ in range(3)]
-        next(iter(jobs[0].progress_stream))
+        first_tick(jobs[0])
         print("PIDS", json.dumps([c.pid for c in __import__("psutil").Process().children(recursive=True)]), flush=True)
         """
     )

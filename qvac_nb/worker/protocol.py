@@ -46,6 +46,7 @@ PONG = "pong"
 
 KEY_ENV = "QVAC_NB_WORKER_KEY"  # the shared secret the worker proves it was started by us
 FAULT_ENV = "QVAC_NB_WORKER_FAULT"  # test-only: "abort@diffusion", "segv@load", "hang@upscale", ...
+FAULT_ONCE_ENV = "QVAC_NB_WORKER_FAULT_ONCE"  # test-only: a path; the fault fires in the worker that creates it
 
 
 def encode_error(exc: BaseException) -> dict[str, Any]:

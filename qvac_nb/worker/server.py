@@ -187,6 +187,12 @@ def _maybe_fault(where: str) -> None:
     what, _, at = spec.partition("@")
     if not spec or at != where:
         return
+    once = os.environ.get(protocol.FAULT_ONCE_ENV)
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # an earlier worker had the fault
     sys.stdout.flush()
     if what == "abort":
         os.abort()
