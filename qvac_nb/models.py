@@ -343,10 +343,10 @@ def _load_retrying_a_crash(worker: WorkerProcess, model: LoadedModel, on_progres
                            stop: threading.Event | None = None) -> WorkerProcess:
     """Start `worker` and load `model` in it; if it dies of a signal doing so, load once more in a new worker.
 
-    A load changes nothing outside its worker, so the second try costs only time. The engine has crashed
-    while loading files that load fine every other time (once in CI, on SD 1.5 with its ControlNet);
-    a crash that comes back is the input's, and is raised. Ended by the kernel (SIGKILL: a cancel, the
-    out-of-memory killer) or exiting with a code, the worker is not replaced.
+    A load changes nothing outside its worker, so the second try costs only time. The engine has been
+    seen to crash, rarely, while loading files that load fine every other time (SD 1.5 with a ControlNet);
+    a crash that comes back is the input's, and is raised. Ended by SIGKILL (a cancel, the out-of-memory
+    killer) or exiting with a code, the worker is not replaced.
     """
     for attempt in range(LOAD_TRIES):
         try:
