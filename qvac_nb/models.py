@@ -334,9 +334,13 @@ def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[d
             return
 
 
-def start_worker(model: LoadedModel, on_progress: Callable[[dict], None] | None = None) -> WorkerProcess:
-    """A new worker with `model` loaded again (after a crash, or a cancel that had to end the last one)."""
-    return _load_retrying_a_crash(WorkerProcess(f"model '{model.model_id}'"), model, on_progress)
+def start_worker(model: LoadedModel, on_progress: Callable[[dict], None] | None = None,
+                 stop: threading.Event | None = None) -> WorkerProcess:
+    """A new worker with `model` loaded again (after a crash, or a cancel that had to end the last one).
+
+    Once `stop` is set (the job waiting for it was cancelled, the model unloaded) this raises CancelledError.
+    """
+    return _load_retrying_a_crash(WorkerProcess(f"model '{model.model_id}'"), model, on_progress, stop)
 
 
 def _load_retrying_a_crash(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None,

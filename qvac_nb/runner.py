@@ -5,7 +5,8 @@ relays what comes back (ticks, results, errors) to the job. Different models run
 When the worker dies the running job fails with `EngineCrashedError` and the next job starts a
 new worker, which loads the model again. A cancel reaches a queued job at once (it never starts)
 and a running one within a sampling step; where the engine cannot stop (loading, decoding,
-upscaling) the worker is ended after `CANCEL_GRACE_S` and the model reloads on its next use.
+upscaling) the worker is ended after `CANCEL_GRACE_S` and the model reloads on its next use. A job
+waiting for such a reload is stopped by a cancel or an unload within a poll: the loading worker is ended.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .worker.process import WorkerDied, WorkerProcess
 if TYPE_CHECKING:
     from .models import LoadedModel
 
-Restart = Callable[["LoadedModel", Callable[[dict[str, Any]], None]], WorkerProcess]
+# (model, on_load_progress, stop): a new worker with the model loaded; raises CancelledError once stop is set
+Restart = Callable[["LoadedModel", Callable[[dict[str, Any]], None], threading.Event], WorkerProcess]
 CANCEL_GRACE_S = 1.0  # how long a phase the engine cannot interrupt may run on after a cancel
 SILENCE_PING_S = 30.0  # a worker silent this long while working is asked whether it still answers
 PING_TIMEOUT_S = 15.0
@@ -46,6 +48,8 @@ class _Running:
         self.cancel_sent_at: float | None = None
         self.phase_at_cancel: str | None = None
         self.worker_ended = False  # the worker was ended to stop a phase the engine cannot interrupt
+        self.stop = threading.Event()  # set by a cancel or an unload: a reload for this job stops at once
+        self.reloading = False  # the job waits for its model to load again in a new worker
 
 
 class ModelRunner:
@@ -87,6 +91,7 @@ class ModelRunner:
             if running is None or running.job is not job or running.cancel_sent_at is not None:
                 return
             running.cancel_sent_at = time.monotonic()
+            running.stop.set()
             worker = self.worker
         if worker is not None:
             try:
@@ -103,6 +108,8 @@ class ModelRunner:
             queued = [job for job, _, _ in self._queue]
             self._queue.clear()
             worker, running = self.worker, self._running
+            if running is not None:
+                running.stop.set()
             self._cond.notify_all()
         message = f"model '{self.model.model_id}' was unloaded"
         for job in queued:
@@ -142,7 +149,9 @@ class ModelRunner:
                     ProgressTick(info["step"], info["total_steps"], info["elapsed_ms"], "load")
                 )
 
-        worker = self._restart(self.model, on_load)
+        running.reloading = True
+        worker = self._restart(self.model, on_load, running.stop)
+        running.reloading = False
         with self._cond:
             if self._closing:
                 worker.kill()
@@ -155,12 +164,14 @@ class ModelRunner:
         if job.cancelled:
             job._finish(None, None, job._cancelled_error())
             return
+        # Set before a reload: a listener raising on its load ticks cancels the job like any other.
+        job.progress_stream.on_listener_error = lambda exc: self._listener_failed(job, exc)
         try:
             worker = self._ensure_worker(running)
         except BaseException as exc:
-            job._finish(None, None, exc)
+            stopped = isinstance(exc, CancelledError) and (job.cancelled or self._closing)
+            job._finish(None, None, self._cancel_error(job, running) if stopped else exc)
             return
-        job.progress_stream.on_listener_error = lambda exc: self._listener_failed(job, exc)
         try:
             worker.send(kind, running.job_id, request)
             self._pump(worker, running)
@@ -226,6 +237,11 @@ class ModelRunner:
             return job._listener_error
         if self._closing:
             return CancelledError(f"{job.kind} job on model '{self.model.model_id}': the model was unloaded")
+        if running.reloading:
+            return CancelledError(
+                f"{job.kind} job on model '{self.model.model_id}' was cancelled while the model loaded again; "
+                "that load was stopped and runs again on the next use"
+            )
         if running.worker_ended:
             phase = running.phase_at_cancel if running.phase_at_cancel not in (None, "queued") else "starting"
             return CancelledError(

@@ -203,6 +203,54 @@ def test_cancel_ends_a_phase_the_engine_cannot_interrupt_and_the_model_recovers(
     print(f"cancel of a hung phase settled in {report['cancel_s']:.2f} s")
 
 
+def test_cancel_and_unload_stop_a_job_whose_model_is_loading_again(sd1_model: TestModel) -> None:
+    report = run_script(
+        """
+        import signal
+        from qvac_nb import runner
+        def children():
+            kids = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                    kids.append(int(pid))
+            return kids
+        mid = load("sd1")
+        os.environ["QVAC_NB_WORKER_FAULT"] = "hang@load"  # every new worker hangs in its load
+        for how in ("cancel", "unload"):
+            worker = runner._runners[mid].worker
+            if worker is not None and worker.alive():  # after the cancelled reload there is none to end
+                os.kill(worker.proc.pid, signal.SIGKILL)
+                time.sleep(0.5)
+            job = qvac_nb.diffusion(model_id=mid, prompt="a castle", **SMALL)
+            time.sleep(1.5)  # the job waits for its model to load again, in a worker that never finishes
+            report[how + "_workers_while_loading"] = len(children())
+            t0 = time.monotonic()
+            if how == "cancel":
+                job.cancel()
+            else:
+                qvac_nb.unload_model(model_id=mid)
+            report[how] = outcome(job.outputs, 30)
+            report[how + "_s"] = time.monotonic() - t0
+            report[how + "_workers_after"] = len(children())
+        del os.environ["QVAC_NB_WORKER_FAULT"]
+        report["next"] = len(generate(load("sd1"), seed=2))
+        """,
+        {"sd1": sd1_model},
+    )
+    assert report["cancel"].startswith("CancelledError") and "while the model loaded again" in report["cancel"], report
+    assert report["unload"].startswith("CancelledError") and "unloaded" in report["unload"], report
+    # The hung loading worker is ended, not left behind.
+    assert report["cancel_workers_while_loading"] == 1 and report["cancel_workers_after"] == 0, report
+    assert report["unload_workers_while_loading"] == 1 and report["unload_workers_after"] == 0, report
+    assert report["next"] == 1
+    print(f"cancel during a reload settled in {report['cancel_s']:.2f} s, unload in {report['unload_s']:.2f} s")
+
+
 def test_cancel_and_unload_stop_a_running_esrgan_upscale(esrgan_model: TestModel) -> None:
     report = run_script(
         """
