@@ -646,7 +646,6 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
         def ratio(k: str, res: dict[str, dict[str, list[float]]] = res) -> list[float]:
             return round_ratios({side: res[side][k] for side in res})
 
-
         wall, cpu, load, peak, pss = ratio("wall"), ratio("cpu"), ratio("load"), ratio("peak"), ratio("pss")
         cold = ratio("cold")
         first_cell = ratio("first_cell")

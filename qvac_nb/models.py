@@ -352,7 +352,8 @@ def _load_retrying_a_crash(worker: WorkerProcess, model: LoadedModel, on_progres
     a crash that comes back is the input's, and is raised. Ended by SIGKILL (a cancel, the out-of-memory
     killer) or exiting with a code, the worker is not replaced.
     """
-    for attempt in range(LOAD_TRIES):
+    tries = 1
+    while True:
         try:
             worker.wait_ready()
             _load_in(worker, model, on_progress, stop)
@@ -360,18 +361,18 @@ def _load_retrying_a_crash(worker: WorkerProcess, model: LoadedModel, on_progres
         except EngineCrashedError as exc:
             worker.kill()
             code = exc.exit_code
-            if attempt + 1 < LOAD_TRIES and code is not None and code < 0 and code != -signal.SIGKILL \
+            if tries < LOAD_TRIES and code is not None and code < 0 and code != -signal.SIGKILL \
                     and not (stop is not None and stop.is_set()):
                 log.warning("loading once more in a new worker: %s", exc)
                 worker = WorkerProcess(worker.label)
+                tries += 1
                 continue
-            if attempt:
+            if tries > 1:
                 exc.args = (f"{exc.args[0]} The load crashed the same way in a second worker.",)
             raise
         except BaseException:
             worker.kill()
             raise
-    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:

@@ -49,7 +49,6 @@ class _Running:
         self.phase_at_cancel: str | None = None
         self.worker_ended = False  # the worker was ended to stop a phase the engine cannot interrupt
         self.stop = threading.Event()  # set by a cancel or an unload: a reload for this job stops at once
-        self.reloading = False  # the job waits for its model to load again in a new worker
 
 
 class ModelRunner:
@@ -149,9 +148,7 @@ class ModelRunner:
                     ProgressTick(info["step"], info["total_steps"], info["elapsed_ms"], "load")
                 )
 
-        running.reloading = True
         worker = self._restart(self.model, on_load, running.stop)
-        running.reloading = False
         with self._cond:
             if self._closing:
                 worker.kill()
@@ -170,7 +167,7 @@ class ModelRunner:
             worker = self._ensure_worker(running)
         except BaseException as exc:
             stopped = isinstance(exc, CancelledError) and (job.cancelled or self._closing)
-            job._finish(None, None, self._cancel_error(job, running) if stopped else exc)
+            job._finish(None, None, self._cancel_error(job, running, reloading=True) if stopped else exc)
             return
         try:
             worker.send(kind, running.job_id, request)
@@ -232,12 +229,13 @@ class ModelRunner:
             **worker_stats,
         )
 
-    def _cancel_error(self, job: Job, running: _Running) -> Exception:
+    def _cancel_error(self, job: Job, running: _Running, *, reloading: bool = False) -> Exception:
+        """The error of a job that was cancelled (`reloading`: while its model was loading again)."""
         if job._listener_error is not None:
             return job._listener_error
         if self._closing:
             return CancelledError(f"{job.kind} job on model '{self.model.model_id}': the model was unloaded")
-        if running.reloading:
+        if reloading:
             return CancelledError(
                 f"{job.kind} job on model '{self.model.model_id}' was cancelled while the model loaded again; "
                 "that load was stopped and runs again on the next use"

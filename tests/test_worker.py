@@ -142,8 +142,9 @@ def test_a_crash_while_loading_or_reloading_is_tried_once_more_in_a_new_worker(s
         # The worker dies between jobs; the next job's reload crashes once, then runs in the replacement.
         os.environ["QVAC_NB_WORKER_FAULT_ONCE"] = {str(tmp_path / "second")!r}
         from qvac_nb import runner
-        os.kill(runner._runners[mid].worker.proc.pid, signal.SIGKILL)
-        time.sleep(0.5)
+        worker = runner._runners[mid].worker
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(30)  # dead before the job looks at it
         job = qvac_nb.diffusion(model_id=mid, prompt="a castle", **SMALL, seed=1)
         report["second"] = outcome(job.outputs, 300)
         report["phases"] = sorted({{tick.phase for tick in job.progress_stream.ticks}})
@@ -206,28 +207,21 @@ def test_cancel_ends_a_phase_the_engine_cannot_interrupt_and_the_model_recovers(
 def test_cancel_and_unload_stop_a_job_whose_model_is_loading_again(sd1_model: TestModel) -> None:
     report = run_script(
         """
-        import signal
+        import signal, psutil
         from qvac_nb import runner
         def children():
-            kids = []
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == os.getpid() and fields[0] != "Z":
-                    kids.append(int(pid))
-            return kids
+            return [c for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE]
         mid = load("sd1")
         os.environ["QVAC_NB_WORKER_FAULT"] = "hang@load"  # every new worker hangs in its load
         for how in ("cancel", "unload"):
             worker = runner._runners[mid].worker
             if worker is not None and worker.alive():  # after the cancelled reload there is none to end
                 os.kill(worker.proc.pid, signal.SIGKILL)
-                time.sleep(0.5)
+                worker.proc.wait(30)  # dead before the job looks at it
             job = qvac_nb.diffusion(model_id=mid, prompt="a castle", **SMALL)
-            time.sleep(1.5)  # the job waits for its model to load again, in a worker that never finishes
+            deadline = time.monotonic() + 60  # the job's new worker starts, then hangs in its load
+            while not children() and time.monotonic() < deadline:
+                time.sleep(0.05)
             report[how + "_workers_while_loading"] = len(children())
             t0 = time.monotonic()
             if how == "cancel":
