@@ -18,6 +18,7 @@ from PIL import Image, PngImagePlugin
 
 from . import schema
 from .errors import InvalidParameterError, InvalidTypeError
+from .regular_file import open_regular
 
 JSON_KEY = "qvac_nb"
 # zlib level 1: a 512x512 image encodes in a few ms; higher levels cost 5-10x for ~10 % smaller files.
@@ -58,7 +59,7 @@ def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
         text = png.info.get(JSON_KEY)
     else:
         if isinstance(png, (str, Path)):
-            png = Path(png).read_bytes()
+            png = _read_png_file(png)
         if not isinstance(png, (bytes, bytearray, memoryview)):
             raise InvalidTypeError(f"png: expected PNG bytes, a path or a PIL image, got {type(png).__name__}")
         try:
@@ -74,6 +75,27 @@ def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
             f"{MAX_RECORD_DEPTH} levels; it was not written by qvac_nb or was altered"
         )
     return replayable_params(record)
+
+
+# A PNG read back for its parameters: an image qvac_nb made is far smaller (a 4096x4096 RGBA image
+# stored uncompressed is 64 MiB); a larger "PNG" is not one of them, or a device with no end.
+MAX_PNG_FILE_BYTES = 256 * 2**20
+
+
+def _read_png_file(path: str | Path) -> bytes:
+    """The bytes of the PNG at `path`; InvalidParameterError naming `png` for a FIFO, device, folder or huge file."""
+    try:
+        opened = open_regular(path)
+        if opened is None:
+            raise InvalidParameterError(f"png: {path} is not a regular file (a folder, device or pipe?)", param="png")
+        file, info = opened
+        with file:
+            if info.st_size > MAX_PNG_FILE_BYTES:
+                raise InvalidParameterError(f"png: {path} is {info.st_size:,} bytes, more than any PNG qvac_nb "
+                                            f"writes ({MAX_PNG_FILE_BYTES:,})", param="png")
+            return file.read(info.st_size)
+    except OSError as exc:
+        raise InvalidParameterError(f"png: cannot read {path} ({exc.strerror or exc})", param="png") from None
 
 
 def replayable_params(record: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..history_folder import read_png
 from ..png import replayable_params, stored_record
 from .thumbs import image_size, thumbnail
 
@@ -44,9 +45,14 @@ class ImageStore:
         return entry
 
     def add_file(self, path: Path, **extra: Any) -> dict[str, Any] | None:
-        """The entry of a PNG file (a history record); None if it can no longer be read."""
+        """The entry of a PNG file (a history record); None if it can no longer be read or is refused.
+
+        Only a regular file of a bounded size is read (see `history_folder.read_png`).
+        """
+        png = read_png(path)
+        if png is None:
+            return None
         try:
-            png = path.read_bytes()
             return self.add(png, path=path, **extra)
         except Exception:  # noqa: BLE001 - a deleted or damaged file is simply not shown
             return None
@@ -55,10 +61,7 @@ class ImageStore:
         with self._lock:
             held = self._pngs.get(image_id)
         if isinstance(held, Path):
-            try:
-                return held.read_bytes()
-            except OSError:
-                return None
+            return read_png(held)  # None if it was deleted or replaced by something that is not a PNG file
         return held
 
     def __len__(self) -> int:
