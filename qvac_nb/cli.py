@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 from . import loras, schema
 from .errors import UsageError
+from .validation import check_writable_file, check_writable_folder
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = "SD_V2_1_1B_Q8_0"
@@ -250,6 +251,16 @@ def _output_paths(output: str, count: int) -> list[Path]:
     return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, count + 1)]
 
 
+def _checked_output(output: str) -> list[Path]:
+    """The -o/--output path of one image, once it could be written.
+
+    Checked before the model loads: finding out after generating would lose the images.
+    """
+    paths = _output_paths(output, 1)
+    check_writable_file("-o/--output", paths[0])
+    return paths
+
+
 def _write(paths: Sequence[Path], pngs: Sequence[bytes]) -> None:
     for path, png in zip(paths, pngs, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +289,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     init = kwargs.get("init_image")
     if init is not None and not Path(init).expanduser().is_file():
         raise UsageError(f"--init-image: no image file at {init}")
-    _output_paths(args.output, 1)  # a bad --output fails before the model loads
+    _checked_output(args.output)
 
     _say(args, f"loading {args.model} ...")
     model_id = qvac_nb.load_model(args.model, model_config=config)
@@ -301,7 +312,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise UsageError(f"image: no file at {args.image}")
     output = args.output or str(source.with_name(f"{source.stem}-upscaled.png"))
-    paths = _output_paths(output, 1)
+    paths = _checked_output(output)
     upscaler = {"tile_size": args.tile_size} if args.tile_size is not None else None
     config = _model_config(args, upscaler)
     _say(args, f"loading {args.model} ...")
@@ -347,6 +358,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     import qvac_nb
 
     items = read_items(args.items)
+    check_writable_folder("-o/--output-dir", args.output_dir)  # before any work, as for --output
     config = _model_config(args)
     try:
         result = qvac_nb.batch(items, model_src=args.model, model_config=config, output_dir=args.output_dir,

@@ -109,9 +109,14 @@ def sha256(path: Path) -> str:
 
 
 def check_file(path: Path, shown: str) -> None:
-    """A readable model file (headers bounds-checked) whose tensors are LoRA adapters."""
+    """A regular model file (headers bounds-checked) whose tensors are LoRA adapters.
+
+    Raises ModelFileError naming `lora` for a folder, FIFO or device, before anything opens it.
+    """
+    from .model_files import check_regular_file
     from .modelfiles.formats import _parse
 
+    check_regular_file(path, PARAM)  # opening a FIFO or reading /dev/zero would block diffusion()
     try:
         info = _parse(path, PARAM)
     except CorruptModelError as exc:

@@ -19,6 +19,7 @@ importable from here.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from .errors import CorruptModelError, ModelFileError
@@ -49,19 +50,36 @@ from .modelfiles.formats import (  # noqa: F401 - _GGML_BLOCKS and _ST_SIZES: us
 
 __all__ = [
     "CRC_CHECK_LIMIT", "MAX_BLOCKS", "MAX_HEADER_BYTES", "MAX_NAME", "MAX_TENSORS", "FileInfo", "check_companion",
-    "check_structure", "decoder_channels", "detect_family", "dit_heads", "inspect_file", "llm_geometry",
-    "looks_like_safetensors", "read_gguf", "read_pth", "read_safetensors", "vae_latent_channels",
+    "check_regular_file", "check_structure", "decoder_channels", "detect_family", "dit_heads", "inspect_file",
+    "llm_geometry", "looks_like_safetensors", "read_gguf", "read_pth", "read_safetensors", "vae_latent_channels",
 ]
+
+
+def check_regular_file(path: str | Path, role: str) -> Path:
+    """`path` as a Path when it is a regular file, else a ModelFileError naming `role` and the path.
+
+    Only a regular file may be opened: opening a FIFO waits for a writer forever, a device such as
+    /dev/zero reads without end, and a folder raises a bare IsADirectoryError.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise ModelFileError(f"{role}: no file at {path}") from None
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(f"{role}: {path} is a folder, not a model file")
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(f"{role}: {path} is not a regular file (a device, pipe or socket?); pass a model file")
+    return path
 
 
 def inspect_file(path: str | Path, role: str = "model") -> FileInfo:
     """Parse and bounds-check a model file's header and the structure of its family.
 
-    Raises CorruptModelError before the engine would crash on the file.
+    Raises ModelFileError when `path` is not a regular file, CorruptModelError before the engine
+    would crash on the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{role}: no file at {path}")
+    path = check_regular_file(path, role)
     try:
         info = _parse(path, role)
     except CorruptModelError as exc:

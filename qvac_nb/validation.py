@@ -11,7 +11,9 @@ import math
 import numbers
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidParameterError, InvalidTypeError, UnknownParameterError, suggest
@@ -43,6 +45,21 @@ def check_str(name: str, value: Any, *, allow_none: bool = False) -> str | None:
     return _check_encodable(name, value, lambda v: v.encode("utf-8"), "a lone surrogate that is not valid text")
 
 
+# Far above any prompt written by hand (a few thousand characters): the engine encodes a prompt in
+# 77-token windows kept together, and a 10-million-character prompt crashed it (SIGSEGV) in the worker.
+MAX_TEXT_CHARS = 20_000
+
+
+def check_text(name: str, value: Any) -> str:
+    """A prompt: a string the engine can take (see `check_str`) of at most MAX_TEXT_CHARS characters."""
+    text = check_str(name, value)
+    assert text is not None
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidParameterError(f"{name}: at most {MAX_TEXT_CHARS:,} characters, got {len(text):,}; "
+                                    "shorten it", param=name)
+    return text
+
+
 def _check_encodable(name: str, value: str, encode: Any, what: str) -> str:
     """`value` without NULs (C strings end there) and encodable by `encode`; `what` names a bad character."""
     if "\x00" in value:
@@ -69,6 +86,60 @@ def check_path(name: str, value: Any, *, allow_none: bool = False) -> str | None
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name}: expected a str, bytes or path, got {type(value).__name__}", param=name)
     return _check_encodable(name, value, os.fsencode, "which is not part of any file name")
+
+
+def check_writable_folder(name: str, folder: str | os.PathLike[str]) -> Path:
+    """`folder` as a Path once a file could be written in it; InvalidParameterError naming `name` otherwise.
+
+    Checked before any work so that nothing made is lost on an unwritable destination. Writing a probe
+    file is the only test that holds everywhere (read-only mounts, ACLs, quotas; root ignores permission
+    bits). Folders made for the probe are removed again: the check leaves nothing behind.
+    """
+    path = Path(folder).expanduser()
+    made: list[Path] = []
+    try:
+        missing = _missing_folders(name, path)
+        for part in reversed(missing):
+            try:
+                part.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: theirs to keep
+                continue
+            made.append(part)
+        handle, probe = tempfile.mkstemp(prefix=".qvac_nb-probe-", dir=path)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidParameterError(f"{name}: cannot write into the folder {str(path)!r} "
+                                    f"({exc.strerror or exc})", param=name) from None
+    finally:
+        for part in reversed(made):
+            try:
+                part.rmdir()
+            except OSError:  # something was saved there meanwhile
+                break
+    return path
+
+
+def _missing_folders(name: str, path: Path) -> list[Path]:
+    """The folders of `path` that do not exist yet, deepest first; refuses a file standing in the way."""
+    missing: list[Path] = []
+    existing = path
+    while not existing.is_dir() and existing != existing.parent:
+        if existing.exists():
+            where = "" if existing == path else f"cannot create the folder {str(path)!r}: "
+            raise InvalidParameterError(f"{name}: {where}{str(existing)!r} is a file, not a folder", param=name)
+        missing.append(existing)
+        existing = existing.parent
+    return missing
+
+
+def check_writable_file(name: str, file: str | os.PathLike[str]) -> Path:
+    """`file` as a Path once it could be written: not a folder or a device, in a writable folder."""
+    path = Path(file).expanduser()
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder or a FIFO: the write fails or blocks
+        raise InvalidParameterError(f"{name}: {str(path)!r} exists and is not a regular file", param=name)
+    check_writable_folder(name, path.parent)
+    return path
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import engine, history_folder, models
 from ..errors import CallbackError, InvalidParameterError, InvalidTypeError
-from ..validation import check_bool, check_int, check_path
+from ..validation import check_bool, check_int, check_path, check_writable_folder
 from . import items as items_mod
 from .backend import Backend, WorkerLost
 from .items import Item
@@ -256,7 +256,8 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
         raise InvalidParameterError("ray_options: a dict of Ray actor options, with cluster='ray'", param="ray_options")
     if workers is not None:
         workers = check_int("workers", workers, 1, MAX_WORKERS)
-    folder = history_folder.folder_path(output_dir)
+    # Before any work: an unwritable folder would otherwise fail every item after making its image.
+    folder = check_writable_folder("output_dir", history_folder.folder_path(output_dir))
 
     prepared = items_mod.prepare(
         items, defaults, model=items_mod.model_identity(model_src, config), family=items_mod.model_family(model_src),

@@ -22,6 +22,7 @@ from ..jobs import Job
 from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
 from ..schema import schema_json
+from ..validation import check_writable_folder
 from . import assets
 from .base import ImageWidget
 from .follow import follow_job
@@ -488,7 +489,11 @@ def _output_folder(output_dir: Any) -> Path | None:
     if output_dir is None:
         return None
     folder = history_folder.folder_path(None if output_dir is _DEFAULT_FOLDER else output_dir)  # type: ignore[arg-type]
-    return folder.resolve()
+    try:  # checked now: finding out at the first save would throw that image away
+        return check_writable_folder("output_dir", folder).resolve()
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{exc}; pass another output_dir, or output_dir=None to keep the images "
+                                    "for this session only", param="output_dir") from None
 
 
 def _identity_of(model_id: str) -> tuple[Any, ...] | None:
