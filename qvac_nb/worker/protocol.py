@@ -1,6 +1,7 @@
 """The messages between the kernel and an engine worker.
 
-Every message is a tuple whose first item is its kind, sent pickled over a
+A worker first sends the key from its environment (KEY_ENV), as raw bytes. Every message after
+that is a tuple whose first item is its kind, sent pickled over a
 `multiprocessing.connection.Connection`. Result images follow their `RESULT` message as raw
 byte messages (one `send_bytes` each), so a PNG crosses without being pickled or copied again.
 
@@ -45,6 +46,7 @@ ERROR = "error"
 PONG = "pong"
 
 KEY_ENV = "QVAC_NB_WORKER_KEY"  # the shared secret the worker proves it was started by us
+PARENT_ENV = "QVAC_NB_WORKER_PARENT"  # the kernel's pid: the worker ends when that process does
 FAULT_ENV = "QVAC_NB_WORKER_FAULT"  # test-only: "abort@diffusion", "segv@load", "hang@upscale", ...
 FAULT_ONCE_ENV = "QVAC_NB_WORKER_FAULT_ONCE"  # test-only: a path; the fault fires in the worker that creates it
 

@@ -2,7 +2,8 @@
 
 The main thread only reads messages (so a cancel or a ping is answered while the engine works)
 and forwards the engine's log lines; the engine thread loads the model and runs jobs in the order
-they arrive. When the kernel goes away the connection closes and the worker exits at once.
+they arrive. When the kernel goes away the worker exits at once: its connection closes, and (should a
+fork of the kernel still hold the socket) the worker also watches its parent process itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from . import protocol
 ENGINE_STACK_BYTES = 512 * 2**20
 POLL_S = 0.1  # how often the main thread forwards queued engine log lines
 OOM_SCORE_ADJ = "500"  # the worker, not the kernel, is what the out-of-memory killer picks
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0  # where there is no parent-death signal: how often the worker looks for its parent
 
 
 class Server:
@@ -213,9 +216,48 @@ def _connect(address: str, key: bytes) -> Connection:
     else:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
-    conn = Connection(sock.detach())
-    conn.send_bytes(key)
-    return conn
+    sock.sendall(key)  # raw, first: the kernel reads exactly this many bytes, with a timeout, from each caller
+    return Connection(sock.detach())
+
+
+def _parent_gone(parent: int) -> bool:
+    if os.getppid() == parent:
+        return False
+    try:
+        os.kill(parent, 0)  # not our parent any more, or never was (a launcher in between): is it alive?
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def _watch_parent(parent: int) -> None:
+    while not _parent_gone(parent):
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """End this worker when the kernel that started it dies, however it dies.
+
+    The closed connection is not enough: a child the kernel forked (an mp.Pool) inherits the socket, and
+    the worker would wait for it. Linux kills the worker itself (PR_SET_PDEATHSIG); elsewhere a thread
+    watches the parent. Windows has no fork, so there the connection's end suffices.
+    """
+    parent = int(os.environ.pop(protocol.PARENT_ENV, "") or os.getppid())
+    if sys.platform.startswith("linux"):
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+            prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+            if prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if _parent_gone(parent):  # it died before the signal was asked for: nobody would send it
+                    os._exit(0)
+                return
+        except (OSError, AttributeError):
+            pass
+    if os.name == "posix":
+        threading.Thread(target=_watch_parent, args=(parent,), name="qvac_nb-parent-watch", daemon=True).start()
 
 
 def _detach_from_terminal() -> None:
@@ -228,6 +270,7 @@ def _detach_from_terminal() -> None:
 
 
 def main(argv: list[str]) -> None:
+    _die_with_parent()  # first: the kernel may die at any moment from now on
     key = bytes.fromhex(os.environ.pop(protocol.KEY_ENV, ""))
     _detach_from_terminal()
     os.dup2(2, 1)  # nothing the engine prints can mix with anything else
