@@ -40,12 +40,14 @@ from typing import Any, Literal
 from . import cache_presets, engine_types, families, loras
 from .errors import InvalidTypeError
 from .validation import (
+    MAX_TEXT_CHARS,
     check_bool,
     check_choice,
     check_float,
     check_int,
     check_path,
     check_str,
+    check_text,
     check_unknown,
     check_upscale,
 )
@@ -149,7 +151,9 @@ class Param:
             return check_choice(label, value, self.allowed(names))
         if self.type == "path":
             return check_path(label, value)  # bytes and names that are not UTF-8 are file names too
-        if self.type in ("str", "text"):
+        if self.type == "text":
+            return check_text(label, value)
+        if self.type == "str":
             return check_str(label, value)
         if self.type == "upscaler":
             return check_upscaler(value)
@@ -175,6 +179,8 @@ class Param:
             return "True or False"
         if self.type == "choice":
             return ", ".join(self.allowed(None))
+        if self.type == "text":
+            return f"text of at most {MAX_TEXT_CHARS:,} characters"
         return "a string" if self.type in ("str", "path") else ""
 
     def default_text(self) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptModelError
+from ..errors import CorruptModelError, ModelFileError
 
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_TENSORS = 1_000_000
@@ -465,8 +465,11 @@ def _parse(path: Path, role: str) -> FileInfo:
     if cached is not None:
         return cached
     size = stat.st_size
-    with open(path, "rb") as f:
-        head = f.read(_SNIFF_BYTES)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError as exc:  # e.g. /proc/self/mem: a "regular file" that cannot be read
+        raise ModelFileError(f"{role}: cannot read {path} ({exc.strerror or exc})") from None
     magic = head[:4]
     # Told apart by structure, in the engine's order (GGUF, safetensors, torch zip): a safetensors
     # header length can begin with the bytes "PK" (19,280 = b"PK\0\0..."), so a 2-byte prefix
