@@ -29,9 +29,11 @@ if TYPE_CHECKING:
         ModelFileError,
         ModelNotLoadedError,
         QvacError,
+        SaveError,
         UnknownModelError,
         UnknownParameterError,
         UnsupportedOperationError,
+        UsageError,
     )
     from .generation import cancel, diffusion, upscale
     from .grids import grid
@@ -47,6 +49,7 @@ _ERRORS = (
     "QvacError", "InvalidParameterError", "InvalidTypeError", "UnknownParameterError", "ModelFileError",
     "CorruptModelError", "ModelNotLoadedError", "UnsupportedOperationError", "DownloadError", "EngineError",
     "CancelledError", "EngineLibraryError", "UnknownModelError", "EngineCrashedError", "CallbackError",
+    "SaveError", "UsageError",
 )
 # public name -> the module that defines it
 _HOMES: dict[str, str] = {

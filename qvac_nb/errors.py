@@ -87,6 +87,13 @@ class UnknownModelError(QvacError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SaveError(QvacError, OSError):
+    """An image could not be saved into the history folder (e.g. a full disk); nothing of it was kept.
+
+    The message names `output_dir` and the folder; `__cause__` is the OSError of the failed write.
+    """
+
+
 class UsageError(QvacError):
     """A bad command line found after parsing (e.g. an unreadable --model-config)."""
 

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InvalidParameterError, InvalidTypeError, QvacError
+from .errors import InvalidParameterError, InvalidTypeError, SaveError
 from .regular_file import OPEN_FLAGS, open_regular
 
 DEFAULT_FOLDER = "qvac_nb_outputs"
@@ -45,13 +45,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_SALVAGE_TRIES = 64  # objects tried inside one torn index line (a record nests a few)
 
 _lock = threading.Lock()  # one writer at a time in this process; the name counter below relies on it
-
-
-class SaveError(QvacError, OSError):
-    """An image could not be saved into the history folder (e.g. a full disk); nothing of it was kept.
-
-    The message names `output_dir` and the folder; `__cause__` is the OSError of the failed write.
-    """
 
 
 @dataclass(frozen=True)
