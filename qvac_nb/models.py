@@ -56,6 +56,8 @@ class LoadedModel:
     default_sampler: str | None = None
     default_scheduler: str | None = None
     shared: bool = True  # load_model may hand this copy out again for the same files and config
+    # Its files (as they were when it loaded) and config: what load_model compares (see _identity).
+    identity: tuple[Any, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
     def prediction(self) -> str:
@@ -86,6 +88,8 @@ class LoadedModel:
 
 _models: dict[str, LoadedModel] = {}
 _models_lock = threading.Lock()
+# The identity of each shared load in progress -> set when it ends: other loads of it wait (one at a time).
+_loading: dict[tuple[Any, ...], threading.Event] = {}
 _ids = itertools.count(1)
 _gpu_warned = False
 # Called as listener(event, model_id) with event "loaded" or "unloaded" (e.g. a Studio's model list).
@@ -161,7 +165,8 @@ def load_model(
     an abort, running out of memory) cannot take the notebook's kernel with it.
 
     Loading the same files with an equal `model_config` again (a re-run cell) returns the id
-    already loaded instead of a second copy; `reload=True` loads a fresh copy and unloads the old one.
+    already loaded instead of a second copy, also while that copy is still loading (the later calls
+    wait for it); `reload=True` loads a fresh copy and unloads the old one.
     """
     check_unknown("load_model", unexpected, ("model_src", "model_type", "model_config", "on_progress", "reload"))
     if not isinstance(reload, bool):
@@ -203,25 +208,35 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
         raise InvalidTypeError("on_progress: expected a callable taking one dict")
     # The worker starts (imports, opens the engine) while the files are checked and fetched here.
     worker = WorkerProcess("a new model")
+    claim: threading.Event | None = None
     try:
         model = _prepare(model_src, model_type, model_config, on_progress)
         if not engine.facts():
             engine.remember_facts(worker.wait_ready())
         _warn_cpu_fallback(model.config)
         model.shared = shared
-        same = _same_model(model) if shared else None
-        if same is not None and reuse:
-            worker.kill()
-            return same.model_id
+        model.identity = _identity(model)
+        same = None
+        if shared:
+            same, claim = _claim(model, reuse, stop, worker.kill)
+            if claim is None and same is not None:  # loaded already (perhaps by the load waited for): hand it out
+                worker.kill()
+                return same.model_id
+            if worker.killed_on_purpose:  # ended while this call waited for another load of the model
+                worker = WorkerProcess("a new model")
         model.model_id = f"{model.model_id}#{next(_ids)}"
         worker.label = f"model '{model.model_id}'"
+        worker = _load_retrying_a_crash(worker, model, on_progress, stop)
+        # The runner first: a caller handed this id (a waiting load) can run a job at once.
+        runner.register(model, worker, start_worker)
+        with _models_lock:
+            _models[model.model_id] = model
     except BaseException:
         worker.kill()
         raise
-    worker = _load_retrying_a_crash(worker, model, on_progress, stop)
-    with _models_lock:
-        _models[model.model_id] = model
-    runner.register(model, worker, start_worker)
+    finally:
+        if claim is not None:
+            _release(model.identity, claim)
     _notify("loaded", model.model_id)
     if same is not None:  # reload=True: the fresh copy replaces the old one
         unload_model(model_id=same.model_id)
@@ -240,11 +255,38 @@ def _identity(model: LoadedModel) -> tuple[Any, ...]:
     return model.mode, tuple(files), repr(sorted(model.config.items()))
 
 
-def _same_model(model: LoadedModel) -> LoadedModel | None:
-    wanted = _identity(model)
+def _claim(model: LoadedModel, reuse: bool, stop: threading.Event | None,
+           before_waiting: Callable[[], None]) -> tuple[LoadedModel | None, threading.Event | None]:
+    """One load at a time per identity: wait while the same files and config are loading, then decide.
+
+    Returns (the loaded copy with this identity or None, the claim). Without a claim the caller hands
+    that copy out (`reuse`); with one it loads, then must `_release` it. A load that fails hands
+    nothing out: the next waiter loads itself (so a cancel of the first caller stops only that call).
+    `before_waiting` runs once before a wait (it ends the caller's idle worker).
+    """
+    waited = False
+    while True:
+        with _models_lock:
+            same = next((m for m in _models.values() if m.shared and m.identity == model.identity), None)
+            busy = _loading.get(model.identity)
+            if busy is None:
+                if same is not None and reuse:
+                    return same, None
+                claim = _loading[model.identity] = threading.Event()
+                return same, claim
+        if not waited:
+            before_waiting()
+            waited = True
+        while not busy.wait(0.25):  # a bounded wait: a Studio cancel (`stop`) is seen within a poll
+            if stop is not None and stop.is_set():
+                raise CancelledError(f"loading {model.source} was cancelled")
+
+
+def _release(identity: tuple[Any, ...], claim: threading.Event) -> None:
     with _models_lock:
-        candidates = [m for m in _models.values() if m.shared]
-    return next((m for m in candidates if _identity(m) == wanted), None)
+        if _loading.get(identity) is claim:
+            del _loading[identity]
+    claim.set()
 
 
 def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | None,
@@ -303,17 +345,22 @@ def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[d
     """Have `worker` load `model`, relaying its load ticks; fills in what the engine reports.
 
     Once `stop` is set this raises CancelledError; the caller kills the worker, and the load with it.
+    A worker that stops answering pings (a slow load still answers them) is ended: EngineCrashedError.
     """
     worker.send(protocol.LOAD, None, model.worker_spec())
+    liveness = runner.Liveness(worker)
     while True:
         if stop is not None and stop.is_set():
             raise CancelledError(f"loading {model.source} was cancelled")
         try:
             msg = worker.recv(0.25 if stop is not None else 1.0)
+            if msg is None:
+                if liveness.stopped():
+                    raise liveness.end("loading the model", "loading again starts a new worker")
+                continue
         except WorkerDied:
             raise worker.crash_error("loading the model", reload_note=False) from None
-        if msg is None:
-            continue
+        liveness.heard()
         if msg[0] == protocol.LOAD_TICK and on_progress is not None:
             _, role, step, total, elapsed = msg
             on_progress({"phase": "load", "role": role, "percentage": 100.0 * step / total if total else 0.0,

@@ -30,13 +30,63 @@ if TYPE_CHECKING:
 # (model, on_load_progress, stop): a new worker with the model loaded; raises CancelledError once stop is set
 Restart = Callable[["LoadedModel", Callable[[dict[str, Any]], None], threading.Event], WorkerProcess]
 CANCEL_GRACE_S = 1.0  # how long a phase the engine cannot interrupt may run on after a cancel
-SILENCE_PING_S = 30.0  # a worker silent this long while working is asked whether it still answers
+# A worker silent this long while loading or running a job is asked whether it still answers; no answer
+# within PING_TIMEOUT_S ends it. Read at each check (tests shorten them).
+SILENCE_PING_S = 30.0
 PING_TIMEOUT_S = 15.0
 POLL_S = 0.05
+# How a cancel message names the phase the engine could not stop in: "... was cancelled while <words>".
+PHASE_WORDS = {"queued": "starting", "load": "loading what it needs", "encode": "encoding the prompt",
+               "sample": "sampling", "decode": "decoding the image", "upscale": "upscaling"}
 
 _job_ids = itertools.count(1)
 _runners: dict[str, ModelRunner] = {}
 _runners_lock = threading.Lock()
+
+
+class Liveness:
+    """Tells a worker that stopped (SIGSTOP, a hang holding the GIL) from one that is merely busy.
+
+    The worker's main thread answers a ping whatever its engine thread does (a job, a multi-GB load), so
+    a long silence is only a question: after SILENCE_PING_S without a message a ping goes out, and no
+    answer within PING_TIMEOUT_S means the process no longer runs.
+    """
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+        self.last_message = time.monotonic()
+        self.ping_sent: float | None = None
+
+    def heard(self) -> None:
+        """A message came from the worker."""
+        self.last_message, self.ping_sent = time.monotonic(), None
+
+    def stopped(self) -> bool:
+        """Called after a poll that returned nothing: True once a ping went unanswered too long."""
+        now = time.monotonic()
+        if self.ping_sent is not None:
+            return now - self.ping_sent > PING_TIMEOUT_S
+        if now - self.last_message > SILENCE_PING_S:
+            self.worker.send(protocol.PING)
+            self.ping_sent = now
+        return False
+
+    def end(self, doing: str, after: str) -> EngineCrashedError:
+        """End the stopped worker (SIGKILL, reaped) and return the error that says so."""
+        self.worker.kill()
+        return EngineCrashedError(
+            f"the engine worker for {self.worker.label} stopped responding while {doing} (no answer to a ping "
+            f"for {PING_TIMEOUT_S:g} s after {SILENCE_PING_S:g} s of silence); it was ended and {after}",
+            exit_code=self.worker.proc.poll(), last_output=list(self.worker.tail),
+        )
+
+
+def cancelled_while(phase: str | None) -> str:
+    """The words for where a cancel found a job: "while decoding the image", "during its 'x' phase"."""
+    if phase is None:
+        return "while starting"
+    words = PHASE_WORDS.get(phase)
+    return f"while {words}" if words else f"during its '{phase}' phase"
 
 
 class _Running:
@@ -183,28 +233,19 @@ class ModelRunner:
 
     def _pump(self, worker: WorkerProcess, running: _Running) -> None:
         job = running.job
-        last_message = time.monotonic()
-        ping_sent: float | None = None
+        liveness = Liveness(worker)
         while True:
             msg = worker.recv(POLL_S)
-            now = time.monotonic()
             if msg is None:
                 if running.cancel_sent_at is not None and running.phase_at_cancel != "sample" \
-                        and now - running.cancel_sent_at > CANCEL_GRACE_S:
+                        and time.monotonic() - running.cancel_sent_at > CANCEL_GRACE_S:
                     running.worker_ended = True
                     worker.kill()  # the engine cannot stop in this phase: end the worker, reload next time
                     raise WorkerDied()
-                if ping_sent is not None and now - ping_sent > PING_TIMEOUT_S:
-                    worker.kill()
-                    raise EngineCrashedError(
-                        f"the engine worker for model '{self.model.model_id}' stopped responding; it was ended and "
-                        "the model reloads on its next use"
-                    )
-                if ping_sent is None and now - last_message > SILENCE_PING_S:
-                    worker.send(protocol.PING)
-                    ping_sent = now
+                if liveness.stopped():
+                    raise liveness.end(f"running a {job.kind} job", "the model reloads on its next use")
                 continue
-            last_message, ping_sent = now, None
+            liveness.heard()
             kind = msg[0]
             if kind == protocol.TICK:
                 _, _, step, total, elapsed, phase, index, preview = msg
@@ -241,10 +282,10 @@ class ModelRunner:
                 "that load was stopped and runs again on the next use"
             )
         if running.worker_ended:
-            phase = running.phase_at_cancel if running.phase_at_cancel not in (None, "queued") else "starting"
+            where = cancelled_while(running.phase_at_cancel)
             return CancelledError(
-                f"{job.kind} job on model '{self.model.model_id}' was cancelled while {phase}; the engine cannot "
-                "stop there, so its worker was ended and the model reloads on its next use"
+                f"{job.kind} job on model '{self.model.model_id}' was cancelled {where}; the engine cannot stop "
+                "there, so its worker was ended and the model reloads on its next use"
             )
         return job._cancelled_error()
 
