@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import cache_presets, engine_types, families, loras
+from . import cache_presets, embeddings, engine_types, families, loras
 from .errors import InvalidTypeError
 from .validation import (
     MAX_TEXT_CHARS,
@@ -119,7 +119,8 @@ class Param:
 
     @property
     def per_family(self) -> bool:
-        return any(self.name in f.defaults for f in families.FAMILIES.values())
+        # Only diffusion()'s own parameters: the hires block has a `strength` of its own.
+        return any(self.name in f.defaults for f in families.FAMILIES.values()) and any(p is self for p in DIFFUSION)
 
     def default_for(self, family: str | None) -> Any:
         return families.get(family).default(self.name, self.default) if family else self.default
@@ -159,6 +160,8 @@ class Param:
             return check_upscaler(value)
         if self.type == "lora":
             return loras.check(value)  # resolves, checks and hashes each file
+        if self.type == "embeddings":
+            return embeddings.check(value)  # {name: source}; the files are fetched and checked at load
         if self.type == "hires":
             return check_hires(value)
         return value  # image(s): decoded by the caller, which knows the accepted forms
@@ -460,6 +463,17 @@ MODEL_CONFIG: tuple[Param, ...] = (
     _companion("clip_g_model_src", "clip_g", "--clip-g", "CLIP-G text encoder (SD3)."),
     _companion("t5_xxl_model_src", "t5xxl", "--t5xxl", "T5-XXL text encoder (SD3, FLUX.1)."),
     _companion("taesd_model_src", "taesd", "--taesd", "Tiny autoencoder for fast decoding."),
+    _companion("clip_vision_model_src", "clip_vision", "--clip-vision",
+               "CLIP vision encoder (Wan 2.1 image-to-video and first/last-frame models)."),
+    _companion("llm_vision_model_src", "llm_vision", "--llm-vision",
+               "Vision tower of the LLM text encoder, when the LLM file lacks it (Qwen-Image-Edit)."),
+    _companion("high_noise_diffusion_model_src", "high_noise_diffusion_model", "--high-noise-diffusion-model",
+               "Second diffusion model of the same family, run for the high-noise steps (Wan 2.2 A14B)."),
+    _companion("photo_maker_model_src", "photo_maker", "--photo-maker",
+               "PhotoMaker ID encoder (SDXL); a file name containing 'v2' selects PhotoMaker v2."),
+    Param("embeddings", "embeddings", "Textual-inversion embeddings (SD 1.x/2.x/XL), each used by writing its name "
+          "in the prompt.", None, nullable=True, default_doc="none", values_doc=embeddings.VALUES_DOC + "; sources "
+          "as for model_src", cli=None),
     *CONTROL_NET_CONFIG,
     Param("upscaler", "upscaler", "A paired ESRGAN upscaler: {'type': 'esrgan', 'model_src': ..., 'tile_size': "
           "16-2048} (a string is taken as model_src).", None, nullable=True, default_doc="none; tile_size 128",
@@ -487,6 +501,21 @@ MODEL_CONFIG: tuple[Param, ...] = (
         ("diffusion_conv_direct", "Direct convolution in the diffusion model."),
         ("vae_conv_direct", "Direct convolution in the VAE."),
     )),
+    *(Param(name, "bool", doc, None, default_doc=default, engine=name, cli=None) for name, doc, default in (
+        ("circular_x", "Wrap the image around left to right (seamless horizontal tiling).", "False"),
+        ("circular_y", "Wrap the image around top to bottom (seamless vertical tiling).", "False"),
+        ("tae_preview_only", "With taesd_model_src: the tiny autoencoder draws only the previews and the VAE "
+         "decodes the image.", "False"),
+        ("force_sdxl_vae_conv_scale", "SDXL: scale the VAE's convolutions as for the built-in VAE also with a "
+         "vae_model_src.", "False"),
+        ("chroma_use_dit_mask", "Chroma: mask the prompt's padding in the diffusion model.", "True"),
+        ("chroma_use_t5_mask", "Chroma: mask the prompt's padding in T5.", "False"),
+        ("qwen_image_zero_cond_t", "Qwen-Image-Edit 2511: its zero_cond_t mode (edits degrade without it).", "False"),
+    )),
+    Param("chroma_t5_mask_pad", "int", "Chroma: padding tokens left unmasked after the prompt with "
+          "chroma_use_t5_mask.", None, min=0, max=512, default_doc="1", engine="chroma_t5_mask_pad", cli=None),
+    Param("max_vram", "float", "GiB a compute graph may use on the device; larger graphs run in segments "
+          "(0: no splitting).", None, min=0.0, max=1024.0, default_doc="0", engine="max_vram", cli=None),
 )
 UPSCALER: tuple[Param, ...] = (
     Param("type", "choice", "Upscaler architecture.", "esrgan", choices=("esrgan",)),
@@ -723,7 +752,7 @@ def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | 
 def _doc_entry(p: Param, indent: str = "    ") -> str:
     kind = {"text": "str", "choice": "str", "path": "str", "image": "image", "upscale": "bool or dict",
             "upscaler": "dict or str", "images": "list of images", "hires": "bool or dict",
-            "lora": "str, list or dict"}.get(p.type, p.type)
+            "lora": "str, list or dict", "embeddings": "str, list or dict"}.get(p.type, p.type)
     head = f"{p.name} : {kind}" + (" or None" if p.nullable and kind != "image" else "")
     values = p.values_text()
     body = f"{p.doc}{f' Values: {values}.' if values else ''} Default: {p.default_text()}."

@@ -34,7 +34,7 @@ def test_diffusion_docstring_names_every_parameter_with_range_and_default() -> N
         assert f"Default: {' '.join(p.default_text().split())}." in flat, p.name
         if p.values_text():
             assert " ".join(p.values_text().split()) in flat, p.name
-    assert "1-150" in flat and "Default: 7.0 (FLUX.2: 1.0)" in flat
+    assert "1-150" in flat and "Default: 7.0 (FLUX.1: 1.0, FLUX.1 Kontext: 1.0, FLUX.1 Fill: 1.0, Chroma: 4.0, FLUX.2: 1.0)" in flat
     for fn, params in ((qvac_nb.upscale, schema.UPSCALE), (qvac_nb.load_model, schema.MODEL_CONFIG)):
         assert all(p.name in (fn.__doc__ or "") for p in params), fn.__name__
 

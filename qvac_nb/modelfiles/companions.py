@@ -2,46 +2,37 @@
 
 from __future__ import annotations
 
+from .. import families
 from ..errors import UnsupportedOperationError
 from .families import _DIT_PREFIXES, _strip, llm_geometry, vae_latent_channels
 from .formats import FileInfo
 
 # ---------------------------------------------------------------- companions
 
-# Latent channels of the VAE each family decodes with.
-_FAMILY_LATENTS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "flux2": 32}
 _LATENT_NAMES = {4: "SD 1.x/2.x/XL", 16: "SD3/FLUX.1", 32: "FLUX.2"}
-_FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX.1", "flux2": "FLUX.2"}
-# Which companion text encoders each family reads; others are refused rather than guessed at.
-_FAMILY_TEXT = {
-    "sd1": {"clip_l_model_src"},
-    "sd2": set(),
-    "sdxl": {"clip_l_model_src", "clip_g_model_src"},
-    "sd3": {"clip_l_model_src", "clip_g_model_src", "t5_xxl_model_src"},
-    "flux": {"clip_l_model_src", "t5_xxl_model_src"},
-    "flux2": {"llm_model_src"},
-}
 _TEXT_KEYS = ("clip_l_model_src", "clip_g_model_src", "t5_xxl_model_src", "llm_model_src")
 
 
 def check_companion(primary: FileInfo, key: str, companion: FileInfo) -> None:
     """Refuse a companion file that does not belong with `primary`'s family (UnsupportedOperationError)."""
-    family = primary.family
-    name = _FAMILY_NAMES.get(family)
+    # The family table says what each family reads; a family without a row (one only the engine knows)
+    # gets the kind checks alone.
+    family = families.FAMILIES.get(primary.family)
+    name = family.label if family else primary.family
     role = f"model_config.{key}"
     kind = companion.family
     if key == "vae_model_src":
         if kind != "vae":
             raise UnsupportedOperationError(f"{role}: {companion.path.name} is a {kind} file, not a VAE")
         z = vae_latent_channels(companion)
-        want = _FAMILY_LATENTS.get(family)
+        want = family.latent_channels if family else None
         if want is not None and z != want:
             raise UnsupportedOperationError(
                 f"{role}: {companion.path.name} is a VAE for {_LATENT_NAMES.get(z or 0, f'{z}-channel')} latents, "
                 f"but {primary.path.name} is a {name} model, which needs a {_LATENT_NAMES[want]} VAE"
             )
     elif key in _TEXT_KEYS:
-        if family in _FAMILY_TEXT and key not in _FAMILY_TEXT[family]:
+        if family is not None and key not in family.text_encoders:
             raise UnsupportedOperationError(f"{role}: {name} models do not use this text encoder; leave it out")
         if key == "llm_model_src":
             if kind != "llm":

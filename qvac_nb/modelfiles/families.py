@@ -1,16 +1,26 @@
 """Model families: which network a file holds, and whether the tensors the engine sizes it from are sound.
 
-The tensor names tell the family; the tensors the engine reads to size the network (block
-counts, widths, head sizes) must all be there and consistent, since the engine divides by
-them and indexes with them before it checks anything.
+A diffusion file's version is decided the way the engine's loader decides it (model.cpp
+`get_sd_version`: tensor names, and the shapes of the U-Net's first conv, FLUX's img_in, the
+text encoder's token table and Wan's patch embedding), taking the file as qvac_nb hands it to
+the engine; qvac_nb's family follows from the version, and within FLUX from what the engine
+reads elsewhere (Chroma's approximator, the guidance input) and, for FLUX.1 Kontext, from the
+file name. Files the engine would not take as a model alone (VAEs, text encoders, upscalers)
+are told by their names. The tensors the engine reads to size the network (block counts,
+widths, head sizes) must all be there and consistent, since the engine divides by them and
+indexes with them before it checks anything.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import families as family_table
 from ..errors import CorruptModelError
 
 if TYPE_CHECKING:  # only annotations: formats.FileInfo asks this module for its family
@@ -22,15 +32,241 @@ MAX_BLOCKS = 4096  # no real network has more repeated blocks; a larger index is
 _WEIGHT_NAME = re.compile(r"\.(weight|bias|scale)$")
 
 
-def detect_family(names: Iterable[str]) -> str:
-    names = list(names)
-    joined = "\n".join(names[:20000])
-    if "double_stream_modulation" in joined:
-        return "flux2"
-    if "double_blocks." in joined:
-        return "flux"
-    if "joint_blocks." in joined:
-        return "sd3"
+# ---------------------------------------------------------------- what the engine takes a file for
+
+# The engine's model versions (its SDVersion enum without "VERSION_"), each with the name its log
+# gives it, qvac_nb's family for it and the variant of that family.
+_VERSIONS: dict[str, tuple[str, str, str]] = {
+    "SD1": ("SD 1.x", "sd1", ""),
+    "SD1_INPAINT": ("SD 1.x Inpaint", "sd1", "inpaint"),
+    "SD1_PIX2PIX": ("Instruct-Pix2Pix", "sd1", "pix2pix"),
+    "SD1_TINY_UNET": ("SD 1.x Tiny UNet", "sd1", "tiny_unet"),
+    "SD2": ("SD 2.x", "sd2", ""),
+    "SD2_INPAINT": ("SD 2.x Inpaint", "sd2", "inpaint"),
+    "SD2_TINY_UNET": ("SD 2.x Tiny UNet", "sd2", "tiny_unet"),
+    "SDXS_512_DS": ("SDXS (512-DS)", "sd1", "sdxs"),
+    "SDXS_09": ("SDXS (09)", "sd2", "sdxs"),
+    "SDXL": ("SDXL", "sdxl", ""),
+    "SDXL_INPAINT": ("SDXL Inpaint", "sdxl", "inpaint"),
+    "SDXL_PIX2PIX": ("SDXL Instruct-Pix2Pix", "sdxl", "pix2pix"),
+    "SDXL_VEGA": ("SDXL (Vega)", "sdxl", "vega"),
+    "SDXL_SSD1B": ("SDXL (SSD1B)", "sdxl", "ssd1b"),
+    "SVD": ("SVD", "svd", ""),
+    "SD3": ("SD3.x", "sd3", ""),
+    "FLUX": ("Flux", "flux", ""),
+    "FLUX_FILL": ("Flux Fill", "flux_fill", ""),
+    "FLUX_CONTROLS": ("Flux Control", "flux_controls", ""),
+    "FLEX_2": ("Flex.2", "flex2", ""),
+    "CHROMA_RADIANCE": ("Chroma Radiance", "chroma_radiance", ""),
+    "WAN2": ("Wan 2.x", "wan", ""),
+    "WAN2_2_I2V": ("Wan 2.2 I2V", "wan", "i2v"),
+    "WAN2_2_TI2V": ("Wan 2.2 TI2V", "wan", "ti2v"),
+    "QWEN_IMAGE": ("Qwen Image", "qwen_image", ""),
+    "ANIMA": ("Anima", "anima", ""),
+    "FLUX2": ("Flux.2", "flux2", "dev"),
+    "FLUX2_KLEIN": ("Flux.2 klein", "flux2", "klein"),
+    "Z_IMAGE": ("Z-Image", "zimage", ""),
+    "OVIS_IMAGE": ("Ovis Image", "ovis_image", ""),
+    "ERNIE_IMAGE": ("Ernie Image", "ernie_image", ""),
+}
+ENGINE_VERSIONS = tuple(_VERSIONS)
+# Versions the engine builds on its FLUX DiT (flux.hpp), whose structure _check_flux checks.
+FLUX_ARCHITECTURE = ("FLUX", "FLUX_FILL", "FLUX_CONTROLS", "FLEX_2", "CHROMA_RADIANCE", "OVIS_IMAGE", "FLUX2",
+                     "FLUX2_KLEIN")
+
+_DIT = "model.diffusion_model."
+# A file holding tensors under these is an all-in-one checkpoint and goes to the engine as `model`; any
+# other diffusion file as `diffusion_model`, which the engine prefixes with "model.diffusion_model."
+# (the rule qvac_nb's loader follows, models._is_split).
+_CHECKPOINT_PREFIXES = (_DIT, "first_stage_model.")
+# The engine's renaming of top-level prefixes on load (name_conversion.cpp), where it matters here.
+_PREFIX_MAP = (("diffusion_model.", _DIT), ("unet.", _DIT), ("transformer.", _DIT), ("vae.", "first_stage_model."))
+# The text encoders' token tables whose width tells SD 1.x (768) from SD 2.x (1024), before and after renaming.
+_TOKEN_TABLES = frozenset({
+    "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+    "cond_stage_model.model.token_embedding.weight",
+    "text_model.embeddings.token_embedding.weight",
+    "te.text_model.embeddings.token_embedding.weight",
+    "conditioner.embedders.0.model.token_embedding.weight",
+    "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight",
+})
+_INPUT_LAYERS = frozenset({_DIT + "input_blocks.0.0.weight", _DIT + "img_in.weight", "unet.conv_in.weight"})
+# Tensor-name markers that settle the version at once: (substring, version). The engine checks them
+# tensor by tensor in file order, so the first tensor carrying one decides.
+_AT_ONCE = (
+    (_DIT + "nerf_final_layer_conv.", "CHROMA_RADIANCE"),
+    (_DIT + "joint_blocks.", "SD3"),
+    (_DIT + "transformer_blocks.0.img_mod.1.weight", "QWEN_IMAGE"),
+    ("llm_adapter.blocks.0.cross_attn.q_proj.weight", "ANIMA"),
+    (_DIT + "double_blocks.0.img_mlp.gate_proj.weight", "OVIS_IMAGE"),
+    (_DIT + "cap_embedder.0.weight", "Z_IMAGE"),
+    (_DIT + "layers.0.adaLN_sa_ln.weight", "ERNIE_IMAGE"),
+    (_DIT + "input_blocks.8.0.time_mixer.mix_factor", "SVD"),
+)
+_WAN_I2V_PATCH = 5120 * 36  # Wan 2.2 I2V 14B: 36 input channels (latent + mask + image) into 5120
+_WAN_TI2V_PATCH = 3072 * 48  # Wan 2.2 TI2V 5B: 48 latent channels into 3072
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a model file is: qvac_nb's family, the engine's version of it and the variant within the family.
+
+    `version` is the engine's SDVersion name without "VERSION_" ("SD1_INPAINT", "FLUX_FILL", ...), or
+    None for a file the engine would not take as a model on its own (a VAE, a text encoder, an upscaler,
+    a U-Net without its text encoder). `variant` is "" for a family's base model, else e.g. "inpaint",
+    "pix2pix", "tiny_unet", "vega", "klein", "schnell".
+    """
+
+    family: str
+    version: str | None = None
+    variant: str = ""
+
+    @property
+    def engine_label(self) -> str | None:
+        """The engine's own name for the version (what its log prints after "Version:")."""
+        return _VERSIONS[self.version][0] if self.version else None
+
+
+def _ggml_dims(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A tensor's dimensions as the engine indexes them (ne[0] fastest), padded to four."""
+    if len(shape) == 5:  # the engine folds a 5-D safetensors shape's first two axes into one
+        shape = (shape[0] * shape[1], *shape[2:])
+    dims = tuple(reversed(shape))
+    return dims + (1,) * (4 - len(dims))
+
+
+def _engine_view(tensors: Mapping[str, tuple[int, ...]]) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name as loaded, name after the engine's prefix renaming, ggml dims) for each tensor, in file order.
+
+    The engine checks some names before its renaming (diffusers U-Nets, "te." encoders) and some after.
+    """
+    whole = any(n.startswith(_CHECKPOINT_PREFIXES) for n in tensors)
+    out = []
+    for raw, shape in tensors.items():
+        loaded = raw if whole or raw.startswith(_DIT) else _DIT + raw
+        name = loaded
+        for old, new in _PREFIX_MAP:
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        out.append((loaded, name, _ggml_dims(shape)))
+    return out
+
+
+def detect_version(tensors: Mapping[str, tuple[int, ...]]) -> str | None:
+    """The engine's version for a diffusion file, decided the way its loader decides (model.cpp get_sd_version).
+
+    `tensors` maps names to shapes (PyTorch order, as FileInfo.tensors holds them); the file is taken as
+    qvac_nb hands it to the engine: a checkpoint as `model`, anything else as `diffusion_model`.
+    """
+    is_unet = is_xl = is_flux = is_flux2 = is_wan = False
+    multiple_encoders = has_block_47 = has_img_emb = False
+    has_middle_1 = has_output_311 = has_output_71 = has_attn_1024 = False
+    wan_patch = 0
+    token_width: int | None = None
+    input_dims = (1, 1, 1, 1)
+    for raw, name, dims in _engine_view(tensors):
+        for marker, version in _AT_ONCE:
+            if marker in name:
+                return version
+        is_flux = is_flux or _DIT + "double_blocks." in name
+        is_flux2 = is_flux2 or _DIT + "double_stream_modulation_img.lin.weight" in name
+        has_block_47 = has_block_47 or "single_blocks.47.linear1.weight" in name
+        is_wan = is_wan or _DIT + "blocks.0.cross_attn.norm_k.weight" in name
+        has_img_emb = has_img_emb or _DIT + "img_emb" in name
+        if _DIT + "patch_embedding.weight" in name:
+            wan_patch = dims[3]
+        if _DIT + "input_blocks." in name or "unet.down_blocks." in raw:
+            is_unet = True
+        if any(m in name or m in raw for m in ("conditioner.embedders.1", "cond_stage_model.1", "te.1")):
+            multiple_encoders = True
+        has_middle_1 = has_middle_1 or _DIT + "middle_block.1." in name or "unet.mid_block.resnets.1." in raw
+        if _DIT + "output_blocks.3.1.transformer_blocks.1" in name \
+                or "unet.up_blocks.1.attentions.0.transformer_blocks.1" in raw:
+            has_output_311 = True
+        if _DIT + "output_blocks.7.1" in name or "unet.up_blocks.2.attentions.1" in raw:
+            has_output_71 = True
+            if _DIT + "output_blocks.7.1.transformer_blocks.0.attn1.to_k.weight" in name and dims[0] == 1024:
+                has_attn_1024 = True
+        if raw in _TOKEN_TABLES or name in _TOKEN_TABLES:
+            token_width = dims[0]
+        if name in _INPUT_LAYERS or raw in _INPUT_LAYERS:
+            input_dims = dims
+    is_xl = is_unet and multiple_encoders
+    if is_wan:
+        if wan_patch == _WAN_I2V_PATCH and not has_img_emb:
+            return "WAN2_2_I2V"
+        if wan_patch == _WAN_TI2V_PATCH and not has_img_emb:
+            return "WAN2_2_TI2V"
+        return "WAN2"
+    inpaint, pix2pix = input_dims[2] == 9, input_dims[2] == 8  # the U-Net's first conv: in-channels
+    if is_xl:
+        if inpaint:
+            return "SDXL_INPAINT"
+        if pix2pix:
+            return "SDXL_PIX2PIX"
+        if not has_middle_1:
+            return "SDXL_SSD1B" if has_output_311 else "SDXL_VEGA"
+        return "SDXL"
+    if is_flux and not is_flux2:
+        # img_in's input features: 64 latent, plus what Fill, the Controls and Flex.2 concatenate to it.
+        return {384: "FLUX_FILL", 128: "FLUX_CONTROLS", 196: "FLEX_2"}.get(input_dims[0], "FLUX")
+    if is_flux2:
+        return "FLUX2" if has_block_47 else "FLUX2_KLEIN"
+    if token_width == 768:
+        if inpaint:
+            return "SD1_INPAINT"
+        if pix2pix:
+            return "SD1_PIX2PIX"
+        if not has_middle_1:
+            return "SD1_TINY_UNET" if has_output_71 else "SDXS_512_DS"
+        return "SD1"
+    if token_width == 1024:
+        if inpaint:
+            return "SD2_INPAINT"
+        if not has_middle_1:
+            return "SDXS_09" if has_attn_1024 else "SD2_TINY_UNET"
+        return "SD2"
+    return None
+
+
+# FLUX.1 Kontext has FLUX.1 dev's tensors exactly; only its name tells it (as published: flux1-kontext-*).
+KONTEXT_MARKER = "kontext"
+
+
+def detect(tensors: Mapping[str, tuple[int, ...]] | Iterable[str], path: str | Path | None = None) -> Detection:
+    """Family, engine version and variant of a file from its tensors (names -> shapes) and its file name.
+
+    Plain names (no shapes) are accepted too; then the variants told by shapes (inpainting, FLUX.1 Fill,
+    Wan 2.2) fall back to their base version.
+    """
+    if not isinstance(tensors, Mapping):
+        # A dict's key view still reaches its dict (FileInfo.tensors.keys()); plain names get no shapes.
+        mapping = getattr(tensors, "mapping", None)
+        tensors = mapping if isinstance(mapping, Mapping) else dict.fromkeys(tensors, ())
+    version = detect_version(tensors)
+    if version is None:
+        return Detection(_component_family(tensors))
+    _label, family, variant = _VERSIONS[version]
+    if version == "FLUX":
+        joined = "\n".join(tensors)
+        if "distilled_guidance_layer.in_proj.weight" in joined:
+            family = "chroma"  # the engine's FLUX with Chroma's pruned modulation (flux.hpp: is_chroma)
+        elif "guidance_in.in_layer.weight" not in joined:
+            variant = "schnell"  # no distilled-guidance input: step-distilled like FLUX.1 schnell
+        elif path is not None and KONTEXT_MARKER in Path(path).name.lower():
+            family = "flux_kontext"
+    return Detection(family, version, variant)
+
+
+def detect_family(names: Mapping[str, tuple[int, ...]] | Iterable[str], path: str | Path | None = None) -> str:
+    """qvac_nb's family name for a file (see `detect`)."""
+    return detect(names, path).family
+
+
+def _component_family(tensors: Mapping[str, tuple[int, ...]]) -> str:
+    """A file the engine would not take as a model alone: a companion, an upscaler or a bare U-Net."""
+    joined = "\n".join(list(tensors)[:20000])
     if "enc.blk.0." in joined or "encoder.block.0." in joined:
         return "text_encoder"  # T5 (llama.cpp or Hugging Face names)
     if "blk.0.attn_q" in joined or "model.layers.0.self_attn" in joined or "\nlayers.0.self_attn" in "\n" + joined:
@@ -38,6 +274,7 @@ def detect_family(names: Iterable[str]) -> str:
     if "conv_first.weight" in joined or "body.0.rdb1" in joined or "model.0.weight" in joined:
         return "esrgan"
     if "diffusion_model.input_blocks" in joined or "input_blocks." in joined:
+        # A U-Net without its text encoder: the engine cannot tell it alone (qvac_nb pairs an SDXL one).
         if "label_emb" in joined:
             return "sdxl"
         if "cond_stage_model.model.transformer" in joined:
@@ -105,24 +342,51 @@ def _check_dtypes(info: FileInfo, role: str) -> None:
 _DIT_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 
 
-def _check_flux(info: FileInfo, role: str, flux2: bool) -> None:
-    """The engine sizes FLUX from txt_in and the QK-norm scales and divides by the head size."""
+_CHROMA_APPROXIMATOR_LAYERS = 5  # fixed in the engine (flux.hpp ChromaApproximator)
+
+
+def _check_flux(info: FileInfo, role: str, version: str) -> None:
+    """The engine sizes every FLUX-architecture DiT from txt_in and the QK-norm scales and divides by the head size.
+
+    Which other tensors must be there follows the version: Chroma replaces the time/vector/guidance
+    embedders and every modulation with one approximator, Chroma Radiance patches pixels (img_in_patch)
+    and decodes with NeRF blocks, Ovis Image has gated MLPs, FLUX.2 shares its modulations.
+    """
+    flux2 = version in ("FLUX2", "FLUX2_KLEIN")
     what = "FLUX.2 diffusion model" if flux2 else "FLUX diffusion model"
     t = _strip(info, _DIT_PREFIXES)
+    chroma = "distilled_guidance_layer.in_proj.weight" in t
+    radiance = version == "CHROMA_RADIANCE"
+    if radiance or version == "OVIS_IMAGE":
+        what = f"{_VERSIONS[version][0]} diffusion model"
+    elif chroma:
+        what = "Chroma diffusion model"
     depth = _block_count(info, role, t, r"^double_blocks\.(\d+)\.", what)
     single = _block_count(info, role, t, r"^single_blocks\.(\d+)\.", what)
     if depth + single == 0:
         raise _fail(info, role, what + " (no double or single blocks)")
-    needed = ["img_in.weight", "txt_in.weight", "time_in.in_layer.weight", "time_in.out_layer.weight",
-              "final_layer.linear.weight", "final_layer.adaLN_modulation.1.weight"]
+    needed = ["img_in_patch.weight" if radiance else "img_in.weight", "txt_in.weight"]
+    if chroma:
+        g = "distilled_guidance_layer."
+        needed += [g + "in_proj.weight", g + "out_proj.weight"]
+        for i in range(_CHROMA_APPROXIMATOR_LAYERS):
+            needed += [f"{g}norms.{i}.scale", f"{g}layers.{i}.in_layer.weight", f"{g}layers.{i}.out_layer.weight"]
+    else:
+        needed += ["time_in.in_layer.weight", "time_in.out_layer.weight"]
+    if not radiance:
+        needed.append("final_layer.linear.weight")
+        if not chroma:
+            needed.append("final_layer.adaLN_modulation.1.weight")
     if flux2:
         needed += ["double_stream_modulation_img.lin.weight", "double_stream_modulation_txt.lin.weight",
                    "single_stream_modulation.lin.weight"]
+    mlp = ("mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight") if version == "OVIS_IMAGE" \
+        else ("mlp.0.weight", "mlp.2.weight")
     for i in range(depth):
         for stream in ("img", "txt"):
             b = f"double_blocks.{i}.{stream}_"
             needed += [b + "attn.qkv.weight", b + "attn.norm.query_norm.scale", b + "attn.norm.key_norm.scale",
-                       b + "attn.proj.weight", b + "mlp.0.weight", b + "mlp.2.weight"]
+                       b + "attn.proj.weight", *(b + part for part in mlp)]
     for i in range(single):
         b = f"single_blocks.{i}."
         needed += [b + "linear1.weight", b + "linear2.weight", b + "norm.query_norm.scale", b + "norm.key_norm.scale"]
@@ -271,11 +535,17 @@ def _check_esrgan(info: FileInfo, role: str) -> None:
 
 
 def check_structure(info: FileInfo, role: str = "model") -> None:
-    """Raise CorruptModelError when the tensors the engine sizes the network from are missing or inconsistent."""
+    """Raise CorruptModelError when the tensors the engine sizes the network from are missing or inconsistent.
+
+    A model the engine runs but qvac_nb has no family settings for loads all the same: for the
+    model being loaded (role "model_src") a RuntimeWarning names its version and says it runs on
+    neutral defaults.
+    """
     _check_dtypes(info, role)
-    family = info.family
-    if family in ("flux", "flux2"):
-        _check_flux(info, role, family == "flux2")
+    detection = info.detection
+    family = detection.family
+    if detection.version in FLUX_ARCHITECTURE:
+        _check_flux(info, role, detection.version)
     elif family == "sd3":
         _check_sd3(info, role)
     elif family in ("sd1", "sd2", "sdxl"):
@@ -286,5 +556,17 @@ def check_structure(info: FileInfo, role: str = "model") -> None:
         _check_llm(info, role)
     elif family == "esrgan":
         _check_esrgan(info, role)
+    if role == "model_src":
+        _warn_if_new(info, detection)
 
 
+def _warn_if_new(info: FileInfo, detection: Detection) -> None:
+    if detection.version is None or detection.family in family_table.FAMILIES:
+        return
+    warnings.warn(
+        f"model_src: {info.path.name} is a {detection.engine_label} model (the engine's VERSION_{detection.version}), "
+        f"which the engine runs but qvac_nb has no settings for yet; it loads with neutral defaults (the schema's "
+        "steps, cfg_scale, guidance, sampler and scheduler, every parameter shown): set them for this model yourself",
+        RuntimeWarning,
+        stacklevel=2,
+    )

@@ -20,10 +20,14 @@ import struct
 import threading
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptModelError, ModelFileError
+
+if TYPE_CHECKING:
+    from .families import Detection
 
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_TENSORS = 1_000_000
@@ -66,9 +70,14 @@ class FileInfo:
 
     @property
     def family(self) -> str:
-        from .families import detect_family  # families builds on this module
+        return self.detection.family
 
-        return detect_family(self.tensors.keys())
+    @cached_property
+    def detection(self) -> Detection:
+        """Family, engine version and variant, from the tensors and the file name (FLUX.1 Kontext is told by it)."""
+        from .families import detect  # families builds on this module
+
+        return detect(self.tensors, self.path)
 
 
 class _Reader:

@@ -32,8 +32,8 @@ def _request(request: Any, family: str, upscaler_path: str | None = None) -> Any
     req = schema.fill_engine_object(_engine.Request(), schema.engine_fields(request))
     init = request.init_image
     if init is not None:
-        if families.get(family).img2img == "reference":
-            req.ref_images = [init]  # in-context conditioning
+        if families.get(family).init_as_reference:
+            req.ref_images = [init]  # in-context conditioning (FLUX.2), the image to edit (FLUX.1 Kontext)
         else:
             req.init_image = _fit(init, request.width, request.height)
     _set_loras(req, request)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .recipe import Recipe
 
-FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora", "sd1_full", "sdxl_full")
+FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora", "sd1_full", "sdxl_full", "flux1")
 _HERE = Path(__file__).parent
 
 
