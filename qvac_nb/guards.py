@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import families
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from .model_files import decoder_channels, dit_heads, inspect_file
 from .schema import MAX_SIDE
@@ -30,18 +31,14 @@ AYS_FAMILIES = ("sd1", "sdxl")
 # A FLUX.2 reference image is VAE-encoded at its own size; under 16 pixels a side the
 # latent has no 2x2 patch left and ggml asserts (abort) while patchifying.
 MIN_REF_SIDE = 16
-# Width and height multiples per family (see size_multiple).
-SIZE_MULTIPLES = {"sd1": 64, "sd2": 64, "sdxl": 64, "sd3": 8, "flux": 8, "flux2": 16}
-FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX.1", "flux2": "FLUX.2"}
 MIN_SIDE = 64  # validation's lower bound for width and height
 # CLIP ViT-L (SD 1.x, the first encoder of SDXL and SD3) has 12 layers; clip_skip=12
 # leaves none and CLIPTextModel::forward segfaults.
 CLIP_LAYERS = 12
 # Room left for the weights' conversion buffers, Python and the notebook around the estimate.
 MEMORY_HEADROOM = 512 * 2**20
-# Families whose text encoder is an LLM attending over the whole prompt, and the head count assumed
-# for it (Qwen3-4B has 32; the guard errs on the side of refusing).
-LLM_ENCODER_FAMILIES = ("flux2",)
+# The head count assumed for an LLM text encoder attending over the whole prompt (Qwen3-4B has 32,
+# Qwen2.5-VL-7B 28; the guard errs on the side of refusing).
 LLM_ATTENTION_HEADS = 32
 
 
@@ -95,7 +92,7 @@ def _geometry(model: Any) -> _Geometry:
         if vae_file is not None:
             vae_channels = decoder_channels(inspect_file(vae_file)) or vae_channels
         dit = files.get("diffusion_model") or files.get("model")
-        if model.family in ("flux", "flux2", "sd3") and dit is not None:
+        if families.get(model.family).dit and dit is not None:
             heads = dit_heads(inspect_file(dit)) or heads
     except QvacError:
         pass  # the file checks at load time passed; a changed file must not block generating
@@ -120,7 +117,7 @@ def text_encoder_memory(model: Any, tokens: int) -> int:
     tokens f32 matrix plus its softmax copy (measured: a 20,000-character prompt took 6.7 GB on
     the test model). CLIP encoders work in 77-token windows, so their memory does not grow that way.
     """
-    if model.family not in LLM_ENCODER_FAMILIES:
+    if not reads_llm(model.family):
         return 0
     return LLM_ATTENTION_HEADS * tokens * tokens * 4 * 2
 
@@ -231,13 +228,14 @@ def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | No
 
 
 def size_multiple(family: str) -> int:
-    """The multiple of pixels a model family's images come in (the engine's spatial_multiple).
+    """The multiple of pixels a model family's images come in: the family table's `size_multiple`."""
+    return families.get(family).size_multiple
 
-    stable-diffusion.cpp aligns width and height up to vae_scale_factor x down_factor: 8 x 8 for
-    the U-Nets (SD 1.x/2.x/XL), 8 x 1 for SD3 and FLUX.1, 16 x 1 for FLUX.2 (its VAE patchifies 2x2).
-    Measured on the test models: SD 1.x 72 -> 128, 120 -> 128; FLUX.2 72 -> 80, 88 -> 96, 112 stays.
-    """
-    return SIZE_MULTIPLES.get(family, 8)
+
+def reads_llm(family: str) -> bool:
+    """Whether the family's text encoder is an LLM, which attends over the whole prompt at once."""
+    row = families.get(family)
+    return "llm_model_src" in row.text_encoders or "llm_model_src" in row.required_companions
 
 
 def check_size(family: str, params: Mapping[str, Any]) -> None:
@@ -253,7 +251,7 @@ def check_size(family: str, params: Mapping[str, Any]) -> None:
         down = value - value % multiple
         options = [size for size in (down, down + multiple) if MIN_SIDE <= size <= MAX_SIDE]
         raise InvalidParameterError(
-            f"{name}: {value} is not a size this {FAMILY_NAMES.get(family, family)} model can make; the model makes "
+            f"{name}: {value} is not a size this {families.get(family).label} model can make; the model makes "
             f"sizes in multiples of {multiple}; try {' or '.join(str(size) for size in options)}"
         )
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import configuration as hypothesis_configuration
+from hypothesis import settings as hypothesis_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -17,6 +21,13 @@ from testmodels import registry  # noqa: E402
 from testmodels.registry import TestModel  # noqa: E402
 
 THREADS = int(os.environ.get("QVAC_NB_TEST_THREADS", "2"))
+# Tests write only into temporary folders: hypothesis would keep its example database and constants
+# cache in tests/.hypothesis of the checkout.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="qvac_nb-hypothesis-")
+hypothesis_configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+hypothesis_settings.register_profile("qvac_nb", database=None)
+hypothesis_settings.load_profile("qvac_nb")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 # ipykernels without widget subshells (Colab runs 6.x; 7.0-7.3 have subshells but no comm routing), for
 # the tests of the blocked-wait pump, each with what the venv lacks for it. Kept outside the repository
 # and the venv: a kernel gets one first on PYTHONPATH, shadowing the venv's ipykernel.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import guards, schema
+from .. import families, guards, schema
 from ..errors import InvalidParameterError, InvalidTypeError, QvacError
 from ..history_folder import item_key
 
@@ -165,5 +165,5 @@ def model_family(model_src: str) -> str | None:
     path = Path(model_src).expanduser()
     if path.is_file():
         family = model_files.inspect_file(path, "model_src").family
-        return family if family in guards.SIZE_MULTIPLES else None
+        return family if families.get(family).kind in ("unet", "dit") else None
     return None  # a URL or a path on the cluster's nodes: the worker checks what depends on the family
