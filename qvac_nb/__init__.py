@@ -1,8 +1,8 @@
 """qvac_nb: local, private image generation inside Jupyter, over stable-diffusion.cpp.
 
 The plain-function API has the QVAC SDK's shape: `load_model`, `diffusion`, `upscale`,
-`unload_model`, `cancel`; `batch` makes many images on local workers or Ray actors. Model
-constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
+`unload_model`, `cancel`; `batch` makes many images on local workers or Ray actors; `convert`
+quantizes a model file ahead of time. Model constants (e.g. `SD_V2_1_1B_Q8_0`) name catalogue entries.
 """
 
 # Every public name is imported on first use (PEP 562): a model's worker process imports
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .batching import BatchHandle, BatchRecord, BatchResult, BatchValidationError, batch
     from .catalog import CATALOG
+    from .conversion import convert
     from .errors import (
         CallbackError,
         CancelledError,
@@ -56,6 +57,7 @@ _HOMES: dict[str, str] = {
     "load_model": "models", "unload_model": "models", "loaded_models": "models",
     "diffusion": "generation", "upscale": "generation", "cancel": "generation",
     "read_parameters": "png", "history": "history_folder", "grid": "grids",
+    "convert": "conversion",
     "batch": "batching", "BatchResult": "batching", "BatchRecord": "batching", "BatchHandle": "batching",
     "BatchValidationError": "batching",
     "DiffusionJob": "jobs", "UpscaleJob": "jobs", "Job": "jobs", "Stats": "jobs", "set_display_hook": "jobs",
@@ -65,7 +67,7 @@ _HOMES: dict[str, str] = {
 }
 _PUBLIC = (
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
-    "grid", "batch", "BatchResult", "BatchRecord", "BatchHandle", "BatchValidationError",
+    "grid", "batch", "convert", "BatchResult", "BatchRecord", "BatchHandle", "BatchValidationError",
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery",
 )
 

@@ -3,6 +3,7 @@
     qvac-nb generate "a lighthouse at dusk" --model SD_V2_1_1B_Q8_0 -o out.png
     qvac-nb upscale photo.jpg -o photo-x4.png --model REALESRGAN_X4PLUS
     qvac-nb batch prompts.txt --model SD_V2_1_1B_Q8_0 -o out/ --workers 2 [--ray ADDRESS]
+    qvac-nb convert model.safetensors model-q8_0.gguf --type q8_0
     qvac-nb models
     qvac-nb info
 
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_config_args(up, companions=False)
 
     _add_batch_parser(sub)
+    _add_convert_parser(sub)
 
     models = sub.add_parser("models", help="the model catalogue and what is cached", description="List models.")
     models.add_argument("--json", action="store_true", help="machine-readable output")
@@ -160,6 +162,22 @@ def _add_batch_parser(sub: Any) -> None:
     params = [p for p in schema.DIFFUSION if p.name != "batch_count"]
     _add_params(b.add_argument_group("defaults for every item (an item's own values win)"), params)
     _add_model_config_args(b, companions=True)
+
+
+def _add_convert_parser(sub: Any) -> None:
+    from .conversion import WEIGHT_TYPES
+
+    c = sub.add_parser(
+        "convert", help="write a model with its weights in another type (quantize once, load fast)",
+        description="Convert SRC to OUT with weights of --type, as the engine's own converter does: GGUF, or "
+                    "safetensors when OUT ends in .safetensors (f32, f16 and bf16 only). OUT appears only once "
+                    "the conversion has succeeded.")
+    c.add_argument("src", metavar="SRC",
+                   help="the model: a .safetensors/.ckpt/.gguf file, catalogue name, https URL or hf://owner/repo/file")
+    c.add_argument("out", metavar="OUT", help="the file to write (.gguf; .safetensors for f32/f16/bf16)")
+    c.add_argument("-t", "--type", default="q8_0", metavar="TYPE",
+                   help=f"weight type (default q8_0): {', '.join(WEIGHT_TYPES)}")
+    c.add_argument("--vae", metavar="MODEL", help="a separate VAE file to include in OUT")
 
 
 # Model-config flags of the upscale command: an ESRGAN model has no companions or prediction.
@@ -377,6 +395,56 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if result.failed else EXIT_OK
 
 
+def _convert_bar(quiet: bool) -> Callable[[dict[str, Any]], None]:
+    """convert()'s on_progress for the terminal: one tqdm bar per phase on stderr."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {"bar": None, "phase": None}
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    def update(info: dict[str, Any]) -> None:
+        if quiet:
+            return
+        phase = info["phase"]
+        if phase == "done":
+            close()
+            return
+        if state["phase"] != phase:
+            close()
+            total = {"download": info.get("total_bytes"), "convert": info.get("total_steps")}.get(phase)
+            unit = "B" if phase == "download" else "tensor" if phase == "convert" else "s"
+            state["bar"] = tqdm(total=total, desc=phase, unit=unit, unit_scale=phase == "download",
+                                file=sys.stderr, leave=False)
+            state["phase"] = phase
+        bar = state["bar"]
+        done = info.get("downloaded_bytes", info.get("step"))
+        if done is None:  # writing: the engine reports nothing, so show the time it has taken
+            done = int(info.get("elapsed_ms", 0) / 1000)
+        if bar.total is None and info.get("total_steps"):
+            bar.total = info["total_steps"]
+        bar.update(max(0, done - bar.n))
+
+    update.close = close  # type: ignore[attr-defined]
+    return update
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .conversion import convert
+
+    bar = _convert_bar(args.quiet)
+    try:
+        out = convert(args.src, args.out, args.type, vae=args.vae, on_progress=bar)
+    finally:
+        bar.close()  # type: ignore[attr-defined]
+    print(out)  # stdout: just the file, for scripts
+    _say(args, f"{out.stat().st_size / 1e6:.1f} MB of {args.type} weights")
+    return EXIT_OK
+
+
 def _human(size: int) -> str:
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -454,8 +522,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"generate": cmd_generate, "upscale": cmd_upscale, "batch": cmd_batch, "models": cmd_models,
-            "info": cmd_info}
+COMMANDS = {"generate": cmd_generate, "upscale": cmd_upscale, "batch": cmd_batch, "convert": cmd_convert,
+            "models": cmd_models, "info": cmd_info}
 
 
 def _fail(code: int, message: str) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import embeddings as embeddings_mod
 from . import engine, families, guards, runner, schema
 from .errors import (
     CancelledError,
@@ -58,6 +59,8 @@ class LoadedModel:
     shared: bool = True  # load_model may hand this copy out again for the same files and config
     # Its files (as they were when it loaded) and config: what load_model compares (see _identity).
     identity: tuple[Any, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    # Textual-inversion embeddings (model_config["embeddings"]) as local files: {name: path}.
+    embeddings: dict[str, Path] = dataclasses.field(default_factory=dict)
 
     @property
     def prediction(self) -> str:
@@ -83,7 +86,7 @@ class LoadedModel:
                                       engine.enum_names())
         return {"mode": self.mode, "family": self.family, "role": self.role,
                 "files": {role: str(path) for role, path in self.files.items()}, "config": config,
-                "context": fields}
+                "context": fields, "embeddings": [(name, str(path)) for name, path in self.embeddings.items()]}
 
 
 _models: dict[str, LoadedModel] = {}
@@ -246,7 +249,7 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
 def _identity(model: LoadedModel) -> tuple[Any, ...]:
     """What makes two loads the same model: mode, each file (path, size, modification time) and the config."""
     files = []
-    for role, path in sorted(model.files.items()):
+    for role, path in [*sorted(model.files.items()), *((f"embedding {n}", p) for n, p in model.embeddings.items())]:
         try:
             st = path.stat()
             files.append((role, str(path.resolve()), st.st_size, st.st_mtime_ns))
@@ -328,6 +331,7 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
     _check_companions(info, files)
     for key, companion in companions.items():  # each one fits the family (a FLUX.2 VAE for FLUX.2, ...)
         check_companion(info, key, companion)
+        _check_other_companion(info, key, companion)
     _check_unet_split(info, role, files)  # after: a companion the family cannot take is the clearer error
     up_cfg = config.get("upscaler")
     if up_cfg and up_cfg.get("model_src"):
@@ -337,7 +341,10 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
         if up_info.family not in ("esrgan", "unknown"):
             raise UnsupportedOperationError(f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model")
         files["upscaler"] = up_path
-    return LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role)
+    model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role)
+    model.embeddings = embeddings_mod.resolve(config.get("embeddings"), info.family, families.get(info.family).label,
+                                              lambda src, where: _resolve(src, where, on_progress)[0])
+    return model
 
 
 def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None,
@@ -368,7 +375,7 @@ def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[d
         elif msg[0] == protocol.ERROR:
             error = protocol.decode_error(msg[2])
             what = "model_config.upscaler.model_src" if model.has_upscaler and "upscal" in str(error).lower() \
-                else "model_src"
+                else _blame(model, error)
             if isinstance(error, CancelledError):
                 raise CancelledError(f"loading {what} was cancelled")
             raise type(error)(f"{what}: {error}{_layout_hint(error)}") if type(error) is EngineError else error
@@ -420,6 +427,48 @@ def _load_retrying_a_crash(worker: WorkerProcess, model: LoadedModel, on_progres
         except BaseException:
             worker.kill()
             raise
+
+
+# Companions the family table does not describe: what each must not be. A file detected as one of these
+# kinds would load under the companion's prefix beside the model's own tensors and be ignored or clash.
+_NOT_A_DIFFUSION_PART = ("vae", "esrgan")
+_ENCODER_PARTS = ("clip_vision_model_src", "llm_vision_model_src", "photo_maker_model_src")
+
+
+def _check_other_companion(primary: FileInfo, key: str, companion: FileInfo) -> None:
+    """The checks of clip_vision, llm_vision, high-noise diffusion and PhotoMaker files (after inspect_file)."""
+    role = f"model_config.{key}"
+    kind = companion.family
+    diffusion = kind not in (*families.COMPONENT_FAMILIES, "esrgan", "unknown")
+    if key == "high_noise_diffusion_model_src":
+        if not diffusion and kind != "unknown":
+            raise UnsupportedOperationError(f"{role}: {companion.path.name} is a {kind} file, not a diffusion model")
+        if diffusion and kind != primary.family:
+            raise UnsupportedOperationError(
+                f"{role}: {companion.path.name} is a {families.get(kind).label} model but {primary.path.name} is a "
+                f"{families.get(primary.family).label} model; the high-noise model must be the same family")
+    elif key in _ENCODER_PARTS and (diffusion or kind in _NOT_A_DIFFUSION_PART):
+        raise UnsupportedOperationError(
+            f"{role}: {companion.path.name} is a {families.get(kind).label if diffusion else kind} "
+            f"{'model' if diffusion else 'file'}, not a {COMPANION_KEYS[key].replace('_', ' ')} file")
+    if key == "photo_maker_model_src" and families.get(primary.family).kind != "unet":
+        raise UnsupportedOperationError(
+            f"{role}: PhotoMaker works with SD 1.x/2.x/XL models, not {families.get(primary.family).label}")
+
+
+# Where the engine puts a companion's tensors: a load that fails over tensors named so failed over that file.
+_ENGINE_PREFIXES = {"pmid.": "photo_maker_model_src",
+                    "model.high_noise_diffusion_model.": "high_noise_diffusion_model_src",
+                    "text_encoders.llm.visual.": "llm_vision_model_src"}
+
+
+def _blame(model: LoadedModel, error: BaseException) -> str:
+    """The parameter an engine load error is about: a companion whose tensors it names, else model_src."""
+    text = str(error)
+    for prefix, key in _ENGINE_PREFIXES.items():
+        if COMPANION_KEYS[key] in model.files and f"'{prefix}" in text:
+            return f"model_config.{key}"
+    return "model_src"
 
 
 def _is_split(info: FileInfo, config: dict[str, Any]) -> bool:

@@ -124,6 +124,8 @@ const Api& load_library(const std::string& path) {
     resolve(handle, "free_upscaler_ctx", a.free_upscaler, missing);
     resolve(handle, "upscale", a.upscale, missing);
     resolve(handle, "get_upscale_factor", a.upscale_factor, missing);
+    resolve(handle, "convert", a.convert, missing);
+    resolve(handle, "sd_ctx_params_to_str", a.ctx_params_to_str, missing);
     resolve(handle, "sd_commit", a.commit, missing);
     resolve(handle, "sd_version", a.version, missing);
     // Symbols that only the bound release has: an older engine lacks the hires and

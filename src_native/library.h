@@ -31,6 +31,11 @@ struct Api {
     void (*free_upscaler)(UpCtx*);
     Image (*upscale)(UpCtx*, Image input, uint32_t factor);
     int (*upscale_factor)(UpCtx*);
+    // Rewrites a model file with its weights in another type (the engine's `convert`).
+    bool (*convert)(const char* input, const char* vae, const char* output, Enum type, const char* type_rules,
+                    bool convert_names);
+    // The engine's own text of a sd_ctx_params_t (malloc'd; the caller frees it).
+    char* (*ctx_params_to_str)(const ContextParams*);
     const char* (*commit)();
     const char* (*version)();
 };

@@ -83,6 +83,10 @@ struct ContextConfig {
     sdabi::ContextParams raw{};
     std::string model, clip_l, clip_g, t5xxl, llm, vae, taesd, diffusion_model;
     std::string control_net;
+    std::string clip_vision, llm_vision, high_noise_diffusion_model, photo_maker;
+    // Textual-inversion embeddings as (name, path); the engine reads them at load and when a prompt names them.
+    std::vector<std::pair<std::string, std::string>> embeddings;
+    std::vector<sdabi::Embedding> embedding_refs;  // points into `embeddings`; rebuilt by finish()
 
     ContextConfig() {
         sdabi::api().ctx_params_init(&raw);
@@ -96,14 +100,32 @@ struct ContextConfig {
         raw.model = str(model);
         raw.clip_l = str(clip_l);
         raw.clip_g = str(clip_g);
+        raw.clip_vision = str(clip_vision);
         raw.t5xxl = str(t5xxl);
         raw.llm = str(llm);
+        raw.llm_vision = str(llm_vision);
         raw.vae = str(vae);
         raw.taesd = str(taesd);
         raw.diffusion_model = str(diffusion_model);
+        raw.high_noise_diffusion_model = str(high_noise_diffusion_model);
         raw.control_net = str(control_net);
+        raw.photo_maker = str(photo_maker);
+        embedding_refs.clear();
+        for (const auto& [name, path] : embeddings) embedding_refs.push_back({name.c_str(), path.c_str()});
+        raw.embeddings = embedding_refs.empty() ? nullptr : embedding_refs.data();
+        raw.embedding_count = uint32_t(embedding_refs.size());
         raw.free_params_immediately = false;
         return raw;
+    }
+
+    // What the engine reads from these parameters, in its own words (sd_ctx_params_to_str).
+    std::string engine_view() {
+        const sdabi::ContextParams& params = finish();
+        char* text = sdabi::api().ctx_params_to_str(&params);
+        if (text == nullptr) throw std::runtime_error("the engine could not describe the context parameters");
+        std::string out(text);
+        std::free(text);
+        return out;
     }
 };
 
@@ -308,6 +330,33 @@ private:
     int factor_ = 0;
 };
 
+// ------------------------------------------------------------------ convert
+
+// The engine's convert: reads `input` (and a VAE put under "vae."), writes `output` with its weights in
+// `type`. The engine picks the output format from the name (".safetensors", else GGUF). Progress comes
+// from the engine's tensor loader (phase "load"); writing reports nothing. Not cancellable inside the
+// engine (its loader runs threads): qvac_nb runs it in a process of its own and ends that to cancel.
+void convert_file(nb::handle input_obj, nb::handle vae_obj, nb::handle output_obj, int type,
+                  const std::string& type_rules, bool convert_names, Job& job) {
+    if (type < 0 || type >= sdabi::kTypeCount) {
+        throw std::invalid_argument("weight type index out of range: " + std::to_string(type));
+    }
+    const std::string input = os_path(input_obj, "input");
+    const std::string vae = vae_obj.is_none() ? std::string() : os_path(vae_obj, "vae");
+    const std::string output = os_path(output_obj, "output");
+    bool ok = false;
+    {
+        nb::gil_scoped_release release;
+        EngineTurn turn(&job);
+        job.phase.store(static_cast<int>(Phase::Load));
+        ok = sdabi::api().convert(input.c_str(), vae.empty() ? nullptr : vae.c_str(), output.c_str(), type,
+                                  type_rules.c_str(), convert_names);
+    }
+    flush_logs();
+    rethrow_callback_error(job);
+    if (!ok) throw EngineError(failure("the engine could not convert " + input, job));
+}
+
 std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum count) {
     std::vector<std::string> out;
     for (sdabi::Enum i = 0; i < count; ++i) out.emplace_back(name(i));
@@ -451,7 +500,46 @@ NB_MODULE(_engine, m) {
         .PATH(CC, "taesd", taesd, "Tiny autoencoder used for latent previews.")
         .PATH(CC, "diffusion_model", diffusion_model, "Standalone diffusion model (DiT families).")
         .PATH(CC, "control_net", control_net, "ControlNet model (SD 1.x/2.x/XL); empty = none.")
-        .RW(CC, "control_net_on_cpu", raw.control_net_on_cpu)
+        .PATH(CC, "clip_vision", clip_vision, "CLIP vision encoder (Wan 2.1 image-to-video).")
+        .PATH(CC, "llm_vision", llm_vision, "Vision tower of the LLM text encoder (Qwen-Image-Edit's Qwen2.5-VL).")
+        .PATH(CC, "high_noise_diffusion_model", high_noise_diffusion_model,
+              "Second diffusion model for the high-noise steps (Wan 2.2 A14B).")
+        .PATH(CC, "photo_maker", photo_maker, "PhotoMaker ID encoder (SDXL); a path containing 'v2' selects v2.")
+        .def_prop_rw(
+            "embeddings",
+            [](CC& c) {
+                nb::list out;
+                for (const auto& [name, path] : c.embeddings) {
+                    out.append(nb::make_tuple(name, nb::bytes(path.data(), path.size())));
+                }
+                return out;
+            },
+            [](CC& c, nb::iterable items) {
+                std::vector<std::pair<std::string, std::string>> embeddings;
+                for (nb::handle item : items) {
+                    nb::tuple pair = nb::cast<nb::tuple>(item);
+                    if (pair.size() != 2) throw nb::type_error("embeddings: expected (name, path) pairs");
+                    embeddings.emplace_back(nb::cast<std::string>(pair[0]), os_path(pair[1], "embeddings"));
+                }
+                c.embeddings = std::move(embeddings);
+            },
+            nb::for_getter(nb::sig("def embeddings(self, /) -> list[tuple[str, bytes]]")),
+            nb::for_setter(nb::sig(
+                "def embeddings(self, value: collections.abc.Iterable[tuple[str, str | bytes]], /) -> None")),
+            "Textual-inversion embeddings as (name, path) pairs; a prompt uses one by its name (SD 1.x/2.x/XL).")
+        .RW(CC, "chroma_use_dit_mask", raw.chroma_dit_mask,
+            "Chroma: mask padding tokens in the DiT (engine default on).")
+        .RW(CC, "chroma_use_t5_mask", raw.chroma_t5_mask, "Chroma: mask padding tokens in T5.")
+        .RW(CC, "chroma_t5_mask_pad", raw.chroma_t5_mask_pad, "Chroma: padding tokens left unmasked after the prompt.")
+        .RW(CC, "qwen_image_zero_cond_t", raw.qwen_image_zero_cond_t,
+            "Qwen-Image-Edit 2511 mode (its edits degrade without it).")
+        .RW(CC, "circular_x", raw.circular_x, "Wrap convolutions around horizontally (tileable images).")
+        .RW(CC, "circular_y", raw.circular_y, "Wrap convolutions around vertically (tileable images).")
+        .RW(CC, "force_sdxl_vae_conv_scale", raw.force_sdxl_vae_conv_scale)
+        .RW(CC, "tae_preview_only", raw.tae_preview_only, "taesd only draws previews; the VAE decodes the image.")
+        .RW(CC, "max_vram", raw.max_vram, "GiB budget of a graph segment on the device; 0 = no graph splitting.")
+        .def("engine_view", &CC::engine_view,
+             "The engine's own text of these parameters (sd_ctx_params_to_str): what it will read.")
         .RW(CC, "threads", raw.threads, "CPU threads; -1 = the engine's choice.")
         .RW(CC, "weight_type", raw.weight_type, ENUM_DOC("type"))
         .RW(CC, "rng", raw.rng, ENUM_DOC("rng"))
@@ -470,6 +558,14 @@ NB_MODULE(_engine, m) {
         .RW(CC, "vae_decode_only", raw.vae_decode_only)
         .def_prop_ro("free_params_immediately", [](const CC& c) { return c.raw.free_params_immediately; },
                      "Always False: a context generates many times.");
+
+    m.def("convert", &convert_file, "input"_a, "vae"_a.none(), "output"_a, "weight_type"_a, "tensor_type_rules"_a,
+          "convert_names"_a, "job"_a,
+          nb::sig("def convert(input: str | bytes, vae: str | bytes | None, output: str | bytes, weight_type: int, "
+                  "tensor_type_rules: str, convert_names: bool, job: Job) -> None"),
+          "Write input (plus an optional VAE) to output with weights of enum_names()['type'][weight_type]:\n"
+          "GGUF, or safetensors when output ends in '.safetensors'. Raises EngineError on failure.\n"
+          "job.on_progress gets the engine's tensor-loading ticks (phase 'load'); cancel() has no effect.");
 
     using R = Request;
     nb::class_<R>(m, "Request", "One generation: prompts, size, sampling, img2img inputs, tiling and step cache.")

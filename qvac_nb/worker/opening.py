@@ -16,7 +16,9 @@ from typing import Any
 from .. import _engine, engine
 from . import split_unet
 
-_COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd", "control_net")
+# The engine's roles of the files that load beside the model (ContextConfig attributes of the same names).
+_COMPANION_ROLES = ("llm", "vae", "clip_l", "clip_g", "t5xxl", "taesd", "control_net", "clip_vision", "llm_vision",
+                    "high_noise_diffusion_model", "photo_maker")
 
 
 class OpenModel:
@@ -100,6 +102,7 @@ def _context_config(files: dict[str, str], role: str, spec: dict[str, Any]) -> A
             setattr(cc, key, files[key])
     for attr, value in spec["context"].items():
         setattr(cc, attr, value)
+    cc.embeddings = [tuple(pair) for pair in spec.get("embeddings", ())]  # (name, path); lists after pickling
     cc.threads = threads(spec["config"])  # always set: the engine's own default differs from ours
     return cc
 
