@@ -23,7 +23,10 @@ def diffusion(*, model_id: str, prompt: str, **params: Any) -> DiffusionJob:
     model = models.get_model(model_id)
     preview = request.preview
     job = DiffusionJob(model.model_id, schema.record(request))
-    runner.submit(job, protocol.DIFFUSION, {"request": request, "params": job.params, "preview": preview})
+    # The worker knows the family, not the variant: say where init_image goes (instruct-pix2pix: the reference).
+    init_as_reference = families.for_model(model).init_as_reference
+    runner.submit(job, protocol.DIFFUSION, {"request": request, "params": job.params, "preview": preview,
+                                            "init_as_reference": init_as_reference})
     return job
 
 
@@ -35,8 +38,9 @@ def validate_diffusion(**given: Any) -> Any:
             raise TypeError(f"diffusion() missing required keyword-only argument: '{name}'")
     model = models.get_model(folded["model_id"])
     models.require(model, "diffusion", "diffusion")
-    values = schema.validate(schema.DIFFUSION, folded, where="diffusion", names=engine.enum_names(),
-                             family=model.family)
+    family = families.for_model(model)
+    values = schema.validate(schema.DIFFUSION, {**folded, **_variant_defaults(family, folded)}, where="diffusion",
+                             names=engine.enum_names(), family=model.family)
     repeats = values["upscale"]
     if repeats and not model.has_upscaler:
         raise UnsupportedOperationError(
@@ -46,7 +50,6 @@ def validate_diffusion(**given: Any) -> Any:
     factor = model.upscale_factor**repeats if repeats else 1
     if max(values["width"], values["height"]) * factor > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"upscale: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
-    family = families.get(model.family)
     init = None
     if values["init_image"] is not None:
         init = to_rgb_array("init_image", values["init_image"])
@@ -68,6 +71,20 @@ def validate_diffusion(**given: Any) -> Any:
     return request
 
 
+def _variant_defaults(family: families.Family, folded: dict[str, Any]) -> dict[str, Any]:
+    """The defaults of the model's variant when the engine version tells it (SDXS: 1 step, cfg 1), for what
+    the call leaves out (or gives as None where None means the default).
+
+    A variant told only by a name (FLUX.2 klein) is a guess: its defaults start the Studio's form, and
+    diffusion() keeps the family's.
+    """
+    row = next((v for v in families.get(family.name).variant_rows if v.name == family.variant), None)
+    if row is None or not row.versions:
+        return {}
+    return {name: value for name, value in row.defaults.items()
+            if name not in folded or (folded[name] is None and schema.param(name).per_family)}
+
+
 def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], values: dict[str, Any]) -> list[Any]:
     """Decode and check mask_image, init_images and control_image, and the hires and vae_tiling options.
 
@@ -80,7 +97,8 @@ def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], va
             raise InvalidParameterError("mask_image: inpainting needs init_image (the image the mask covers)",
                                         param="mask_image")
         if family.img2img != "sdedit":
-            raise UnsupportedOperationError(f"mask_image: {family.label} models do not inpaint; use an SD model")
+            raise UnsupportedOperationError(f"mask_image: {family.label} models do not inpaint; use an SD 1.x/2.x/XL "
+                                            "model (an inpainting one reads the mask itself)")
         values["mask_image"] = to_mask_array("mask_image", values["mask_image"])
     refs = [values["init_image"]] if values["init_image"] is not None and family.img2img == "reference" else []
     if values["init_images"] is not None:

@@ -8,13 +8,14 @@ test that shows each one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import families
+from . import families, schema
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from .model_files import decoder_channels, dit_heads, inspect_file
 from .schema import MAX_SIDE
@@ -224,7 +225,139 @@ def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | No
         raise InvalidParameterError(f"clip_skip: must be less than the {CLIP_LAYERS} CLIP layers, got {clip_skip}")
     if init is not None and family == "flux2" and not params.get("auto_resize_ref_image"):
         check_reference_size("init_image", init)
+    check_sampler_switches(model, params, init)
     check_memory(model, params, init)
+
+
+# ---------------------------------------------------------------- sampler switches
+
+# model_config predictions whose denoiser is a flow one (the engine's FLOW_PRED, FLUX_FLOW_PRED, FLUX2_FLOW_PRED),
+# and those among them that take the request's flow_shift (FLUX.2's denoiser sets its own from the image size).
+FLOW_PREDICTIONS = ("flow", "sd3_flow", "flux_flow", "flux2_flow")
+SHIFTED_PREDICTIONS = ("flow", "sd3_flow", "flux_flow")
+# The blocks skip_layers counts: SD3's joint blocks, or FLUX's double blocks followed by its single blocks.
+_BLOCK = re.compile(r"(?:^|\.)(joint_blocks|double_blocks|single_blocks)\.(\d+)\.")
+_block_counts: dict[str, dict[str, int] | None] = {}
+
+
+def block_counts(model: Any) -> dict[str, int] | None:
+    """{"joint_blocks" | "double_blocks" | "single_blocks": count} of the model's DiT, read (once) from its
+    file header the way the engine sizes it (the highest index + 1); None when the file cannot tell."""
+    if model.model_id in _block_counts:
+        return _block_counts[model.model_id]
+    files = getattr(model, "files", {})
+    dit = files.get("diffusion_model") or files.get("model")
+    counts: dict[str, int] | None = None
+    try:
+        if dit is not None:
+            found: dict[str, int] = {}
+            for name in inspect_file(dit).tensors:
+                match = _BLOCK.search(name)
+                if match:
+                    found[match.group(1)] = max(found.get(match.group(1), 0), int(match.group(2)) + 1)
+            counts = found or None
+    except QvacError:
+        pass  # it loaded, so it was sound; a file changed since must not block generating
+    _block_counts[model.model_id] = counts
+    return counts
+
+
+def slg_window(steps: int, start: float, end: float) -> tuple[int, int]:
+    """(lo, hi): the engine runs skip-layer guidance at steps s (1 to steps) with lo < s < hi.
+
+    It scales the fractions by the schedule's length (steps + 1 noise levels) in float32 and truncates.
+    """
+    levels = np.float32(steps + 1)
+    return int(np.float32(start) * levels), int(np.float32(end) * levels)
+
+
+def sampled_steps(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> int:
+    """The steps the engine samples: img2img that re-noises the init image runs only the last `strength` share
+    (the engine's float32 count, one short of steps at most)."""
+    steps = int(params["steps"])
+    strength = float(params.get("strength", 1.0))
+    if init is None or strength >= 1.0 or families.for_model(model).img2img != "sdedit":
+        return steps
+    t_enc = int(np.float32(steps) * np.float32(strength))
+    return (t_enc - 1 if t_enc == steps else t_enc) + 1
+
+
+def _applies(name: str, model: Any) -> None:
+    """Refuse a sampler switch the engine ignores for this model's family (schema.Param.families)."""
+    p = schema.param(name)
+    if p.families is None or model.family in p.families:
+        return
+    where = ", ".join(dict.fromkeys(families.get(f).label for f in p.families))
+    raise UnsupportedOperationError(f"{name}: the engine reads it for {where} models only, not for this "
+                                    f"{families.get(model.family).label} model; leave it out", param=name)
+
+
+def check_sampler_switches(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+    """flow_shift, timestep_shift, skip-layer guidance and sigmas: refuse what the engine would ignore or not do.
+
+    `params` is the job's record: a switch left at its default is not in it.
+    """
+    label = families.get(model.family).label
+    prediction = getattr(model, "prediction", "auto")
+    flow = prediction in FLOW_PREDICTIONS if prediction != "auto" else families.get(model.family).dit
+    sigmas = params.get("sigmas")
+    if sigmas is not None:
+        if len(sigmas) != params["steps"] + 1:
+            raise InvalidParameterError(
+                f"sigmas: {len(sigmas)} noise levels make {len(sigmas) - 1} steps (one from each level to the "
+                f"next), but steps is {params['steps']}; pass steps={len(sigmas) - 1}", param="sigmas")
+        if flow and max(sigmas) > 1:
+            raise InvalidParameterError(
+                f"sigmas: this {label} model is a flow model, whose noise levels run from 1 (pure noise) down to 0; "
+                f"got {max(sigmas):g}", param="sigmas")
+    if params.get("flow_shift") is not None:
+        if prediction == "auto":
+            _applies("flow_shift", model)
+        elif prediction not in SHIFTED_PREDICTIONS:
+            raise UnsupportedOperationError(
+                f"flow_shift: the engine shifts the schedule of flow models only; this model was loaded with "
+                f"prediction {prediction!r}", param="flow_shift")
+        if sigmas is not None:
+            raise InvalidParameterError("flow_shift: has no effect with sigmas (the shift shapes the scheduler's "
+                                        "noise levels, which sigmas replaces); give one or the other",
+                                        param="flow_shift")
+    if params.get("timestep_shift", 0):
+        _applies("timestep_shift", model)
+    if params.get("slg_scale", 0.0):
+        _applies("slg_scale", model)
+        check_skip_layers(model, params, init)
+
+
+def check_skip_layers(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+    """Skip-layer guidance that would do nothing: no layers, layers past the model's depth, or no step to run at."""
+    layers = params.get("skip_layers", schema.ENGINE_SKIP_LAYERS)
+    if not layers:
+        raise InvalidParameterError("skip_layers: give at least one block for skip-layer guidance to leave out "
+                                    "(or set slg_scale to 0)", param="skip_layers")
+    counts = block_counts(model)
+    if counts:
+        depth = sum(counts.values())
+        beyond = sorted({layer for layer in layers if layer >= depth})
+        if beyond:
+            kinds = "" if len(counts) == 1 else " (" + ", then ".join(
+                f"{n} {kind.split('_')[0]}" for kind, n in sorted(counts.items())) + " blocks)"
+            raise InvalidParameterError(
+                f"skip_layers: this {families.get(model.family).label} model has {depth} blocks, numbered 0-"
+                f"{depth - 1}{kinds}; {', '.join(map(str, beyond))} {'is' if len(beyond) == 1 else 'are'} past "
+                "the last", param="skip_layers")
+    start = params.get("skip_layer_start", schema.param("skip_layer_start").default)
+    end = params.get("skip_layer_end", schema.param("skip_layer_end").default)
+    if start >= end:
+        raise InvalidParameterError(f"skip_layer_start: must be below skip_layer_end ({end:g}), got {start:g}",
+                                    param="skip_layer_start")
+    steps = sampled_steps(model, params, init)
+    lo, hi = slg_window(steps, start, end)
+    if lo + 1 >= hi:
+        raise InvalidParameterError(
+            f"skip_layer_end: with {steps} sampled steps skip-layer guidance would run at no step (the engine runs "
+            f"it at steps s with int(skip_layer_start x {steps + 1}) < s < int(skip_layer_end x {steps + 1}), here "
+            f"{lo} < s < {hi}); raise skip_layer_end (up to 1.0), lower skip_layer_start or sample more steps",
+            param="skip_layer_end")
 
 
 def size_multiple(family: str) -> int:

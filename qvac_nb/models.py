@@ -28,6 +28,7 @@ from .errors import (
     suggest,
 )
 from .model_files import FileInfo, check_companion, inspect_file
+from .modelfiles.families import loaded_version
 from .validation import check_bool, check_choice, check_path, check_unknown
 from .worker import protocol
 from .worker.process import WorkerDied, WorkerProcess
@@ -53,6 +54,9 @@ class LoadedModel:
     config: dict[str, Any]
     load_ms: float
     role: str = "model"  # the engine's name for the primary file: model | diffusion_model | upscaler
+    # The engine's version of the primary file (e.g. "SD1_PIX2PIX"), as detected when it loaded: it picks
+    # the family's variant (families.for_model).
+    version: str | None = None
     upscale_factor: int = 0
     default_sampler: str | None = None
     default_scheduler: str | None = None
@@ -341,7 +345,8 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
         if up_info.family not in ("esrgan", "unknown"):
             raise UnsupportedOperationError(f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model")
         files["upscaler"] = up_path
-    model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role)
+    model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role,
+                        version=loaded_version(info, role))
     model.embeddings = embeddings_mod.resolve(config.get("embeddings"), info.family, families.get(info.family).label,
                                               lambda src, where: _resolve(src, where, on_progress)[0])
     return model

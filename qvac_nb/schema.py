@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
+import math
+import numbers
 import os
 import re
 import sys
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import cache_presets, embeddings, engine_types, families, loras
-from .errors import InvalidTypeError
+from .errors import InvalidParameterError, InvalidTypeError
 from .validation import (
     MAX_TEXT_CHARS,
     check_bool,
@@ -107,6 +110,8 @@ class Param:
     control: str = "number"  # how the Studio shows it (see the module docstring)
     group: str = "basic"
     studio: bool = True  # a field of the Studio's form
+    families: tuple[str, ...] | None = None  # the only families the engine reads it for (None: every one)
+    record_with: str | None = None  # kept in the record only while that parameter is off its default
 
     @property
     def label_text(self) -> str:
@@ -164,6 +169,10 @@ class Param:
             return embeddings.check(value)  # {name: source}; the files are fetched and checked at load
         if self.type == "hires":
             return check_hires(value)
+        if self.type == "layers":
+            return check_layers(label, value)
+        if self.type == "sigmas":
+            return check_sigmas(label, value)
         return value  # image(s): decoded by the caller, which knows the accepted forms
 
     def values_text(self) -> str:
@@ -306,6 +315,123 @@ IMAGE_INPUT_PARAMS: tuple[Param, ...] = (
           group="advanced", studio=False),
 )
 
+# ---------------------------------------------------------------- diffusion(): sampler switches
+
+# The families the engine reads each switch for (stable-diffusion.cpp as pinned); elsewhere it ignores the
+# value, at most with a log line, so guards.check_diffusion refuses a value set there, and schema_json gives
+# these families as the field's `families`. Skip layers: only SD3's MMDiT and the FLUX DiT (FLUX.1, the
+# models built on it, FLUX.2) leave the listed blocks out; the engine's other DiTs would run the extra pass
+# unchanged.
+SLG_FAMILIES = ("sd3", "flux", "flux_kontext", "flux_fill", "chroma", "ovis_image", "flux2", "flux_controls",
+                "flex2", "chroma_radiance")
+# Flow denoisers whose shift the request sets. FLUX.2 works its shift out from the image size at every
+# generation; U-Nets predict noise or v (unless loaded with a flow `prediction`, which guards allow).
+FLOW_SHIFT_FAMILIES = ("sd3", "flux", "flux_kontext", "flux_fill", "chroma", "ovis_image", "qwen_image",
+                       "qwen_image_edit", "zimage", "ernie_image", "anima", "wan", "flux_controls", "flex2",
+                       "chroma_radiance")
+# The engine shifts timesteps for its SDXL versions only (every one of them is the sdxl family here).
+TIMESTEP_SHIFT_FAMILIES = ("sdxl",)
+# FLUX models raise e to the shift: far below float32's overflow, far above any schedule in use.
+MAX_FLOW_SHIFT = 50.0
+MAX_TIMESTEP = 1000
+MAX_LAYER = 999  # far past the deepest DiT; guards check against the model's own depth
+ENGINE_SKIP_LAYERS = (7, 8, 9)  # the engine's command line and server default (made for SD3.5 Medium)
+
+
+def _items(label: str, value: Any, parse: Callable[[str], Any], what: str) -> list[Any]:
+    """A list parameter's items: from a list, tuple or 1-D array, or from text such as '7, 8, 9' (CLI, Studio)."""
+    if isinstance(value, str):
+        text = value.strip().removeprefix("[").removesuffix("]")
+        out = []
+        for item in re.split(r"[\s,]+", text):
+            if not item:
+                continue
+            try:
+                out.append(parse(item))
+            except ValueError:
+                raise InvalidTypeError(f"{label}: {item!r} is not {what}", param=label) from None
+        return out
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()  # a numpy array
+    if not isinstance(value, (list, tuple)):
+        raise InvalidTypeError(f"{label}: expected a list of {what}s or text such as '1, 2', got "
+                               f"{type(value).__name__}", param=label)
+    return list(value)
+
+
+def check_layers(label: str, value: Any) -> tuple[int, ...]:
+    """skip_layers: block indices, each 0-MAX_LAYER (the model's own depth is checked by guards)."""
+    layers = _items(label, value, int, "a block index")
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+            raise InvalidTypeError(f"{label}: block indices are whole numbers, got {layer!r}", param=label)
+        if not 0 <= layer <= MAX_LAYER:
+            raise InvalidParameterError(f"{label}: block indices run from 0 (the first block) to {MAX_LAYER}, "
+                                        f"got {layer}", param=label)
+    return tuple(int(layer) for layer in layers)
+
+
+def check_sigmas(label: str, value: Any) -> tuple[float, ...] | None:
+    """sigmas: 2 to MAX_STEPS + 1 finite noise levels >= 0, the first above 0, none above the one before."""
+    levels = _items(label, value, float, "a number")
+    if not levels and isinstance(value, str):
+        return None  # a blank text field: the scheduler's schedule
+    for i, level in enumerate(levels):
+        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not math.isfinite(level) or level < 0:
+            raise InvalidParameterError(f"{label}: noise levels are finite numbers >= 0, got {level!r} at "
+                                        f"position {i}", param=label)
+    if not 2 <= len(levels) <= MAX_STEPS + 1:
+        raise InvalidParameterError(f"{label}: give 2-{MAX_STEPS + 1} noise levels (steps + 1: each step goes "
+                                    f"from one to the next), got {len(levels)}", param=label)
+    for i, (before, after) in enumerate(itertools.pairwise(levels), start=1):
+        if after > before:
+            raise InvalidParameterError(f"{label}: noise levels must not rise, but {before:g} is followed by "
+                                        f"{after:g} at position {i}", param=label)
+    if levels[0] <= 0:
+        raise InvalidParameterError(f"{label}: the first noise level must be above 0 (the noise sampling starts "
+                                    "from)", param=label)
+    return tuple(float(level) for level in levels)
+
+
+_SLG_WINDOW = "a step s of n runs it when int(skip_layer_start x (n + 1)) < s < int(skip_layer_end x (n + 1))"
+SAMPLER_SWITCHES: tuple[Param, ...] = (
+    Param("flow_shift", "float", "Shift of a flow model's noise schedule: higher spends more steps at high noise "
+          "(overall layout), lower at low noise (detail). SD3, FLUX.1 and the other flow-matching DiTs; not FLUX.2 "
+          "(the engine works its shift out from the image size), and not with sigmas.", None, min=0.0,
+          max=MAX_FLOW_SHIFT, step=0.1, lo_open=True, nullable=True,
+          default_doc="None (the engine's for the model: 3.0 for SD3, Qwen-Image, Z-Image and Anima, 4.0 for "
+          "ERNIE-Image, 1.15 for FLUX.1 with distilled guidance, else 1.0 for FLUX-based models)",
+          engine="flow_shift", families=FLOW_SHIFT_FAMILIES, record_with="flow_shift", group="advanced"),
+    Param("timestep_shift", "int", "SDXL only: the network sees every timestep scaled by timestep_shift / 1000, "
+          "for NitroFusion's one-step NitroSD models (about 250 for Realism, 500 for Vibrant); 0 = off.", 0,
+          min=0, max=MAX_TIMESTEP, step=1, engine="shifted_timestep", families=TIMESTEP_SHIFT_FAMILIES,
+          record_with="timestep_shift", group="advanced"),
+    Param("slg_scale", "float", "Skip-layer guidance (SD3 and FLUX-based DiTs): in the steps between "
+          "skip_layer_start and skip_layer_end the model runs once more without the skip_layers blocks, and the "
+          "result is pushed away from that weaker prediction by this much (2.5 suits SD3.5 Medium); 0 = off.",
+          0.0, label="SLG scale", min=0.0, max=50.0, step=0.1, engine="slg_scale", families=SLG_FAMILIES,
+          record_with="slg_scale", group="advanced"),
+    Param("skip_layers", "layers", "Blocks the skip-layer guidance pass leaves out, counted from 0 (SD3: its joint "
+          "blocks; FLUX: the double blocks, then the single blocks). Read only when slg_scale is not 0.",
+          ENGINE_SKIP_LAYERS, values_doc=f"a list of block indices 0-{MAX_LAYER} within the model's depth, or the "
+          "same as text ('7, 8, 9')", default_doc="[7, 8, 9] (the engine's command-line default, made for SD3.5 "
+          "Medium)", engine="skip_layers", families=SLG_FAMILIES, record_with="slg_scale", cli_metavar="N,N,...",
+          control="text", group="advanced"),
+    Param("skip_layer_start", "float", f"Where skip-layer guidance starts, as a fraction of the steps: {_SLG_WINDOW}. "
+          "Read only when slg_scale is not 0.", 0.01, label="Skip layers from", min=0.0, max=1.0, step=0.01,
+          engine="skip_layer_start", families=SLG_FAMILIES, record_with="slg_scale", group="advanced"),
+    Param("skip_layer_end", "float", "Where skip-layer guidance stops, as a fraction of the steps (see "
+          "skip_layer_start); the default guides no step of a run of 8 steps or fewer. Read only when slg_scale is "
+          "not 0.", 0.2, label="Skip layers until", min=0.0, max=1.0, step=0.01, engine="skip_layer_end",
+          families=SLG_FAMILIES, record_with="slg_scale", group="advanced"),
+    Param("sigmas", "sigmas", "Custom noise schedule in place of the scheduler's: steps + 1 noise levels from the "
+          "first down to the last (usually 0), e.g. [14.6, 7.8, 3.5, 0.0] for 3 steps of an SD model; a flow "
+          "model's levels lie in [0, 1].", None, nullable=True, default_doc="None (the scheduler's)",
+          values_doc=f"a list of 2-{MAX_STEPS + 1} finite numbers >= 0 that never rise (as many as steps + 1), or "
+          "the same as text ('14.6, 7.8, 3.5, 0')", engine="sigmas", record_with="sigmas", cli_metavar="S,S,...",
+          control="text", group="advanced"),
+)
+
 # ---------------------------------------------------------------- diffusion()
 
 SAMPLER_DOC = "the model's default"
@@ -368,6 +494,7 @@ DIFFUSION: tuple[Param, ...] = (
           values_doc="1-12, or -1 for the model's default", engine="clip_skip", group="advanced"),
     Param("eta", "float", "Noise of eta-based samplers.", None, min=0.0, max=10.0, step=0.1, nullable=True,
           default_doc="None (the sampler's)", engine="eta", group="advanced"),
+    *SAMPLER_SWITCHES,
     # LoRA: its own block (qvac_nb/loras.py); the worker sets the engine's loras/lora_count from it.
     Param("lora", "lora", "LoRA adapters: a source (weight 1), a list of sources or (source, weight) pairs, or a "
           "{source: weight} dict; sources resolve like model_src. The record keeps each file's name, SHA-256 and "
@@ -603,7 +730,8 @@ def validate(params: Sequence[Param], given: Mapping[str, Any], *, where: str, p
 
 def _field_type(p: Param) -> Any:
     types = {"int": int, "float": float, "bool": bool, "str": str, "text": str, "choice": str, "path": str,
-             "upscale": int, "image": Any, "images": Any, "hires": Any}
+             "upscale": int, "image": Any, "images": Any, "hires": Any, "layers": tuple[int, ...],
+             "sigmas": tuple[float, ...]}
     kind = types.get(p.type, Any)
     if p.type == "choice":  # the names themselves, so type checkers and IDEs know them
         kind = engine_types.ENUMS[p.choices_from] if p.choices_from else Literal[p.choices]  # type: ignore[index]
@@ -629,12 +757,25 @@ UpscaleRequest = _make_request("UpscaleRequest", UPSCALE, [], "A validated upsca
 
 def record(request: Any) -> dict[str, Any]:
     """The job's parameter dict: the stored parameters plus what the PNG record adds."""
-    out = {p.name: getattr(request, p.name) for p in DIFFUSION if p.stored}
+    out = {p.name: _record_value(getattr(request, p.name)) for p in DIFFUSION if p.stored and _recorded(p, request)}
     out["upscale_repeats"] = request.upscale
     out["model"] = request.model
     out.update({used_key(p.name): getattr(request, p.name) is not None for p in DIFFUSION if p.type in IMAGE_TYPES})
     out["lora"] = loras.record_form(request.lora)  # None, or without the local paths of downloaded files
     return out
+
+
+def _recorded(p: Param, request: Any) -> bool:
+    """Whether a stored parameter is in the record: always, or (record_with) only while its switch is on,
+    so records of calls that leave the switch alone stay as they were."""
+    if p.record_with is None:
+        return True
+    switch = _BY_NAME[p.record_with]
+    return bool(getattr(request, switch.name) != switch.default)
+
+
+def _record_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value  # as JSON gives it back
 
 
 IMAGE_TYPES = ("image", "images")
@@ -723,7 +864,7 @@ def form_params() -> list[Param]:
 
 
 def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str | None) -> dict[str, Any]:
-    kind = {"path": "str", "upscale": "bool", "images": "image", "hires": "str",
+    kind = {"path": "str", "upscale": "bool", "images": "image", "hires": "str", "layers": "str", "sigmas": "str",
             "lora": "str"}.get(p.type, p.type)  # lora: the Studio's LoRA picker, not a form field
     default = p.default_for(family)
     hidden_in = [f.name for f in families.FAMILIES.values() if p.name in f.hidden]
@@ -733,7 +874,8 @@ def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str 
         "min": p.min, "max": p.max, "step": p.step or (1 if p.type == "int" else None),
         "choices": p.allowed(names) if p.type == "choice" else None, "nullable": p.nullable,
         "control": "select" if p.type == "choice" and p.control == "number" else p.control, "group": p.group,
-        "families": [f for f in families.diffusion_families() if f not in hidden_in] if hidden_in else None,
+        "families": [f for f in families.diffusion_families() if f not in hidden_in
+                     and (p.families is None or f in p.families)] if hidden_in or p.families else None,
         "replayable": p.replayable,
     }
 
@@ -752,11 +894,14 @@ def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | 
 def _doc_entry(p: Param, indent: str = "    ") -> str:
     kind = {"text": "str", "choice": "str", "path": "str", "image": "image", "upscale": "bool or dict",
             "upscaler": "dict or str", "images": "list of images", "hires": "bool or dict",
-            "lora": "str, list or dict", "embeddings": "str, list or dict"}.get(p.type, p.type)
+            "lora": "str, list or dict", "embeddings": "str, list or dict", "layers": "list of int",
+            "sigmas": "list of float"}.get(p.type, p.type)
     head = f"{p.name} : {kind}" + (" or None" if p.nullable and kind != "image" else "")
     values = p.values_text()
     body = f"{p.doc}{f' Values: {values}.' if values else ''} Default: {p.default_text()}."
-    return f"{head}\n" + textwrap.fill(body, 100, initial_indent=indent, subsequent_indent=indent)
+    # Not at hyphens: a family label (Qwen-Image-Edit, ERNIE-Image) stays whole for readers and searches.
+    return f"{head}\n" + textwrap.fill(body, 100, initial_indent=indent, subsequent_indent=indent,
+                                       break_on_hyphens=False)
 
 
 def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Sequence[Param] = (),
@@ -773,7 +918,8 @@ def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Seq
 
 _CALL_TYPES: dict[str, Any] = {"upscale": bool | dict[str, int] | None, "upscaler": dict[str, Any] | str | None,
                                "images": list[Any] | None, "hires": bool | dict[str, Any] | None,
-                               "lora": str | os.PathLike | list | dict[str, float] | None}
+                               "lora": str | os.PathLike | list | dict[str, float] | None,
+                               "layers": list[int] | str, "sigmas": list[float] | str | None}
 
 
 def signature(params: Sequence[Param], *, positional: Sequence[str] = (), extra: Sequence[inspect.Parameter] = (),

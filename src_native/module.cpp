@@ -141,6 +141,10 @@ struct Request {
     std::optional<MaskPixels> mask;
     std::optional<Pixels> control_image;
     std::string hires_model_path;
+    // Skip-layer guidance layers and a custom sigma schedule: the engine takes pointers, which
+    // generate() aims at these for the length of the call.
+    std::vector<int> skip_layers;
+    std::vector<float> sigmas;
 
     Request() { sdabi::api().image_request_init(&raw); }
 };
@@ -226,6 +230,10 @@ public:
         for (const auto& [path, weight] : req.loras) loras.push_back({false, weight, path.c_str()});
         raw.loras = loras.empty() ? nullptr : loras.data();
         raw.lora_count = uint32_t(loras.size());
+        raw.sample.guidance.slg.layers = req.skip_layers.empty() ? nullptr : req.skip_layers.data();
+        raw.sample.guidance.slg.layer_count = req.skip_layers.size();
+        raw.sample.custom_sigmas = req.sigmas.empty() ? nullptr : req.sigmas.data();
+        raw.sample.custom_sigma_count = int(req.sigmas.size());
 
         sdabi::Image* images = nullptr;
         bool unwound = false;
@@ -612,11 +620,16 @@ NB_MODULE(_engine, m) {
         .RW(R, "cfg_scale", raw.sample.guidance.txt_cfg)
         .RW(R, "img_cfg_scale", raw.sample.guidance.img_cfg)
         .RW(R, "guidance", raw.sample.guidance.distilled, "Distilled guidance (FLUX).")
+        .RW(R, "slg_scale", raw.sample.guidance.slg.scale, "Skip-layer guidance scale; 0 = off (SD3 and FLUX DiTs).")
+        .def_rw("skip_layers", &R::skip_layers, "Block indices the skip-layer guidance pass leaves out.")
+        .RW(R, "skip_layer_start", raw.sample.guidance.slg.start, "Where SLG starts, as a fraction of the schedule.")
+        .RW(R, "skip_layer_end", raw.sample.guidance.slg.end, "Where SLG stops, as a fraction of the schedule.")
+        .def_rw("sigmas", &R::sigmas, "A custom noise schedule (steps + 1 values); empty = the scheduler's.")
         .RW(R, "sample_method", raw.sample.method, ENUM_DOC("sample_method"))
         .RW(R, "scheduler", raw.sample.scheduler, ENUM_DOC("scheduler"))
         .RW(R, "eta", raw.sample.eta)
-        .RW(R, "shifted_timestep", raw.sample.shifted_timestep)
-        .RW(R, "flow_shift", raw.sample.flow_shift)
+        .RW(R, "shifted_timestep", raw.sample.shifted_timestep, "NitroFusion timestep shift; 0 = off (SDXL only).")
+        .RW(R, "flow_shift", raw.sample.flow_shift, "Flow-model schedule shift; inf = the model's own.")
         .RW(R, "strength", raw.strength)
         .RW(R, "seed", raw.seed)
         .RW(R, "batch_count", raw.batch_count)

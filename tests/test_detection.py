@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from reliability_files import st_tensors, write_st
-from testmodels import flux1, flux2
+from testmodels import ernie_image, flux1, flux2
 
 from qvac_nb import families
 from qvac_nb.errors import CorruptModelError
@@ -148,8 +148,7 @@ CASES: list[tuple[str, str, Spec, str, str, str]] = [
     ("zimage", "z_image_turbo.safetensors", [("cap_embedder.0.weight", (2560,)), ("x_embedder.weight", (3840, 64))],
      "Z_IMAGE", "zimage", ""),
     ("ovis_image", "ovis_image.safetensors", _ovis(), "OVIS_IMAGE", "ovis_image", ""),
-    ("ernie_image", "ernie-image.safetensors", [("layers.0.adaLN_sa_ln.weight", (4096,)),
-                                                ("x_embedder.weight", (4096, 128))], "ERNIE_IMAGE", "ernie_image", ""),
+    ("ernie_image", "ernie-image.safetensors", _named(ernie_image.dit_tensors()), "ERNIE_IMAGE", "ernie_image", ""),
 ]
 
 

@@ -2,10 +2,13 @@
 // parameter, with the schema's labels, docs, limits and choice lists; nothing about a parameter is
 // spelled out here except the few special controls (seed, size presets, upscale).
 // Edits are written back to the `params` trait on change; values the kernel sets are put into the fields.
+// Which fields show comes from the `form_rules` trait, which the kernel derives from the model's row of
+// the family table (qvac_nb/widgets/family_form.py); the kernel also moves the values to a new model's
+// defaults, so nothing here knows a model family.
 import { h } from "./util.js";
 
 // Special controls: sizes have presets (the `size_presets` trait); upscaling needs a paired upscaler;
-// the seed has its random toggle and dice. Which fields a family shows comes from the schema.
+// the seed has its random toggle and dice.
 export const SIZE = ["width", "height"];
 const UPSCALE = "upscale";
 const UPSCALE_REPEATS = "upscale_repeats";
@@ -34,14 +37,22 @@ export function appliesTo(param, family, info) {
   return !(info.hidden || []).includes(param.name);
 }
 
-/** A parameter's default under a family: the family's override, else the schema's default. */
-export function defaultFor(schema, family, param) {
-  const defaults = familyInfo(schema, family).defaults || {};
-  return param.name in defaults ? defaults[param.name] : param.default;
+/**
+ * Whether the form shows a field under the kernel's form rules ({hidden, init_params, ...}): not hidden
+ * for the model's family, and a parameter of the init image only once one is set.
+ * @param {string} name
+ * @param {{hidden?: string[], init_params?: string[]}} rules
+ * @param {boolean} hasInit
+ */
+export function shownUnder(name, rules, hasInit) {
+  if ((rules.hidden || []).includes(name)) return false;
+  return hasInit || !(rules.init_params || []).includes(name);
 }
 
-function sameValue(a, b) {
-  return String(a ?? "") === String(b ?? "");
+/** A parameter's default for the current model: its own (model_info.defaults), else the schema's. */
+export function modelDefault(info, param) {
+  const defaults = (info && info.defaults) || {};
+  return param.name in defaults ? defaults[param.name] : param.default;
 }
 
 function parseNumber(text, param) {
@@ -171,8 +182,6 @@ export function createForm(model) {
   let builtFrom = null; // the schema (and size presets) the controls were built from
   let builtPresets = null;
   let sizeSelect = null;
-  let family; // undefined until the first render: the form's values are the schema's defaults
-  const edited = new Set(); // names the user changed here: family switches leave them alone
 
   const EMPTY = { params: [], families: {} };
   const schema = () => model.get("schema") || EMPTY;
@@ -202,7 +211,6 @@ export function createForm(model) {
       sizeSelect.addEventListener("change", () => {
         if (!sizeSelect.value) return;
         sizeSelect.value.split("x").forEach((v, i) => (controls.get(SIZE[i]).input.value = v));
-        SIZE.forEach((n) => edited.add(n));
         commit();
         render();
       });
@@ -211,7 +219,6 @@ export function createForm(model) {
     el.replaceChildren(...groups.prompt, h("div", { class: "qvac-row qvac-basic" }, groups.basic), ...(groups.advanced.length ? [advanced] : []));
     for (const [name, ctl] of controls) {
       ctl.input.addEventListener("change", () => {
-        edited.add(name);
         if (SIZE.includes(name)) ctl.input.value = snap(ctl.input.value, sizeLimits(ctl.param));
         commit();
         render();
@@ -223,16 +230,16 @@ export function createForm(model) {
       if (ctl.dice) ctl.dice.addEventListener("click", () => {
         ctl.input.value = ctl.roll();
         ctl.random.checked = false;
-        edited.add(name);
         commit();
         render();
       });
     }
-    family = undefined;
   }
 
+  /** Sizes snap to the model family's size step (form_rules.size_multiple), else the schema's step. */
   function sizeLimits(param) {
-    return { multiple: param.step || 1, min: param.min, max: param.max };
+    const multiple = (model.get("form_rules") || {}).size_multiple || param.step || 1;
+    return { multiple, min: param.min, max: param.max };
   }
 
   /** The form's current values as the `params` trait expects them. */
@@ -246,55 +253,21 @@ export function createForm(model) {
     return out;
   }
 
-  /**
-   * On a change of model family (or variant: FLUX.2 klein wants 4 steps), fields still at the old
-   * model's default take the new one's. `next` is {family, defaults}: the model's own defaults
-   * (model_info.defaults, from the family table) refine its family's.
-   */
-  function applyFamily(next) {
-    const s = schema();
-    const previous = family;
-    family = next;
-    if (previous && previous.key === next.key) return false;
-    const p = { ...(model.get("params") || {}) };
-    const names = new Set(Object.values(s.families || {}).flatMap((f) => Object.keys(f.defaults || {})));
-    for (const key of [...Object.keys(next.defaults), ...Object.keys((previous && previous.defaults) || {})]) names.add(key);
-    const was = (param) => (previous && param.name in previous.defaults ? previous.defaults[param.name] : defaultFor(s, previous ? previous.family : undefined, param));
-    let changed = false;
-    for (const param of s.params || []) {
-      if (!names.has(param.name) || edited.has(param.name) || !(param.name in p)) continue;
-      const want = param.name in next.defaults ? next.defaults[param.name] : defaultFor(s, next.family, param);
-      if (sameValue(p[param.name], was(param)) && !sameValue(p[param.name], want)) {
-        p[param.name] = want;
-        changed = true;
-      }
-    }
-    if (changed) {
-      model.set("params", p);
-      model.save_changes();
-    }
-    return changed;
-  }
-
   /** Put the kernel's state into the fields. */
   function render() {
     if (stale()) build();
-    const info = model.get("model_info") || {};
-    const current = model.get("current_model") ? info.family || "" : "";
-    const own = (model.get("current_model") && info.defaults) || {};
-    if (applyFamily({ family: current, defaults: own, key: `${current}|${JSON.stringify(own)}` })) {
-      render(); // with the family's defaults now in params
-      return;
-    }
+    const info = (model.get("current_model") && model.get("model_info")) || {};
+    const rules = model.get("form_rules") || {};
+    const hasInit = Boolean((model.get("init_image") || {}).thumb);
     const p = model.get("params") || {};
-    const fam = familyInfo(schema(), current);
     const modelDefaults = info.engine_defaults || [];
     for (const [name, ctl] of controls) {
       if (ctl.fill) ctl.fill(modelDefaults.find((d) => (ctl.param.choices || []).map(String).includes(d)) || "");
       if (name in p) ctl.write(p[name]);
-      // An empty nullable field means "the default": show which one the model family gets.
-      if (ctl.param.nullable && ctl.input.type === "number") ctl.input.placeholder = String(defaultFor(schema(), current, ctl.param) ?? "");
-      ctl.field.hidden = !appliesTo(ctl.param, current, fam);
+      // An empty nullable field means "the default": show which one the model gets.
+      if (ctl.param.nullable && ctl.input.type === "number") ctl.input.placeholder = String(modelDefault(info, ctl.param) ?? "");
+      ctl.field.hidden = !shownUnder(name, rules, hasInit);
+      if (SIZE.includes(name)) ctl.input.step = String(sizeLimits(ctl.param).multiple);
       if (ctl.random) {
         ctl.random.checked = Boolean(p[RANDOM_SEED]);
         ctl.input.disabled = ctl.random.checked;
@@ -328,5 +301,5 @@ export function createForm(model) {
     return controls.get(name) || null;
   }
 
-  return { el, controls: () => controls, collect, render, commit, take, family: () => (family ? family.family : undefined) };
+  return { el, controls: () => controls, collect, render, commit, take };
 }

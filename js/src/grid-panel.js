@@ -2,8 +2,7 @@
 // It sends {type: "grid", x: [param, values], y: [param, values] | null, params}; the kernel
 // (qvac_nb/widgets/studio_grid.py) checks every cell, runs them one by one and adds the labelled grid.
 import "./grid-panel.css";
-import { appliesTo, familyInfo } from "./form.js";
-import { INIT_PARAMS } from "./init-image.js";
+import { shownUnder } from "./form.js";
 import { h } from "./util.js";
 
 // What the panel offers, in this order (qvac_nb.grids allows these among others); each must be in the schema.
@@ -71,18 +70,16 @@ export function createGridPanel(model, { collect }) {
   );
   let offered = new Map(); // name -> parameter (schema entry, or PROMPT_SR)
 
-  /** The parameters a grid can vary for the current model: in the schema, shown for its family. */
+  /** The parameters a grid can vary for the current model: in the schema, shown by the form for its family. */
   function available() {
     const schema = model.get("schema") || {};
-    const info = model.get("model_info") || {};
-    const family = model.get("current_model") ? info.family || "" : "";
-    const fam = familyInfo(schema, family);
+    const rules = model.get("form_rules") || {};
     const hasInit = Boolean((model.get("init_image") || {}).thumb);
     const byName = new Map((schema.params || []).map((p) => [p.name, p]));
     const out = new Map();
     for (const name of GRID_PARAMS) {
       const param = byName.get(name);
-      if (!param || !appliesTo(param, family, fam) || (INIT_PARAMS.includes(name) && !hasInit)) continue;
+      if (!param || !shownUnder(name, rules, hasInit)) continue;
       out.set(name, param);
     }
     out.set(PROMPT_SR.name, PROMPT_SR);

@@ -1,4 +1,6 @@
 // The init image: upload or drop a file (sent to the kernel as a binary buffer), preview, strength, clear.
+// What it is called and which parameters sit beside it follow the model's family (the kernel's
+// `form_rules`: init_label "Image to edit", "Init image", "Condition image"; "" = the family takes none).
 import { h, objectUrl, revoke } from "./util.js";
 
 /** A File's bytes (FileReader where Blob.arrayBuffer is missing, e.g. older engines and jsdom). */
@@ -12,13 +14,18 @@ export function readBytes(file) {
   });
 }
 
-// Parameters that only matter with an init image: their controls sit here, enabled once an image is set.
+// Parameters a gallery image only carries meaningfully when it was made from an init image.
 export const INIT_PARAMS = ["strength"];
+const DEFAULT_LABEL = "Init image";
 
-/** form: the Studio's form, whose controls for INIT_PARAMS (built from the schema) are placed here. */
+/**
+ * form: the Studio's form; the controls of the family's init parameters (form_rules.init_params, built
+ * from the schema) are placed here, and the form shows them once an image is set.
+ */
 export function createInitImage(model, form) {
   const input = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, name: "init_file" });
   const preview = h("img", { class: "qvac-init-preview", alt: "init image" });
+  const label = h("span", { class: "qvac-init-label" }, DEFAULT_LABEL);
   const name = h("span", { class: "qvac-init-name" });
   const note = h("div", { class: "qvac-init-note", "aria-live": "polite" });
   const clear = h("button", { class: "qvac-btn qvac-small", name: "clear_init", onclick: () => model.send({ type: "clear_init" }) }, "Clear");
@@ -27,7 +34,7 @@ export function createInitImage(model, form) {
     "div",
     { class: "qvac-drop", title: "drop an image here" },
     preview,
-    h("div", { class: "qvac-drop-text" }, h("span", {}, "Init image: drop a PNG/JPEG or "), pick, name, clear),
+    h("div", { class: "qvac-drop-text" }, h("span", {}, label, ": drop a PNG/JPEG or"), pick, name, clear),
   );
   const strength = h("div", { class: "qvac-strength" });
   const el = h("div", { class: "qvac-init" }, zone, note, strength, input);
@@ -60,6 +67,13 @@ export function createInitImage(model, form) {
   function render() {
     const init = model.get("init_image") || {};
     const has = Boolean(init.thumb);
+    const rules = model.get("form_rules") || {};
+    const use = rules.init_label ?? DEFAULT_LABEL;
+    el.hidden = !use; // the family takes no init image
+    label.textContent = use || DEFAULT_LABEL;
+    preview.alt = (use || DEFAULT_LABEL).toLowerCase();
+    zone.title = `drop the ${(use || DEFAULT_LABEL).toLowerCase()} here`;
+    input.setAttribute("aria-label", use || DEFAULT_LABEL);
     revoke(url);
     url = has ? objectUrl(init.thumb, "image/jpeg") : "";
     preview.src = url;
@@ -68,11 +82,10 @@ export function createInitImage(model, form) {
     clear.hidden = !has;
     note.textContent = has && init.note ? init.note : "";
     el.classList.toggle("qvac-has-init", has);
-    for (const param of INIT_PARAMS) {
+    // Placed here once; the form hides them for a family that does not use them, or without an image.
+    for (const param of rules.init_params || []) {
       const control = form.take(param);
-      if (!control) continue;
-      if (control.field.parentNode !== strength) strength.append(control.field);
-      control.input.disabled = !has;
+      if (control && control.field.parentNode !== strength) strength.append(control.field);
     }
   }
 

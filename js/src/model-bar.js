@@ -1,12 +1,9 @@
 // Choosing the model: load a catalogue name or a path (with companions, prediction and an optional
 // upscaler), or pick a loaded one.
+// The companion fields are the kernel's (catalog.companion_fields: every companion the family table
+// names); which ones a model needs comes from the kernel too (`source_info`, asked for with a
+// "source_info" message when the source changes): required ones say so, the others are optional.
 import { h, uid } from "./util.js";
-
-const COMPANION_FIELDS = [
-  // [message field, model_config key, label]
-  ["llm", "llm_model_src", "Text encoder (LLM)"],
-  ["vae", "vae_model_src", "VAE"],
-];
 
 /** Whether Enter may load `text`: a whole catalogue name, or something shaped like a path or URL. */
 export function completeSource(text, names) {
@@ -15,8 +12,27 @@ export function completeSource(text, names) {
   return names.includes(value) || /[/\\.:]/.test(value);
 }
 
+/**
+ * What a companion field says about itself for the model being loaded.
+ * @param {string} key model_config key of the field
+ * @param {Record<string, string>} needs source_info.companions: key -> "required" | "one of" | "optional"
+ * @param {Record<string, string>} labels key -> the field's label
+ * @returns {{shown: boolean, need: string, note: string}} note: the words after the label
+ */
+export function companionNeed(key, needs, labels) {
+  const need = needs[key];
+  if (!need) return { shown: false, need: "", note: "" };
+  if (need === "one of") {
+    const others = Object.keys(needs).filter((k) => k !== key && needs[k] === "one of").map((k) => labels[k] || k);
+    return { shown: true, need, note: others.length ? `required: this or ${others.join(" or ")}` : "required" };
+  }
+  return { shown: true, need, note: need };
+}
+
 function labelled(text, control) {
-  return h("label", { class: "qvac-bar-field" }, h("span", { class: "qvac-field-label" }, text), control);
+  const note = h("span", { class: "qvac-need" });
+  const el = h("label", { class: "qvac-bar-field" }, h("span", { class: "qvac-field-label" }, h("span", {}, text), note), control);
+  return { el, note };
 }
 
 export function createModelBar(model) {
@@ -26,25 +42,44 @@ export function createModelBar(model) {
   const upscaler = h("input", { type: "text", class: "qvac-model-upscaler", name: "upscaler_source", list: upListId, placeholder: "upscaler (optional)", "aria-label": "Upscaler to load with the model (optional)" });
   const catalogList = h("datalist", { id: listId });
   const upscalerList = h("datalist", { id: upListId });
-  const companions = COMPANION_FIELDS.map(([field, key, label]) => {
-    const listIdC = uid(field);
-    const input = h("input", { type: "text", class: "qvac-model-companion", name: field, list: listIdC, placeholder: "optional", "aria-label": `${label} file or catalogue name` });
-    return { field, key, label, input, list: h("datalist", { id: listIdC }), el: null };
-  });
-  for (const c of companions) c.el = labelled(c.label, c.input);
   const prediction = h("select", { name: "prediction", "aria-label": "Prediction type" });
-  const extras = h("details", { class: "qvac-model-extras" }, h("summary", {}, "Companions & prediction"), h("div", { class: "qvac-row" }, companions.flatMap((c) => [c.el, c.list]), labelled("Prediction", prediction)));
+  const fieldsRow = h("div", { class: "qvac-row qvac-companions" });
+  const forFamily = h("div", { class: "qvac-companions-for" });
+  const extras = h("details", { class: "qvac-model-extras" }, h("summary", {}, "Companions & prediction"), forFamily, fieldsRow, h("div", { class: "qvac-row" }, labelled("Prediction", prediction).el));
   const load = h("button", { class: "qvac-btn", name: "load" }, "Load");
   const loaded = h("select", { class: "qvac-loaded", name: "loaded", title: "loaded models", "aria-label": "Loaded models" });
   const info = h("span", { class: "qvac-model-info" });
+  /** @type {{field: string, key: string, label: string, input: HTMLInputElement, list: HTMLElement, el: HTMLElement, note: HTMLElement}[]} */
+  let companions = [];
+  let builtFrom = null;
+  let asked = ""; // the source whose companions the kernel was last asked for
+  let shownFor = ""; // what the section was last opened for (source, family known, load error)
 
   const catalog = () => model.get("catalog") || {};
+
+  /** One field per companion the kernel lists (built again when that list changes). */
+  function buildCompanions() {
+    const fields = catalog().companion_fields || [];
+    if (builtFrom === fields) return;
+    builtFrom = fields;
+    const kept = new Map(companions.map((c) => [c.field, c.input.value]));
+    companions = fields.map(({ field, key, label, names }) => {
+      const listIdC = uid(field);
+      const input = h("input", { type: "text", class: "qvac-model-companion", name: field, list: listIdC, placeholder: "file or catalogue name", "aria-label": `${label} file or catalogue name` });
+      input.value = kept.get(field) || "";
+      input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+      const list = h("datalist", { id: listIdC }, (names || []).map((n) => h("option", { value: n })));
+      const { el, note } = labelled(label, input);
+      return { field, key, label, input, list, el, note };
+    });
+    fieldsRow.replaceChildren(...companions.flatMap((c) => [c.el, c.list]));
+  }
 
   const doLoad = () => {
     const src = source.value.trim();
     if (!src) return;
     const message = { type: "load_model", source: src, upscaler: upscaler.value.trim() || null, prediction: prediction.value || null };
-    for (const c of companions) message[c.field] = c.input.value.trim() || null;
+    for (const c of companions) message[c.field] = c.el.hidden ? null : c.input.value.trim() || null;
     model.send(message);
   };
   load.addEventListener("click", doLoad);
@@ -52,32 +87,74 @@ export function createModelBar(model) {
     // Enter loads only a whole name (the datalist suggests as one types; a half-typed name is not loaded).
     if (event.key === "Enter" && !event.ctrlKey && !event.metaKey && completeSource(source.value, catalog().diffusion || [])) doLoad();
   });
-  // A catalogue name brings its companions: show which, as the fields' placeholders.
-  source.addEventListener("input", showCompanions);
+  // A whole catalogue name, or a path once typed (change), asks the kernel what the model needs.
+  source.addEventListener("input", () => {
+    if ((catalog().diffusion || []).includes(source.value.trim())) ask();
+    render();
+  });
+  source.addEventListener("change", () => {
+    ask();
+    render();
+  });
   loaded.addEventListener("change", () => {
     if (loaded.value) model.send({ type: "select_model", model_id: loaded.value });
   });
 
+  function ask() {
+    const value = source.value.trim();
+    if (value === asked) return;
+    asked = value;
+    model.send({ type: "source_info", source: value });
+  }
+
+  /** The companion fields for the source being loaded: its family's, required ones first, saying what they are. */
   function showCompanions() {
-    const brought = (catalog().companions || {})[source.value.trim()] || {};
-    for (const c of companions) c.input.placeholder = brought[c.key] ? `from the catalogue: ${brought[c.key]}` : "optional";
-    if (Object.keys(brought).length) extras.open = true;
+    const value = source.value.trim();
+    const sourceInfo = model.get("source_info") || {};
+    const known = sourceInfo.source === value && value !== "";
+    const needs = (known && sourceInfo.companions) || Object.fromEntries(companions.map((c) => [c.key, "optional"]));
+    const brought = (catalog().companions || {})[value] || {};
+    const labels = Object.fromEntries(companions.map((c) => [c.key, c.label]));
+    const order = { required: 0, "one of": 1, optional: 2 };
+    let missing = false;
+    for (const c of companions) {
+      const { shown, need, note } = companionNeed(c.key, needs, labels);
+      c.el.hidden = !shown;
+      c.el.dataset.need = need;
+      c.el.style.order = String(order[need] ?? 3);
+      c.note.textContent = shown ? ` · ${brought[c.key] ? "from the catalogue" : note}` : "";
+      c.input.required = need === "required" && !brought[c.key];
+      c.input.placeholder = brought[c.key] ? `from the catalogue: ${brought[c.key]}` : "file or catalogue name";
+      if (c.input.required && !c.input.value.trim()) missing = true;
+    }
+    forFamily.textContent = known && sourceInfo.label ? `${sourceInfo.label} model: what it loads with` : "";
+    // A load that failed over a companion marks its field. The section opens once for each new answer
+    // that needs something there (or brings companions), and for each such failure; the user may close it.
+    const status = model.get("status") || {};
+    const flagged = status.phase === "error" && status.kind === "load" ? status.field || "" : "";
+    const reason = flagged || missing || Object.keys(brought).length ? `${value}|${known}|${flagged && status.message}` : "";
+    if (reason && reason !== shownFor) {
+      extras.open = true;
+      for (const c of companions) if (c.field === flagged) c.input.setAttribute("aria-invalid", "true");
+    }
+    shownFor = reason;
   }
 
   const el = h("div", { class: "qvac-model-bar" }, h("span", { class: "qvac-field-label" }, "Model"), loaded, source, upscaler, load, catalogList, upscalerList, info, extras);
 
   function render() {
+    buildCompanions();
     const cat = catalog();
     const fill = (list, names) => {
       if (list.children.length !== names.length) list.replaceChildren(...names.map((n) => h("option", { value: n })));
     };
     fill(catalogList, cat.diffusion || []);
     fill(upscalerList, cat.upscaler || []);
-    for (const c of companions) fill(c.list, cat[c.field] || []);
     const predictions = cat.predictions || ["auto"];
     if (prediction.options.length !== predictions.length) {
       prediction.replaceChildren(...predictions.map((p) => h("option", { value: p === "auto" ? "" : p }, p)));
     }
+    showCompanions();
     const ids = model.get("loaded") || [];
     const current = model.get("current_model") || "";
     const options = [["", ids.length ? "choose a loaded model…" : "no model loaded"], ...ids.map((id) => [id, id])];
@@ -87,10 +164,10 @@ export function createModelBar(model) {
     const m = model.get("model_info") || {};
     const prediction_ = m.prediction && m.prediction !== "auto" ? m.prediction : null;
     info.textContent = current
-      ? [m.family, m.uses_guidance ? "guidance" : "cfg", prediction_, m.has_upscaler ? `upscaler ×${m.upscale_factor}` : null].filter(Boolean).join(" · ")
+      ? [m.label || m.family, m.uses_guidance ? "guidance" : "cfg", prediction_, m.has_upscaler ? `upscaler ×${m.upscale_factor}` : null].filter(Boolean).join(" · ")
       : "";
     load.disabled = Boolean(model.get("busy"));
   }
 
-  return { el, render, source, upscaler, load, loaded, prediction, companions };
+  return { el, render, source, upscaler, load, loaded, prediction, companions: () => companions };
 }

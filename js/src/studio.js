@@ -161,7 +161,14 @@ function render({ model: anyModel, el }) {
 
   function onInitImage() {
     init.render();
+    form.render(); // the init image's own fields (strength) show once one is set
     gridPanel.render(); // strength is offered with an init image only
+  }
+
+  function onFormRules() {
+    form.render(); // which fields the model's family uses
+    init.render(); // what the init image is for, and the fields beside it
+    gridPanel.render();
   }
 
   function onConnection(dead) {
@@ -194,6 +201,8 @@ function render({ model: anyModel, el }) {
     ["change:loaded", bar.render],
     ["change:catalog", bar.render],
     ["change:schema", onSchema],
+    ["change:form_rules", onFormRules],
+    ["change:source_info", bar.render],
     ["change:size_presets", onSchema],
     ["change:status", onStatus],
     ["change:busy", onStatus],

@@ -2,6 +2,7 @@
 // family rules come from the fixture below, not from the front-end's code.
 import { afterEach, describe, expect, it } from "vitest";
 import { createForm } from "../src/form.js";
+import FAMILIES from "./fixtures/families.json";
 import SCHEMA from "./fixtures/schema.json";
 import { mockModel } from "./mock-model.js";
 
@@ -12,7 +13,7 @@ const PARAMS = { ...defaults, seed: "-1", random_seed: true, sampling_method: ""
 function setup(extra = {}) {
   const model = mockModel({ schema: SCHEMA, params: { ...PARAMS }, model_info: {}, current_model: "", ...extra });
   const form = createForm(model);
-  for (const name of ["params", "schema", "model_info", "current_model"]) model.on(`change:${name}`, form.render);
+  for (const name of ["params", "schema", "model_info", "current_model", "form_rules", "init_image"]) model.on(`change:${name}`, form.render);
   document.body.append(form.el);
   form.render();
   const $ = (sel) => form.el.querySelector(sel);
@@ -121,42 +122,59 @@ describe("form built from the schema", () => {
 describe("model families", () => {
   let ctx;
   afterEach(() => ctx.form.el.remove());
+  const withImage = { name: "cat.png", thumb: new Uint8Array([1]), width: 64, height: 64 };
+  const hiddenFields = (form) => [...form.controls()].filter(([, ctl]) => ctl.field.hidden).map(([name]) => name).sort();
 
-  it("a family switch applies the family's defaults and hides what it ignores", () => {
+  it("hides exactly what the kernel's form rules say, for every kind of family row", () => {
     ctx = setup();
+    const { form, model } = ctx;
+    for (const [name, { form_rules: rules }] of Object.entries(FAMILIES.families)) {
+      model.update("form_rules", rules);
+      model.update("init_image", {});
+      const expected = [...form.controls().keys()].filter((n) => rules.hidden.includes(n) || rules.init_params.includes(n)).sort();
+      expect(hiddenFields(form), name).toEqual(expected);
+      model.update("init_image", withImage); // the init image's own fields show once one is set
+      expect(hiddenFields(form), name).toEqual([...form.controls().keys()].filter((n) => rules.hidden.includes(n)).sort());
+    }
+  });
+
+  it("follows rows of each img2img kind: SDEdit, guidance-distilled, edit, instruct-pix2pix", () => {
+    ctx = setup({ init_image: withImage });
     const { $, model } = ctx;
-    selectModel(model, "flux2");
-    expect(model.get("params").cfg_scale).toBe(1);
-    expect(model.get("params").steps).toBe(4);
-    expect($("input[name=steps]").value).toBe("4");
-    expect(model.saves).toBeGreaterThan(0);
-    expect($("[data-param=strength]").hidden).toBe(true); // flux2: hidden ["strength"]
-    expect($("[data-param=clip_skip]").hidden).toBe(true); // clip_skip: families sd1/sd2/sdxl
-    expect($("[data-param=guidance]").hidden).toBe(false);
-    // back to SD 1.x: the schema's defaults return, guidance hides, clip_skip shows
-    selectModel(model, "sd1");
-    expect(model.get("params").cfg_scale).toBe(7);
-    expect(model.get("params").steps).toBe(20);
-    expect($("[data-param=guidance]").hidden).toBe(true);
-    expect($("[data-param=clip_skip]").hidden).toBe(false);
-    expect($("[data-param=strength]").hidden).toBe(false);
+    const shown = (name) => !$(`[data-param=${name}]`).hidden;
+    model.update("form_rules", FAMILIES.families.sdedit.form_rules);
+    expect([shown("cfg_scale"), shown("guidance"), shown("strength"), shown("img_cfg_scale")]).toEqual([true, false, true, false]);
+    model.update("form_rules", FAMILIES.families.distilled.form_rules); // cfg 1, distilled guidance
+    expect([shown("cfg_scale"), shown("negative_prompt"), shown("guidance")]).toEqual([false, false, true]);
+    model.update("form_rules", FAMILIES.families.edit.form_rules); // the init image is the image to edit
+    expect([shown("strength"), shown("cfg_scale"), shown("guidance")]).toEqual([false, false, true]);
+    model.update("form_rules", FAMILIES.families.pix2pix.form_rules); // a condition image with image guidance
+    expect([shown("strength"), shown("img_cfg_scale"), shown("cfg_scale")]).toEqual([false, true, true]);
   });
 
-  it("leaves fields the user edited", () => {
+  it("never moves values itself when the model changes: the kernel does", () => {
     ctx = setup();
-    const { $, model, change } = ctx;
-    change($("input[name=steps]"), "30");
-    change($("input[name=cfg_scale]"), "7"); // edited, even if to the old default
-    selectModel(model, "flux2");
-    expect(model.get("params").steps).toBe(30);
-    expect(model.get("params").cfg_scale).toBe(7);
+    const { model } = ctx;
+    model.update("form_rules", FAMILIES.families.reference.form_rules);
+    model.update("model_info", { id: "klein#1", family: "flux2", defaults: { cfg_scale: 1, steps: 4 } });
+    model.update("current_model", "klein#1");
+    expect(model.get("params").steps).toBe(PARAMS.steps);
+    expect(model.saves).toBe(0);
   });
 
-  it("leaves values the kernel set that differ from the default (Studio(steps=8))", () => {
-    ctx = setup({ params: { ...PARAMS, steps: 8 } });
-    selectModel(ctx.model, "flux2");
-    expect(ctx.model.get("params").steps).toBe(8);
-    expect(ctx.model.get("params").cfg_scale).toBe(1);
+  it("shows the model's own default in an empty nullable number field", () => {
+    ctx = setup({ params: { ...PARAMS, cfg_scale: null } });
+    expect(ctx.$("input[name=cfg_scale]").placeholder).toBe(String(byName.cfg_scale.default));
+    selectModel(ctx.model, "flux", { defaults: { cfg_scale: 1 } });
+    expect(ctx.$("input[name=cfg_scale]").placeholder).toBe("1");
+  });
+
+  it("snaps sizes to the family's size step", () => {
+    ctx = setup({ form_rules: FAMILIES.families.reference.form_rules }); // size_multiple 16
+    const { $, model, change } = ctx;
+    change($("input[name=width]"), "100");
+    expect(model.get("params").width).toBe(96);
+    expect($("input[name=width]").step).toBe("16");
   });
 
   it("uses the model's default sampler in the default option's label", () => {

@@ -4,7 +4,7 @@ import { describeStatus } from "../src/progress.js";
 import { entryCaption, entryDetails } from "../src/gallery-grid.js";
 import SCHEMA from "./fixtures/schema.json";
 import { entry, fakeImage } from "./mock-model.js";
-import { SD1, setup } from "./studio-setup.js";
+import { SD1, rulesOf, setup } from "./studio-setup.js";
 
 const byName = (name) => SCHEMA.params.find((p) => p.name === name);
 
@@ -62,10 +62,12 @@ describe("Studio grid panel", () => {
   it("offers guidance for FLUX and strength with an init image", () => {
     const { $, model } = ctx;
     model.update("model_info", { ...SD1, family: "flux", uses_guidance: true });
+    model.update("form_rules", rulesOf("distilled"));
     let options = [...$("select[name=grid_x]").options].map((o) => o.value);
     expect(options).toContain("guidance");
     expect(options).not.toContain("cfg_scale");
     model.update("model_info", SD1);
+    model.update("form_rules", rulesOf("sdedit"));
     model.update("init_image", { name: "cat.png", thumb: fakeImage(), width: 64, height: 64 });
     options = [...$("select[name=grid_x]").options].map((o) => o.value);
     expect(options).toContain("strength");

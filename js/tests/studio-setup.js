@@ -1,7 +1,13 @@
 // A Studio rendered into the page on a mock model (an SD 1.x model loaded), for the Studio's tests.
 import studio from "../src/studio.js";
+import FAMILIES from "./fixtures/families.json";
 import SCHEMA from "./fixtures/schema.json";
 import { mockModel } from "./mock-model.js";
+
+/** The kernel's form rules for one of the made-up family rows of the fixture (tools/gen_family_fixture.py). */
+export const rulesOf = (name) => FAMILIES.families[name].form_rules;
+/** The model bar's companion fields the kernel lists (catalog.companion_fields), with catalogue names. */
+export const COMPANION_FIELDS = FAMILIES.companion_fields.map((f) => ({ ...f, names: f.field === "llm" ? ["QWEN3_4B_Q4_K_M"] : [] }));
 
 export const PARAMS = {
   prompt: "a red boat",
@@ -32,7 +38,9 @@ export function setup(extra = {}) {
     current_model: "sd1#1",
     model_info: SD1,
     loaded: ["sd1#1"],
-    catalog: { diffusion: ["SD_V2_1_1B_Q8_0"], upscaler: ["REALESRGAN_X4PLUS"] },
+    catalog: { diffusion: ["SD_V2_1_1B_Q8_0"], upscaler: ["REALESRGAN_X4PLUS"], companion_fields: COMPANION_FIELDS },
+    form_rules: rulesOf("sdedit"), // an SD 1.x-like row: guidance hidden, strength with an init image
+    source_info: {},
     schema: SCHEMA,
     size_presets: PRESETS,
     params: { ...PARAMS },

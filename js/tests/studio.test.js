@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import studio from "../src/studio.js";
 import SCHEMA from "./fixtures/schema.json";
 import { entry, fakeImage, flush, mockModel } from "./mock-model.js";
-import { PARAMS, PRESETS, SD1, setup } from "./studio-setup.js";
+import { PARAMS, PRESETS, SD1, rulesOf, setup } from "./studio-setup.js";
 
 describe("Studio rendering", () => {
   let ctx;
@@ -23,13 +23,15 @@ describe("Studio rendering", () => {
     expect($("select[name=loaded]").value).toBe("sd1#1");
   });
 
-  it("shows cfg for SD models and guidance for FLUX models", () => {
+  it("shows cfg for SD models and guidance for FLUX models, as the kernel's form rules say", () => {
     ctx = setup();
     const { $, model } = ctx;
     expect($("[data-param=cfg_scale]").hidden).toBe(false);
     expect($("[data-param=guidance]").hidden).toBe(true);
     model.update("model_info", { ...SD1, family: "flux", uses_guidance: true });
+    model.update("form_rules", rulesOf("distilled"));
     expect($("[data-param=cfg_scale]").hidden).toBe(true);
+    expect($("[data-param=negative_prompt]").hidden).toBe(true); // cfg 1: no unconditional pass reads it
     expect($("[data-param=guidance]").hidden).toBe(false);
   });
 
@@ -42,14 +44,19 @@ describe("Studio rendering", () => {
     expect($(".qvac-upscale").textContent).toContain("×4");
   });
 
-  it("writes edits back to params, snapping sizes to multiples of 8", () => {
+  it("writes edits back to params, snapping sizes to the family's size step", () => {
     ctx = setup();
     const { $, model } = ctx;
     const width = $("input[name=width]");
+    expect(width.step).toBe("64"); // the SD-like row's size_multiple
+    width.value = "101";
+    width.dispatchEvent(new Event("change", { bubbles: true }));
+    expect(model.get("params").width).toBe(128);
+    expect(model.saves).toBeGreaterThan(0);
+    model.update("form_rules", rulesOf("distilled")); // a DiT: multiples of 8
     width.value = "101";
     width.dispatchEvent(new Event("change", { bubbles: true }));
     expect(model.get("params").width).toBe(104);
-    expect(model.saves).toBeGreaterThan(0);
     const size = $("select[name=size]");
     size.value = "768x512";
     size.dispatchEvent(new Event("change", { bubbles: true }));
@@ -152,7 +159,7 @@ describe("Studio messages", () => {
     $("input[name=model_source]").value = "SD_V2_1_1B_Q8_0";
     $("input[name=upscaler_source]").value = "REALESRGAN_X4PLUS";
     $("button[name=load]").click();
-    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS", prediction: null, llm: null, vae: null });
+    expect(model.sentOfType("load_model")[0].content).toEqual({ type: "load_model", source: "SD_V2_1_1B_Q8_0", upscaler: "REALESRGAN_X4PLUS", prediction: null, vae: null, clip_l: null, t5xxl: null, llm: null });
     model.update("loaded", ["sd1#1", "flux#2"]);
     const select = $("select[name=loaded]");
     select.value = "flux#2";
@@ -162,34 +169,36 @@ describe("Studio messages", () => {
 
   it("loads FLUX.2 with companions and prediction; Enter loads only a whole name", () => {
     const { $, model } = ctx;
-    model.update("catalog", { diffusion: ["FLUX_2_KLEIN_4B_Q4_0"], upscaler: [], llm: ["QWEN3_4B_Q4_K_M"], vae: ["FLUX_2_KLEIN_4B_VAE"],
+    model.update("catalog", { ...model.get("catalog"), diffusion: ["FLUX_2_KLEIN_4B_Q4_0"], upscaler: [],
       companions: { FLUX_2_KLEIN_4B_Q4_0: { llm_model_src: "QWEN3_4B_Q4_K_M", vae_model_src: "FLUX_2_KLEIN_4B_VAE" } },
       predictions: ["auto", "eps", "flux2_flow"] });
     const source = $("input[name=model_source]");
-    source.value = "FLUX_2_KL"; // half typed: Enter does nothing
+    source.value = "FLUX_2_KL"; // half typed: Enter does nothing, and the kernel is not asked about it
+    source.dispatchEvent(new Event("input"));
     source.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
     expect(model.sentOfType("load_model")).toHaveLength(0);
+    expect(model.sentOfType("source_info")).toHaveLength(0);
     source.value = "FLUX_2_KLEIN_4B_Q4_0";
     source.dispatchEvent(new Event("input"));
+    expect(model.sentOfType("source_info").map((m) => m.content.source)).toEqual(["FLUX_2_KLEIN_4B_Q4_0"]);
     expect($("input[name=llm]").placeholder).toBe("from the catalogue: QWEN3_4B_Q4_K_M"); // brought by the name
     expect($("input[name=llm]").getAttribute("aria-label")).toContain("Text encoder");
+    expect([...$("input[name=llm]").list.options].map((o) => o.value)).toEqual(["QWEN3_4B_Q4_K_M"]);
     $("select[name=prediction]").value = "flux2_flow";
     source.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
     expect(model.sentOfType("load_model")[0].content).toMatchObject({ source: "FLUX_2_KLEIN_4B_Q4_0", prediction: "flux2_flow", llm: null });
   });
 
-  it("starts FLUX.2 klein at its own defaults (cfg 1, 4 steps) unless the user set them", () => {
+  it("shows the values the kernel puts in the form for a new model, and changes none itself", () => {
     const { $, model } = ctx;
+    const saves = model.saves;
+    // The kernel moves untouched fields to the model's defaults (FLUX.2 klein: cfg 1, 4 steps) with its rules.
+    model.update("params", { ...PARAMS, cfg_scale: 1, steps: 4 });
+    model.update("form_rules", rulesOf("reference"));
     model.update("model_info", { ...SD1, id: "klein#2", family: "flux2", uses_guidance: true, defaults: { cfg_scale: 1, steps: 4 } });
-    expect(model.get("params").steps).toBe(4);
-    expect(model.get("params").cfg_scale).toBe(1);
-    expect($("[data-param=strength]").hidden).toBe(true); // FLUX.2 ignores strength
-    const steps = $("input[name=steps]");
-    steps.value = "9";
-    steps.dispatchEvent(new Event("change", { bubbles: true }));
-    model.update("model_info", SD1); // back to SD 1.x: cfg returns to 7, the edited steps stay
-    expect(model.get("params").cfg_scale).toBe(7);
-    expect(model.get("params").steps).toBe(9);
+    expect($("input[name=steps]").value).toBe("4");
+    expect($("[data-param=strength]").hidden).toBe(true); // the reference image is not re-noised
+    expect(model.saves).toBe(saves); // nothing written back: the front-end does not decide defaults
   });
 
   it("sends a dropped init image as a binary buffer and previews it", async () => {
@@ -203,10 +212,11 @@ describe("Studio messages", () => {
     const [msg] = model.sentOfType("init_image");
     expect(msg.content.name).toBe("cat.png");
     expect(msg.buffers[0].byteLength).toBe(7);
-    expect($("input[name=strength]").disabled).toBe(true);
+    expect($("[data-param=strength]").hidden).toBe(true); // strength shows with an init image only
     model.update("init_image", { name: "cat.png", thumb: fakeImage(), width: 64, height: 64 });
     expect($(".qvac-init-preview").hidden).toBe(false);
-    expect($("input[name=strength]").disabled).toBe(false);
+    expect($("[data-param=strength]").hidden).toBe(false);
+    expect($(".qvac-init [data-param=strength]")).not.toBeNull(); // beside the image
     expect(el.textContent).toContain("cat.png (64×64)");
     $("button[name=clear_init]").click();
     expect(model.sentOfType("clear_init")).toHaveLength(1);

@@ -4,11 +4,11 @@ A diffusion file's version is decided the way the engine's loader decides it (mo
 `get_sd_version`: tensor names, and the shapes of the U-Net's first conv, FLUX's img_in, the
 text encoder's token table and Wan's patch embedding), taking the file as qvac_nb hands it to
 the engine; qvac_nb's family follows from the version, and within FLUX from what the engine
-reads elsewhere (Chroma's approximator, the guidance input) and, for FLUX.1 Kontext, from the
-file name. Files the engine would not take as a model alone (VAEs, text encoders, upscalers)
-are told by their names. The tensors the engine reads to size the network (block counts,
-widths, head sizes) must all be there and consistent, since the engine divides by them and
-indexes with them before it checks anything.
+reads elsewhere (Chroma's approximator, the guidance input) and, for FLUX.1 Kontext and
+Qwen-Image-Edit, from the file name (or Edit 2511's marker tensor). Files the engine would not
+take as a model alone (VAEs, text encoders, upscalers) are told by their names. The tensors
+the engine reads to size the network (block counts, widths, head sizes) must all be there and
+consistent, since the engine divides by them and indexes with them before it checks anything.
 """
 
 from __future__ import annotations
@@ -232,6 +232,10 @@ def detect_version(tensors: Mapping[str, tuple[int, ...]]) -> str | None:
 
 # FLUX.1 Kontext has FLUX.1 dev's tensors exactly; only its name tells it (as published: flux1-kontext-*).
 KONTEXT_MARKER = "kontext"
+# Qwen-Image-Edit has Qwen-Image's tensors; its files are published as qwen*image*edit* (2509: "-2509"). Edit
+# 2511 also carries this marker tensor, from which the engine switches on its zero_cond_t (qwen_image.hpp).
+QWEN_EDIT_MARKER = "edit"
+QWEN_2511_TENSOR = "__index_timestep_zero__"
 
 
 def detect(tensors: Mapping[str, tuple[int, ...]] | Iterable[str], path: str | Path | None = None) -> Detection:
@@ -256,6 +260,12 @@ def detect(tensors: Mapping[str, tuple[int, ...]] | Iterable[str], path: str | P
             variant = "schnell"  # no distilled-guidance input: step-distilled like FLUX.1 schnell
         elif path is not None and KONTEXT_MARKER in Path(path).name.lower():
             family = "flux_kontext"
+    elif version == "QWEN_IMAGE":
+        name = Path(path).name.lower() if path is not None else ""
+        zero_cond_t = any(QWEN_2511_TENSOR in n for n in tensors)
+        if zero_cond_t or QWEN_EDIT_MARKER in name:
+            family = "qwen_image_edit"
+            variant = "2511" if zero_cond_t or "2511" in name else "2509" if "2509" in name else ""
     return Detection(family, version, variant)
 
 
@@ -264,12 +274,38 @@ def detect_family(names: Mapping[str, tuple[int, ...]] | Iterable[str], path: st
     return detect(names, path).family
 
 
+# SDXS models decode with the tiny autoencoder (TAESD) in their file: the engine files the checkpoint's
+# first_stage_model. tensors under tae. for them (name_conversion.cpp) and builds no KL autoencoder.
+TAE_VERSIONS = ("SDXS_512_DS", "SDXS_09")
+
+
+def loaded_version(info: FileInfo, role: str) -> str | None:
+    """The engine version of a model loaded from `info` as `role` ("model" or "diffusion_model").
+
+    An SDXL U-Net-only file goes to the engine beside a marker tensor naming SDXL's second text
+    encoder (worker/split_unet.py), so the engine tells its variant (inpainting, pix2pix, ...) from the
+    U-Net's tensors; `detect` alone, seeing no text encoder, gives no version for it.
+    """
+    version = info.detection.version
+    if version is None and role == "diffusion_model" and info.family == "sdxl":
+        from ..worker.split_unet import MARKER_TENSOR  # a plain module: no engine behind it
+
+        version = detect_version({**info.tensors, MARKER_TENSOR: (1,)})
+    return version
+
+
 def _component_family(tensors: Mapping[str, tuple[int, ...]]) -> str:
     """A file the engine would not take as a model alone: a companion, an upscaler or a bare U-Net."""
     joined = "\n".join(list(tensors)[:20000])
     if "enc.blk.0." in joined or "encoder.block.0." in joined:
         return "text_encoder"  # T5 (llama.cpp or Hugging Face names)
-    if "blk.0.attn_q" in joined or "model.layers.0.self_attn" in joined or "\nlayers.0.self_attn" in "\n" + joined:
+    llm = "blk.0.attn_q" in joined or "model.layers.0.self_attn" in joined or "\nlayers.0.self_attn" in "\n" + joined
+    if ("\nv.blk.0." in "\n" + joined or "visual.blocks.0." in joined) and "\nblk.0." not in "\n" + joined \
+            and "layers.0.self_attn" not in joined:
+        # An LLM's vision tower alone (llm_vision_model_src: a llama.cpp mmproj or Hugging Face `visual.`
+        # names); a whole Qwen2.5-VL file has the text layers too and is an LLM.
+        return "vision_encoder"
+    if llm:
         return "llm"
     if "conv_first.weight" in joined or "body.0.rdb1" in joined or "model.0.weight" in joined:
         return "esrgan"
@@ -281,6 +317,8 @@ def _component_family(tensors: Mapping[str, tuple[int, ...]]) -> str:
             return "sd2"
         return "sd1"
     if "encoder.conv_in" in joined or "decoder.conv_in" in joined:
+        return "vae"
+    if is_wan_vae(tensors):
         return "vae"
     if "text_model.encoder" in joined or "encoder.block.0" in joined:
         return "text_encoder"
@@ -407,6 +445,39 @@ def _check_flux(info: FileInfo, role: str, version: str) -> None:
             raise CorruptModelError(f"{role}: {info.path.name}: {name} has shape {shape}, expected ({head_dim},)")
 
 
+ERNIE_ROPE_DIMS = 128  # the engine's RoPE axes for ERNIE-Image (32 + 48 + 48), fixed
+
+
+def _check_ernie(info: FileInfo, role: str) -> None:
+    """ERNIE-Image: the engine sizes the DiT from x_embedder, norm_q, the FFN and the layer indices.
+
+    It divides the width by the head size read from norm_q, and rotates 128 dimensions of every head
+    (a narrower head aborts in the RoPE at the first step).
+    """
+    what = "ERNIE-Image diffusion model"
+    t = _strip(info, _DIT_PREFIXES)
+    layers = _block_count(info, role, t, r"^layers\.(\d+)\.", what)
+    if layers == 0:
+        raise _fail(info, role, what + " (no layers)")
+    needed = ["x_embedder.proj.weight", "time_embedding.linear_1.weight", "time_embedding.linear_2.weight",
+              "adaLN_modulation.1.weight", "final_norm.linear.weight", "final_linear.weight"]
+    parts = ("adaLN_sa_ln.weight", "self_attention.to_q.weight", "self_attention.to_k.weight",
+             "self_attention.to_v.weight", "self_attention.norm_q.weight", "self_attention.norm_k.weight",
+             "self_attention.to_out.0.weight", "adaLN_mlp_ln.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+             "mlp.linear_fc2.weight")
+    needed += [f"layers.{i}.{part}" for i in range(layers) for part in parts]
+    _require(info, role, t, needed, what)
+    x_embedder, norm_q = t["x_embedder.proj.weight"], t["layers.0.self_attention.norm_q.weight"]
+    if len(x_embedder) != 4 or len(norm_q) != 1:
+        raise _fail(info, role, what + " (x_embedder / norm_q shapes)")
+    hidden, head_dim = x_embedder[0], norm_q[0]
+    if head_dim != ERNIE_ROPE_DIMS or hidden % head_dim:
+        raise CorruptModelError(
+            f"{role}: {info.path.name} has head size {head_dim} and width {hidden}; {what}s have "
+            f"{ERNIE_ROPE_DIMS}-wide heads and a width that is a multiple of {ERNIE_ROPE_DIMS}"
+        )
+
+
 def _check_sd3(info: FileInfo, role: str) -> None:
     what = "SD3 diffusion model"
     t = _strip(info, _DIT_PREFIXES)
@@ -430,6 +501,8 @@ def _check_unet(info: FileInfo, role: str, family: str) -> None:
         shape = names["model.diffusion_model.input_blocks.0.0.weight"]
         if len(shape) != 4 or shape[1] not in (4, 8, 9):
             raise CorruptModelError(f"{role}: {info.path.name}: the U-Net input conv has shape {shape}")
+    if info.detection.version in TAE_VERSIONS:
+        return  # a tiny autoencoder, which the engine sizes from nothing in the file
     if any(n.startswith("first_stage_model.") for n in names):
         _check_vae(info, role, what)
 
@@ -438,9 +511,34 @@ def _vae_shapes(info: FileInfo) -> dict[str, tuple[int, ...]]:
     return _strip(info, _VAE_PREFIXES)
 
 
+def is_wan_vae(names: Iterable[str]) -> bool:
+    """The Wan 2.x VAE (Qwen-Image's) in its original names: causal 3-D convs in `downsamples`/`upsamples`.
+
+    The engine builds it for Wan and Qwen-Image instead of the SD/FLUX autoencoder, whose decoder
+    starts with `decoder.conv_in`; a file of one kind cannot stand in for the other.
+    """
+    return any("decoder.upsamples." in name for name in names)
+
+
+def _check_wan_vae(info: FileInfo, role: str) -> None:
+    """The engine fixes the Wan VAE's widths; the latent width is conv1's input (16 for Wan 2.1, 48 for 2.2)."""
+    what = "Wan VAE"
+    t = _vae_shapes(info)
+    _require(info, role, t, ["decoder.conv1.weight", "decoder.head.2.weight", "conv2.weight"], what)
+    conv1 = t["decoder.conv1.weight"]
+    if len(conv1) != 5 or conv1[1] not in (16, 48):
+        raise CorruptModelError(
+            f"{role}: {info.path.name}: the Wan VAE decoder's conv1 has shape {conv1}; expected (c, z, 3, 3, 3) "
+            "with z 16 or 48"
+        )
+
+
 def _check_vae(info: FileInfo, role: str, what: str = "VAE") -> None:
     """The engine sizes the decoder from decoder.conv_in; its GroupNorms need a multiple of 32 channels."""
     t = _vae_shapes(info)
+    if is_wan_vae(t):
+        _check_wan_vae(info, role)
+        return
     _require(info, role, t, ["decoder.conv_in.weight", "decoder.conv_out.weight"], what)
     conv_in = t["decoder.conv_in.weight"]
     if len(conv_in) != 4 or conv_in[0] % 128 or conv_in[1] not in (4, 16, 32):
@@ -451,22 +549,39 @@ def _check_vae(info: FileInfo, role: str, what: str = "VAE") -> None:
 
 
 def vae_latent_channels(info: FileInfo) -> int | None:
-    shape = _vae_shapes(info).get("decoder.conv_in.weight")
+    t = _vae_shapes(info)
+    wan = t.get("decoder.conv1.weight") if is_wan_vae(t) else None
+    if wan:
+        return wan[1] if len(wan) == 5 else None
+    shape = t.get("decoder.conv_in.weight")
     return shape[1] if shape and len(shape) == 4 else None
 
 
 def decoder_channels(info: FileInfo) -> int | None:
     """The VAE decoder's width at full resolution (the engine reads it from decoder.conv_in)."""
-    shape = _vae_shapes(info).get("decoder.conv_in.weight")
+    t = _vae_shapes(info)
+    if is_wan_vae(t):  # its last norm is as wide as the full-resolution blocks
+        gamma = t.get("decoder.head.0.gamma")
+        return gamma[0] if gamma else None
+    shape = t.get("decoder.conv_in.weight")
     return shape[0] // 4 if shape and len(shape) == 4 else None
 
 
+ANIMA_HEADS = 16  # fixed in the engine (anima.hpp AnimaNet: 2048 wide, 128 per head)
+
+
 def dit_heads(info: FileInfo) -> int | None:
-    """Attention heads of a FLUX/SD3 DiT (128-wide heads)."""
+    """Attention heads of a FLUX, SD3, ERNIE-Image or Anima DiT."""
     shapes = _strip(info, _DIT_PREFIXES)
     txt_in = shapes.get("txt_in.weight")
     if txt_in:
         return max(txt_in[0] // 128, 1)
+    # ERNIE-Image: the engine divides its width (x_embedder's output) by the head size (norm_q's).
+    x_embedder, norm_q = shapes.get("x_embedder.proj.weight"), shapes.get("layers.0.self_attention.norm_q.weight")
+    if x_embedder and norm_q and norm_q[0]:
+        return max(x_embedder[0] // norm_q[0], 1)
+    if any("llm_adapter." in name for name in shapes):
+        return ANIMA_HEADS
     depth = len(_indices(shapes, r"^joint_blocks\.(\d+)\."))
     return depth or None  # SD3: one 64-wide head per block
 
@@ -548,6 +663,8 @@ def check_structure(info: FileInfo, role: str = "model") -> None:
         _check_flux(info, role, detection.version)
     elif family == "sd3":
         _check_sd3(info, role)
+    elif detection.version == "ERNIE_IMAGE":
+        _check_ernie(info, role)
     elif family in ("sd1", "sd2", "sdxl"):
         _check_unet(info, role, family)
     elif family == "vae":

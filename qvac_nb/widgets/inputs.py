@@ -17,6 +17,7 @@ from PIL import Image
 
 from .. import families
 from ..errors import InvalidParameterError
+from .family_form import rules_for
 from .thumbs import image_size, thumbnail
 
 LORA_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt")
@@ -142,14 +143,19 @@ class FeatureInputs(t.HasTraits):
             "lora_refresh": lambda _c, _b: setattr(self, "lora_files", find_loras(self._lora_folders)),
         }
 
-    def show_inputs_for(self, family: str | None, has_control_net: bool = False) -> None:
-        """Which inputs the front-end shows, from the model's family (and whether it has a ControlNet)."""
-        fam = families.get(family) if family else None
+    def show_inputs_for(self, family: str | families.Family | None, has_control_net: bool = False) -> None:
+        """Which inputs the front-end shows, from the model's family (a name, or its row resolved for the
+        model's variant) and whether it has a ControlNet.
+
+        The mask painter and the reference images follow the family's form rules (family_form.py).
+        """
+        row = families.get(family) if isinstance(family, str) else family
+        rules = rules_for(row) if row is not None else {}
         self.inputs_shown = {
-            "ref_images": bool(fam and fam.img2img == "reference"),
+            "ref_images": bool(rules.get("ref_images")),
             "control_image": bool(has_control_net),
-            "mask": bool(fam and fam.img2img == "sdedit"),
-            "lora": fam is not None and fam.kind != "upscaler",
+            "mask": bool(rules.get("mask")),
+            "lora": row is not None and row.kind != "upscaler",
         }
 
     def _msg_slot_add(self, content: dict[str, Any], buffers: list[bytes]) -> None:

@@ -3,15 +3,22 @@
 The fields are the schema's Studio parameters (qvac_nb/schema.py) plus two switches of the
 form itself: `random_seed` (the seed control's dice) and `upscale` (the upscale toggle,
 whose passes are the `upscale_repeats` field).
+
+The form always holds values, never "the family's default" as None: with no model it holds the
+schema's defaults, and when a model is chosen every field still at the previous model's default
+takes the new model's (`model_form_defaults`, `rebase_form`), so the kernel and the browser show
+and send the same numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .. import schema
 from ..errors import InvalidTypeError
 from ..validation import check_unknown, check_upscale
+from .family_form import rules_for, skipped
 
 _FIELDS = schema.form_params()
 # A nullable choice shows "" for None ("the model's default", "off").
@@ -23,9 +30,12 @@ _NULLABLE = tuple(p.name for p in _FIELDS if p.nullable)
 def _form_default(p: schema.Param) -> Any:
     if p.default is schema.REQUIRED:
         return ""  # a required text (the prompt) starts empty; diffusion() is what insists on it
-    if p.per_family:
-        return None  # the model family's default, resolved by diffusion()
-    return "" if p.name in _BLANK_IS_NONE else p.default
+    return _field_value(p.name, p.default)
+
+
+def _field_value(name: str, value: Any) -> Any:
+    """A parameter value as the form holds it (a nullable choice shows "" for None)."""
+    return "" if name in _BLANK_IS_NONE and value is None else value
 
 
 FORM_DEFAULTS: dict[str, Any] = {
@@ -40,7 +50,36 @@ DEFAULT_KEYS = (*(p.name for p in _FIELDS if p is not schema.UPSCALE_REPEATS), "
 # Parameters a gallery image's record may put back into the form ("reuse all").
 REUSABLE = tuple(p.name for p in _FIELDS if p.replayable and p.reuse)
 _SEED = next(p.name for p in _FIELDS if p.control == "seed")
-_IMG2IMG_ONLY = tuple(p.name for p in _FIELDS if p.a1111 and p.a1111[1] == "Denoising strength")
+# The fields `Studio(**defaults)` sets besides those of the same name.
+_SET_BY = {"upscale": ("upscale", schema.UPSCALE_REPEATS.name), _SEED: (_SEED, "random_seed")}
+_NO_MODEL_RULES = rules_for(None)  # no model: nothing hidden but the init image's own
+
+
+def given_fields(defaults: Mapping[str, Any]) -> set[str]:
+    """The form fields `Studio(**defaults)` sets: they keep their values when a model is chosen."""
+    return {field for key in defaults for field in _SET_BY.get(key, (key,)) if field in FORM_DEFAULTS}
+
+
+def model_form_defaults(model_defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the form starts for a model: the schema's defaults with the model's own (family and variant)."""
+    out = dict(FORM_DEFAULTS)
+    out.update({key: _field_value(key, value) for key, value in model_defaults.items() if key in FORM_DEFAULTS})
+    return out
+
+
+def rebase_form(form: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any],
+                keep: Collection[str] = ()) -> dict[str, Any]:
+    """`form` moved from one model's defaults (`old`) to another's (`new`).
+
+    A field still at the old default (or empty: None) takes the new one; a field whose value
+    differs, or that is in `keep` (set by the user), stays as it is.
+    """
+    out = dict(form)
+    for key, value in new.items():
+        current = out.get(key)
+        if key not in keep and (current is None or current == old.get(key)):
+            out[key] = value
+    return out
 
 
 def initial_form(defaults: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +91,7 @@ def initial_form(defaults: dict[str, Any]) -> dict[str, Any]:
             repeats = check_upscale(value)
             form["upscale"], form[schema.UPSCALE_REPEATS.name] = bool(repeats), max(repeats, 1)
         elif key != "init_image":
-            form[key] = "" if key in _BLANK_IS_NONE and value is None else value
+            form[key] = _field_value(key, value)
     if _SEED in defaults:
         form["random_seed"] = defaults[_SEED] == -1
     return form
@@ -94,11 +133,19 @@ def _int_text(value: Any) -> Any:
     return int(text) if text.lstrip("-").isdigit() else value
 
 
-def diffusion_kwargs(form: dict[str, Any], model_id: str, init_image: bytes | None, has_upscaler: bool) -> dict:
+def diffusion_kwargs(form: dict[str, Any], model_id: str, init_image: bytes | None, has_upscaler: bool,
+                     rules: Mapping[str, Any] = _NO_MODEL_RULES) -> dict:
+    """`diffusion`'s keyword arguments from the form.
+
+    `rules` are the model's form rules (family_form.form_rules): fields the form hides for its family,
+    and those of the init image without one (strength), are left out, so `diffusion` uses its
+    defaults for them rather than a value the user cannot see.
+    """
     kwargs: dict[str, Any] = {"model_id": model_id}
+    left_out = skipped(rules, has_init_image=init_image is not None)
     for p in _FIELDS:
-        if p is schema.UPSCALE_REPEATS or (p.name in _IMG2IMG_ONLY and init_image is None):
-            continue  # strength only means something with an init image
+        if p is schema.UPSCALE_REPEATS or p.name in left_out:
+            continue
         value = form.get(p.name, FORM_DEFAULTS[p.name])
         kwargs[p.name] = None if p.name in _BLANK_IS_NONE and value == "" else value
     if form["random_seed"]:

@@ -19,24 +19,30 @@ from ..engine import enum_names
 from ..errors import CancelledError, InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
 from ..jobs import Job
+from ..model_files import inspect_file
 from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
 from ..schema import schema_json
 from ..validation import check_writable_folder
 from . import assets
 from .base import ImageWidget
+from .family_form import companion_fields, companion_needs, rules_for
 from .follow import follow_job
 from .gallery import record_extra
 from .init_fit import fit_init
 from .inputs import FeatureInputs
 from .params import (
+    FORM_DEFAULTS,
     REUSABLE,
     diffusion_kwargs,
     form_from_record,
+    given_fields,
     initial_form,
     merge_form,
+    model_form_defaults,
     params_from_json,
     params_to_json,
+    rebase_form,
 )
 from .progress import idle_status
 from .studio_grid import StudioGrid
@@ -44,8 +50,9 @@ from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
 LOAD_PHASES = {"download": "downloading", "load": "loading"}
-# The model bar's companion fields -> model_config keys.
-_BAR_COMPANIONS = {"llm": "llm_model_src", "vae": "vae_model_src"}
+# The model bar's companion fields (every companion key of the family table): load message field -> label, key.
+_BAR_COMPANIONS = {f["field"]: f for f in companion_fields()}
+_BY_KEY = {f["key"]: f for f in _BAR_COMPANIONS.values()}
 # The form's size menu (width x height); anything else is typed in.
 SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (832, 1216), (1216, 832),
                 (1024, 576), (576, 1024))
@@ -65,25 +72,47 @@ def _catalog_names() -> dict[str, Any]:
     return {
         "diffusion": [name for name, e in CATALOG.items() if e.role in diffusion_roles],
         "upscaler": [name for name, e in CATALOG.items() if e.role == "upscaler"],
-        "llm": [name for name, e in CATALOG.items() if e.role == "llm"],
-        "vae": [name for name, e in CATALOG.items() if e.role == "vae"],
+        # The model bar's companion fields, each with the catalogue names it suggests (entries of its role).
+        "companion_fields": [{**f, "names": [name for name, e in CATALOG.items() if e.role == f["field"]]}
+                             for f in _BAR_COMPANIONS.values()],
         # What a catalogue name brings along (the model bar shows it): {name: {"llm_model_src": ..., ...}}
         "companions": {name: dict(e.companions) for name, e in CATALOG.items() if e.companions},
         "predictions": list(schema.PREDICTIONS),
     }
 
 
+def source_info(source: str) -> dict[str, Any]:
+    """What the model bar needs to know about a model to load: its family, and the companions it asks for.
+
+    A catalogue name says its family; a local file is told by its header (read, not loaded). Anything
+    else (a URL, a name not found) has no family yet: every companion field is offered, optional.
+    """
+    family = ""
+    entry = CATALOG.get(source)
+    if entry is not None:
+        family = entry.family
+    elif source and not source.startswith(("hf://", "http://", "https://")):
+        try:
+            family = inspect_file(Path(source).expanduser()).family
+        except (OSError, QvacError):
+            family = ""  # not a readable model file (yet): Load says why
+    row = families.FAMILIES.get(family)
+    return {"source": source, "family": family if row else "", "label": row.label if row else "",
+            "companions": companion_needs(row)}
+
+
 def model_info(model_id: str) -> dict[str, Any]:
     model = model_table.get_model(model_id)
+    row = families.for_model(model)  # the family row with the settings of the model's variant
     return {
-        "id": model.model_id, "family": model.family, "source": model.source, "mode": model.mode,
+        "id": model.model_id, "family": model.family, "label": row.label, "source": model.source, "mode": model.mode,
         "uses_guidance": model.uses_guidance, "has_upscaler": model.has_upscaler,
         "upscale_factor": model.upscale_factor, "default_sampler": model.default_sampler or "",
         "default_scheduler": model.default_scheduler or "",
         # The model's own defaults among the schema's choices (the form labels its "default" option with them).
         "engine_defaults": [name for name in (model.default_sampler, model.default_scheduler) if name],
         # Where the form starts for this model: its family's defaults and its variant's (FLUX.2 klein: 4 steps).
-        "defaults": families.get(model.family).defaults_for(model.source, *(p.name for p in model.files.values())),
+        "defaults": dict(row.defaults),
         "prediction": model.prediction,
         "companions": {role: path.name for role, path in model.files.items() if role not in (model.role, "upscaler")},
     }
@@ -95,7 +124,11 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
     `Studio(model_id=None, *, model_config=None, output_dir=..., lora_dir=None, **defaults)`:
     `model_id` is a model from `load_model` (or load one from the widget); `defaults` are
     `diffusion` parameters that prefill the form (prompt, width, steps, seed, upscale,
-    init_image, ...); `model_config` is used for models loaded from the widget. Beside the form:
+    init_image, ...); `model_config` is used for models loaded from the widget. The form follows
+    the model's family (qvac_nb/families.py): a field the family ignores is hidden and not passed,
+    and choosing a model moves every field still at the previous model's default (including the
+    values the form started with) to the new model's, while values set in `defaults`, in the
+    widget or from an image ("reuse") stay. Beside the form:
     a LoRA picker (the LoRA files in `lora_dir`, default `loras/` in the working folder), a mask
     painter over the init image (inpainting), reference images for FLUX.2 and a control image
     for a model loaded with a ControlNet, each shown only where the model can use it. The Grid
@@ -118,6 +151,10 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
     samplers = t.List(t.Unicode()).tag(sync=True)
     schedulers = t.List(t.Unicode()).tag(sync=True)
     params = t.Dict().tag(sync=True, to_json=params_to_json, from_json=params_from_json)
+    form_rules = t.Dict(help="What the form shows for the current model's family (family_form.form_rules): "
+                        "{hidden, size_multiple, init_label, init_params, mask, ref_images}.").tag(sync=True)
+    source_info = t.Dict(help="The model bar's model to load: {source, family, label, companions: {model_config "
+                         "key: 'required' | 'one of' | 'optional'}} (source_info()).").tag(sync=True)
     schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): the front-end builds the form's "
                     "controls, limits, choice lists and family rules from it.").tag(sync=True)
     size_presets = t.List(help="[width, height] pairs offered by the form's size menu.").tag(sync=True)
@@ -137,7 +174,13 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         super().__init__(params=form, status=idle_status(), catalog=_catalog_names(),
                          samplers=list(names["sample_method"]), schedulers=list(names["scheduler"]),
                          schema=form_schema(), size_presets=[list(size) for size in SIZE_PRESETS],
-                         output_dir=str(folder or ""))
+                         output_dir=str(folder or ""), form_rules=rules_for(None), source_info=source_info(""))
+        # The defaults the form's untouched fields hold (the current model's), and the fields set on purpose
+        # (here, in the widget, by "reuse"): choosing another model moves the former only.
+        self._form_base = dict(FORM_DEFAULTS)
+        self._pinned = given_fields(defaults)
+        self._rebasing = False
+        self.observe(self._note_edits, names="params")
         self._folder = folder
         self._current_identity: tuple[Any, ...] | None = None
         if folder is not None:
@@ -162,6 +205,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             "cancel": lambda _c, _b: self.cancel(),
             "load_model": self._msg_load,
             "select_model": lambda c, _b: self.select_model(str(c.get("model_id", ""))),
+            "source_info": lambda c, _b: setattr(self, "source_info", source_info(str(c.get("source") or "").strip())),
             "init_image": lambda c, b: self._msg_init_image(c, b),
             "clear_init": lambda _c, _b: self.clear_init_image(),
             "reuse_seed": lambda c, _b: self.reuse(str(c.get("id")), seed_only=True),
@@ -221,24 +265,46 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         if successor is not None:
             self.select_model(successor)
             return
-        self.current_model = ""
-        self.model_info = {}
+        with self.hold_sync():
+            self.current_model = ""
+            self.model_info = {}
+            self.form_rules = rules_for(None)
+        self.show_inputs_for(None)
         self.status = {**idle_status(), "message": f"model '{model_id}' was unloaded; load or choose a model"}
 
     def select_model(self, model_id: str) -> None:
-        """Use an already loaded diffusion model."""
+        """Use an already loaded diffusion model; the form moves to its family's (and variant's) defaults."""
         model = model_table.get_model(model_id)
         model_table.require(model, "diffusion", "the Studio")
-        self.model_info = model_info(model_id)
-        self.show_inputs_for(model.family, has_control_net="control_net" in model.files)
-        self._current_identity = _identity_of(model_id)
-        self.current_model = model_id
+        info = model_info(model_id)
+        base = model_form_defaults(info["defaults"])
+        # One update: the front-end sees the new defaults, rules and model together.
+        with self.hold_sync():
+            self._rebasing = True
+            try:
+                self.params = rebase_form(self.params, self._form_base, base, self._pinned)
+            finally:
+                self._rebasing = False
+            self._form_base = base
+            self.model_info = info
+            row = families.for_model(model)
+            self.form_rules = rules_for(row)
+            self.show_inputs_for(row, has_control_net="control_net" in model.files)
+            self._current_identity = _identity_of(model_id)
+            self.current_model = model_id
         self._fitted_init()
         self._refresh_loaded()
         self.error = ""
 
+    def _note_edits(self, change: dict[str, Any]) -> None:
+        """A field changed other than by choosing a model is the user's: model switches leave it alone."""
+        if self._rebasing:
+            return
+        old, new = change["old"] or {}, change["new"] or {}
+        self._pinned.update(key for key, value in new.items() if key in FORM_DEFAULTS and value != old.get(key))
+
     def _msg_load(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
-        companions = {key: str(content[field]).strip() for field, key in _BAR_COMPANIONS.items()
+        companions = {f["key"]: str(content[field]).strip() for field, f in _BAR_COMPANIONS.items()
                       if str(content.get(field) or "").strip()}
         self.load(str(content.get("source", "")).strip(), content.get("upscaler") or None,
                   companions=companions, prediction=str(content.get("prediction") or "") or None)
@@ -293,8 +359,9 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             self.status = {**idle_status(), "phase": "cancelled", "kind": "load",
                            "message": f"loading {source} was cancelled"}
         except Exception as exc:  # noqa: BLE001 - shown in the widget
-            self.status = {**idle_status(), "phase": "error", "kind": "load", "message": str(exc)}
-            self._show_error(exc)
+            message, field = _load_error(exc)
+            self.status = {**idle_status(), "phase": "error", "kind": "load", "message": message, "field": field}
+            self._show_error(message)
         finally:
             self.busy = False
 
@@ -325,7 +392,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         self._check_ready()
         model_id = self.current_model
         init = self._fitted_init()
-        kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id))
+        kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id), self.form_rules)
         kwargs.update(self.input_params(has_init_image=init is not None))
         return kwargs, init is not None
 
@@ -482,6 +549,21 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                 raise
             self._start(job, "upscale", source=image_id)
         return job
+
+
+def _load_error(exc: BaseException) -> tuple[str, str]:
+    """A load error as the model bar shows it, and the companion field it is about ("" if none).
+
+    The loader names the model_config key ("model_config.vae_model_src: ..."); the Studio's user
+    fills a field of the model bar, so the message names that field too.
+    """
+    message = str(exc) or type(exc).__name__
+    key = str(getattr(exc, "param", None) or "").removeprefix("model_config.")
+    field = _BY_KEY.get(key)
+    if field is None:
+        return message, ""
+    return (f"{message} — fill the model bar's '{field['label']}' field (under 'Companions & prediction'; "
+            f"model_config['{key}'])", field["field"])
 
 
 def _output_folder(output_dir: Any) -> Path | None:

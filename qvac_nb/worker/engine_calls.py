@@ -27,13 +27,19 @@ TICK_PROBE_ENV = "QVAC_NB_TICK_PROBE"
 _tick_probe = open(os.environ[TICK_PROBE_ENV], "a", buffering=1) if os.environ.get(TICK_PROBE_ENV) else None  # noqa: SIM115
 
 
-def _request(request: Any, family: str, upscaler_path: str | None = None) -> Any:
-    """The engine's Request for a validated DiffusionRequest (every field mapped by the schema)."""
+def _request(request: Any, family: str, upscaler_path: str | None = None,
+             init_as_reference: bool | None = None) -> Any:
+    """The engine's Request for a validated DiffusionRequest (every field mapped by the schema).
+
+    `init_as_reference` is the kernel's word on where init_image goes for this model's variant
+    (an instruct-pix2pix U-Net reads it as its reference image); None: as the family says.
+    """
     req = schema.fill_engine_object(_engine.Request(), schema.engine_fields(request))
     init = request.init_image
     if init is not None:
-        if families.get(family).init_as_reference:
-            req.ref_images = [init]  # in-context conditioning (FLUX.2), the image to edit (FLUX.1 Kontext)
+        if families.get(family).init_as_reference if init_as_reference is None else init_as_reference:
+            # In-context conditioning (FLUX.2), the image to edit (FLUX.1 Kontext, instruct-pix2pix).
+            req.ref_images = [init]
         else:
             req.init_image = _fit(init, request.width, request.height)
     _set_loras(req, request)
@@ -158,7 +164,8 @@ def run_diffusion(model: OpenModel, request: dict[str, Any], attach: Callable[[A
     progress = _progress_hooks(engine_job, images, request["preview"], send_tick)
     attach(engine_job)
     t0 = time.perf_counter()
-    pixels = model.context.generate(_request(request["request"], model.family, model.upscaler_path), engine_job)
+    req = _request(request["request"], model.family, model.upscaler_path, request.get("init_as_reference"))
+    pixels = model.context.generate(req, engine_job)
     t_generated = time.perf_counter()
     generation_ms = (t_generated - t0) * 1000
     for _ in range(params["upscale_repeats"]):

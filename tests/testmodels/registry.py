@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .recipe import Recipe
 
-FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora", "sd1_full", "sdxl_full", "flux1")
+FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora", "sd1_full", "sdxl_full", "flux1",
+                  "ovis_image", "ernie_image", "anima", "zimage", "qwen_image", "unet_variants")
 _HERE = Path(__file__).parent
 
 
