@@ -45,9 +45,10 @@ def check_str(name: str, value: Any, *, allow_none: bool = False) -> str | None:
     return _check_encodable(name, value, lambda v: v.encode("utf-8"), "a lone surrogate that is not valid text")
 
 
-# Far above any prompt written by hand (a few thousand characters): the engine encodes a prompt in
-# 77-token windows kept together, and a 10-million-character prompt crashed it (SIGSEGV) in the worker.
-MAX_TEXT_CHARS = 20_000
+# The engine's prompt parser recurses once per character: the worker's 512 MiB engine stack
+# (worker/server.py) holds about 1.6 million characters, and a 10-million-character prompt crashed
+# the worker (SIGSEGV). A million is far above any prompt written by hand and below that edge.
+MAX_TEXT_CHARS = 1_000_000
 
 
 def check_text(name: str, value: Any) -> str:

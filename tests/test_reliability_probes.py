@@ -2,7 +2,7 @@
 
 - `read_parameters(path)` of a FIFO blocked for ever; of /dev/zero it read until the OOM killer came.
 - `load_model("/proc/self/mem")` (a "regular file" that cannot be read) raised a raw OSError.
-- A 10-million-character prompt crashed the engine worker (SIGSEGV while encoding).
+- A 10-million-character prompt crashed the engine worker (SIGSEGV: the prompt parser's recursion).
 - `Studio(output_dir=...)` took a file or a read-only folder and failed every save after making the image
   (in tests/test_destinations.py with the other destinations).
 Each risky call runs in a child process with a bounded time and address space, so a regression fails
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import qvac_nb
-from qvac_nb.validation import MAX_TEXT_CHARS
+from qvac_nb.validation import MAX_TEXT_CHARS, check_text
 
 BOUND_S = 120.0  # a bound on a regressed (blocking) call, not a speed requirement
 
@@ -79,11 +79,8 @@ def test_a_model_file_that_cannot_be_read_is_a_model_file_error(tmp_path: Path) 
 def test_a_prompt_longer_than_the_limit_is_refused_before_the_engine(sd1_id: str) -> None:
     for name in ("prompt", "negative_prompt"):
         kwargs = {"prompt": "a fox", name: "fox " * (MAX_TEXT_CHARS // 4 + 1)}
-        with pytest.raises(qvac_nb.InvalidParameterError, match=f"^{name}: at most 20,000 characters") as caught:
+        with pytest.raises(qvac_nb.InvalidParameterError, match=f"^{name}: at most 1,000,000 characters") as caught:
             qvac_nb.diffusion(model_id=sd1_id, width=64, height=64, steps=1, **kwargs)
         assert caught.value.param == name
-    # At the limit it is accepted (encoding it takes minutes here, so the job is cancelled, not waited for).
-    job = qvac_nb.diffusion(model_id=sd1_id, prompt="x" * MAX_TEXT_CHARS, width=64, height=64, steps=1)
-    job.cancel()
-    with pytest.raises(qvac_nb.CancelledError):
-        job.outputs.result(timeout=BOUND_S)
+    # At the limit it is a prompt like any other (encoding it would take minutes here: checked without the engine).
+    assert check_text("prompt", "x" * MAX_TEXT_CHARS) == "x" * MAX_TEXT_CHARS
