@@ -135,3 +135,17 @@ def old_ipykernel() -> Callable[[str], Path]:
         return target
 
     return get
+
+
+@pytest.fixture(scope="session")
+def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64x64 RGB picture with structure at every scale (gradients and seeded noise): an init image."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:64, 0:64]
+    rgb = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1) + rng.integers(0, 40, (64, 64, 3))
+    path = tmp_path_factory.mktemp("inputs") / "picture.png"
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
+    return path

@@ -11,7 +11,6 @@ family is loaded once, and the peer loads each once.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ import numpy as np
 import pytest
 from conftest import THREADS, _model
 from helpers import assert_real_image, pixels
-from PIL import Image
-from test_engine import _run_isolated
+from peer import SIZE, peer_images
+from peer import record_has as _record_has
 from testmodels import ernie_image
 from testmodels.formats import TensorSpec, write_gguf
 from testmodels.layers import typed
@@ -30,10 +29,7 @@ import qvac_nb
 from qvac_nb import engine, families, generation, models, schema
 from qvac_nb.errors import CorruptModelError, InvalidParameterError, UnsupportedOperationError
 from qvac_nb.model_files import dit_heads, inspect_file
-from qvac_nb.png import stored_record
 
-SIZE = {"width": 64, "height": 64}
-PEER_FILES = {"diffusion_model": "diffusion_model_path", "llm": "llm_path", "vae": "vae_path"}
 # The cfg_scale each family's doc runs it at; euler and the discrete schedule are the engine's pick for every DiT.
 DOC_CFG = {"ovis_image": 5.0, "ernie_image": 5.0, "anima": 6.0}
 ENGINE_SAMPLING = {"sampling_method": "euler", "scheduler": "discrete"}
@@ -62,49 +58,20 @@ def anima_id() -> Iterator[str]:
     yield from _load("anima")
 
 
-@pytest.fixture(scope="module")
-def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 64x64 RGB picture with structure at every scale (gradients and seeded noise)."""
-    rng = np.random.default_rng(3)
-    y, x = np.mgrid[0:64, 0:64]
-    rgb = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1) + rng.integers(0, 40, (64, 64, 3))
-    path = tmp_path_factory.mktemp("inputs") / "picture.png"
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
-    return path
-
-
 def _generate(model_id: str, **params: Any) -> bytes:
     (png,) = qvac_nb.diffusion(model_id=model_id, **SIZE, seed=7, **params).outputs.result(timeout=600)
     return png
 
 
 def _peer(files: dict[str, Path], out: Path, *generations: dict[str, Any]) -> list[np.ndarray]:
-    """The peer's generate_image for each of `generations` on `files` (role -> path), in one process of its own.
-
-    The process is bounded (120 s, then killed); images go in as paths.
-    """
-    paths = {PEER_FILES[role]: str(path) for role, path in files.items()}
-    code = f"""
-        import numpy as np
-        from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion(**{paths!r}, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False, verbose=False)
-        images = [sd.generate_image(**kwargs, **{SIZE!r}, seed=7)[0] for kwargs in {list(generations)!r}]
-        np.save({str(out)!r}, np.stack([np.asarray(img.convert("RGB")) for img in images]))
-    """
-    result = _run_isolated(textwrap.dedent(code))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return list(np.load(out))
+    """The peer's generate_image for each of `generations` on `files` (role -> path), in one process of its own."""
+    return peer_images(files, out, *generations)
 
 
 def _peer_defaults(recipe: str) -> dict[str, Any]:
     """The family's documented one-step generation, spelled out for the peer."""
     return {"prompt": PROMPT, "sample_steps": 1, "cfg_scale": DOC_CFG[recipe], "sample_method": "euler",
             "scheduler": "discrete"}
-
-
-def _record_has(png: bytes, **expected: Any) -> None:
-    record = stored_record(png)
-    assert {key: record.get(key) for key in expected} == expected
 
 
 def _check_defaults(model_id: str, recipe: str) -> np.ndarray:

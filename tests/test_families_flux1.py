@@ -10,7 +10,6 @@ pooled vector, Chroma gets the engine's empty condition.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ import numpy as np
 import pytest
 from conftest import THREADS, _model
 from helpers import assert_real_image, pixels
+from peer import SIZE, peer_images
+from peer import record_has as _record_has
 from PIL import Image
-from test_engine import _run_isolated
 from testmodels import flux1
 from testmodels.formats import quantizable, write_gguf
 
@@ -28,11 +28,6 @@ import qvac_nb
 from qvac_nb import engine, families, generation, models, schema
 from qvac_nb.errors import UnsupportedOperationError
 from qvac_nb.model_files import inspect_file
-from qvac_nb.png import stored_record
-
-SIZE = {"width": 64, "height": 64}
-PEER_FILES = {"diffusion_model": "diffusion_model_path", "clip_l": "clip_l_path", "t5xxl": "t5xxl_path",
-              "vae": "vae_path"}
 
 
 def _load(model: Any) -> Iterator[str]:
@@ -61,17 +56,6 @@ def chroma_id() -> Iterator[str]:
     yield from _load(_model("chroma"))
 
 
-@pytest.fixture(scope="module")
-def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 64x64 RGB picture with structure at every scale (gradients and seeded noise)."""
-    rng = np.random.default_rng(3)
-    y, x = np.mgrid[0:64, 0:64]
-    rgb = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1) + rng.integers(0, 40, (64, 64, 3))
-    path = tmp_path_factory.mktemp("inputs") / "picture.png"
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
-    return path
-
-
 def _mask(tmp: Path, name: str, box: tuple[int, int, int, int]) -> Path:
     """A black 64x64 mask with the box (x0, y0, x1, y1) white (repainted)."""
     mask = np.zeros((64, 64), np.uint8)
@@ -88,22 +72,7 @@ def _generate(model_id: str, **params: Any) -> bytes:
 
 def _peer(files: dict[str, Path], out: Path, **generate: Any) -> np.ndarray:
     """The peer's generate_image on `files` (role -> path), in its own process; images are passed as paths."""
-    paths = {PEER_FILES[role]: str(path) for role, path in files.items()}
-    code = f"""
-        import numpy as np
-        from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion(**{paths!r}, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False, verbose=False)
-        img = sd.generate_image(**{generate!r}, **{SIZE!r}, seed=7)[0]
-        np.save({str(out)!r}, np.asarray(img.convert("RGB")))
-    """
-    result = _run_isolated(textwrap.dedent(code))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return np.load(out)
-
-
-def _record_has(png: bytes, **expected: Any) -> None:
-    record = stored_record(png)  # the whole record (read_parameters leaves out what cannot be replayed)
-    assert {key: record.get(key) for key in expected} == expected
+    return peer_images(files, out, generate)[0]
 
 
 # ---------------------------------------------------------------- FLUX.1 dev

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,8 @@ import numpy as np
 import pytest
 from conftest import THREADS, _model
 from helpers import assert_real_image, pixels
-from PIL import Image
+from peer import SEED, SIZE, peer_images
+from peer import record_has as _record_has
 from testmodels import qwen_image
 from testmodels.formats import TensorSpec, write_gguf
 from testmodels.layers import typed
@@ -39,11 +37,7 @@ from qvac_nb import engine, families, generation, models, schema
 from qvac_nb.errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from qvac_nb.model_files import inspect_file
 from qvac_nb.modelfiles.families import QWEN_2511_TENSOR, Detection, detect
-from qvac_nb.png import stored_record
 
-SIZE = {"width": 64, "height": 64}
-SEED = 7
-PEER_FILES = {"diffusion_model": "diffusion_model_path", "llm": "llm_path", "vae": "vae_path"}
 PEER_TIMEOUT_S = 600  # Z-Image's peer loads 3.5 GB and runs one full-size DiT pass on two shared cores
 
 
@@ -57,27 +51,8 @@ def _generate(model_id: str, **params: Any) -> bytes:
 
 
 def _peer(files: dict[str, Path], out: Path, **generate: Any) -> np.ndarray:
-    """The peer's generate_image on `files` (role -> path) in a process of its own; images are passed as paths.
-
-    subprocess.run kills the child if it outlives PEER_TIMEOUT_S.
-    """
-    paths = {PEER_FILES[role]: str(path) for role, path in files.items()}
-    code = f"""
-        import numpy as np
-        from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion(**{paths!r}, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False, verbose=False)
-        img = sd.generate_image(**{generate!r}, **{SIZE!r}, seed={SEED})[0]
-        np.save({str(out)!r}, np.asarray(img.convert("RGB")))
-    """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            timeout=PEER_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return np.load(out)
-
-
-def _record_has(png: bytes, **expected: Any) -> None:
-    record = stored_record(png)  # the whole record (read_parameters leaves out what cannot be replayed)
-    assert {key: record.get(key) for key in expected} == expected
+    """The peer's generate_image on `files` (role -> path) in a process of its own; images are passed as paths."""
+    return peer_images(files, out, generate, timeout=PEER_TIMEOUT_S)[0]
 
 
 def _engine_request(model_id: str, **params: Any) -> tuple[Any, Any]:
@@ -223,17 +198,6 @@ def edit_id(edit_dit: Path, qwen_model: Any) -> Iterator[str]:
     model_id = _load(edit_dit, qwen_model)
     yield model_id
     qvac_nb.unload_model(model_id=model_id)
-
-
-@pytest.fixture(scope="module")
-def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 64x64 RGB picture with structure at every scale (gradients and seeded noise)."""
-    rng = np.random.default_rng(3)
-    y, x = np.mgrid[0:64, 0:64]
-    rgb = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1) + rng.integers(0, 40, (64, 64, 3))
-    path = tmp_path_factory.mktemp("inputs") / "picture.png"
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

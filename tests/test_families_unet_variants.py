@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from conftest import THREADS, _model
 from helpers import assert_real_image, pixels
+from peer import record_has as _record_has
 from reliability_files import st_tensors, write_st
 from test_features import peer_calls, picture, square_mask
 from testmodels.kl_vae import kl_vae
@@ -35,7 +36,6 @@ from qvac_nb import engine, families, generation, models, schema
 from qvac_nb.errors import UnsupportedOperationError
 from qvac_nb.model_files import inspect_file
 from qvac_nb.modelfiles.families import loaded_version
-from qvac_nb.png import stored_record
 from qvac_nb.worker.engine_calls import _request
 
 SIZE = {"width": 64, "height": 64}
@@ -67,11 +67,6 @@ def _peer(tmp_path: Path, model: Any, *calls: tuple[dict[str, Any], dict[str, An
         args["prediction"] = model.config["prediction"]
     calls_ = [({"prompt": PROMPT, **SIZE, "seed": SEED, **gen}, images) for gen, images in calls]
     return peer_calls(tmp_path, args, calls_)
-
-
-def _record_has(png: bytes, **expected: Any) -> None:
-    record = stored_record(png)
-    assert {key: record.get(key) for key in expected} == expected
 
 
 def _variant(model_id: str, version: str) -> families.Family:

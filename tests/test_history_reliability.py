@@ -10,7 +10,6 @@ import errno
 import json
 import math
 import os
-import shutil
 import stat
 import struct
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import small_tmpfs
 
 import qvac_nb
 from qvac_nb import history_folder as hist
@@ -162,17 +162,8 @@ def test_read_png_refuses_what_is_not_a_bounded_regular_file(tmp_path: Path, mon
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs: writes fail with ENOSPC the way they do on a full disk."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root and mount(8)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def _fill(path: Path) -> None:

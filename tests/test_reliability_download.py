@@ -8,13 +8,12 @@ write failing with ENOSPC, and the free-space check made before a download start
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import small_tmpfs
 from test_download import DATA, SHA, Server, env, server  # noqa: F401 - fixtures used by name
 
 from qvac_nb import download
@@ -30,17 +29,8 @@ def _complete_files(folder: Path) -> list[Path]:
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 128 KiB tmpfs, so writes fail with ENOSPC the way a full disk makes them fail."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small filesystem needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "128k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_a_really_full_disk_is_a_clear_error(

@@ -255,6 +255,8 @@ def test_an_impostor_connection_is_dropped_and_the_real_worker_accepted(sd1_mode
     report = run_script(
         """
         import socket, subprocess
+        from qvac_nb.worker import process
+        process.AUTH_WAIT_S = 1.0  # the partial frame is dropped after this wait: 1 s proves it as well as 10
         real_popen = subprocess.Popen
         impostors = []
         def popen(cmd, **kw):  # the impostors connect before the worker even exists
