@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from .models import load_model, loaded_models, unload_model
     from .png import read_parameters
     from .progress_stream import ProgressTick
+    from .video_files import Video
+    from .video_generation import VideoJob, video
     from .widgets import Gallery, Studio
 
 
@@ -57,7 +59,7 @@ _HOMES: dict[str, str] = {
     "load_model": "models", "unload_model": "models", "loaded_models": "models",
     "diffusion": "generation", "upscale": "generation", "cancel": "generation",
     "read_parameters": "png", "history": "history_folder", "grid": "grids",
-    "convert": "conversion",
+    "convert": "conversion", "video": "video_generation", "VideoJob": "video_generation", "Video": "video_files",
     "batch": "batching", "BatchResult": "batching", "BatchRecord": "batching", "BatchHandle": "batching",
     "BatchValidationError": "batching",
     "DiffusionJob": "jobs", "UpscaleJob": "jobs", "Job": "jobs", "Stats": "jobs", "set_display_hook": "jobs",
@@ -67,7 +69,8 @@ _HOMES: dict[str, str] = {
 }
 _PUBLIC = (
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
-    "grid", "batch", "convert", "BatchResult", "BatchRecord", "BatchHandle", "BatchValidationError",
+    "grid", "batch", "convert", "video", "VideoJob", "Video", "BatchResult", "BatchRecord", "BatchHandle",
+    "BatchValidationError",
     "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery",
 )
 

@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tile-size", type=int, metavar="PX", help="tile size, 16-2048 (default 128)")
     _add_model_config_args(up, companions=False)
 
+    _add_video_parser(sub)
     _add_batch_parser(sub)
     _add_convert_parser(sub)
 
@@ -140,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="engine library, backend, threads, cache folder", description="Show setup.")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _add_video_parser(sub: Any) -> None:
+    from .video_schema import VIDEO
+
+    v = sub.add_parser("video", help="text-to-video or image-to-video with a Wan model",
+                       description="Generate a video (Wan 2.1 / 2.2) as an MP4 or animated WebP.")
+    v.add_argument("prompt", help="what to show")
+    v.add_argument("-o", "--output", default="output.mp4",
+                   help="MP4 or WebP to write (default output.mp4); its suffix picks the format unless --format")
+    v.add_argument("-m", "--model", required=True, help="the Wan diffusion model: file path, https URL or hf://...")
+    _add_params(v.add_argument_group("video (defaults are video()'s)"), VIDEO)
+    _add_model_config_args(v, companions=True)
 
 
 def _add_batch_parser(sub: Any) -> None:
@@ -318,6 +332,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
         stats = job.stats.result()
         _say(args, f"{len(pngs)} image(s) of {stats.width}x{stats.height}, seed {stats.seed}, "
                    f"{stats.generation_ms / 1000:.1f} s")
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+    return EXIT_OK
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    import qvac_nb
+
+    from .video_schema import OUTPUT_FORMATS, VIDEO
+
+    output = Path(args.output).expanduser()
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix not in OUTPUT_FORMATS:
+        raise UsageError(f"--output: {args.output!r} must end in .mp4 or .webp")
+    kwargs = _given(args, VIDEO)
+    kwargs.setdefault("output_format", suffix)
+    for name in ("init_image", "end_image"):
+        if kwargs.get(name) is not None and not Path(kwargs[name]).expanduser().is_file():
+            raise UsageError(f"--{name.replace('_', '-')}: no image file at {kwargs[name]}")
+    check_writable_file("-o/--output", output)
+    config = {**_model_config(args), "mode": "video"}
+    _say(args, f"loading {args.model} ...")
+    model_id = qvac_nb.load_model(args.model, model_config=config)
+    try:
+        job = qvac_nb.video(model_id=model_id, prompt=args.prompt, **kwargs)
+        (clip,) = _wait(job, args.quiet)
+        _write([output], [clip])
+        stats = job.stats.result()
+        _say(args, f"{stats.total_frames} frames of {stats.width}x{stats.height} at {stats.fps} fps, "
+                   f"seed {stats.seed}, {stats.generation_ms / 1000:.1f} s")
     finally:
         qvac_nb.unload_model(model_id=model_id)
     return EXIT_OK
@@ -522,8 +566,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"generate": cmd_generate, "upscale": cmd_upscale, "batch": cmd_batch, "convert": cmd_convert,
-            "models": cmd_models, "info": cmd_info}
+COMMANDS = {"generate": cmd_generate, "video": cmd_video, "upscale": cmd_upscale, "batch": cmd_batch,
+            "convert": cmd_convert, "models": cmd_models, "info": cmd_info}
 
 
 def _fail(code: int, message: str) -> int:

@@ -94,6 +94,7 @@ class Family:
     # step-distilled: 4 steps). A Variant can also be told by the engine version (SD 1.x instruct-pix2pix).
     variants: tuple[Variant | tuple[str, MappingProxyType[str, Any]], ...] = ()
     variant: str = ""  # the Variant a resolved row (see `resolve`) carries the settings of; "" for the family
+    makes: Literal["image", "video"] = "image"  # video families load with mode='video' and run video()
 
     @property
     def dit(self) -> bool:
@@ -298,6 +299,22 @@ FAMILIES: dict[str, Family] = {
         Family("esrgan", "ESRGAN", "upscaler", img2img="none"),
     )
 }
+# Video families: loaded with mode='video', run by video() (qvac_nb.video), kept apart from the image
+# families' lists (the Studio's image form, diffusion()'s per-family defaults).
+# Wan (docs/wan.md): UMT5-XXL as t5xxl plus the Wan VAE; every example runs euler at cfg 6 with flow shift 3
+# (the A14B pair: cfg 3.5, 10 steps, 8 of them on the high-noise expert). The VAE scales by 8 and the DiT
+# patches 2x2, so sides are multiples of 16; Wan 2.2 TI2V's VAE scales by 16 (multiples of 32). Wan 2.1 makes
+# 16 frames a second, 2.2 TI2V 24.
+VIDEO_FAMILIES: dict[str, Family] = {
+    "wan": Family("wan", "Wan", "dit", defaults=_d(cfg_scale=6.0, flow_shift=3.0, sampling_method="euler", fps=16),
+                  latent_channels=16, size_multiple=16, text_encoders=("t5_xxl_model_src",),
+                  required_companions=("t5_xxl_model_src", "vae_model_src"), split_layout=True,
+                  hidden=("guidance",), makes="video",
+                  variants=(Variant("ti2v", "Wan 2.2 TI2V", versions=("WAN2_2_TI2V",), marker="ti2v",
+                                    defaults=_d(fps=24)),
+                            Variant("i2v_a14b", "Wan 2.2 I2V A14B", versions=("WAN2_2_I2V",), marker="i2v-a14b",
+                                    defaults=_d(cfg_scale=3.5, steps=10, high_noise_steps=8)))),
+}
 # Families detected from a file that is not a model to generate or upscale with.
 COMPONENT_FAMILIES = ("llm", "vae", "text_encoder", "vision_encoder")
 UNKNOWN = Family("unknown", "unknown", "unknown")
@@ -308,7 +325,6 @@ ENGINE_ONLY: dict[str, tuple[str, Literal["unet", "dit"]]] = {
     "flux_controls": ("FLUX.1 Controls", "dit"),
     "flex2": ("Flex.2", "dit"),
     "chroma_radiance": ("Chroma Radiance", "dit"),
-    "wan": ("Wan", "dit"),
 }
 
 
@@ -318,7 +334,7 @@ def get(name: str | None) -> Family:
     A family the engine runs keeps its label and network kind (so DiTs get the DiT step cache);
     any other name is `UNKNOWN`.
     """
-    family = FAMILIES.get(name or "")
+    family = FAMILIES.get(name or "") or VIDEO_FAMILIES.get(name or "")
     if family is not None:
         return family
     if name in ENGINE_ONLY:

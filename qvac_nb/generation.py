@@ -6,7 +6,7 @@ import dataclasses
 import random
 from typing import Any
 
-from . import engine, families, guards, models, runner, schema
+from . import engine, families, guards, models, photomaker, runner, schema
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
@@ -86,7 +86,8 @@ def _variant_defaults(family: families.Family, folded: dict[str, Any]) -> dict[s
 
 
 def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], values: dict[str, Any]) -> list[Any]:
-    """Decode and check mask_image, init_images and control_image, and the hires and vae_tiling options.
+    """Decode and check mask_image, init_images, control_image and the PhotoMaker inputs, and the hires and
+    vae_tiling options.
 
     Returns the decoded reference images (init_images, or a FLUX.2 init_image) for the memory guards.
     """
@@ -110,6 +111,7 @@ def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], va
                 "control_image: this model was loaded without a ControlNet; pass "
                 "model_config={'control_net_model_src': ...} to load_model")
         values["control_image"] = to_rgb_array("control_image", values["control_image"])
+    photomaker.check_inputs(model, values)
     hires = values["hires"]
     if hires is not None:
         if hires["upscaler"] == "model" and not model.has_upscaler:

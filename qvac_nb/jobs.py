@@ -33,6 +33,8 @@ class Stats:
     vae_decode_ms: float = 0.0
     postprocess_ms: float = 0.0  # paired upscaling and PNG encoding
     steps_per_second: float = 0.0  # total_steps / denoising time
+    total_frames: int = 0  # video jobs: the frames made (4k + 1)
+    fps: int = 0  # video jobs: frames a second of the file
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

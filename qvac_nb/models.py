@@ -47,7 +47,7 @@ class LoadedModel:
     """The kernel's handle on a loaded model; the model itself lives in a worker process."""
 
     model_id: str
-    mode: str  # diffusion | upscale
+    mode: str  # diffusion | upscale | video
     family: str
     source: str
     files: dict[str, Path]
@@ -325,6 +325,7 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
             f"model_src: {primary.name} is a {info.family} file, not a diffusion model"
             + ("; load it with mode='upscale'" if info.family == "esrgan" else "")
         )
+    _check_mode(primary.name, info.family, mode)
     role = "diffusion_model" if _is_split(info, config) else "model"
     files[role] = primary
     companions: dict[str, FileInfo] = {}
@@ -345,11 +346,24 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
         if up_info.family not in ("esrgan", "unknown"):
             raise UnsupportedOperationError(f"model_config.upscaler.model_src: {up_path.name} is not an ESRGAN model")
         files["upscaler"] = up_path
-    model = LoadedModel(model_id, "diffusion", info.family, model_src, files, config, 0.0, role=role,
+    model = LoadedModel(model_id, mode, info.family, model_src, files, config, 0.0, role=role,
                         version=loaded_version(info, role))
     model.embeddings = embeddings_mod.resolve(config.get("embeddings"), info.family, families.get(info.family).label,
                                               lambda src, where: _resolve(src, where, on_progress)[0])
     return model
+
+
+def _check_mode(name: str, family: str, mode: str) -> None:
+    """A video model loads with mode='video' and an image model without it: each runs only its own call."""
+    row = families.get(family)
+    if row.makes == "video" and mode != "video":
+        raise UnsupportedOperationError(
+            f"model_src: {name} is a {row.label} video model; load it with model_config={{'mode': 'video'}} "
+            "and generate with qvac_nb.video()", param="model_config.mode")
+    if mode == "video" and row.makes != "video":
+        raise UnsupportedOperationError(
+            f"model_src: {name} is a {row.label} image model, not a video model (Wan); load it without "
+            "mode='video' and generate with qvac_nb.diffusion()", param="model_config.mode")
 
 
 def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None,
@@ -580,10 +594,9 @@ def _free_all() -> None:
 
 def require(model: LoadedModel, mode: str, operation: str) -> None:
     if model.mode != mode:
-        other = "upscale" if mode == "diffusion" else "diffusion"
         raise UnsupportedOperationError(
             f"model_id: '{model.model_id}' was loaded with mode='{model.mode}', so it cannot run {operation}; "
-            f"use {'diffusion' if model.mode == 'diffusion' else 'upscale'}() or load with mode='{other}'"
+            f"use {model.mode}() or load with mode='{mode}'", param="model_id"
         )
 
 

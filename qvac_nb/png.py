@@ -48,7 +48,8 @@ def png_bytes(image: Image.Image, texts: dict[str, str]) -> bytes:
 
 
 def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
-    """The `diffusion` keyword arguments stored in a PNG that qvac_nb wrote.
+    """The `diffusion` keyword arguments stored in a PNG that qvac_nb wrote (for an MP4 or WebP video
+    qvac_nb wrote: the `video` keyword arguments).
 
     The PNG's text chunks are untrusted input: a missing record, or one that is not a JSON object
     (bad JSON, a list, nesting deeper than MAX_RECORD_DEPTH, more than MAX_RECORD_CHARS characters),
@@ -64,7 +65,7 @@ def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
             raise InvalidTypeError(f"png: expected PNG bytes, a path or a PIL image, got {type(png).__name__}")
         try:
             text = _record_text(bytes(png))
-        except Exception as exc:  # noqa: BLE001 - PIL raises several types for bad bytes
+        except Exception as exc:  # noqa: BLE001 - PIL and PyAV raise several types for bad bytes
             raise InvalidParameterError(f"png: not a readable image ({type(exc).__name__}: {exc})") from None
     if text is None:
         raise InvalidParameterError("png: has no qvac_nb parameters (was it written by qvac_nb?)")
@@ -99,7 +100,11 @@ def _read_png_file(path: str | Path) -> bytes:
 
 
 def replayable_params(record: dict[str, Any]) -> dict[str, Any]:
-    """The keys of a stored record that `diffusion` accepts back."""
+    """The keys of a stored record that `diffusion` (for a video's record: `video`) accepts back."""
+    if record.get("kind") == "video":
+        from .video_schema import VIDEO  # noqa: PLC0415
+
+        return {k: v for k, v in record.items() if k in {p.name for p in VIDEO if p.replayable and p.stored}}
     return {k: v for k, v in record.items() if k in _REPLAYABLE}
 
 
@@ -134,6 +139,10 @@ def parse_record(text: Any) -> dict[str, Any] | None:
 
 
 def _record_text(png: bytes) -> Any:
+    from . import video_files  # noqa: PLC0415 - PyAV loads only for videos
+
+    if video_files.sniff(png) in ("mp4", "webp"):
+        return video_files.read_record(png)
     with Image.open(io.BytesIO(png)) as img:
         return img.info.get(JSON_KEY)
 

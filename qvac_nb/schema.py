@@ -63,7 +63,7 @@ MAX_UPSCALE_REPEATS = 3
 PREDICTIONS = ("auto", "eps", "v", "edm_v", "flow", "flux_flow", "flux2_flow")
 # The docs' "flow" is the engine's "sd3_flow"; "auto" lets the engine infer it.
 PREDICTION_ALIASES = {"flow": "sd3_flow", "sd3_flow": "sd3_flow"}
-MODEL_TYPES = ("diffusion", "upscale")
+MODEL_TYPES = ("diffusion", "upscale", "video")
 # The engine's enum names for docs written without opening the engine (import time, README),
 # from the generated qvac_nb/engine_types.py (tests/test_packaging.py checks them against the engine).
 DOC_ENUMS: dict[str, tuple[str, ...]] = {key: engine_types.values(key) for key in engine_types.ENUMS}
@@ -225,6 +225,9 @@ HIRES_UPSCALERS = ("none", "latent", "latent_nearest", "latent_nearest_exact", "
                    "latent_bicubic_antialiased", "lanczos", "nearest", "model")
 MAX_HIRES_SCALE = 4.0
 MAX_REF_IMAGES = 8
+# PhotoMaker ID images: the engine runs them through its vision tower as one batch and puts one token per image
+# (two for v2) after the class word; PhotoMaker's authors use up to four.
+MAX_PM_ID_IMAGES = 8
 HIRES: tuple[Param, ...] = (
     Param("scale", "float", "Size of the second pass relative to width x height.", 2.0, min=0.0, max=MAX_HIRES_SCALE,
           lo_open=True),
@@ -307,6 +310,25 @@ IMAGE_INPUT_PARAMS: tuple[Param, ...] = (
           studio=False),
     Param("control_strength", "float", "How strongly the ControlNet steers.", 0.9, min=0.0, max=2.0, step=0.05,
           engine="control_strength", group="advanced"),
+    # PhotoMaker (SDXL): the ID images and embeddings are set by the worker (engine_calls), like init_images.
+    Param("pm_id_images", "images", f"PhotoMaker ID images of the person to draw (a list of 1-{MAX_PM_ID_IMAGES}, "
+          "each in the forms of init_image); needs an SDXL model loaded with model_config['photo_maker_model_src'], "
+          "which then takes them on every generation, and the engine's trigger word 'img' in the prompt right "
+          "after a class word ('a photo of a man img').", None, label="ID images", nullable=True,
+          default_doc="None", values_doc=f"a list of 1-{MAX_PM_ID_IMAGES} images", stored=False, replayable=False,
+          cli=("--pm-id-image",), cli_metavar="PATH", cli_help="a PhotoMaker ID image (PNG/JPEG); repeat for several "
+          "(needs --photo-maker)", control="image", group="prompt", studio=False, families=("sdxl",)),
+    Param("pm_style_strength", "float", "PhotoMaker: the share of the steps, in percent, drawn from the prompt "
+          "alone before the ID images take over (lower follows the ID more closely; 10-20 is typical). The engine "
+          "as pinned applies it from the model's next generation on: a generation uses the value of the one "
+          "before it (20 for the first after loading).", 20.0, label="ID style strength", min=0.0, max=100.0,
+          step=1.0, engine="pm_style_strength", control="slider", group="advanced", studio=False,
+          families=("sdxl",), record_with="pm_id_images"),
+    Param("pm_id_embed_path", "path", "PhotoMaker v2: the ID embeddings of pm_id_images, one per image in their "
+          "order (the id_embeds.bin the engine's face_detect.py writes); required by a v2 PhotoMaker file (one "
+          "with 'v2' in its name), refused with v1.", None, label="ID embeddings", nullable=True,
+          default_doc="None", stored=False, replayable=False, cli_metavar="PATH", control="hidden",
+          group="advanced", studio=False, families=("sdxl",)),
     Param("hires", "hires", "Hires fix: a second sampling pass at a larger size: True, or a dict of scale, width, "
           "height, steps, strength, upscaler, tile_size (the hires keys below; the engine's names such as "
           "denoising_strength work too).", None, nullable=True, default_doc="None (off)",
@@ -947,20 +969,20 @@ README_TABLES = {"diffusion": DIFFUSION, "upscale": UPSCALE, "model_config": MOD
 _MARKER = re.compile(r"(<!-- BEGIN schema:(\w+) -->\n)(.*?)(<!-- END schema:\2 -->)", re.S)
 
 
-def render_readme(text: str) -> str:
+def render_readme(text: str, tables: Mapping[str, Sequence[Param]] = README_TABLES) -> str:
     """README text with every `<!-- BEGIN schema:NAME -->` ... `<!-- END schema:NAME -->` block regenerated."""
-    return _MARKER.sub(lambda m: f"{m.group(1)}{readme_table(README_TABLES[m.group(2)])}\n{m.group(4)}", text)
+    return _MARKER.sub(lambda m: f"{m.group(1)}{readme_table(tables[m.group(2)])}\n{m.group(4)}", text)
 
 
-def main(argv: Iterable[str] | None = None) -> int:
+def main(argv: Iterable[str] | None = None, tables: Mapping[str, Sequence[Param]] = README_TABLES) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     readme = Path(__file__).resolve().parent.parent / "README.md"
     if args[:1] == ["--readme"]:
-        readme.write_text(render_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+        readme.write_text(render_readme(readme.read_text(encoding="utf-8"), tables), encoding="utf-8")
         return 0
     if args[:1] == ["--check"]:
         text = readme.read_text(encoding="utf-8")
-        if render_readme(text) != text:
+        if render_readme(text, tables) != text:
             print("README.md API tables drifted; run: python tools/gen_readme_tables.py", file=sys.stderr)
             return 1
         return 0

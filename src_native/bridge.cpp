@@ -35,6 +35,12 @@ void track_phase(Job* job, const char* text) {
         job->mark_phase(Phase::Sample);
     } else if (std::strstr(text, "decoding ") != nullptr && std::strstr(text, " latents") != nullptr) {
         job->mark_phase(Phase::Decode);
+    } else if (std::strstr(text, "generate_video ") != nullptr && std::strstr(text, "completed") == nullptr) {
+        // "generate_video WxHxF": the text is encoded, the (high-noise, then low-noise) sampling starts.
+        // "sampling(high noise) completed" does not match "sampling completed": both passes are sampling.
+        job->mark_phase(Phase::Sample);
+    } else if (std::strstr(text, "generating latent video completed") != nullptr) {
+        job->mark_phase(Phase::Decode);
     }
 }
 

@@ -67,6 +67,21 @@ void probe_layouts(const Api& a) {
                     r.hires.denoising_strength == 0.7f && r.hires.tile_size == 128;
     if (!ok) throw std::runtime_error("sd_img_gen_params_t defaults differ from the layout qvac_nb binds");
 
+    auto vid = std::make_unique<Canaried<VideoRequest>>();
+    std::memset(vid.get(), 0xA5, sizeof(*vid));
+    a.video_request_init(&vid->value);
+    for (unsigned char b : vid->guard) {
+        if (b != 0xA5) throw std::runtime_error("sd_vid_gen_params_t is larger than the layout qvac_nb binds");
+    }
+    const VideoRequest& v = vid->value;
+    const bool vid_ok = v.width == 512 && v.height == 512 && v.strength == 0.75f && v.seed == -1 &&
+                        v.video_frames == 6 && v.moe_boundary == 0.875f && v.vace_strength == 1.f &&
+                        v.sample.steps == 20 && v.high_noise_sample.steps == -1 &&
+                        v.high_noise_sample.guidance.txt_cfg == 7.0f && std::isinf(v.high_noise_sample.flow_shift) &&
+                        v.vae_tiling.overlap == 0.5f && v.cache.mode == 0 && v.cache.fn_compute_blocks == 8 &&
+                        v.cache.spectrum_stop_percent == 0.9f;
+    if (!vid_ok) throw std::runtime_error("sd_vid_gen_params_t defaults differ from the layout qvac_nb binds");
+
     // Enum ranges: the last name of each enum must be real and the next one "NONE".
     struct Range {
         const char* (*name)(Enum);
@@ -120,6 +135,9 @@ const Api& load_library(const std::string& path) {
     resolve(handle, "sd_get_default_scheduler", a.default_scheduler, missing);
     resolve(handle, "sd_img_gen_params_init", a.image_request_init, missing);
     resolve(handle, "generate_image", a.generate_image, missing);
+    resolve(handle, "sd_vid_gen_params_init", a.video_request_init, missing);
+    resolve(handle, "generate_video", a.generate_video, missing);
+    resolve(handle, "sd_ctx_supports_video_generation", a.supports_video, missing);
     resolve(handle, "new_upscaler_ctx", a.new_upscaler, missing);
     resolve(handle, "free_upscaler_ctx", a.free_upscaler, missing);
     resolve(handle, "upscale", a.upscale, missing);

@@ -27,6 +27,10 @@ struct Api {
     Enum (*default_scheduler)(const Ctx*, Enum method);
     void (*image_request_init)(ImageRequest*);
     Image* (*generate_image)(Ctx*, const ImageRequest*);
+    void (*video_request_init)(VideoRequest*);
+    // Returns *frame_count frames (malloc'd array of malloc'd pixels), or nullptr.
+    Image* (*generate_video)(Ctx*, const VideoRequest*, int* frame_count);
+    bool (*supports_video)(const Ctx*);
     UpCtx* (*new_upscaler)(const char* path, bool offload, bool direct, int threads, int tile_size);
     void (*free_upscaler)(UpCtx*);
     Image (*upscale)(UpCtx*, Image input, uint32_t factor);

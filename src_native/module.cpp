@@ -145,8 +145,22 @@ struct Request {
     // generate() aims at these for the length of the call.
     std::vector<int> skip_layers;
     std::vector<float> sigmas;
+    // PhotoMaker: the ID images and, for v2, the face embeddings file its face_detect.py writes.
+    std::vector<Pixels> pm_id_images;
+    std::string pm_id_embed_path;
 
     Request() { sdabi::api().image_request_init(&raw); }
+};
+
+// One video: the engine's sd_vid_gen_params_t plus the storage its pointers aim at.
+struct VideoRequest {
+    sdabi::VideoRequest raw{};
+    std::string prompt, negative_prompt;
+    std::optional<Pixels> init_image, end_image;
+    std::vector<Pixels> control_frames;
+    std::vector<std::pair<std::string, float>> loras;  // (path, weight); high-noise LoRAs are not bound
+
+    VideoRequest() { sdabi::api().video_request_init(&raw); }
 };
 
 // ------------------------------------------------------------------ context
@@ -234,6 +248,11 @@ public:
         raw.sample.guidance.slg.layer_count = req.skip_layers.size();
         raw.sample.custom_sigmas = req.sigmas.empty() ? nullptr : req.sigmas.data();
         raw.sample.custom_sigma_count = int(req.sigmas.size());
+        std::vector<sdabi::Image> id_images;
+        for (const Pixels& px : req.pm_id_images) id_images.push_back(view_of(px));
+        raw.photo_maker.id_images = id_images.empty() ? nullptr : id_images.data();
+        raw.photo_maker.id_image_count = int(id_images.size());
+        raw.photo_maker.id_embed_path = req.pm_id_embed_path.empty() ? nullptr : req.pm_id_embed_path.c_str();
 
         sdabi::Image* images = nullptr;
         bool unwound = false;
@@ -266,6 +285,60 @@ public:
         }
         free_images(images, raw.batch_count);
         if (job.cancelled()) throw Cancelled();  // cancelled while decoding: the result is dropped
+        return out;
+    }
+
+    bool supports_video() const { return sdabi::api().supports_video(live()); }
+
+    // The frames of one video, each uint8 (height, width, 3); raises Cancelled or EngineError.
+    std::vector<OwnedPixels> generate_video(VideoRequest& req, Job& job) {
+        sdabi::Ctx* ctx = live();
+        sdabi::VideoRequest raw = req.raw;
+        raw.prompt = req.prompt.c_str();
+        raw.negative_prompt = req.negative_prompt.c_str();
+        if (req.init_image) raw.init_image = view_of(*req.init_image);
+        if (req.end_image) raw.end_image = view_of(*req.end_image);
+        std::vector<sdabi::Image> frames_in;
+        for (const Pixels& px : req.control_frames) frames_in.push_back(view_of(px));
+        raw.control_frames = frames_in.empty() ? nullptr : frames_in.data();
+        raw.control_frame_count = int(frames_in.size());
+        std::vector<sdabi::Lora> loras;
+        for (const auto& [path, weight] : req.loras) loras.push_back({false, weight, path.c_str()});
+        raw.loras = loras.empty() ? nullptr : loras.data();
+        raw.lora_count = uint32_t(loras.size());
+
+        sdabi::Image* frames = nullptr;
+        int count = 0;
+        bool unwound = false;
+        {
+            nb::gil_scoped_release release;
+            EngineTurn turn(&job);
+            if (!job.cancelled()) {
+                job.phase_marks.clear();
+                job.mark_phase(Phase::Encode);
+                try {
+                    frames = sdabi::api().generate_video(ctx, &raw, &count);
+                } catch (const CancelUnwind&) {
+                    unwound = true;
+                }
+                job.mark_end();
+            }
+        }
+        flush_logs();
+        if (unwound || (frames == nullptr && job.cancelled())) {
+            rethrow_callback_error(job);
+            throw Cancelled();
+        }
+        rethrow_callback_error(job);
+        if (frames == nullptr) throw EngineError(failure("the engine failed to generate a video", job));
+        std::vector<OwnedPixels> out;
+        for (int i = 0; i < count; ++i) {
+            if (frames[i].data == nullptr) continue;
+            out.push_back(adopt(frames[i]));
+            frames[i].data = nullptr;  // now owned by numpy
+        }
+        free_images(frames, count);
+        if (job.cancelled()) throw Cancelled();
         return out;
     }
 
@@ -653,13 +726,75 @@ NB_MODULE(_engine, m) {
         .RW(R, "cache_max_continuous_cached_steps", raw.cache.max_continuous_cached_steps)
         .RW(R, "cache_taylorseer_derivatives", raw.cache.taylorseer_derivatives)
         .RW(R, "cache_taylorseer_skip_interval", raw.cache.taylorseer_skip_interval)
-        .RW(R, "cache_spectrum_warmup_steps", raw.cache.spectrum_warmup_steps);
+        .RW(R, "cache_spectrum_warmup_steps", raw.cache.spectrum_warmup_steps)
+        .def_rw("pm_id_images", &R::pm_id_images, "PhotoMaker ID images, each uint8 (height, width, 3).")
+        .def_rw("pm_id_embed_path", &R::pm_id_embed_path, "PhotoMaker v2 ID embeddings file (id_embeds.bin).")
+        .RW(R, "pm_style_strength", raw.photo_maker.style_strength, "PhotoMaker style strength, 0-100.");
+
+    using V = VideoRequest;
+    nb::class_<V>(m, "VideoRequest", "One video: prompts, size, frames, sampling (and a high-noise pass), inputs.")
+        .def(nb::init<>())
+        .def_rw("prompt", &V::prompt)
+        .def_rw("negative_prompt", &V::negative_prompt)
+        .def_rw("init_image", &V::init_image, nb::arg("value").none(),
+                "First frame (image-to-video), uint8 (height, width, 3), or None.")
+        .def_rw("end_image", &V::end_image, nb::arg("value").none(),
+                "Last frame (first/last-frame models), uint8 (height, width, 3), or None.")
+        .def_rw("control_frames", &V::control_frames, "VACE control video, frames uint8 (height, width, 3).")
+        .def_prop_rw(
+            "loras",
+            [](V& r) {
+                nb::list out;
+                for (const auto& [path, weight] : r.loras) out.append(nb::make_tuple(nb::bytes(path.data(), path.size()), weight));
+                return out;
+            },
+            [](V& r, nb::iterable items) {
+                std::vector<std::pair<std::string, float>> loras;
+                for (nb::handle item : items) {
+                    nb::tuple pair = nb::cast<nb::tuple>(item);
+                    loras.push_back({os_path(pair[0], "loras"), nb::cast<float>(pair[1])});
+                }
+                r.loras = std::move(loras);
+            },
+            "(path, weight) pairs; paths as str or bytes.")
+        .RW(V, "clip_skip", raw.clip_skip)
+        .RW(V, "width", raw.width)
+        .RW(V, "height", raw.height)
+        .RW(V, "video_frames", raw.video_frames, "Frames asked for; the engine makes 4k+1.")
+        .RW(V, "steps", raw.sample.steps)
+        .RW(V, "cfg_scale", raw.sample.guidance.txt_cfg)
+        .RW(V, "guidance", raw.sample.guidance.distilled)
+        .RW(V, "sample_method", raw.sample.method, ENUM_DOC("sample_method"))
+        .RW(V, "scheduler", raw.sample.scheduler, ENUM_DOC("scheduler"))
+        .RW(V, "eta", raw.sample.eta)
+        .RW(V, "flow_shift", raw.sample.flow_shift, "Flow-model schedule shift; inf = the model's own.")
+        .RW(V, "high_noise_steps", raw.high_noise_sample.steps, "Steps of the high-noise model; -1 = the engine's split.")
+        .RW(V, "high_noise_cfg_scale", raw.high_noise_sample.guidance.txt_cfg)
+        .RW(V, "high_noise_sample_method", raw.high_noise_sample.method, ENUM_DOC("sample_method"))
+        .RW(V, "high_noise_scheduler", raw.high_noise_sample.scheduler, ENUM_DOC("scheduler"))
+        .RW(V, "high_noise_eta", raw.high_noise_sample.eta)
+        .RW(V, "high_noise_flow_shift", raw.high_noise_sample.flow_shift)
+        .RW(V, "moe_boundary", raw.moe_boundary, "Where the high-noise model hands over (fraction of the timesteps).")
+        .RW(V, "strength", raw.strength)
+        .RW(V, "seed", raw.seed)
+        .RW(V, "vace_strength", raw.vace_strength)
+        .RW(V, "vae_tiling", raw.vae_tiling.enabled)
+        .RW(V, "vae_tile_x", raw.vae_tiling.tile_x)
+        .RW(V, "vae_tile_y", raw.vae_tiling.tile_y)
+        .RW(V, "vae_tile_overlap", raw.vae_tiling.overlap)
+        .RW(V, "cache_mode", raw.cache.mode)
+        .RW(V, "cache_reuse_threshold", raw.cache.reuse_threshold)
+        .RW(V, "cache_start_percent", raw.cache.start_percent)
+        .RW(V, "cache_end_percent", raw.cache.end_percent);
 
     nb::class_<Context>(m, "Context", "A loaded model (the engine's sd_ctx); generate() runs one Request.")
         .def(nb::init<ContextConfig&, Job&>(), "config"_a, "job"_a,
              "Load the model files of config; raises EngineError on failure, Cancelled if job was cancelled.")
         .def("generate", &Context::generate, "request"_a, "job"_a,
              "Generate request.batch_count images, each uint8 (height, width, 3); raises Cancelled or EngineError.")
+        .def("generate_video", &Context::generate_video, "request"_a, "job"_a,
+             "Generate one video: its frames, each uint8 (height, width, 3); raises Cancelled or EngineError.")
+        .def_prop_ro("supports_video", &Context::supports_video, "Whether the model makes videos (Wan, SVD).")
         .def("default_sample_method", &Context::default_sample_method, "The engine's default sampler for this model.")
         .def("default_scheduler", &Context::default_scheduler, "sample_method"_a = "",
              "The engine's default scheduler for this model with sample_method ('' = its default sampler).")

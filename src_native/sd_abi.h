@@ -192,6 +192,30 @@ struct ImageRequest {
     Hires hires;
 };
 
+// sd_vid_gen_params_t (Wan and SVD video models).
+struct VideoRequest {
+    const Lora* loras;
+    uint32_t lora_count;
+    const char* prompt;
+    const char* negative_prompt;
+    int clip_skip;
+    Image init_image;
+    Image end_image;
+    Image* control_frames;
+    int control_frame_count;
+    int width;
+    int height;
+    SampleParams sample;
+    SampleParams high_noise_sample;
+    float moe_boundary;
+    float strength;
+    int64_t seed;
+    int video_frames;
+    float vace_strength;
+    Tiling vae_tiling;
+    CacheParams cache;
+};
+
 struct Ctx;       // sd_ctx_t
 struct UpCtx;     // upscaler_ctx_t
 

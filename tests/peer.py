@@ -47,3 +47,24 @@ def record_has(png: bytes, **expected: Any) -> None:
     """The PNG's whole record (read_parameters leaves out what cannot be replayed) holds `expected`."""
     record = stored_record(png)
     assert {key: record.get(key) for key in expected} == expected
+
+
+def peer_video(files: dict[str, Path], out: Path, *, images: dict[str, Path] | None = None, timeout: float = 600.0,
+               **kwargs: Any) -> np.ndarray:
+    """The peer's frames (T, H, W, 3) from generate_video(**kwargs) on `files`, in a child process; `images`
+    names generate_video's image arguments (init_image, end_image) as PNG paths."""
+    paths = {PEER_FILES[role]: str(path) for role, path in files.items()}
+    opened = {name: str(path) for name, path in (images or {}).items()}
+    code = f"""
+        import numpy as np
+        from PIL import Image
+        from stable_diffusion_cpp import StableDiffusion
+        sd = StableDiffusion(**{paths!r}, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False, verbose=False)
+        images = {{name: Image.open(path).convert("RGB") for name, path in {opened!r}.items()}}
+        frames = sd.generate_video(**{kwargs!r}, **images)
+        np.save({str(out)!r}, np.stack([np.asarray(f.convert("RGB")) for f in frames]))
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.load(out)

@@ -11,7 +11,7 @@ import pytest
 from helpers import pixels
 
 import qvac_nb
-from qvac_nb import _engine, engine, families, generation, schema
+from qvac_nb import _engine, engine, families, generation, schema, video_schema
 from qvac_nb.worker import engine_calls
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
@@ -64,12 +64,13 @@ def test_cli_flags_come_from_the_schema() -> None:
 def test_readme_tables_match_the_schema() -> None:
     text = README.read_text(encoding="utf-8")
     assert "<!-- BEGIN schema:diffusion -->" in text
-    assert schema.render_readme(text) == text, "run: python tools/gen_readme_tables.py"
+    assert "<!-- BEGIN schema:video -->" in text
+    assert schema.render_readme(text, video_schema.README_TABLES) == text, "run: python tools/gen_readme_tables.py"
 
 
 def test_readme_check_fails_on_drift(tmp_path: Path) -> None:
     text = README.read_text(encoding="utf-8").replace("| `steps` |", "| `stepz` |")
-    assert schema.render_readme(text) != text
+    assert schema.render_readme(text, video_schema.README_TABLES) != text
 
 
 def test_doc_enum_names_are_the_engines() -> None:

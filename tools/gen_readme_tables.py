@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qvac_nb import schema  # noqa: E402
+from qvac_nb import schema, video_schema  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(schema.main(sys.argv[1:] or ["--readme"]))
+    sys.exit(schema.main(sys.argv[1:] or ["--readme"], video_schema.README_TABLES))

@@ -5,6 +5,11 @@ import { createProgress, RUNNING } from "./progress.js";
 import { createConnection, createPoller, DEAD_TEXT } from "./connection.js";
 import { h, objectUrl, revoke } from "./util.js";
 
+function videoName(entry) {
+  const seed = entry.seed !== null && entry.seed !== undefined ? `-${entry.seed}` : "";
+  return `qvac_nb${seed}-${entry.video}.${entry.format || "mp4"}`;
+}
+
 function render({ model: anyModel, el }) {
   const live = createConnection(anyModel, el, (dead) => onConnection(dead));
   const model = { ...anyModel, send: (content, _callbacks, buffers) => live.send(content, buffers) };
@@ -48,13 +53,30 @@ function render({ model: anyModel, el }) {
       // The thumbnail shows at once (and in a notebook reopened without a kernel); the full PNG replaces it.
       const thumbUrl = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
       const img = h("img", { class: "qvac-job-img", src: thumbUrl, width: entry.width, height: entry.height, alt: `seed ${entry.seed ?? ""}` });
-      const save = h("button", { class: "qvac-btn qvac-small", title: "download the PNG (parameters embedded)" }, "PNG");
-      save.addEventListener("click", () => fetcher.get(entry.id).then((blob) => saveBlob(blob, pngName(entry))));
-      const caption = [`${entry.width}×${entry.height}`, entry.seed !== null && entry.seed !== undefined ? `seed ${entry.seed}` : null].filter(Boolean).join(" · ");
+      const isVideo = Boolean(entry.video);
+      const fileId = isVideo ? entry.video : entry.id;
+      const label = isVideo ? String(entry.format || "mp4").toUpperCase() : "PNG";
+      const save = h("button", { class: "qvac-btn qvac-small", title: `download the ${label} (parameters embedded)` }, label);
+      save.addEventListener("click", () =>
+        fetcher.get(fileId).then((blob) => saveBlob(isVideo ? new Blob([blob], { type: entry.mime }) : blob, isVideo ? videoName(entry) : pngName(entry))),
+      );
+      const caption = [`${entry.width}×${entry.height}`, isVideo ? `${entry.frames} frames · ${entry.fps} fps` : null, entry.seed !== null && entry.seed !== undefined ? `seed ${entry.seed}` : null].filter(Boolean).join(" · ");
       const figure = h("figure", { class: "qvac-job-figure", "data-id": entry.id }, img, h("figcaption", {}, caption, " ", save));
       images.append(figure);
       const item = { figure, url: thumbUrl };
       shown.set(entry.id, item);
+      if (isVideo) {
+        // The first frame stays as the poster until the file arrives; a WebP plays as an image.
+        fetcher.get(fileId).then((blob) => {
+          item.url = URL.createObjectURL(new Blob([blob], { type: entry.mime }));
+          const player = entry.format === "webp"
+            ? h("img", { class: "qvac-job-img qvac-full", src: item.url, width: entry.width, height: entry.height, alt: "animated WebP" })
+            : h("video", { class: "qvac-job-video", src: item.url, poster: thumbUrl, width: entry.width, height: entry.height, controls: "", loop: "", muted: "", autoplay: "", playsinline: "" });
+          if (player.tagName === "VIDEO") player.muted = true;
+          img.replaceWith(player);
+        }, () => {});
+        continue;
+      }
       fetcher.get(entry.id).then((blob) => {
         revoke(item.url);
         item.url = objectUrl(blob);

@@ -678,7 +678,8 @@ def check_structure(info: FileInfo, role: str = "model") -> None:
 
 
 def _warn_if_new(info: FileInfo, detection: Detection) -> None:
-    if detection.version is None or detection.family in family_table.FAMILIES:
+    if detection.version is None or detection.family in family_table.FAMILIES \
+            or detection.family in family_table.VIDEO_FAMILIES:
         return
     warnings.warn(
         f"model_src: {info.path.name} is a {detection.engine_label} model (the engine's VERSION_{detection.version}), "

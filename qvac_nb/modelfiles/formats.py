@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_TENSORS = 1_000_000
 MAX_NAME = 128  # GGML_MAX_NAME as the engine builds ggml; longer GGUF names fail its reader
+MAX_GGUF_DIMS = 5
 CRC_CHECK_LIMIT = 1 << 30  # torch archives up to this size get a full CRC pass
 _SNIFF_BYTES = 4096  # enough of a file's start to tell its format
 
@@ -178,7 +179,9 @@ def _read_gguf(r: _Reader, path: Path, size: int) -> FileInfo:
         if name in tensors:
             raise CorruptModelError(f"{path}: tensor {name} appears twice")
         (n_dims,) = r.unpack("I")
-        if not 1 <= n_dims <= 4:
+        # ggml holds 4 dimensions; the engine's own GGUF reader folds the extra ones of a 5-D tensor (Wan's
+        # patch_embedding in the published GGUFs) into the last, so those files load.
+        if not 1 <= n_dims <= MAX_GGUF_DIMS:
             raise CorruptModelError(f"{path}: tensor {name} has {n_dims} dimensions")
         dims = r.unpack(f"{n_dims}Q")
         ggml_type, offset = r.unpack("IQ")

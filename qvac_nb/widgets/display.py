@@ -45,6 +45,8 @@ def fallback_mimebundle(job: Job) -> dict[str, Any]:
         pngs = job.outputs.result()
     except Exception as exc:  # noqa: BLE001 - the repr must not raise
         return {"text/plain": f"{job!r}: {type(exc).__name__}: {exc}"}
+    if job.kind == "video":  # one Video: it plays inline from its own HTML
+        return {"text/plain": f"{job!r}: {pngs[0]!r}", "text/html": pngs[0]._repr_html_()}
     bundle: dict[str, Any] = {"text/plain": f"{job!r} ({len(pngs)} image{'s' if len(pngs) != 1 else ''})"}
     if pngs:
         bundle["image/png"] = pngs[0]

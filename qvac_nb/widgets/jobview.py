@@ -34,8 +34,11 @@ class JobView(ImageWidget):
 
         family = _family(job.model_id)
 
-        def done(pngs: list[bytes], _stats: Any) -> None:
-            self.images = [self._store.add(png, kind=job.kind, family=family) for png in pngs]
+        def done(outputs: list[bytes], _stats: Any) -> None:
+            if job.kind == "video":  # one Video: its first frame as the card, the file fetched to play
+                self.images = [self._store.add_video(v, kind=job.kind, family=family) for v in outputs]
+            else:
+                self.images = [self._store.add(png, kind=job.kind, family=family) for png in outputs]
 
         def finish(final: dict[str, Any]) -> None:
             if final["phase"] == "error":

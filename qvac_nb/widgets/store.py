@@ -44,6 +44,18 @@ class ImageStore:
             self._pngs[image_id] = png if path is None else path
         return entry
 
+    def add_video(self, video: Any, **extra: Any) -> dict[str, Any]:
+        """Keep a `Video` (qvac_nb.video_files): its entry is its first frame's, plus the id of the file itself,
+        which the front-end fetches like a full-size image to play it."""
+        from ..png import encode_png  # noqa: PLC0415
+
+        video_id = f"vid{next(_ids)}"
+        with self._lock:
+            self._pngs[video_id] = bytes(video)
+        first = encode_png(video.array[0], video.record) if video.frame_count else b""
+        return self.add(first, video=video_id, mime=video.mime_type, frames=video.frame_count, fps=video.fps,
+                        format=video.format, **extra)
+
     def add_file(self, path: Path, **extra: Any) -> dict[str, Any] | None:
         """The entry of a PNG file (a history record); None if it can no longer be read or is refused.
 

@@ -53,11 +53,16 @@ def _set_loras(req: Any, request: Any) -> None:
 
 
 def _image_inputs(req: Any, request: Any, upscaler_path: str | None) -> None:
-    """Mask, reference images, ControlNet image and the hires fix's upscaler file."""
+    """Mask, reference images, PhotoMaker ID images, ControlNet image and the hires fix's upscaler file."""
     if request.mask_image is not None:
         req.mask = _fit(request.mask_image, request.width, request.height)  # aligned with the stretched init image
     if request.init_images is not None:
         req.ref_images = list(request.init_images)
+    if request.pm_id_images is not None:
+        # As given: the engine crops and resizes each to its vision tower's 224x224 itself.
+        req.pm_id_images = list(request.pm_id_images)
+    if request.pm_id_embed_path is not None:
+        req.pm_id_embed_path = request.pm_id_embed_path
     if request.control_image is not None:
         req.control_image = _fit(request.control_image, request.width, request.height)
     if request.hires is not None and request.hires["upscaler"] == "model" and upscaler_path:

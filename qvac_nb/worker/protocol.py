@@ -9,6 +9,7 @@ Kernel -> worker:
     (LOAD, spec)                       spec: files, role, config, context (see opening.open_model)
     (DIFFUSION, job_id, request)       request: params, init (array or None), preview
     (UPSCALE, job_id, request)         request: pixels, repeats, record
+    (VIDEO, job_id, request)           request: request (a VideoRequest), record
     (CANCEL, job_id)
     (PING,)
     (CLOSE,)
@@ -31,6 +32,7 @@ from typing import Any
 LOAD = "load"
 DIFFUSION = "diffusion"
 UPSCALE = "upscale"
+VIDEO = "video"
 CANCEL = "cancel"
 PING = "ping"
 CLOSE = "close"

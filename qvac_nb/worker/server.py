@@ -105,7 +105,7 @@ class Server:
             kind, job_id, request = self.work.get()
             if kind == protocol.LOAD:
                 self._load(request)
-            elif kind in (protocol.DIFFUSION, protocol.UPSCALE):
+            elif kind in (protocol.DIFFUSION, protocol.UPSCALE, protocol.VIDEO):
                 self._run(kind, job_id, request)
 
     def _load(self, spec: dict[str, Any]) -> None:
@@ -143,7 +143,10 @@ class Server:
 
         try:
             _maybe_fault(kind)
-            run = engine_calls.run_diffusion if kind == protocol.DIFFUSION else engine_calls.run_upscale
+            if kind == protocol.VIDEO:
+                from .video_calls import run_video as run
+            else:
+                run = engine_calls.run_diffusion if kind == protocol.DIFFUSION else engine_calls.run_upscale
             outputs, stats = run(self.model, request, lambda ej: self._attach(job_id, ej), send_tick)
         except BaseException as exc:
             self._done()

@@ -20,7 +20,8 @@ from pathlib import Path
 from .recipe import Recipe
 
 FAMILY_MODULES = ("unet_family", "sd3", "flux2", "esrgan", "lora", "sd1_full", "sdxl_full", "flux1",
-                  "ovis_image", "ernie_image", "anima", "zimage", "qwen_image", "unet_variants")
+                  "ovis_image", "ernie_image", "anima", "zimage", "qwen_image", "unet_variants",
+                  "wan", "photomaker")
 _HERE = Path(__file__).parent
 
 

@@ -1,0 +1,204 @@
+"""video(): Wan 2.1 text-to-video and Wan 2.2 TI2V image-to-video through qvac_nb, frame for frame equal to the
+peer's generate_video; the MP4 and WebP files, their records, errors and cancel.
+
+The Wan test models are full size where the engine fixes the geometry (testmodels/wan.py: the UMT5-XXL
+encoder alone is 3.2 GB), so each video is 64x64 (TI2V: 64x64 too, a multiple of 32), 5 frames, 1-2 steps,
+and each model is loaded once for its tests. The peer runs in a process of its own after qvac_nb's worker
+made its frames.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import THREADS, _model
+from peer import peer_video
+from PIL import Image
+
+import qvac_nb
+from qvac_nb import video_files
+from qvac_nb.errors import InvalidParameterError, UnsupportedOperationError
+from qvac_nb.video_generation import validate_video
+from qvac_nb.video_schema import frames_made
+
+# cfg 1: one UMT5 pass a video (each costs a full 512-token pass of the 5.7B encoder, about a minute here).
+TINY = {"width": 64, "height": 64, "video_frames": 5, "steps": 2, "seed": 11, "cfg_scale": 1.0}
+PROMPT = "a lovely cat walking"
+# The MP4 codec's tolerance: H.264 at crf 18 in yuv420p (what every browser plays) keeps luma within a few levels
+# of the engine's frames but shares one chroma sample between 2x2 pixels, so the random-weight models' per-pixel
+# colour noise is not kept. The check: the mean absolute difference of BT.601 luma, in 0-255 levels.
+MP4_LUMA_TOLERANCE = 6.0
+
+
+def _luma_error(decoded: np.ndarray, frames: np.ndarray) -> float:
+    weights = np.array([0.299, 0.587, 0.114])
+    return float(np.abs(decoded.astype(float) @ weights - frames.astype(float) @ weights).mean())
+
+
+def _load(name: str, **config: Any) -> str:
+    model = _model(name)
+    return qvac_nb.load_model(str(model.primary),
+                              model_config={"mode": "video", "threads": THREADS, **model.model_config(), **config})
+
+
+@pytest.fixture(scope="module")
+def t2v_id() -> Iterator[str]:
+    model_id = _load("wan21_t2v")
+    yield model_id
+    qvac_nb.unload_model(model_id=model_id)
+
+
+@pytest.fixture(scope="module")
+def t2v_video(t2v_id: str) -> qvac_nb.Video:
+    return qvac_nb.video(model_id=t2v_id, prompt=PROMPT, negative_prompt="blurry", **TINY).video(timeout=900)
+
+
+# ---------------------------------------------------------------- without the engine
+
+
+def test_the_engine_makes_4k_plus_1_frames() -> None:
+    assert [frames_made(n) for n in (1, 2, 4, 5, 6, 8, 9, 33, 34)] == [1, 1, 1, 5, 5, 5, 9, 33, 33]
+
+
+def test_webp_keeps_the_frames_and_mp4_stays_close(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = np.repeat(np.repeat((rng.random((5, 8, 8, 3)) * 255).astype(np.uint8), 8, 1), 8, 2)
+    record = {"prompt": "p", "seed": 3, "kind": "video", "video_frames": 5, "fps": 16, "width": 64, "height": 64}
+    webp = video_files.encode_webp(frames, 16, record)
+    mp4 = video_files.encode_mp4(frames, 16, record)
+    assert np.array_equal(video_files.decode_frames(webp), frames)
+    decoded = video_files.decode_frames(mp4)
+    assert decoded.shape == frames.shape
+    assert _luma_error(decoded, frames) < MP4_LUMA_TOLERANCE
+    for data in (mp4, webp):
+        assert qvac_nb.read_parameters(data) == {"prompt": "p", "seed": 3, "video_frames": 5, "fps": 16,
+                                                 "width": 64, "height": 64}
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(mp4)
+    assert qvac_nb.read_parameters(path)["seed"] == 3
+    with Image.open(io.BytesIO(webp)) as img:
+        img.seek(1)
+        img.load()  # Pillow reads a frame's duration as it decodes it
+        assert (img.n_frames, img.info.get("duration"), img.info.get("loop")) == (5, 62, 0)
+
+
+# ---------------------------------------------------------------- Wan 2.1 text-to-video
+
+
+def test_cancel_stops_within_2_s(t2v_id: str) -> None:
+    """Cancelled while the engine encodes the prompt (a minute of UMT5 on the test model, with no step to stop
+    at), so its worker is ended. The next video (the module's, made after this test) reloads the model."""
+    job = qvac_nb.video(model_id=t2v_id, prompt=PROMPT, **{**TINY, "steps": 30})
+    time.sleep(3.0)  # into the job's prompt encoding
+    assert not job.done()
+    start = time.monotonic()
+    job.cancel()
+    with pytest.raises(qvac_nb.CancelledError):
+        job.outputs.result(timeout=60)
+    assert time.monotonic() - start < 2.0
+
+
+def test_t2v_frames_equal_the_peer(t2v_video: qvac_nb.Video, tmp_path: Path) -> None:
+    assert t2v_video.frame_count == 5 and t2v_video.array.shape == (5, 64, 64, 3)
+    assert t2v_video.array.std() > 1.0  # not a flat video
+    assert len({f.tobytes() for f in t2v_video.array}) > 1  # the frames differ
+    peer = peer_video(_model("wan21_t2v").files, tmp_path / "peer.npy", prompt=PROMPT, negative_prompt="blurry",
+                      width=64, height=64, video_frames=5, sample_steps=2, cfg_scale=1.0, flow_shift=3.0,
+                      sample_method="euler", seed=11, timeout=900)
+    assert np.array_equal(t2v_video.array, peer)
+
+
+def test_the_mp4_plays_back_the_frames_and_carries_the_call(t2v_video: qvac_nb.Video, t2v_id: str) -> None:
+    assert video_files.sniff(bytes(t2v_video)) == "mp4" and t2v_video.fps == 16  # Wan 2.1's frame rate
+    decoded = video_files.decode_frames(bytes(t2v_video))
+    assert decoded.shape == t2v_video.array.shape
+    assert _luma_error(decoded, t2v_video.array) < MP4_LUMA_TOLERANCE
+    params = qvac_nb.read_parameters(bytes(t2v_video))
+    assert params == {**TINY, "prompt": PROMPT, "negative_prompt": "blurry", "mode": "txt2vid", "fps": 16,
+                      "flow_shift": 3.0, "sampling_method": "euler",
+                      "scheduler": params["scheduler"], "high_noise_steps": -1, "high_noise_cfg_scale": 3.5,
+                      "high_noise_sampling_method": None, "moe_boundary": 0.875, "vae_tiling": False,
+                      "lora": None, "output_format": "mp4"}
+    record = video_files.read_record(bytes(t2v_video))
+    assert "/" not in str(record), "a shared video must not carry local paths"
+    # The record replays as the same request (a generation costs a full UMT5 pass: not run again here).
+    first = validate_video(model_id=t2v_id, prompt=PROMPT, negative_prompt="blurry", **TINY)
+    again = validate_video(model_id=t2v_id, **params)
+    assert again.record() == first.record()
+
+
+def test_the_inline_player_embeds_the_file(t2v_video: qvac_nb.Video) -> None:
+    html = t2v_video._repr_html_()
+    assert "<video" in html and "data:video/mp4;base64," in html and "data:image/webp;base64," in html
+    assert repr(t2v_video).startswith("<Video mp4 64x64, 5 frames at 16 fps")
+
+
+@pytest.mark.parametrize(("params", "param"), [
+    ({"video_frames": 0}, "video_frames"),
+    ({"video_frames": 1000}, "video_frames"),
+    ({"width": 72}, "width"),
+    ({"fps": 0}, "fps"),
+    ({"mode": "img2vid"}, "mode"),
+    ({"output_format": "gif"}, "output_format"),
+    ({"high_noise_steps": 4}, "high_noise_steps"),
+])
+def test_bad_video_requests_name_their_parameter(t2v_id: str, params: dict[str, Any], param: str) -> None:
+    with pytest.raises(qvac_nb.QvacError) as err:
+        qvac_nb.video(model_id=t2v_id, prompt=PROMPT, **{**TINY, **params})
+    assert err.value.param == param, str(err.value)
+
+
+def test_a_text_to_video_model_takes_no_init_image(t2v_id: str) -> None:
+    with pytest.raises(UnsupportedOperationError) as err:
+        qvac_nb.video(model_id=t2v_id, prompt=PROMPT, init_image=np.zeros((64, 64, 3), np.uint8), **TINY)
+    assert err.value.param == "mode" and "text-to-video" in str(err.value)
+
+
+def test_images_and_videos_keep_to_their_own_calls(t2v_id: str, sd1_id: str, sd1_model: Any) -> None:
+    with pytest.raises(UnsupportedOperationError) as err:
+        qvac_nb.video(model_id=sd1_id, prompt=PROMPT, **TINY)
+    assert err.value.param == "model_id" and "model_config={'mode': 'video'}" in str(err.value)
+    with pytest.raises(UnsupportedOperationError) as err:
+        qvac_nb.diffusion(model_id=t2v_id, prompt=PROMPT)
+    assert err.value.param == "model_id"
+    wan = _model("wan21_t2v")
+    with pytest.raises(UnsupportedOperationError) as err:
+        qvac_nb.load_model(str(wan.primary), model_config=wan.model_config())
+    assert "model_config={'mode': 'video'}" in str(err.value)
+    with pytest.raises(UnsupportedOperationError, match="not a video model"):
+        qvac_nb.load_model(str(sd1_model.primary), model_config={"mode": "video"})
+
+
+# ---------------------------------------------------------------- Wan 2.2 TI2V image-to-video
+
+
+def test_ti2v_image_to_video_equals_the_peer(picture: Path, tmp_path: Path) -> None:
+    model_id = _load("wan22_ti2v")
+    try:
+        with pytest.raises(InvalidParameterError) as err:
+            qvac_nb.video(model_id=model_id, prompt=PROMPT, mode="img2vid", **TINY)
+        assert err.value.param == "init_image"
+        with pytest.raises(InvalidParameterError) as err:
+            qvac_nb.video(model_id=model_id, prompt=PROMPT, **{**TINY, "width": 80})
+        assert err.value.param == "width" and "multiples of 32" in str(err.value)
+        # 7 frames asked, as WebP: the engine makes 5 (4k + 1), the record and the file say so.
+        job = qvac_nb.video(model_id=model_id, prompt=PROMPT, init_image=str(picture), output_format="webp",
+                            **{**TINY, "steps": 1, "video_frames": 7})
+        clip = job.video(timeout=900)
+        assert clip.fps == 24 and clip.record["mode"] == "img2vid" and clip.record["init_image_used"]
+        assert video_files.sniff(bytes(clip)) == "webp"
+        assert clip.frame_count == 5 and job.stats.result().total_frames == 5
+        assert clip.record["video_frames"] == 5 and clip.record["video_frames_asked"] == 7
+        assert np.array_equal(video_files.decode_frames(bytes(clip)), clip.array)
+    finally:
+        qvac_nb.unload_model(model_id=model_id)
+    peer = peer_video(_model("wan22_ti2v").files, tmp_path / "peer.npy", images={"init_image": picture},
+                      prompt=PROMPT, width=64, height=64, video_frames=7, sample_steps=1, cfg_scale=1.0,
+                      flow_shift=3.0, sample_method="euler", seed=11, timeout=900)
+    assert np.array_equal(clip.array, peer)
