@@ -1,6 +1,6 @@
 """qvac_nb's video() against the peer's generate_video: wall time of one tiny Wan 2.1 video, same files, same call.
 
-    python benchmarks/video.py [--rounds 3] [--steps 2] [--frames 5] [--size 64] [--out benchmarks/VIDEO.md]
+    python benchmarks/video.py [--rounds 3] [--steps 2] [--frames 5] [--size 64] [--cfg 1] [--out benchmarks/VIDEO.md]
 
 Each round runs both sides in fresh processes (the order alternates between rounds), each loading the
 random-weight Wan 2.1 T2V test model (tests/testmodels/wan.py: full-size UMT5-XXL and DiT) and timing one
@@ -77,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--cfg", type=float, default=1.0, help="cfg_scale (1: one UMT5 pass; else two)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "VIDEO.md")
     args = parser.parse_args(argv)
     import numpy as np
 
     call = {"prompt": "a lovely cat walking", "negative_prompt": "blurry", "width": args.size, "height": args.size,
-            "video_frames": args.frames, "steps": args.steps, "cfg_scale": 6.0, "flow_shift": 3.0,
+            "video_frames": args.frames, "steps": args.steps, "cfg_scale": args.cfg, "flow_shift": 3.0,
             "sample_method": "euler", "seed": 11}
     ours_call = {k: v for k, v in call.items() if k != "sample_method"} | {"sampling_method": "euler"}
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"qvac_nb-video-bench-{os.getpid()}"
@@ -105,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Video: qvac_nb video() / peer generate_video", "",
         f"Wan 2.1 T2V test model (tests/testmodels/wan.py), {args.size}x{args.size}, {args.frames} frames, "
-        f"{args.steps} steps, cfg 6 with a negative prompt, euler, {THREADS} threads; fresh processes, order "
-        f"alternating. Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))} UTC, load average at the end "
+        f"{args.steps} steps, cfg {args.cfg:g} with a negative prompt, euler, {THREADS} threads; fresh processes, "
+        f"order alternating. Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))} UTC, load average at the end "
         f"{load[0]:.2f} / {load[1]:.2f}.", "",
         "| round | qvac_nb (s) | peer (s) | ratio | frames equal |", "|---|---|---|---|---|",
         *[f"| {n} | {a:.1f} | {b:.1f} | {q:.3f} | {e} |" for n, a, b, q, e in rows], "",

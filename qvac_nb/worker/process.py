@@ -50,6 +50,10 @@ ACCEPT_POLL_S = 0.1
 SHORT_TMPDIRS = ("/tmp", "/var/tmp")
 # What says why the engine stopped: its assertion (or C++ exception) first, else a line naming an error.
 _ASSERTION = re.compile(r"GGML_ASSERT|GGML_ABORT|what\(\):")
+# ggml's GGUF reader refuses tensors of more than 4 dimensions (Wan's patch embedding in the published GGUFs)
+# and says so at error level; the engine then reads the file with its own reader, which folds them.
+_GGUF_FALLBACK = re.compile(r"gguf_init_from_file_ptr: (tensor '.*' has invalid number of dimensions|failed to read "
+                            r"tensor info)")
 _ERROR_WORDS = re.compile(r"\b(error|abort|aborted|fatal|terminate called)\b", re.IGNORECASE)
 
 log = logging.getLogger("qvac_nb.worker")
@@ -205,6 +209,8 @@ class WorkerProcess:
 
     def _log(self, level: int, text: str) -> None:
         text = text.rstrip()
+        if _GGUF_FALLBACK.search(text):
+            level = 0  # not an error: the engine reads such a file with its own GGUF reader next
         self.tail.append(text)
         if level >= 3:  # the engine's ERROR lines; its other levels speak of errors it recovers from
             self.engine_reason = self.better_reason(self.engine_reason, text)
