@@ -51,7 +51,7 @@ PEER_FILES = {"model": "model_path", "diffusion_model": "diffusion_model_path", 
 RAW_DEFAULTS = {"negative_prompt": "", "cfg_scale": 7.0, "guidance": 3.5, "sampling_method": None, "scheduler": None,
                 "batch_count": 1, "vae_tiling": False, "cache_preset": None, "strength": 0.75, "clip_skip": -1,
                 "eta": None, "mask_image": None, "init_images": None, "control_image": None, "hires": None,
-                "lora": None}
+                "lora": None, "pm_id_images": None, "pm_id_embed_path": None}
 PROBE_ENV = "QVAC_NB_TICK_PROBE"
 
 

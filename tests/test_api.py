@@ -461,6 +461,6 @@ def test_load_model_rejects_missing_file_and_bad_type(tmp_path: Path) -> None:
     with pytest.raises(qvac_nb.ModelFileError):
         qvac_nb.load_model(str(tmp_path / "missing.gguf"))
     with pytest.raises(qvac_nb.InvalidParameterError, match="model_type"):
-        qvac_nb.load_model(str(tmp_path / "missing.gguf"), model_type="video")
+        qvac_nb.load_model(str(tmp_path / "missing.gguf"), model_type="audio")
     with pytest.raises(qvac_nb.UnknownParameterError, match="model_conifg"):
         qvac_nb.load_model("x", model_conifg={})  # type: ignore[call-arg]
