@@ -216,3 +216,19 @@ def test_a_published_5d_gguf_loads_without_error_lines(caplog: pytest.LogCapture
     noise = [r for r in caplog.records if "gguf_init_from_file_ptr" in r.getMessage()]
     assert noise, "the engine no longer logs the fallback: this test has nothing to check"
     assert all(r.levelno == logging.DEBUG for r in noise)
+
+
+def test_the_cli_refuses_a_bad_output_or_image_before_loading(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`qvac-nb video` checks what it can before a multi-GB load: the output's format and the image files."""
+    from qvac_nb import cli
+
+    model = str(tmp_path / "never-loaded.gguf")
+    assert cli.main(["video", "a cat", "-m", model, "-o", str(tmp_path / "clip.gif")]) == cli.EXIT_USAGE
+    assert "must end in .mp4 or .webp" in capsys.readouterr().err
+    assert cli.main(["video", "a cat", "-m", model, "-o", str(tmp_path / "clip.mp4"),
+                     "--end-image", str(tmp_path / "nope.png")]) == cli.EXIT_USAGE
+    assert "--end-image: no image file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        cli.main(["video", "a cat", "-m", model, "-o", str(tmp_path / "clip.mp4"), "--frames", "x"])
+    assert exited.value.code == cli.EXIT_USAGE
