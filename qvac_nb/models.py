@@ -325,7 +325,7 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
             f"model_src: {primary.name} is a {info.family} file, not a diffusion model"
             + ("; load it with mode='upscale'" if info.family == "esrgan" else "")
         )
-    _check_mode(primary.name, info.family, mode)
+    _check_mode(primary.name, info.family, mode, "model_config.mode" if "mode" in config else "model_type")
     role = "diffusion_model" if _is_split(info, config) else "model"
     files[role] = primary
     companions: dict[str, FileInfo] = {}
@@ -353,17 +353,19 @@ def _prepare(model_src: str, model_type: str, model_config: Mapping[str, Any] | 
     return model
 
 
-def _check_mode(name: str, family: str, mode: str) -> None:
-    """A video model loads with mode='video' and an image model without it: each runs only its own call."""
+def _check_mode(name: str, family: str, mode: str, param: str) -> None:
+    """A video model loads with mode='video' and an image model without it: each runs only its own call.
+
+    `param` is where the mode came from (model_config.mode or model_type), which the error names."""
     row = families.get(family)
     if row.makes == "video" and mode != "video":
         raise UnsupportedOperationError(
-            f"model_src: {name} is a {row.label} video model; load it with model_config={{'mode': 'video'}} "
-            "and generate with qvac_nb.video()", param="model_config.mode")
+            f"{param}: {name} is a {row.label} video model; load it with model_config={{'mode': 'video'}} "
+            "and generate with qvac_nb.video()", param=param)
     if mode == "video" and row.makes != "video":
         raise UnsupportedOperationError(
-            f"model_src: {name} is a {row.label} image model, not a video model (Wan); load it without "
-            "mode='video' and generate with qvac_nb.diffusion()", param="model_config.mode")
+            f"{param}: {name} is a {row.label} image model, not a video model (Wan); load it without "
+            "mode='video' and generate with qvac_nb.diffusion()", param=param)
 
 
 def _load_in(worker: WorkerProcess, model: LoadedModel, on_progress: Callable[[dict], None] | None,

@@ -382,6 +382,8 @@ def _build_cases() -> list[Case]:
              lambda e: q().load_model(str(e.tmp / "nope" / "model.gguf"))),
         Case("load_src_directory", "load_model", "ModelFileError", "model_src", lambda e: q().load_model(str(e.tmp))),
         Case("load_type_unknown", "load_model", "InvalidParameterError", "model_type",
+             lambda e: q().load_model(sd1_path(e), model_type="audio")),
+        Case("load_image_model_as_video", "load_model", "UnsupportedOperationError", "model_type",
              lambda e: q().load_model(sd1_path(e), model_type="video")),
         Case("load_config_not_dict", "load_model", "InvalidTypeError", "model_config",
              lambda e: q().load_model(sd1_path(e), model_config="fast")),

@@ -171,7 +171,7 @@ def test_images_and_videos_keep_to_their_own_calls(t2v_id: str, sd1_id: str, sd1
     wan = _model("wan21_t2v")
     with pytest.raises(UnsupportedOperationError) as err:
         qvac_nb.load_model(str(wan.primary), model_config=wan.model_config())
-    assert "model_config={'mode': 'video'}" in str(err.value)
+    assert err.value.param == "model_type" and "model_config={'mode': 'video'}" in str(err.value)
     with pytest.raises(UnsupportedOperationError, match="not a video model"):
         qvac_nb.load_model(str(sd1_model.primary), model_config={"mode": "video"})
 
