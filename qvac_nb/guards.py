@@ -371,12 +371,12 @@ def reads_llm(family: str) -> bool:
     return "llm_model_src" in row.text_encoders or "llm_model_src" in row.required_companions
 
 
-def check_size(family: str, params: Mapping[str, Any]) -> None:
+def check_size(family: str, params: Mapping[str, Any], multiple: int | None = None) -> None:
     """Refuse a width or height the model cannot make, naming the nearest sizes it can.
 
     The engine would silently round it up, and the image would not have the size its record says.
     """
-    multiple = size_multiple(family)
+    multiple = multiple or size_multiple(family)  # a variant's own step (Wan 2.2 TI2V: 32) where given
     for name in ("width", "height"):
         value = params[name]
         if value % multiple == 0:

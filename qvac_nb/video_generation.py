@@ -113,15 +113,8 @@ def validate_video(**given: Any) -> VideoRequest:
 
 
 def _check_size(model: Any, values: dict[str, Any]) -> None:
-    multiple = TI2V_SIZE_MULTIPLE if model.version == "WAN2_2_TI2V" else families.get(model.family).size_multiple
-    for name in ("width", "height"):
-        value = values[name]
-        if value % multiple:
-            down = value - value % multiple
-            options = [s for s in (down, down + multiple) if guards.MIN_SIDE <= s <= schema.MAX_SIDE]
-            raise InvalidParameterError(
-                f"{name}: {value} is not a size this {families.for_model(model).label} model can make; it makes "
-                f"sizes in multiples of {multiple}; try {' or '.join(map(str, options))}", param=name)
+    multiple = TI2V_SIZE_MULTIPLE if model.version == "WAN2_2_TI2V" else None
+    guards.check_size(model.family, values, multiple)
 
 
 def _kind(model: Any) -> str:

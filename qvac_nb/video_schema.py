@@ -94,10 +94,6 @@ ENGINE_ENUMS = {"sampling_method": ("sample_method", "sample_method"), "schedule
                 "high_noise_sampling_method": ("high_noise_sample_method", "sample_method")}
 
 
-def param(name: str) -> Param:
-    return _BY_NAME[name]
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class VideoRequest:
     """A validated video() call: every parameter checked, defaults resolved for the model, images as RGB arrays."""

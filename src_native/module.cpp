@@ -438,6 +438,24 @@ void convert_file(nb::handle input_obj, nb::handle vae_obj, nb::handle output_ob
     if (!ok) throw EngineError(failure("the engine could not convert " + input, job));
 }
 
+// The `loras` property of Request and VideoRequest: (path, weight) pairs, paths read back as bytes.
+template <typename T>
+nb::list get_loras(T& r) {
+    nb::list out;
+    for (const auto& [path, weight] : r.loras) out.append(nb::make_tuple(nb::bytes(path.data(), path.size()), weight));
+    return out;
+}
+
+template <typename T>
+void set_loras(T& r, nb::iterable items) {
+    std::vector<std::pair<std::string, float>> loras;
+    for (nb::handle item : items) {
+        nb::tuple pair = nb::cast<nb::tuple>(item);
+        loras.push_back({os_path(pair[0], "loras"), nb::cast<float>(pair[1])});
+    }
+    r.loras = std::move(loras);
+}
+
 std::vector<std::string> names(const char* (*name)(sdabi::Enum), sdabi::Enum count) {
     std::vector<std::string> out;
     for (sdabi::Enum i = 0; i < count; ++i) out.emplace_back(name(i));
@@ -670,22 +688,7 @@ NB_MODULE(_engine, m) {
         .RW(R, "hires_steps", raw.hires.steps, "0 = the first pass's steps.")
         .RW(R, "hires_strength", raw.hires.denoising_strength)
         .RW(R, "hires_tile_size", raw.hires.tile_size)
-        .def_prop_rw(
-            "loras",
-            [](R& r) {
-                nb::list out;
-                for (const auto& [path, weight] : r.loras) out.append(nb::make_tuple(nb::bytes(path.data(), path.size()), weight));
-                return out;
-            },
-            [](R& r, nb::iterable items) {
-                std::vector<std::pair<std::string, float>> loras;
-                for (nb::handle item : items) {
-                    nb::tuple pair = nb::cast<nb::tuple>(item);
-                    loras.push_back({os_path(pair[0], "loras"), nb::cast<float>(pair[1])});
-                }
-                r.loras = std::move(loras);
-            },
-            "(path, weight) pairs; paths as str or bytes.")
+        .def_prop_rw("loras", &get_loras<R>, &set_loras<R>, "(path, weight) pairs; paths as str or bytes.")
         .RW(R, "clip_skip", raw.clip_skip)
         .RW(R, "width", raw.width)
         .RW(R, "height", raw.height)
@@ -741,22 +744,7 @@ NB_MODULE(_engine, m) {
         .def_rw("end_image", &V::end_image, nb::arg("value").none(),
                 "Last frame (first/last-frame models), uint8 (height, width, 3), or None.")
         .def_rw("control_frames", &V::control_frames, "VACE control video, frames uint8 (height, width, 3).")
-        .def_prop_rw(
-            "loras",
-            [](V& r) {
-                nb::list out;
-                for (const auto& [path, weight] : r.loras) out.append(nb::make_tuple(nb::bytes(path.data(), path.size()), weight));
-                return out;
-            },
-            [](V& r, nb::iterable items) {
-                std::vector<std::pair<std::string, float>> loras;
-                for (nb::handle item : items) {
-                    nb::tuple pair = nb::cast<nb::tuple>(item);
-                    loras.push_back({os_path(pair[0], "loras"), nb::cast<float>(pair[1])});
-                }
-                r.loras = std::move(loras);
-            },
-            "(path, weight) pairs; paths as str or bytes.")
+        .def_prop_rw("loras", &get_loras<V>, &set_loras<V>, "(path, weight) pairs; paths as str or bytes.")
         .RW(V, "clip_skip", raw.clip_skip)
         .RW(V, "width", raw.width)
         .RW(V, "height", raw.height)

