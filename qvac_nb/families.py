@@ -166,7 +166,7 @@ class Family:
             "label": self.label, "uses_guidance": self.uses_guidance, "dit": self.dit, "defaults": dict(self.defaults),
             "size_multiple": self.size_multiple, "img2img": self.img2img, "inpaints": self.inpaints,
             "hidden": list(self.hidden_params), "text_encoders": list(self.text_encoders),
-            "required_companions": list(self.required_companions), "variant": self.variant,
+            "required_companions": list(self.required_companions), "variant": self.variant, "makes": self.makes,
         }
 
 

@@ -6,6 +6,7 @@ The layout of a history folder (the Studio's `output_dir`, `batch`'s `output_dir
     ├── index.jsonl                 one JSON object a line, appended as images are saved:
     │                                 {"file", "created", "parameters", "key", "extra"}
     ├── 20261127-200301-481-s42.png  time of saving (ms) and seed; the PNG carries its own record
+    ├── 20261127-200512-007-s7.mp4   a video (video()): MP4 or animated WebP, its record in its metadata
     └── ...
 
 The PNGs are the truth: the index only saves reading every file. A folder without an index (or
@@ -42,6 +43,10 @@ from .regular_file import OPEN_FLAGS, open_regular
 DEFAULT_FOLDER = "qvac_nb_outputs"
 INDEX_NAME = "index.jsonl"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IMAGE_SUFFIX = ".png"
+VIDEO_SUFFIXES = (".mp4", ".webp")  # what video() writes (video_files.py)
+# The largest video file read back: a 257-frame 1280x720 clip at crf 18 takes well under this.
+MAX_VIDEO_BYTES = 1 << 30
 _MAX_SALVAGE_TRIES = 64  # objects tried inside one torn index line (a record nests a few)
 
 _lock = threading.Lock()  # one writer at a time in this process; the name counter below relies on it
@@ -58,6 +63,11 @@ class Record:
     """The identity of the work that made it (see `item_key`); `batch` uses it to skip done items."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything the saver added: stats, the batch's item index, ..."""
+
+    @property
+    def is_video(self) -> bool:
+        """True for a video (an .mp4 or .webp file) rather than a PNG image."""
+        return self.path.suffix.lower() in VIDEO_SUFFIXES
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "parameters": self.parameters, "created": self.created.isoformat(),
@@ -80,12 +90,16 @@ def item_key(parameters: Mapping[str, Any]) -> str:
 
 
 def save(png: bytes, parameters: Mapping[str, Any], folder: str | os.PathLike[str] | None = None, *,
-         key: str | None = None, extra: Mapping[str, Any] | None = None) -> Record:
+         key: str | None = None, extra: Mapping[str, Any] | None = None, suffix: str = IMAGE_SUFFIX) -> Record:
     """Write `png` into the history folder and add it to the index; returns its record.
 
+    `suffix` is ".png", or ".mp4" / ".webp" for a video's file (its bytes carry its own record).
     Raises SaveError (naming output_dir) when the folder cannot take it, e.g. a full disk; then
-    neither the PNG nor a partial or reserved file is left.
+    neither the file nor a partial or reserved one is left.
     """
+    if suffix not in (IMAGE_SUFFIX, *VIDEO_SUFFIXES):
+        raise InvalidParameterError(f"suffix: expected one of {(IMAGE_SUFFIX, *VIDEO_SUFFIXES)}, got {suffix!r}",
+                                    param="suffix")
     root = folder_path(folder)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -98,7 +112,7 @@ def save(png: bytes, parameters: Mapping[str, Any], folder: str | os.PathLike[st
     with _lock:
         written: list[Path] = []  # removed again if the save fails
         try:
-            path = _reserve_name(root, created, seed)
+            path = _reserve_name(root, created, seed, suffix)
             written.append(path)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
             written.append(tmp)
@@ -119,12 +133,13 @@ def save(png: bytes, parameters: Mapping[str, Any], folder: str | os.PathLike[st
 
 def history(folder: str | os.PathLike[str] | None = None, *, prompt: str | None = None,
             limit: int | None = None) -> list[Record]:
-    """The images saved in `folder` (default `qvac_nb_outputs/`), newest first.
+    """The images (and videos) saved in `folder` (default `qvac_nb_outputs/`), newest first.
 
-    Each record has `path`, `parameters` (pass them back to `diffusion` to make the image again)
-    and `created`. `prompt` keeps the records whose prompt contains it (case-insensitive);
-    `limit` keeps the newest that many. A missing folder has no history: []. Files that are not
-    regular files (a FIFO, a link to a device) are skipped unread.
+    Each record has `path`, `parameters` (pass them back to `diffusion`, or to `video` for a
+    record whose `is_video` is true, to make it again) and `created`. `prompt` keeps the records
+    whose prompt contains it (case-insensitive); `limit` keeps the newest that many. A missing
+    folder has no history: []. Files that are not regular files (a FIFO, a link to a device) are
+    skipped unread.
     """
     root = folder_path(folder)
     if not root.is_dir():
@@ -154,7 +169,20 @@ def read_png(path: str | os.PathLike[str]) -> bytes | None:
     Too large: more than `max_png_bytes()`. A FIFO, a device or a link to one is never read
     (opening a FIFO blocks; a device may never end).
     """
-    limit = max_png_bytes()
+    return _read_bounded(path, max_png_bytes())
+
+
+def read_video(path: str | os.PathLike[str]) -> bytes | None:
+    """The bytes of a video file in a history folder (at most MAX_VIDEO_BYTES; else None, like `read_png`)."""
+    return _read_bounded(path, MAX_VIDEO_BYTES)
+
+
+def read_saved(path: str | os.PathLike[str]) -> bytes | None:
+    """A saved file's bytes, read as a video or a PNG by its suffix."""
+    return (read_video if Path(path).suffix.lower() in VIDEO_SUFFIXES else read_png)(path)
+
+
+def _read_bounded(path: str | os.PathLike[str], limit: int) -> bytes | None:
     try:
         opened = open_regular(path)
         if opened is None:
@@ -251,8 +279,9 @@ def _unindexed(root: Path, seen: set[str]) -> list[Record]:
 
     head_limit = _max_head_bytes(MAX_RECORD_CHARS)
     out = []
-    for path in root.glob("*.png"):
-        if path.name in seen:
+    for path in root.iterdir():
+        suffix = path.suffix.lower()
+        if path.name in seen or suffix not in (IMAGE_SUFFIX, *VIDEO_SUFFIXES):
             continue
         try:
             opened = open_regular(path)
@@ -260,14 +289,31 @@ def _unindexed(root: Path, seen: set[str]) -> list[Record]:
                 continue  # a FIFO, a device, a folder: not an image
             file, info = opened
             with file:
-                head = _png_head(file, head_limit)
+                if suffix == IMAGE_SUFFIX:
+                    head = _png_head(file, head_limit)
+                    parameters = stored_record(head) if head is not None else {}
+                else:
+                    parameters = _video_record(file, info.st_size)
         except OSError:
             continue
-        parameters = stored_record(head) if head is not None else {}
         if not parameters:
             continue  # not one of ours (or half written): not history
         out.append(Record(path, parameters, datetime.fromtimestamp(info.st_mtime, timezone.utc)))
     return out
+
+
+def _video_record(file: IO[bytes], size: int) -> dict[str, Any]:
+    """The record inside a video file qvac_nb wrote ({} for another file, a damaged one or one too large)."""
+    from .video_files import read_record  # PyAV only when a folder has videos the index lacks
+
+    if size > MAX_VIDEO_BYTES:
+        return {}
+    try:
+        text = read_record(file.read(size))
+        record = json.loads(text) if text else {}
+    except Exception:  # noqa: BLE001 - FFmpeg and Pillow raise many types for a damaged file
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _png_head(file: IO[bytes], limit: int) -> bytes | None:
@@ -333,14 +379,14 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _reserve_name(root: Path, created: datetime, seed: Any) -> Path:
+def _reserve_name(root: Path, created: datetime, seed: Any, suffix: str = IMAGE_SUFFIX) -> Path:
     """A new file name, created empty with O_EXCL so another process saving at the same moment gets another."""
     stem = created.strftime("%Y%m%d-%H%M%S-") + f"{created.microsecond // 1000:03d}"
     if isinstance(seed, int):
         stem += f"-s{seed}"
     n = 0
     while True:
-        path = root / (f"{stem}.png" if n == 0 else f"{stem}-{n}.png")
+        path = root / (f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
             return path

@@ -13,6 +13,7 @@ import html
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,55 @@ def decode_frames(data: bytes) -> np.ndarray:
                 out.append(np.asarray(img.convert("RGB")))
             return np.stack(out)
     raise InvalidParameterError("video: not an MP4 or WebP file", param="video")
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """What a gallery shows of a video file without decoding it all: its first frame and its counts."""
+
+    first_frame: np.ndarray  # (H, W, 3) uint8
+    frame_count: int
+    fps: int
+    format: str  # "mp4" or "webp"
+    record: dict[str, Any]  # the parameters inside ({} for a file qvac_nb did not write)
+
+    @property
+    def mime_type(self) -> str:
+        return "video/mp4" if self.format == "mp4" else "image/webp"
+
+
+def probe(data: bytes) -> VideoFacts:
+    """The first frame, frame count, frame rate and record of an MP4 or animated WebP.
+
+    Raises InvalidParameterError for anything else (a still WebP is an image, not a video).
+    """
+    kind = sniff(data)
+    if kind == "mp4":
+        import av  # noqa: PLC0415
+
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            count, rate = int(stream.frames or 0), stream.average_rate or stream.base_rate or 1
+            first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+            text = container.metadata.get(MP4_RECORD_TAG)
+        return VideoFacts(first, count, max(1, round(float(rate))), kind, _record_of(text))
+    if kind == "webp":
+        with Image.open(io.BytesIO(data)) as img:
+            count = int(getattr(img, "n_frames", 1))
+            if count < 2:
+                raise InvalidParameterError("video: a still WebP is an image, not a video", param="video")
+            first = np.asarray(img.convert("RGB"))  # loads frame 0, which sets its duration
+            duration = float(img.info.get("duration") or 0) or 1000.0
+        return VideoFacts(first, count, max(1, round(1000 / duration)), kind, _record_of(read_record(data)))
+    raise InvalidParameterError("video: not an MP4 or WebP file", param="video")
+
+
+def _record_of(text: str | None) -> dict[str, Any]:
+    try:
+        record = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 class Video(bytes):

@@ -117,6 +117,15 @@ def _check_size(model: Any, values: dict[str, Any]) -> None:
     guards.check_size(model.family, values, multiple)
 
 
+def model_inputs(model: Any) -> dict[str, Any]:
+    """What a loaded video model takes, for a form: its size step, and whether it reads a first frame
+    (init_image), a last frame (end_image) and the high-noise expert's settings (Wan 2.2 A14B)."""
+    modes = _MODES[_kind(model)]
+    step = TI2V_SIZE_MULTIPLE if model.version == "WAN2_2_TI2V" else families.get(model.family).size_multiple
+    return {"size_multiple": step, "init_image": "img2vid" in modes or "flf2vid" in modes,
+            "end_image": "flf2vid" in modes, "high_noise": "high_noise_diffusion_model" in model.files}
+
+
 def _kind(model: Any) -> str:
     """What the loaded Wan network conditions on: 't2v', 'i2v' (2.1 I2V, 2.2 I2V A14B), 'flf2v', 'ti2v', 'vace'."""
     if model.version == "WAN2_2_TI2V":

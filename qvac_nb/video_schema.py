@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from . import loras, schema
+from . import cache_presets, loras, schema
 from .schema import Param
 
 MAX_FRAMES = 257  # Wan's longest published clips are 81 frames; 257 keeps room and bounds memory
@@ -39,7 +39,7 @@ VIDEO: tuple[Param, ...] = (
     _shared("negative_prompt"),
     Param("mode", "choice", "What to make: 'txt2vid' from the prompt, 'img2vid' from init_image, 'flf2vid' "
           "between init_image and end_image, 'vace' guided by control_frames. Checked against the inputs given.",
-          None, choices=VIDEO_MODES, nullable=True, default_doc="told by the inputs given", cli=None),
+          None, choices=VIDEO_MODES, nullable=True, default_doc="told by the inputs given", cli=None, studio=False),
     _shared("width", doc="Frame width in pixels, a multiple of the model's size step (16 for Wan 2.1, 32 for "
             "Wan 2.2 TI2V).", default=832, multiple_of=16),
     _shared("height", doc="Frame height in pixels (the same size step as width).", default=480, multiple_of=16),
@@ -58,28 +58,46 @@ VIDEO: tuple[Param, ...] = (
     _shared("init_image", doc=f"First frame ({_IMAGE}): image-to-video for Wan 2.1 I2V and Wan 2.2 I2V/TI2V, "
             "the start of a first/last-frame video for FLF2V, a reference image for VACE."),
     Param("end_image", "image", f"Last frame ({_IMAGE}) of a first/last-frame video (Wan FLF2V and 2.2 I2V).",
-          None, nullable=True, cli=("--end-image",), cli_metavar="PATH"),
+          None, nullable=True, cli=("--end-image",), cli_metavar="PATH", studio=False),  # the Studio: an image slot
     Param("control_frames", "images", f"VACE control video: a list of frames ({_IMAGE}), stretched to width x "
-          "height; frames past video_frames are not used.", None, nullable=True, cli=None),
+          "height; frames past video_frames are not used.", None, nullable=True, cli=None, studio=False),
     Param("vace_strength", "float", "How strongly the VACE control video steers.", 1.0, min=0.0, max=2.0,
-          step=0.05, record_with="control_frames"),
+          step=0.05, record_with="control_frames", studio=False),
     Param("high_noise_steps", "int", "Wan 2.2 A14B: steps of the high-noise expert (the rest of steps run on the "
           "low-noise model); -1 lets the engine split at moe_boundary.", -1, min=1, max=schema.MAX_STEPS,
-          extra=(-1,)),
+          extra=(-1,), group="advanced"),
     Param("high_noise_cfg_scale", "float", "Wan 2.2 A14B: cfg_scale of the high-noise expert.", 3.5, min=1.0,
-          max=30.0, step=0.5),
+          max=30.0, step=0.5, group="advanced"),
     Param("high_noise_sampling_method", "choice", "Wan 2.2 A14B: sampler of the high-noise expert.", None,
-          choices_from="sample_method", nullable=True, default_doc="the model's default", model_default=None),
+          choices_from="sample_method", nullable=True, default_doc="the model's default", model_default=None,
+          group="advanced"),
     Param("moe_boundary", "float", "Wan 2.2 A14B: the fraction of the timesteps (from the noisy end) the "
-          "high-noise expert runs when high_noise_steps is -1.", 0.875, min=0.0, max=1.0),
+          "high-noise expert runs when high_noise_steps is -1.", 0.875, min=0.0, max=1.0, step=0.005,
+          group="advanced"),
     _shared("vae_tiling"),
+    _shared("cache_preset", doc="Step cache (the engine's EasyCache for Wan's DiT): reuse steps whose change is small "
+            "for speed, more reuse from slow to ultra."),
     _shared("lora", doc="LoRA adapters of the video model: a source (weight 1), a list of sources or (source, "
             "weight) pairs, or a {source: weight} dict. The record keeps each file's name, SHA-256 and weight."),
     Param("output_format", "choice", "The file made: 'mp4' (H.264) or 'webp' (animated, lossless).", "mp4",
           choices=OUTPUT_FORMATS, cli=("--format",)),
     _shared("preview", doc="Attach small PNG previews of the first frame's latent to progress ticks."),
 )
-VIDEO_PARAMS = tuple(p.name for p in VIDEO)
+# The Wan 2.2 A14B expert's settings: the Studio shows them for a model loaded with its high-noise expert.
+HIGH_NOISE_PARAMS = ("high_noise_steps", "high_noise_cfg_scale", "high_noise_sampling_method", "moe_boundary")
+
+
+def form_params() -> list[Param]:
+    """The Studio form's video-only fields; the others a video reads are diffusion()'s own form fields."""
+    shared = {p.name for p in schema.DIFFUSION}
+    return [p for p in VIDEO if p.studio and p.name not in shared and p.type not in schema.IMAGE_TYPES]
+
+
+def video_names() -> frozenset[str]:
+    """Every parameter video() takes."""
+    return frozenset(p.name for p in VIDEO)
+
+
 # Every README table: diffusion()'s and the load options' (schema.py) and video()'s.
 README_TABLES = {**schema.README_TABLES, "video": VIDEO}
 _BY_NAME = {p.name: p for p in VIDEO}
@@ -121,6 +139,7 @@ class VideoRequest:
     high_noise_sampling_method: str | None
     moe_boundary: float
     vae_tiling: bool
+    cache_preset: str | None
     lora: tuple[dict[str, Any], ...]  # checked and hashed entries (loras.check)
     output_format: Literal["mp4", "webp"]
     preview: bool
@@ -154,4 +173,6 @@ class VideoRequest:
                 out[attr] = names[enum].index(value)
         if self.high_noise_sampling_method is None:
             out["high_noise_sample_method"] = names["sample_method"].index(self.sampling_method)
+        if self.cache_preset is not None:
+            out.update(cache_presets.engine_fields(self.cache_preset, self.family))
         return out

@@ -561,7 +561,7 @@ def test_form_params() -> None:
 
 
 def test_schema_trait_drives_the_form() -> None:
-    from qvac_nb import engine, schema
+    from qvac_nb import engine, families, schema, video_schema
 
     studio = Studio()
     params = {p["name"]: p for p in studio.schema["params"]}
@@ -569,7 +569,12 @@ def test_schema_trait_drives_the_form() -> None:
     assert params["sampling_method"]["choices"] == list(engine.enum_names()["sample_method"])
     assert params["prompt"]["control"] == "textarea" and params["seed"]["control"] == "seed"
     assert studio.schema["families"]["flux2"]["defaults"]["cfg_scale"] == 1.0
-    assert studio.schema == schema.schema_json(engine.enum_names())
+    base = schema.schema_json(engine.enum_names())
+    # diffusion()'s fields, then video()'s own (shown for a video model), and the video families' rows too
+    assert studio.schema["params"][:len(base["params"])] == base["params"]
+    assert [p["name"] for p in studio.schema["params"][len(base["params"]):]] == [
+        p.name for p in video_schema.form_params()]
+    assert studio.schema["families"] == {**base["families"], "wan": families.VIDEO_FAMILIES["wan"].as_json()}
     assert Studio.class_traits()["schema"].help  # documented trait
     assert studio.size_presets and all(len(size) == 2 for size in studio.size_presets)
     assert Gallery().schema["params"]  # the gallery labels an image's parameters from it
@@ -585,7 +590,8 @@ def test_studio_feature_inputs_reach_the_generation(sd1_id: str, tmp_path: Path)
     (tmp_path / "loras").mkdir()
     (tmp_path / "loras" / lora.name).write_bytes(lora.read_bytes())
     studio = Studio(sd1_id, **SMALL, seed=7, output_dir=None, lora_dir=tmp_path / "loras")
-    assert studio.inputs_shown == {"ref_images": False, "control_image": False, "mask": True, "lora": True}
+    assert studio.inputs_shown == {"ref_images": False, "control_image": False, "end_image": False, "mask": True,
+                                   "lora": True}
     assert [f["name"] for f in studio.lora_files] == [lora.name]
 
     def make() -> tuple[bytes, dict]:

@@ -82,7 +82,8 @@ def test_feature_inputs_route_messages_and_add_only_what_the_model_uses(tmp_path
     assert [r["name"] for r in w.ref_images] == ["r.png"] and w.mask == {"width": 6, "height": 4}
 
     w.show_inputs_for("flux2")  # reference images apply; a mask and a control image do not
-    assert w.inputs_shown == {"ref_images": True, "control_image": False, "mask": False, "lora": True}
+    assert w.inputs_shown == {"ref_images": True, "control_image": False, "end_image": False, "mask": False,
+                              "lora": True}
     params = w.input_params(has_init_image=True)
     assert list(params) == ["init_images"] and params["init_images"][0][:4] == b"\x89PNG"
 
@@ -92,6 +93,15 @@ def test_feature_inputs_route_messages_and_add_only_what_the_model_uses(tmp_path
     with Image.open(io.BytesIO(params["mask_image"])) as mask:
         assert mask.size == (6, 4) and mask.getextrema() == (255, 255)
     assert "mask_image" not in w.input_params(has_init_image=False)  # a mask without an init image means nothing
+
+    handle["slot_add"]({"slot": "end_image", "name": "last.png"}, [_png(8, 8)])
+    assert [e["name"] for e in w.end_image] == ["last.png"]
+    assert "end_image" not in w.input_params(True)  # an image model reads no last frame
+    w.show_inputs_for("wan", end_image=True)  # a first/last-frame video model
+    assert w.inputs_shown["end_image"] and w.input_params(True)["end_image"][:4] == b"\x89PNG"
+    handle["slot_clear"]({"slot": "end_image"}, [])
+    assert "end_image" not in w.input_params(True)
+    w.show_inputs_for("sd1", has_control_net=True)
 
     w.lora = [[w.lora_files[0]["source"], 0.5]]  # as the picker sets it
     assert w.input_params(True)["lora"] == [(w.lora_files[0]["source"], 0.5)]

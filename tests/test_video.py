@@ -21,12 +21,15 @@ import pytest
 from conftest import THREADS, _model
 from peer import peer_video
 from PIL import Image
+from widget_driver import Recorder, msg, wait_for
 
 import qvac_nb
-from qvac_nb import models, video_files
+from qvac_nb import cache_presets, engine, families, models, video_files
+from qvac_nb.batching.items import BatchValidationError
 from qvac_nb.errors import InvalidParameterError, UnsupportedOperationError
-from qvac_nb.video_generation import validate_video
+from qvac_nb.video_generation import VideoJob, validate_video
 from qvac_nb.video_schema import frames_made
+from qvac_nb.widgets import Studio, static_html
 
 # cfg 1: one UMT5 pass a video (each costs a full 512-token pass of the 5.7B encoder, about a minute here).
 TINY = {"width": 64, "height": 64, "video_frames": 5, "steps": 2, "seed": 11, "cfg_scale": 1.0}
@@ -56,8 +59,31 @@ def t2v_id() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def t2v_video(t2v_id: str) -> qvac_nb.Video:
-    return qvac_nb.video(model_id=t2v_id, prompt=PROMPT, negative_prompt="blurry", **TINY).video(timeout=900)
+def studio_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("studio-videos")
+
+
+@pytest.fixture(scope="module")
+def t2v_studio(t2v_id: str, studio_folder: Path) -> Iterator[tuple[Studio, VideoJob, Recorder]]:
+    """The module's text-to-video, made as a user makes it in the Studio: the form's values sent with Generate.
+
+    One video serves every test below (each costs a full UMT5 pass): the peer comparison, the file's record
+    (which must equal a direct video() call's) and the Studio's gallery and history folder."""
+    studio = Studio(t2v_id, output_dir=studio_folder, lora_dir=studio_folder / "no-loras")
+    recorder = Recorder(studio)
+    form = {"prompt": PROMPT, "negative_prompt": "blurry", "width": 64, "height": 64, "video_frames": 5, "steps": 2,
+            "seed": str(TINY["seed"]), "random_seed": False, "cfg_scale": TINY["cfg_scale"]}
+    msg(studio, {"type": "generate", "params": form})
+    job = studio.job
+    assert isinstance(job, VideoJob), studio.error
+    wait_for(lambda: not studio.busy, timeout=900)  # the model reloads first (the cancel test ended its worker)
+    yield studio, job, recorder
+    studio.close()
+
+
+@pytest.fixture(scope="module")
+def t2v_video(t2v_studio: tuple[Studio, VideoJob, Recorder]) -> qvac_nb.Video:
+    return t2v_studio[1].video(timeout=0)
 
 
 # ---------------------------------------------------------------- without the engine
@@ -125,7 +151,7 @@ def test_the_mp4_plays_back_the_frames_and_carries_the_call(t2v_video: qvac_nb.V
                       "flow_shift": 3.0, "sampling_method": "euler",
                       "scheduler": params["scheduler"], "high_noise_steps": -1, "high_noise_cfg_scale": 3.5,
                       "high_noise_sampling_method": None, "moe_boundary": 0.875, "vae_tiling": False,
-                      "lora": None, "output_format": "mp4"}
+                      "cache_preset": None, "lora": None, "output_format": "mp4"}
     record = video_files.read_record(bytes(t2v_video))
     assert "/" not in str(record), "a shared video must not carry local paths"
     # The record replays as the same request (a generation costs a full UMT5 pass: not run again here).
@@ -155,6 +181,21 @@ def test_bad_video_requests_name_their_parameter(t2v_id: str, params: dict[str, 
     assert err.value.param == param, str(err.value)
 
 
+def test_a_step_cache_preset_reaches_the_engine_request(t2v_id: str) -> None:
+    """Checked on the request the worker copies into the engine's sd_vid_gen_params_t (its `cache` block, which
+    the engine's video path reads); a second video to compare pixels would cost another full UMT5 pass."""
+    names = engine.enum_names()
+    plain = validate_video(model_id=t2v_id, prompt=PROMPT, **TINY).engine_fields(names)
+    cached = validate_video(model_id=t2v_id, prompt=PROMPT, cache_preset="ultra", **TINY).engine_fields(names)
+    assert not any(key.startswith("cache_") for key in plain)
+    threshold, start, end = cache_presets.PRESETS["ultra"]
+    assert cached == {**plain, "cache_mode": families.SD_CACHE_EASYCACHE, "cache_reuse_threshold": threshold,
+                      "cache_start_percent": start, "cache_end_percent": end}
+    from qvac_nb import _engine  # the worker sets each field on this class (worker/video_calls.py)
+
+    assert all(isinstance(getattr(_engine.VideoRequest, key, None), property) for key in cached)
+
+
 def test_a_text_to_video_model_takes_no_init_image(t2v_id: str) -> None:
     with pytest.raises(UnsupportedOperationError) as err:
         qvac_nb.video(model_id=t2v_id, prompt=PROMPT, init_image=np.zeros((64, 64, 3), np.uint8), **TINY)
@@ -174,6 +215,95 @@ def test_images_and_videos_keep_to_their_own_calls(t2v_id: str, sd1_id: str, sd1
     assert err.value.param == "model_type" and "model_config={'mode': 'video'}" in str(err.value)
     with pytest.raises(UnsupportedOperationError, match="not a video model"):
         qvac_nb.load_model(str(sd1_model.primary), model_config={"mode": "video"})
+
+
+# ---------------------------------------------------------------- the Studio and the history folder
+
+
+def test_the_studio_saves_the_video_and_a_new_studio_plays_it_from_the_folder(
+        t2v_studio: tuple[Studio, VideoJob, Recorder], studio_folder: Path) -> None:
+    studio, job, recorder = t2v_studio
+    clip = job.video(timeout=0)
+    assert recorder.phases()[-1] == "done" and not studio.error
+    rules = studio.form_rules
+    assert rules["video"] and "batch_count" in rules["hidden"] and "video_frames" not in rules["hidden"]
+    assert rules["init_label"] == "" and not studio.inputs_shown["end_image"]  # a text-to-video network
+    entry = studio.gallery[0]
+    assert (entry["video"], entry["frames"], entry["fps"], entry["format"]) == (entry["video"], 5, 16, "mp4")
+    # The history folder holds the file itself, with the call inside.
+    [record] = qvac_nb.history(studio_folder)
+    assert record.is_video and record.path.suffix == ".mp4" and record.path.read_bytes() == bytes(clip)
+    assert qvac_nb.read_parameters(record.path.read_bytes())["video_frames"] == 5
+    # The front-end asks for the video's id (to play it) and gets the file.
+    msg(studio, {"type": "image", "id": entry["video"]})
+    assert recorder.of_type("image")[-1][1] == [bytes(clip)]
+    # Where the MP4 cannot play, the browser asks for the WebP: lossless, the engine's frames exactly.
+    assert np.array_equal(video_files.decode_frames(studio._store.get(entry["webp"])), clip.array)
+    # A new Studio (a restarted kernel) and Gallery.from_folder list it and play it from the file.
+    again = Studio(output_dir=studio_folder)
+    [listed] = again.gallery
+    assert (listed["frames"], listed["fps"], listed["params"]["prompt"]) == (5, 16, PROMPT)
+    assert listed["video_file"] == record.path.name and again.videos == [bytes(clip)]
+    gallery = qvac_nb.Gallery.from_folder(studio_folder)
+    [shown] = gallery.images
+    assert gallery._store.get(shown["video"]) == bytes(clip)
+    from_file = gallery._store.get(shown["webp"])  # made from the MP4 on disk: its decoded frames
+    assert np.array_equal(video_files.decode_frames(from_file), video_files.decode_frames(bytes(clip)))
+    first = np.asarray(Image.open(io.BytesIO(gallery._store.get(shown["id"]))).convert("RGB"))
+    assert _luma_error(first[None], clip.array[:1]) < MP4_LUMA_TOLERANCE  # the card is the first frame
+    static = static_html.snapshot("gallery", gallery.images)  # what nbviewer or GitHub shows: the first frame
+    assert "5 frames at 16 fps, first frame shown" in static and "data:image/jpeg;base64," in static
+    archive, count = gallery._store.zip_of(gallery.images)
+    assert count == 1 and record.path.name.encode() in archive
+    # "Reuse all" puts the video's own fields back into the form.
+    again.params = {**again.params, "video_frames": 33, "fps": 8}
+    msg(again, {"type": "reuse_all", "id": listed["id"]})
+    assert (again.params["video_frames"], again.params["fps"], again.params["seed"]) == (5, 16, TINY["seed"])
+    with pytest.raises(UnsupportedOperationError, match="makes videos"):
+        studio.grid(("seed", [1, 2]))
+    again.close()
+    gallery.close()
+
+
+def test_a_batch_of_videos_makes_the_same_frames_and_resumes(t2v_video: qvac_nb.Video, tmp_path: Path) -> None:
+    wan = _model("wan21_t2v")
+    config = {"mode": "video", "threads": THREADS, **wan.model_config()}
+    item = {"prompt": PROMPT, "negative_prompt": "blurry", **TINY}
+    with pytest.raises(BatchValidationError) as err:  # video() parameters, checked before anything loads
+        qvac_nb.batch([item, {**item, "video_frames": 0}, {**item, "batch_count": 2}], model_src=str(wan.primary),
+                      model_config=config, output_dir=tmp_path, progress=False)
+    assert [(n, e.param) for n, e in err.value.errors] == [(1, "video_frames"), (2, "batch_count")]
+    item["output_format"] = "webp"  # lossless: the file's frames are the engine's
+    result = qvac_nb.batch([item], model_src=str(wan.primary), model_config=config, output_dir=tmp_path,
+                           progress=False)
+    [record] = result.records
+    assert record.status == "ok", record.error
+    assert record.path.suffix == ".webp" and record.parameters["video_frames"] == 5
+    # The same call as the Studio's video (made in another worker): the same frames.
+    made = record.path.read_bytes()
+    assert np.array_equal(video_files.decode_frames(made), t2v_video.array)
+    assert qvac_nb.read_parameters(made)["seed"] == TINY["seed"]
+    again = qvac_nb.batch([item], model_src=str(wan.primary), model_config=config, output_dir=tmp_path,
+                          progress=False)
+    assert [r.status for r in again.records] == ["skipped"] and again.records[0].path == record.path
+
+
+def test_the_studio_form_sends_each_call_only_its_own_fields(t2v_id: str, sd1_id: str) -> None:
+    video_studio = Studio(t2v_id, output_dir=None, video_frames=9)
+    image_studio = Studio(sd1_id, output_dir=None, video_frames=9)
+    try:
+        video_kwargs, _ = video_studio._form_kwargs({})
+        image_kwargs, _ = image_studio._form_kwargs({})
+        assert video_kwargs["video_frames"] == 9 and video_kwargs["fps"] == 16  # Wan 2.1's rate, the model's default
+        assert not {"batch_count", "clip_skip", "strength", "high_noise_steps"} & set(video_kwargs)
+        assert not {"video_frames", "fps", "output_format"} & set(image_kwargs)
+        validate_video(**video_kwargs)  # everything the form sends, video() takes
+        qvac_nb.generation.validate_diffusion(**image_kwargs)
+        assert "video_frames" in image_studio.form_rules["hidden"] and not image_studio.form_rules["video"]
+        assert video_studio.loaded == image_studio.loaded and {t2v_id, sd1_id} <= set(video_studio.loaded)
+    finally:
+        video_studio.close()
+        image_studio.close()
 
 
 # ---------------------------------------------------------------- Wan 2.2 TI2V image-to-video

@@ -10,8 +10,9 @@ export function createFeatureInputs(model) {
   const lora = createLoraPicker(model);
   const refs = createImageStrip(model, { slot: "ref_images", title: "Reference images", max: 8 });
   const control = createImageStrip(model, { slot: "control_image", title: "Control image", max: 1 });
+  const endImage = createImageStrip(model, { slot: "end_image", title: "Last frame (first/last-frame video)", max: 1 });
   const maskBox = h("details", { class: "qvac-mask-box" }, h("summary", {}, "Inpainting mask"));
-  const el = h("div", { class: "qvac-features" }, lora.el, refs.el, control.el, maskBox);
+  const el = h("div", { class: "qvac-features" }, lora.el, refs.el, control.el, endImage.el, maskBox);
   let painter = null;
   let paintedFor = "";
   let thumbUrl = "";
@@ -48,12 +49,14 @@ export function createFeatureInputs(model) {
     lora.el.hidden = !shown.lora;
     refs.el.hidden = !shown.ref_images;
     control.el.hidden = !shown.control_image;
+    endImage.el.hidden = !shown.end_image;
     lora.render();
     refs.render();
     control.render();
+    endImage.render();
     renderMask(Boolean(shown.mask));
   }
 
-  const traits = ["inputs_shown", "lora_files", "lora", "ref_images", "control_image", "init_image", "mask"];
+  const traits = ["inputs_shown", "lora_files", "lora", "ref_images", "control_image", "end_image", "init_image", "mask"];
   return { el, render, traits, painter: () => painter };
 }

@@ -1,6 +1,6 @@
 // A grid of thumbnails (from synced state) with per-image actions; full size opens in a lightbox.
 import { openLightbox } from "./lightbox.js";
-import { pngName, saveBlob } from "./images.js";
+import { fileId, fileName, saveBlob, typedBlob, videoPlayer } from "./images.js";
 import { appliesTo, familyInfo, SIZE } from "./form.js";
 import { INIT_PARAMS } from "./init-image.js";
 import { h, objectUrl, revoke } from "./util.js";
@@ -16,6 +16,7 @@ function applies(param, entry, schema) {
 export function entryDetails(entry, schema) {
   const p = entry.params || {};
   const rows = [["Size", `${entry.width}×${entry.height}`]];
+  if (entry.video) rows.push(["Video", `${entry.frames} frames at ${entry.fps} fps (${String(entry.format || "mp4").toUpperCase()})`]);
   for (const param of (schema && schema.params) || []) {
     if (!param.replayable || param.type === "image" || SIZE.includes(param.name) || !applies(param, entry, schema)) continue;
     const value = p[param.name];
@@ -32,8 +33,14 @@ export function shown(value) {
   return value && typeof value === "object" ? JSON.stringify(value) : value;
 }
 
+/** What a download of the entry is: "PNG", or a video's "MP4" / "WEBP". */
+export function downloadLabel(entry) {
+  return entry.video ? String(entry.format || "mp4").toUpperCase() : "PNG";
+}
+
 export function entryCaption(entry) {
   const bits = [`${entry.width}×${entry.height}`];
+  if (entry.video) bits.push(`${entry.frames} frames · ${entry.fps} fps`);
   if (entry.seed !== null && entry.seed !== undefined) bits.push(`seed ${entry.seed}`);
   if (entry.kind === "upscale") bits.push("upscaled");
   if (entry.kind === "grid") bits.push("grid");
@@ -78,7 +85,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   downloadAll.addEventListener("click", () => onDownloadAll && onDownloadAll(shown().map((e) => e.id)));
 
   function download(entry) {
-    return fetcher.get(entry.id).then((blob) => saveBlob(blob, pngName(entry)));
+    return fetcher.get(fileId(entry)).then((blob) => saveBlob(typedBlob(entry, blob), fileName(entry)));
   }
 
   function run(name, entry) {
@@ -91,8 +98,9 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     return openLightbox(host || el, {
       title: (entry.params && entry.params.prompt) || entry.id,
       details: entryDetails(entry, schema()),
-      load: () => fetcher.get(entry.id),
-      actions: [{ label: "Download PNG", title: "the PNG with its parameters embedded", run: () => download(entry) }],
+      load: () => fetcher.get(fileId(entry)).then((blob) => typedBlob(entry, blob)),
+      player: entry.video ? (url) => videoPlayer(entry, url, { cls: "qvac-lightbox-img qvac-lightbox-video", fetch: fetcher.get }) : null,
+      actions: [{ label: `Download ${downloadLabel(entry)}`, title: `the ${downloadLabel(entry)} with its parameters embedded`, run: () => download(entry) }],
       returnTo: thumb,
       step: (delta) => {
         const list = shown();
@@ -108,10 +116,14 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     // One tab stop per card: the thumbnail (Enter opens it); the arrow keys reach the card's buttons.
     const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy", tabindex: "0", role: "button", "aria-label": `open full size: ${(entry.params && entry.params.prompt) || entryCaption(entry)}` });
     img.addEventListener("click", () => open(current(entry.id) || entry));
-    const buttons = actions.map((action) =>
-      h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title: action.title || action.label, tabindex: "-1", onclick: () => run(action.name, current(entry.id)) }, action.label),
-    );
-    const card = h("figure", { class: "qvac-card", "data-id": entry.id }, img, h("figcaption", {}, entryCaption(entry)), h("div", { class: "qvac-card-actions" }, buttons));
+    const buttons = actions.map((action) => {
+      // A video's download button saves its MP4 or WebP, not its first frame.
+      const video = action.name === "download" && entry.video;
+      const label = video ? downloadLabel(entry) : action.label;
+      const title = video ? `download the ${label} (parameters embedded)` : action.title || action.label;
+      return h("button", { class: "qvac-btn qvac-small", "data-action": action.name, title, tabindex: "-1", onclick: () => run(action.name, current(entry.id)) }, label);
+    });
+    const card = h("figure", { class: "qvac-card", "data-id": entry.id, "data-video": entry.video ? entry.format || "mp4" : null }, img, h("figcaption", {}, entryCaption(entry)), h("div", { class: "qvac-card-actions" }, buttons));
     card.addEventListener("keydown", (event) => {
       const stops = [img, ...buttons.filter((b) => !b.disabled)];
       const at = stops.indexOf(document.activeElement);

@@ -1,6 +1,6 @@
 // Full-size images come from the kernel on request: {type: "image", id} -> reply with the PNG as a buffer.
 import { DEAD_TEXT } from "./connection.js";
-import { toBlob } from "./util.js";
+import { h, toBlob } from "./util.js";
 
 /**
  * connection (optional, from connection.js): a dead kernel-side object fails a request at once
@@ -62,6 +62,53 @@ export function saveBlob(blob, filename) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/** The file a download of this entry saves: a video's MP4/WebP, else the PNG. */
+export function fileName(entry) {
+  if (!entry.video) return pngName(entry);
+  if (entry.video_file) return entry.video_file;
+  const seed = entry.seed !== null && entry.seed !== undefined ? `-${entry.seed}` : "";
+  return `qvac_nb${seed}-${entry.video}.${entry.format || "mp4"}`;
+}
+
+/** The kernel-side id of the entry's file: the video itself for a video (its `id` is its first frame). */
+export function fileId(entry) {
+  return entry.video || entry.id;
+}
+
+/** The entry's fetched bytes as a Blob of the right type (a video's bytes come untyped). */
+export function typedBlob(entry, blob) {
+  return entry.video ? new Blob([blob], { type: entry.mime || "video/mp4" }) : blob;
+}
+
+/**
+ * A player for a video entry's file at `url`: a looping, muted <video> for an MP4 (`poster`: its first
+ * frame), an <img> for an animated WebP (browsers animate it themselves).
+ * fetch(id): a Promise of the kernel's file `id`; where the MP4 cannot play (a browser without H.264),
+ * the player is replaced by the entry's animated WebP fetched with it.
+ */
+export function videoPlayer(entry, url, { cls, poster = "", fetch = null } = {}) {
+  const size = { width: entry.width, height: entry.height };
+  if (entry.format === "webp") return h("img", { class: cls, src: url, ...size, alt: "animated WebP" });
+  const player = h("video", { class: cls, src: url, poster, ...size, controls: "", loop: "", muted: "", autoplay: "", playsinline: "" });
+  player.muted = true; // the attribute alone does not mute: autoplay needs the property
+  if (fetch && entry.webp) {
+    player.addEventListener(
+      "error",
+      () =>
+        fetch(entry.webp).then(
+          (blob) => {
+            const webp = URL.createObjectURL(new Blob([blob], { type: "image/webp" }));
+            const img = h("img", { class: cls, src: webp, ...size, alt: "animated WebP (this browser cannot play the MP4)" });
+            if (player.isConnected) player.replaceWith(img);
+          },
+          () => {},
+        ),
+      { once: true },
+    );
+  }
+  return player;
 }
 
 export function pngName(entry) {

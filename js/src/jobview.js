@@ -1,14 +1,9 @@
 // JobView: a job's compact progress bar (with Cancel), then its images at full size.
 import "./jobview.css";
-import { createImageFetcher, pngName, saveBlob } from "./images.js";
+import { createImageFetcher, fileName, saveBlob, typedBlob, videoPlayer } from "./images.js";
 import { createProgress, RUNNING } from "./progress.js";
 import { createConnection, createPoller, DEAD_TEXT } from "./connection.js";
 import { h, objectUrl, revoke } from "./util.js";
-
-function videoName(entry) {
-  const seed = entry.seed !== null && entry.seed !== undefined ? `-${entry.seed}` : "";
-  return `qvac_nb${seed}-${entry.video}.${entry.format || "mp4"}`;
-}
 
 function render({ model: anyModel, el }) {
   const live = createConnection(anyModel, el, (dead) => onConnection(dead));
@@ -58,7 +53,7 @@ function render({ model: anyModel, el }) {
       const label = isVideo ? String(entry.format || "mp4").toUpperCase() : "PNG";
       const save = h("button", { class: "qvac-btn qvac-small", title: `download the ${label} (parameters embedded)` }, label);
       save.addEventListener("click", () =>
-        fetcher.get(fileId).then((blob) => saveBlob(isVideo ? new Blob([blob], { type: entry.mime }) : blob, isVideo ? videoName(entry) : pngName(entry))),
+        fetcher.get(fileId).then((blob) => saveBlob(typedBlob(entry, blob), fileName(entry))),
       );
       const caption = [`${entry.width}×${entry.height}`, isVideo ? `${entry.frames} frames · ${entry.fps} fps` : null, entry.seed !== null && entry.seed !== undefined ? `seed ${entry.seed}` : null].filter(Boolean).join(" · ");
       const figure = h("figure", { class: "qvac-job-figure", "data-id": entry.id }, img, h("figcaption", {}, caption, " ", save));
@@ -68,12 +63,8 @@ function render({ model: anyModel, el }) {
       if (isVideo) {
         // The first frame stays as the poster until the file arrives; a WebP plays as an image.
         fetcher.get(fileId).then((blob) => {
-          item.url = URL.createObjectURL(new Blob([blob], { type: entry.mime }));
-          const player = entry.format === "webp"
-            ? h("img", { class: "qvac-job-img qvac-full", src: item.url, width: entry.width, height: entry.height, alt: "animated WebP" })
-            : h("video", { class: "qvac-job-video", src: item.url, poster: thumbUrl, width: entry.width, height: entry.height, controls: "", loop: "", muted: "", autoplay: "", playsinline: "" });
-          if (player.tagName === "VIDEO") player.muted = true;
-          img.replaceWith(player);
+          item.url = URL.createObjectURL(typedBlob(entry, blob));
+          img.replaceWith(videoPlayer(entry, item.url, { cls: entry.format === "webp" ? "qvac-job-img qvac-full" : "qvac-job-video", poster: thumbUrl, fetch: fetcher.get }));
         }, () => {});
         continue;
       }

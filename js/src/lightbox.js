@@ -1,9 +1,12 @@
 // Full-size view of one image over the widget, with its parameters; Escape or a click outside closes it.
 import { h } from "./util.js";
 
-/** step(delta): show the previous (-1) or next (+1) image instead (arrow keys); focus returns to `returnTo`. */
-export function openLightbox(host, { title, details = [], actions = [], load, step = null, returnTo = null }) {
-  const img = h("img", { class: "qvac-lightbox-img", alt: title || "image" });
+/**
+ * step(delta): show the previous (-1) or next (+1) image instead (arrow keys); focus returns to `returnTo`.
+ * player(url): for a video, the element that plays the loaded file (the image element otherwise).
+ */
+export function openLightbox(host, { title, details = [], actions = [], load, step = null, returnTo = null, player = null }) {
+  let img = h("img", { class: "qvac-lightbox-img", alt: title || "image" });
   const status = h("div", { class: "qvac-lightbox-status" }, "loading full size…");
   const close = (refocus = true) => {
     overlay.remove();
@@ -50,7 +53,14 @@ export function openLightbox(host, { title, details = [], actions = [], load, st
   closeButton.focus(); // the dialog takes focus: Escape, Enter and the arrow keys work at once
   Promise.resolve(load())
     .then((blob) => {
-      img.src = URL.createObjectURL(blob);
+      const url = URL.createObjectURL(blob);
+      if (player) {
+        const media = player(url);
+        img.replaceWith(media);
+        img = media; // close() revokes its URL
+      } else {
+        img.src = url;
+      }
       status.remove();
     })
     .catch((err) => {

@@ -2,7 +2,7 @@
 import "./studio.css";
 import { createForm } from "./form.js";
 import { createGalleryGrid } from "./gallery-grid.js";
-import { createImageFetcher, handleZip } from "./images.js";
+import { createImageFetcher, handleZip, typedBlob, videoPlayer } from "./images.js";
 import { createFeatureInputs } from "./feature-inputs.js";
 import { createGridPanel } from "./grid-panel.js";
 import { createInitImage } from "./init-image.js";
@@ -89,21 +89,42 @@ function render({ model: anyModel, el }) {
   // The stage shows the newest latent preview while sampling, then the newest image at full size.
   let stageUrl = "";
   let stageFor = "";
+  let stageVideo = null; // the newest video's player, shown instead of the image
+  function clearStageVideo() {
+    if (stageVideo) stageVideo.remove();
+    stageVideo = null;
+    stageImg.hidden = false;
+  }
+
   function showStage(blob, kind) {
     revoke(stageUrl);
+    clearStageVideo();
     stageUrl = objectUrl(blob);
     stageImg.src = stageUrl;
     stage.dataset.kind = kind;
     stageNote.textContent = kind === "preview" ? "latent preview" : "";
   }
 
+  function showStageVideo(entry, blob) {
+    revoke(stageUrl);
+    clearStageVideo();
+    stageUrl = URL.createObjectURL(typedBlob(entry, blob));
+    stageVideo = videoPlayer(entry, stageUrl, { cls: "qvac-stage-img qvac-stage-video", fetch: fetcher.get });
+    stageImg.hidden = true;
+    stage.insertBefore(stageVideo, stageNote);
+    stage.dataset.kind = "video";
+    stageNote.textContent = "";
+  }
+
   function showNewest() {
     const newest = (model.get("gallery") || [])[0];
     if (!newest || newest.id === stageFor) return;
     stageFor = newest.id;
-    fetcher.get(newest.id).then(
+    fetcher.get(newest.video || newest.id).then(
       (blob) => {
-        if (stageFor === newest.id) showStage(blob, "image");
+        if (stageFor !== newest.id) return;
+        if (newest.video) showStageVideo(newest, blob);
+        else showStage(blob, "image");
       },
       () => {
         if (stageFor === newest.id) stageFor = ""; // not there (kernel gone): ask again when it is back
@@ -140,7 +161,9 @@ function render({ model: anyModel, el }) {
   function onGallery() {
     const gallery = model.get("gallery") || [];
     grid.update(gallery);
-    count.textContent = gallery.length ? `${gallery.length} image${gallery.length === 1 ? "" : "s"}` : "";
+    const videos = gallery.filter((entry) => entry.video).length;
+    const images = gallery.length - videos;
+    count.textContent = [images ? `${images} image${images === 1 ? "" : "s"}` : "", videos ? `${videos} video${videos === 1 ? "" : "s"}` : ""].filter(Boolean).join(" · ");
     const folder = model.get("output_dir") || "";
     savedTo.textContent = folder ? `saved in ${folder}` : "not saved to disk";
     savedTo.title = folder ? "every image is saved here as a PNG with its parameters (qvac_nb.history)" : "";
@@ -169,6 +192,15 @@ function render({ model: anyModel, el }) {
     form.render(); // which fields the model's family uses
     init.render(); // what the init image is for, and the fields beside it
     gridPanel.render();
+    showMode();
+  }
+
+  /** A video model: Generate makes a video, and the grid (of images) does not apply. */
+  function showMode() {
+    const video = Boolean((model.get("form_rules") || {}).video);
+    generate.textContent = video ? "Generate video" : "Generate";
+    gridPanel.el.hidden = video;
+    root.dataset.mode = video ? "video" : "image";
   }
 
   function onConnection(dead) {
@@ -217,6 +249,7 @@ function render({ model: anyModel, el }) {
   form.render();
   init.render();
   features.render();
+  showMode();
   onModel();
   onError();
   onGallery();
@@ -231,6 +264,7 @@ function render({ model: anyModel, el }) {
     for (const [name, fn] of listeners) model.off(name, fn);
     grid.dispose();
     revoke(stageUrl);
+    clearStageVideo();
   };
 }
 

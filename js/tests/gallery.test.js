@@ -54,6 +54,63 @@ describe("Gallery", () => {
   });
 });
 
+describe("Gallery with videos", () => {
+  let ctx;
+  afterEach(() => {
+    ctx.cleanup();
+    ctx.el.remove();
+  });
+  const clip = (id, format = "mp4") =>
+    entry(id, { video: `vid-${id}`, format, mime: format === "mp4" ? "video/mp4" : "image/webp", frames: 9, fps: 16, video_file: `clip-${id}.${format}` });
+
+  it("plays an MP4 in the lightbox from the video file, not the first frame", async () => {
+    ctx = setup([clip("img1"), entry("img2")]);
+    const { el, model } = ctx;
+    const cards = el.querySelectorAll(".qvac-card");
+    expect(cards[0].dataset.video).toBe("mp4");
+    expect(cards[1].dataset.video).toBeUndefined();
+    expect(cards[0].querySelector("figcaption").textContent).toBe("64×64 · 9 frames · 16 fps · seed 42");
+    expect(cards[0].querySelector('[data-action="download"]').textContent).toBe("MP4");
+    expect(cards[1].querySelector('[data-action="download"]').textContent).toBe("PNG");
+    el.querySelector(".qvac-thumb").click();
+    expect(model.sentOfType("image").map((m) => m.content.id)).toEqual(["vid-img1"]);
+    model.message({ type: "image", id: "vid-img1" }, [fakeImage(80)]);
+    await flush();
+    const player = el.querySelector(".qvac-lightbox video");
+    expect(player).not.toBeNull();
+    expect(player.src).toMatch(/^blob:mock/);
+    expect(player.muted).toBe(true);
+    expect(el.querySelector(".qvac-lightbox").textContent).toContain("9 frames at 16 fps (MP4)");
+    expect(el.querySelector(".qvac-lightbox").textContent).toContain("Download MP4");
+  });
+
+  it("falls back to the animated WebP where the browser cannot play the MP4", async () => {
+    ctx = setup([{ ...clip("img1"), webp: "vid-img1-webp" }]);
+    const { el, model } = ctx;
+    el.querySelector(".qvac-thumb").click();
+    model.message({ type: "image", id: "vid-img1" }, [fakeImage(80)]);
+    await flush();
+    const player = el.querySelector(".qvac-lightbox video");
+    expect(model.sentOfType("image").map((m) => m.content.id)).toEqual(["vid-img1"]); // no WebP until needed
+    player.dispatchEvent(new Event("error"));
+    expect(model.sentOfType("image").map((m) => m.content.id)).toEqual(["vid-img1", "vid-img1-webp"]);
+    model.message({ type: "image", id: "vid-img1-webp" }, [fakeImage(60)]);
+    await flush();
+    expect(el.querySelector(".qvac-lightbox video")).toBeNull();
+    expect(el.querySelector(".qvac-lightbox img.qvac-lightbox-video").alt).toContain("cannot play the MP4");
+  });
+
+  it("shows an animated WebP as an image in the lightbox", async () => {
+    ctx = setup([clip("img1", "webp")]);
+    const { el, model } = ctx;
+    el.querySelector(".qvac-thumb").click();
+    model.message({ type: "image", id: "vid-img1" }, [fakeImage(80)]);
+    await flush();
+    expect(el.querySelector(".qvac-lightbox video")).toBeNull();
+    expect(el.querySelector(".qvac-lightbox img.qvac-lightbox-video").src).toMatch(/^blob:mock/);
+  });
+});
+
 describe("entry details", () => {
   it("lists what mattered for the image's model", async () => {
     const { entryDetails } = await import("../src/gallery-grid.js");

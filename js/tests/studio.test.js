@@ -300,6 +300,28 @@ describe("Studio gallery", () => {
     expect($(".qvac-stage").dataset.kind).toBe("image");
   });
 
+  it("with a video model: Generate makes a video, the grid hides, and the stage plays the newest clip", async () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    expect($("[name=generate]").textContent).toBe("Generate");
+    model.update("form_rules", { ...rulesOf("sdedit"), video: true });
+    expect($("[name=generate]").textContent).toBe("Generate video");
+    expect($(".qvac-grid-box").hidden).toBe(true);
+    const clip = entry("img3", { video: "vid3", format: "mp4", mime: "video/mp4", frames: 5, fps: 16 });
+    model.update("gallery", [clip, entry("img1")]);
+    model.update("status", { phase: "done", kind: "video", elapsed: 3, seed: 7 });
+    expect(model.sentOfType("image").map((m) => m.content.id)).toEqual(["vid3"]);
+    model.message({ type: "image", id: "vid3" }, [fakeImage(100)]);
+    await flush();
+    expect($(".qvac-stage").dataset.kind).toBe("video");
+    expect($(".qvac-stage video").src).toMatch(/^blob:mock/);
+    expect($(".qvac-stage-img").hidden).toBe(true);
+    expect($(".qvac-count").textContent).toBe("1 image · 1 video");
+    model.message({ type: "preview", step: 1, total: 2 }, [fakeImage(10)]); // the next run's preview replaces it
+    expect($(".qvac-stage video")).toBeNull();
+    expect($(".qvac-stage").dataset.kind).toBe("preview");
+  });
+
   it("removes its listeners when the view is removed", () => {
     ctx = setup();
     expect(ctx.model.listenerCount()).toBeGreaterThan(0);

@@ -1,4 +1,5 @@
-"""Batch items: each one normalised to diffusion() parameters, merged over the defaults, validated, keyed.
+"""Batch items: each one normalised to diffusion() (or, for a video model, video()) parameters, merged over the
+defaults, validated, keyed.
 
 Validation runs in the kernel before any model loads, for every item, and reports every bad item at
 once. It is the schema's validation (types, ranges, choices, the family's sizes); what depends on the
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import families, guards, schema
+from .. import families, guards, schema, video_schema
 from ..errors import InvalidParameterError, InvalidTypeError, QvacError
 from ..history_folder import item_key
 
@@ -77,13 +78,15 @@ def model_identity(model_src: str, model_config: Mapping[str, Any] | None) -> di
 
 
 def prepare(items: Any, defaults: Mapping[str, Any], *, model: Mapping[str, Any], family: str | None,
-            names: Mapping[str, list[str]] | None, has_upscaler: bool) -> list[Item]:
+            names: Mapping[str, list[str]] | None, has_upscaler: bool, video: bool = False) -> list[Item]:
     """Validate every item (all errors at once) and split each into one Item per image it makes.
 
     An item without a seed (or with -1) gets one derived from its parameters, so a re-run makes
     the same image and finds it done; identical items get different seeds (the n-th copy's own).
+    `video`: the model makes videos; items are video() parameters, one video each.
     """
-    schema.fold_aliases("batch", defaults, schema.DIFFUSION)  # a misspelt default: one error, not one per item
+    table = video_schema.VIDEO if video else schema.DIFFUSION
+    schema.fold_aliases("batch", defaults, table)  # a misspelt default: one error, not one per item
     raw = as_dicts(items)
     if not raw:
         raise InvalidParameterError("items: the batch is empty", param="items")
@@ -91,7 +94,7 @@ def prepare(items: Any, defaults: Mapping[str, Any], *, model: Mapping[str, Any]
     errors: list[tuple[int, QvacError]] = []
     for n, item in enumerate(raw):
         try:
-            checked.append(_check(item, defaults, family, names, has_upscaler))
+            checked.append(_check(item, defaults, family, names, has_upscaler, video))
         except QvacError as exc:
             errors.append((n, exc))
     if errors:
@@ -107,37 +110,48 @@ def prepare(items: Any, defaults: Mapping[str, Any], *, model: Mapping[str, Any]
             copies[base] += 1
         else:
             seed = values["seed"]
-        for i in range(values["batch_count"]):
-            params = {**given, "seed": seed + i, "batch_count": 1}
+        for i in range(values.get("batch_count", 1)):  # a video item is one video
+            params = {**given, "seed": seed + i} if video else {**given, "seed": seed + i, "batch_count": 1}
             key = item_key({**identity, "seed": seed + i, "batch_count": 1})
             out.append(Item(len(out), n, params, key))
     return out
 
 
 def _check(item: Mapping[str, Any], defaults: Mapping[str, Any], family: str | None,
-           names: Mapping[str, list[str]] | None, has_upscaler: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+           names: Mapping[str, list[str]] | None, has_upscaler: bool,
+           video: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the item's own parameters to send, its validated values with every default filled in)."""
-    given = schema.fold_aliases("diffusion", {**defaults, **item}, schema.DIFFUSION)
+    where, table = ("video", video_schema.VIDEO) if video else ("diffusion", schema.DIFFUSION)
+    given = schema.fold_aliases(where, {**defaults, **item}, table)
     for name in _NOT_PER_ITEM:
         if name in given:
             raise InvalidParameterError(f"{name}: batch sets it itself (each worker loads its own copy of "
                                         "model_src); leave it out", param=name)
     if "prompt" not in given:
         raise InvalidParameterError("prompt: every item needs a prompt", param="prompt")
-    values = schema.validate(schema.DIFFUSION, given, where="diffusion", names=names, family=family)
-    if values["upscale"] and not has_upscaler:
+    values = schema.validate(table, given, where=where, names=names, family=family)
+    if not video and values["upscale"] and not has_upscaler:
         raise InvalidParameterError("upscale: the batch's model has no upscaler; pass "
                                     "model_config={'upscaler': {'model_src': ...}}", param="upscale")
     if family is not None:
         guards.check_size(family, values)
-    if values["init_image"] is not None:
-        from ..images import to_rgb_array
-
-        # Pixels travel to any worker or node (a path might not exist there); the key has their hash.
-        pixels = to_rgb_array("init_image", values["init_image"])
-        given["init_image"] = pixels
-        values["init_image"] = {"sha256": hashlib.sha256(pixels.tobytes()).hexdigest(), "shape": list(pixels.shape)}
+    for name in ("init_image", "end_image"):
+        if values.get(name) is not None:
+            # Pixels travel to any worker or node (a path might not exist there); the key has their hash.
+            given[name], values[name] = _pixels(name, values[name])
+    if values.get("control_frames") is not None:
+        frames = [_pixels(f"control_frames[{i}]", frame) for i, frame in enumerate(values["control_frames"])]
+        given["control_frames"] = [pixels for pixels, _ in frames]
+        values["control_frames"] = [identity for _, identity in frames]
     return given, values
+
+
+def _pixels(name: str, image: Any) -> tuple[Any, dict[str, Any]]:
+    """An image as RGB pixels, and what the resume key records of it (their hash and shape)."""
+    from ..images import to_rgb_array
+
+    pixels = to_rgb_array(name, image)
+    return pixels, {"sha256": hashlib.sha256(pixels.tobytes()).hexdigest(), "shape": list(pixels.shape)}
 
 
 def _derived_seed(base: str, copy: int) -> int:

@@ -1,7 +1,8 @@
 """Batch workers on this machine: N private copies of the model, each in its own worker process.
 
 Each copy is `models.load_copy` (its own engine worker, never handed out by `load_model`), and an item
-is a plain `diffusion()` job on it, so a batch image is made exactly as a notebook cell would make it.
+is a plain `diffusion()` job on it (`video()` for a video model), so a batch image is made exactly as a notebook
+cell would make it.
 A copy's worker that dies fails its job with EngineCrashedError; the model's runner starts a new worker
 (loading the model again) for the next job, which is the retried item.
 """
@@ -29,6 +30,7 @@ class LocalBackend:
     def __init__(self, model_src: str, model_config: Mapping[str, Any] | None) -> None:
         self.model_src = model_src
         self.model_config = dict(model_config) if model_config is not None else None
+        self.makes_video = (model_config or {}).get("mode") == "video"
         self._ids: list[str] = []
         self._lock = threading.Lock()
         self._stopped = False
@@ -54,6 +56,10 @@ class LocalBackend:
 
     def submit(self, slot: str, item: Item) -> DiffusionJob:
         # Raises a QvacError at once for what validate_diffusion refuses on this model (recorded on the item).
+        if self.makes_video:
+            from ..video_generation import video  # noqa: PLC0415
+
+            return video(model_id=slot, **item.params)
         return diffusion(model_id=slot, **item.params)
 
     def wait(self, tasks: list[DiffusionJob], timeout: float) -> list[DiffusionJob]:
@@ -62,13 +68,15 @@ class LocalBackend:
         return [by_future[f] for f in done]
 
     def collect(self, task: DiffusionJob) -> tuple[bytes, dict[str, Any], float]:
-        """(PNG, its parameters, generation ms); raises WorkerLost or the item's own error."""
+        """(PNG or video file, its parameters, generation ms); raises WorkerLost or the item's own error."""
         try:
-            pngs = task.outputs.result(0)
+            outputs = task.outputs.result(0)
             stats = task.stats.result(0)
         except EngineCrashedError as exc:
             raise WorkerLost(str(exc)) from exc
-        return pngs[0], schema.image_record(task.params, 0), stats.generation_ms
+        if task.kind == "video":
+            return bytes(outputs[0]), outputs[0].record, stats.generation_ms
+        return outputs[0], schema.image_record(task.params, 0), stats.generation_ms
 
     def replace(self, slot: str) -> str:
         # The copy's runner already starts a new worker (and loads the model) for its next job.

@@ -54,9 +54,14 @@ class ModelActor:
         return {"pid": os.getpid(), "host": socket.gethostname(), "qvac_nb": package}
 
     def generate(self, params: dict[str, Any]) -> tuple[bytes, dict[str, Any], float]:
-        from .. import schema
+        from .. import models, schema
         from ..generation import diffusion
+        from ..video_generation import video
 
+        if models.get_model(self._model_id).mode == "video":
+            video_job = video(model_id=self._model_id, **params)
+            clip = video_job.video()
+            return bytes(clip), clip.record, video_job.stats.result().generation_ms
         job = diffusion(model_id=self._model_id, **params)
         pngs = job.outputs.result()
         return pngs[0], schema.image_record(job.params, 0), job.stats.result().generation_ms

@@ -13,6 +13,7 @@ from typing import Any
 from .. import engine, history_folder, models
 from ..errors import CallbackError, InvalidParameterError, InvalidTypeError
 from ..validation import check_bool, check_int, check_path, check_writable_folder
+from ..video_files import sniff
 from . import items as items_mod
 from .backend import Backend, WorkerLost
 from .items import Item
@@ -162,7 +163,7 @@ class BatchHandle:
             try:
                 saved = history_folder.save(png, parameters or {}, self._folder, key=item.key,
                                             extra={"batch_index": item.index, "worker": record.worker,
-                                                   "generation_ms": generation_ms})
+                                                   "generation_ms": generation_ms}, suffix=_suffix(png))
             except Exception as exc:  # noqa: BLE001 - a full disk fails this item, not the kernel
                 error = exc
             else:
@@ -193,6 +194,12 @@ class BatchHandle:
                 record.error = "cancelled" if self._error is None else f"not run: {self._error}"
 
 
+def _suffix(data: bytes) -> str:
+    """The history file's suffix: a video's (.mp4, .webp) from its bytes, else .png."""
+    kind = sniff(data)
+    return f".{kind}" if kind in ("mp4", "webp") else history_folder.IMAGE_SUFFIX
+
+
 def _bar(total: int, done: int) -> Any:
     from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
 
@@ -203,12 +210,13 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
           output_dir: str | os.PathLike[str] | None = None, cluster: str | None = None, workers: int | None = None,
           progress: bool = True, wait: bool = True, on_record: OnRecord | None = None,
           ray_options: Mapping[str, Any] | None = None, **defaults: Any) -> BatchResult | BatchHandle:
-    """Make many images: every item of `items`, on N local worker processes or on Ray actors.
+    """Make many images (or videos): every item of `items`, on N local worker processes or on Ray actors.
 
     Parameters
     ----------
     items : list of str or dict, a pandas DataFrame, or any iterable of those
-        Each item is a prompt or a dict of diffusion() parameters, merged over `defaults`. Every item
+        Each item is a prompt or a dict of diffusion() parameters (video() parameters for a video
+        model, model_config={'mode': 'video', ...}: one video an item), merged over `defaults`. Every item
         is validated before anything runs; all bad items are reported together (BatchValidationError,
         an InvalidParameterError whose `errors` lists `(position, error)`). An item with
         batch_count=N makes N images (seeds seed..seed+N-1). An item without a seed gets one derived
@@ -216,9 +224,9 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
     model_src, model_config : as for load_model
         Each worker loads its own copy.
     output_dir : folder, default `qvac_nb_outputs/`
-        PNGs (each with its parameters inside) and `index.jsonl`: the Studio's history format
-        (`qvac_nb.history(output_dir)` reads it). Items already there (same parameters, same model)
-        are skipped, so an interrupted batch continues where it stopped.
+        PNGs (videos: MP4 or WebP files), each with its parameters inside, and `index.jsonl`: the
+        Studio's history format (`qvac_nb.history(output_dir)` reads it). Items already there (same
+        parameters, same model) are skipped, so an interrupted batch continues where it stopped.
     cluster : None, "ray" or a Ray address
         None: worker processes on this machine. "ray": Ray actors, in the Ray session this process
         has, else RAY_ADDRESS's cluster or a new local one; an address ("auto", "ray://head:10001")
@@ -261,7 +269,7 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
 
     prepared = items_mod.prepare(
         items, defaults, model=items_mod.model_identity(model_src, config), family=items_mod.model_family(model_src),
-        names=engine.enum_names(), has_upscaler=bool(config.get("upscaler")),
+        names=engine.enum_names(), has_upscaler=bool(config.get("upscaler")), video=config.get("mode") == "video",
     )
     done = history_folder.done_keys(folder)
     records = [_record(item, done.get(item.key)) for item in prepared]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from .. import families, schema
+from .. import families, schema, video_schema
 
 CFG = "cfg_scale"
 NEGATIVE = "negative_prompt"
@@ -30,6 +30,12 @@ RENOISE_ONLY = ("strength",)  # how much of a re-noised init image is repainted
 # Parameters about the init image: they sit beside it and show once one is set (where the row uses them).
 IMAGE_PARAMS = ("strength", "img_cfg_scale")
 
+# A video model's init image is its first frame (image-to-video); its form has the video fields instead
+# of the image-only ones (batch count, hires fix, upscaling, ...), and an image model's the reverse.
+FIRST_FRAME_LABEL = "First frame"
+VIDEO_ONLY = tuple(p.name for p in video_schema.form_params())
+IMAGE_ONLY = tuple(p.name for p in schema.form_params() if p.name not in video_schema.video_names())
+
 Need = Literal["required", "one of", "optional"]
 # Labels of the model bar's companion fields, by the engine role of their model_config key.
 COMPANION_LABELS = {"llm": "Text encoder (LLM)", "vae": "VAE", "clip_l": "CLIP-L", "clip_g": "CLIP-G",
@@ -38,10 +44,13 @@ VAE_KEY = "vae_model_src"
 
 
 def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
-    """The Studio form's view of a family row: {hidden, size_multiple, init_label, init_params, mask, ref_images}.
+    """The Studio form's view of a family row: {video, hidden, size_multiple, init_label, init_params, mask,
+    ref_images}.
 
     `family_json` is `Family.as_json()` (its `defaults` are the model's: the variant's included).
 
+    - video: the family makes videos (Generate runs `video()`); hidden then holds the image-only
+      fields, and for an image family the video-only ones.
     - hidden: form fields the model ignores: the row's `hidden`; cfg_scale for a guidance-distilled
       model run at cfg 1 (one pass per step: cfg does nothing); the negative prompt when cfg_scale is
       1 and hidden (no unconditional pass reads it); strength unless the init image is re-noised (sdedit).
@@ -51,10 +60,12 @@ def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
     - mask: the inpainting mask painter applies (the family inpaints, or re-noises the init image);
       ref_images: the reference images input applies.
     """
-    mode = str(family_json.get("img2img") or RENOISED)
-    label = INIT_LABELS.get(mode, NEUTRAL_LABEL)
+    video = family_json.get("makes") == "video"
+    mode = "video" if video else str(family_json.get("img2img") or RENOISED)
+    label = FIRST_FRAME_LABEL if video else INIT_LABELS.get(mode, NEUTRAL_LABEL)
     cfg = (family_json.get("defaults") or {}).get(CFG)
     hidden = set(family_json.get("hidden") or ())
+    hidden.update(IMAGE_ONLY if video else VIDEO_ONLY)
     if family_json.get("uses_guidance") and cfg == 1:
         hidden.add(CFG)
     if cfg == 1 and CFG in hidden:
@@ -64,6 +75,7 @@ def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
     if not label:
         hidden.update(IMAGE_PARAMS)
     return {
+        "video": video,
         "hidden": sorted(hidden),
         "size_multiple": int(family_json.get("size_multiple") or 8),
         "init_label": label,
@@ -73,9 +85,15 @@ def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def rules_for(row: families.Family | None) -> dict[str, Any]:
-    """`form_rules` of a family row (for a loaded model: `families.for_model(model)`); None: no model."""
-    return form_rules((row or families.UNKNOWN).as_json())
+def rules_for(row: families.Family | None, *, has_high_noise: bool = False) -> dict[str, Any]:
+    """`form_rules` of a family row (for a loaded model: `families.for_model(model)`); None: no model.
+
+    `has_high_noise`: a video model loaded with a Wan 2.2 A14B high-noise expert, whose settings then show.
+    """
+    rules = form_rules((row or families.UNKNOWN).as_json())
+    if rules["video"] and not has_high_noise:
+        rules["hidden"] = sorted({*rules["hidden"], *video_schema.HIGH_NOISE_PARAMS})
+    return rules
 
 
 def skipped(rules: Mapping[str, Any], has_init_image: bool) -> set[str]:

@@ -22,7 +22,7 @@ from .thumbs import image_size, thumbnail
 
 LORA_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt")
 DEFAULT_LORA_FOLDER = "loras"  # beside the notebook, like the history folder
-SLOT_LIMITS = {"ref_images": 8, "control_image": 1}
+SLOT_LIMITS = {"ref_images": 8, "control_image": 1, "end_image": 1}
 MAX_LORA_FILES = 500  # a picker, not a file browser: a huge folder is cut, not walked for minutes
 
 
@@ -120,12 +120,14 @@ class FeatureInputs(t.HasTraits):
     ref_images = t.List(help="FLUX.2 reference images: [{name, width, height, thumb}] (full size kept in the kernel)."
                         ).tag(sync=True)
     control_image = t.List(help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
+    end_image = t.List(help="A first/last-frame video's last frame, [] or one {name, width, height, thumb}.").tag(
+        sync=True)
     mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
     lora_files = t.List(help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
     lora = t.List(help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(
         sync=True)
-    inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, mask, lora}."
-                          ).tag(sync=True)
+    inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, end_image, "
+                          "mask, lora}.").tag(sync=True)
 
     def init_inputs(self, lora_folders: list[str | os.PathLike[str]] | None = None) -> None:
         self._slots = ImageSlots(SLOT_LIMITS)
@@ -143,9 +145,10 @@ class FeatureInputs(t.HasTraits):
             "lora_refresh": lambda _c, _b: setattr(self, "lora_files", find_loras(self._lora_folders)),
         }
 
-    def show_inputs_for(self, family: str | families.Family | None, has_control_net: bool = False) -> None:
+    def show_inputs_for(self, family: str | families.Family | None, has_control_net: bool = False,
+                        end_image: bool = False) -> None:
         """Which inputs the front-end shows, from the model's family (a name, or its row resolved for the
-        model's variant) and whether it has a ControlNet.
+        model's variant), whether it has a ControlNet and whether it takes a last frame (a video model).
 
         The mask painter and the reference images follow the family's form rules (family_form.py).
         """
@@ -154,6 +157,7 @@ class FeatureInputs(t.HasTraits):
         self.inputs_shown = {
             "ref_images": bool(rules.get("ref_images")),
             "control_image": bool(has_control_net),
+            "end_image": bool(end_image),
             "mask": bool(rules.get("mask")),
             "lora": row is not None and row.kind != "upscaler",
         }
@@ -190,6 +194,8 @@ class FeatureInputs(t.HasTraits):
             out["init_images"] = self._slots.data("ref_images")
         if shown.get("control_image") and self._slots.data("control_image"):
             out["control_image"] = self._slots.data("control_image")[0]
+        if shown.get("end_image") and self._slots.data("end_image"):
+            out["end_image"] = self._slots.data("end_image")[0]
         if shown.get("mask") and has_init_image and self._mask_png is not None:
             out["mask_image"] = self._mask_png
         if shown.get("lora") and self.lora:

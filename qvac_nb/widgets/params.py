@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .. import schema
+from .. import schema, video_schema
 from ..errors import InvalidTypeError
 from ..validation import check_unknown, check_upscale
 from .family_form import rules_for, skipped
 
-_FIELDS = schema.form_params()
+# diffusion()'s form fields, then video()'s own (a video model's form shows those instead of the image-only ones).
+_FIELDS = schema.form_params() + video_schema.form_params()
 # A nullable choice shows "" for None ("the model's default", "off").
 _BLANK_IS_NONE = tuple(p.name for p in _FIELDS if p.type == "choice" and p.nullable)
 _FLOAT_FIELDS = tuple(p.name for p in _FIELDS if p.type == "float")
@@ -135,7 +136,7 @@ def _int_text(value: Any) -> Any:
 
 def diffusion_kwargs(form: dict[str, Any], model_id: str, init_image: bytes | None, has_upscaler: bool,
                      rules: Mapping[str, Any] = _NO_MODEL_RULES) -> dict:
-    """`diffusion`'s keyword arguments from the form.
+    """`diffusion`'s (or, for a video model, `video`'s) keyword arguments from the form.
 
     `rules` are the model's form rules (family_form.form_rules): fields the form hides for its family,
     and those of the init image without one (strength), are left out, so `diffusion` uses its

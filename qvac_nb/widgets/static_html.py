@@ -33,6 +33,8 @@ def _figure(entry: dict[str, Any]) -> str:
     src = f"data:image/jpeg;base64,{base64.b64encode(bytes(thumb)).decode()}" if thumb else ""
     params = entry.get("params") or {}
     rows = [("size", f"{entry.get('width')}×{entry.get('height')}"), ("seed", entry.get("seed"))]
+    if entry.get("video"):  # the thumbnail is the video's first frame
+        rows.insert(0, ("video", f"{entry.get('frames')} frames at {entry.get('fps')} fps, first frame shown"))
     rows += [(key, params[key]) for key in _SHOWN_PARAMS if params.get(key) not in (None, "")]
     caption = "<br>".join(f"<b>{html.escape(str(k))}</b>: {html.escape(str(v))}" for k, v in rows if v is not None)
     alt = html.escape(str(params.get("prompt") or "image"), quote=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import traitlets as t
 
-from .. import families, history_folder, schema
+from .. import families, history_folder, schema, video_schema
 from .. import models as model_table
 from ..catalog import CATALOG
 from ..engine import enum_names
@@ -24,6 +24,8 @@ from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
 from ..schema import schema_json
 from ..validation import check_writable_folder
+from ..video_files import Video
+from ..video_generation import model_inputs, video
 from . import assets
 from .base import ImageWidget
 from .family_form import companion_fields, companion_needs, rules_for
@@ -50,6 +52,7 @@ from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
 LOAD_PHASES = {"download": "downloading", "load": "loading"}
+STUDIO_MODES = ("diffusion", "video")  # what the Studio generates with; an upscaler is used through a model
 # The model bar's companion fields (every companion key of the family table): load message field -> label, key.
 _BAR_COMPANIONS = {f["field"]: f for f in companion_fields()}
 _BY_KEY = {f["key"]: f for f in _BAR_COMPANIONS.values()}
@@ -59,8 +62,28 @@ SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (8
 
 
 def form_schema() -> dict[str, Any]:
-    """The parameter schema the front-end builds its form from, with the engine's sampler/scheduler names."""
-    return schema_json(enum_names())
+    """The parameter schema the front-end builds its form from, with the engine's sampler/scheduler names:
+    diffusion()'s fields, then video()'s own (shown for a video model), and the video families' rows."""
+    names = enum_names()
+    out = schema_json(names)
+    out["params"] += [schema.param_json(p, names, None) for p in video_schema.form_params()]
+    out["families"].update({name: row.as_json() for name, row in families.VIDEO_FAMILIES.items()})
+    return out
+
+
+def rules_for_model(model: model_table.LoadedModel) -> dict[str, Any]:
+    """The form rules of a loaded model: its family row's, and for a video model what its network reads
+    (a first frame, a last frame, the high-noise expert's settings, Wan 2.2 TI2V's size step of 32)."""
+    row = families.for_model(model)
+    if model.mode != "video":
+        return rules_for(row)
+    takes = model_inputs(model)
+    rules = rules_for(row, has_high_noise=takes["high_noise"])
+    rules["size_multiple"] = takes["size_multiple"]
+    rules["end_image"] = takes["end_image"]
+    if not takes["init_image"]:
+        rules["init_label"] = ""
+    return rules
 LOAD_STATUS_INTERVAL_S = 0.1
 # A new Studio shows at most this many of its folder's newest images (each costs a thumbnail).
 HISTORY_SHOWN = 200
@@ -119,7 +142,7 @@ def model_info(model_id: str) -> dict[str, Any]:
 
 
 class Studio(StudioGrid, FeatureInputs, ImageWidget):
-    """Generate images with a loaded model from a form; every image of the session lands in the gallery.
+    """Generate images (or videos) with a loaded model from a form; everything made lands in the gallery.
 
     `Studio(model_id=None, *, model_config=None, output_dir=..., lora_dir=None, **defaults)`:
     `model_id` is a model from `load_model` (or load one from the widget); `defaults` are
@@ -133,6 +156,10 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
     painter over the init image (inpainting), reference images for FLUX.2 and a control image
     for a model loaded with a ControlNet, each shown only where the model can use it. The Grid
     section (or `studio.grid(x, y)`) makes one image per combination of one or two varied parameters.
+
+    With a video model (Wan, loaded with model_config={'mode': 'video'}) the form shows the video's
+    fields (frames, fps, file format), the init image is the first frame and a last-frame input shows
+    where the model reads one; Generate runs `video()`, and the clip plays in the gallery.
 
     Every image is also saved, with its parameters inside the PNG, into `output_dir` (default
     `qvac_nb_outputs/` in the working folder; None saves nothing), and a new Studio, even in
@@ -225,6 +252,20 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                 entries.append(entry)
         return entries
 
+    def _keep_video(self, clip: Video, *, model: str, family: str) -> dict[str, Any]:
+        """The gallery entry of a new video, saved into the history folder first when there is one."""
+        extra = {"kind": "video", "model": model, "family": family}
+        if self._folder is not None:
+            try:
+                record = history_folder.save(bytes(clip), clip.record, self._folder, extra=extra,
+                                             suffix=f".{clip.format}")
+            except (OSError, QvacError) as exc:  # a full disk: the video stays in this session at least
+                self._show_error(f"output_dir: could not save the video into {str(self._folder)!r} ({exc}); "
+                                 "it is kept in this session only")
+            else:
+                return self._store.add_video(clip, path=record.path, created=record.created.isoformat(), **extra)
+        return self._store.add_video(clip, **extra)
+
     def _keep(self, png: bytes, *, kind: str, model: str, family: str, source: str | None,
               grid: str | None = None) -> dict[str, Any]:
         """The gallery entry of a new image, saved into the history folder first when there is one.
@@ -248,7 +289,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         ids = []
         for mid in model_table.loaded_models():
             try:
-                if model_table.get_model(mid).mode == "diffusion":
+                if model_table.get_model(mid).mode in STUDIO_MODES:
                     ids.append(mid)
             except QvacError:
                 continue
@@ -273,9 +314,11 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         self.status = {**idle_status(), "message": f"model '{model_id}' was unloaded; load or choose a model"}
 
     def select_model(self, model_id: str) -> None:
-        """Use an already loaded diffusion model; the form moves to its family's (and variant's) defaults."""
+        """Use an already loaded diffusion (or video) model; the form moves to its family's (and variant's)
+        defaults."""
         model = model_table.get_model(model_id)
-        model_table.require(model, "diffusion", "the Studio")
+        if model.mode not in STUDIO_MODES:
+            model_table.require(model, "diffusion", "the Studio")
         info = model_info(model_id)
         base = model_form_defaults(info["defaults"])
         # One update: the front-end sees the new defaults, rules and model together.
@@ -288,8 +331,9 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             self._form_base = base
             self.model_info = info
             row = families.for_model(model)
-            self.form_rules = rules_for(row)
-            self.show_inputs_for(row, has_control_net="control_net" in model.files)
+            self.form_rules = rules_for_model(model)
+            self.show_inputs_for(row, has_control_net="control_net" in model.files,
+                                 end_image=bool(self.form_rules.get("end_image")))
             self._current_identity = _identity_of(model_id)
             self.current_model = model_id
         self._fitted_init()
@@ -373,16 +417,23 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         self.generate()
 
     def generate(self, **overrides: Any) -> Job:
-        """Start a generation with the form's parameters (plus `overrides`); returns its job at once."""
+        """Start a generation with the form's parameters (plus `overrides`); returns its job at once.
+
+        With a video model this runs `video()` (a VideoJob); otherwise `diffusion()`.
+        """
         with self._lock:
             try:
                 kwargs, _ = self._form_kwargs(overrides)
-                job = diffusion(**kwargs)
+                is_video = bool(self.form_rules.get("video"))
+                job = video(**kwargs) if is_video else diffusion(**kwargs)
             except Exception as exc:
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "message": str(exc)}
                 raise
-            self._start(job, "diffusion", batch=schema.image_count(job.params), seed=job.params["seed"])
+            if is_video:
+                self._start(job, "video", seed=job.params["seed"])
+            else:
+                self._start(job, "diffusion", batch=schema.image_count(job.params), seed=job.params["seed"])
         return job
 
     def _form_kwargs(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -391,7 +442,8 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             self.params = merge_form(self.params, dict(overrides))
         self._check_ready()
         model_id = self.current_model
-        init = self._fitted_init()
+        # An init image the form does not show (the model takes none, e.g. a text-to-video model) is not sent.
+        init = self._fitted_init() if self.form_rules.get("init_label") else None
         kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id), self.form_rules)
         kwargs.update(self.input_params(has_init_image=init is not None))
         return kwargs, init is not None
@@ -409,8 +461,13 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         extra = {"kind": kind, "seed": seed}
         family = self.model_info.get("family", "")  # tells the front-end whether cfg or guidance mattered
 
-        def done(pngs: list[bytes], _stats: Any) -> None:
-            self._add_images(pngs, kind=kind, model=job.model_id, family=family, source=source)
+        def done(outputs: list[Any], _stats: Any) -> None:
+            if kind == "video":
+                kept = [self._keep_video(clip, model=job.model_id, family=family) for clip in outputs]
+                with self._lock:
+                    self.gallery = kept + list(self.gallery)
+            else:
+                self._add_images(outputs, kind=kind, model=job.model_id, family=family, source=source)
 
         follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=self._end_job, batch=batch,
                    extra=extra)
@@ -472,8 +529,13 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
 
     @property
     def images(self) -> list[bytes]:
-        """Every image of the session as PNG bytes, newest first."""
+        """Every image of the session as PNG bytes, newest first (a video's first frame for a video)."""
         return [png for entry in self.gallery if (png := self._store.get(entry["id"])) is not None]
+
+    @property
+    def videos(self) -> list[bytes]:
+        """Every video of the session (and of its history folder) as its MP4 or WebP file's bytes, newest first."""
+        return [data for entry in self.gallery if entry.get("video") and (data := self._store.get(entry["video"]))]
 
     # -- the init image ----------------------------------------------------------------------
 

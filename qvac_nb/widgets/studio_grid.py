@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import grids
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, UnsupportedOperationError
 from ..generation import diffusion, validate_diffusion
 from .follow import follow_job
 from .params import coerce_field, merge_form
@@ -104,6 +104,9 @@ class StudioGrid:
         """
         with self._lock:
             try:
+                if self.form_rules.get("video"):
+                    raise UnsupportedOperationError("grid: a grid is made of images; the loaded model makes videos "
+                                                    "(generate them one at a time)", param="grid")
                 base, has_init = self._form_kwargs(overrides)
                 run = GridRun(self, grid_plan(x, y, base, has_init_image=has_init))
             except Exception as exc:
