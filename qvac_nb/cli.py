@@ -4,7 +4,7 @@
     qvac-nb upscale photo.jpg -o photo-x4.png --model REALESRGAN_X4PLUS
     qvac-nb batch prompts.txt --model SD_V2_1_1B_Q8_0 -o out/ --workers 2 [--ray ADDRESS]
     qvac-nb convert model.safetensors model-q8_0.gguf --type q8_0
-    qvac-nb models
+    qvac-nb models [--delete NAME]
     qvac-nb info
 
 Exit codes: 0 success, 2 bad arguments (the message says which and why), 1 engine,
@@ -136,8 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_parser(sub)
     _add_convert_parser(sub)
 
-    models = sub.add_parser("models", help="the model catalogue and what is cached", description="List models.")
+    models = sub.add_parser("models", help="the model catalogue and what is cached where",
+                            description="List the catalogue and the cached model files, or delete one.")
     models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.add_argument("--delete", metavar="NAME",
+                        help="free a cached model: a catalogue name, hf://owner/repo/path[@revision] or a URL")
     info = sub.add_parser("info", help="engine library, backend, threads, cache folder", description="Show setup.")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -500,8 +503,10 @@ def _human(size: int) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .catalog import CATALOG
-    from .download import cache_dir, cached_path, list_cached
+    from .download import cache_dir, cached_path, delete_cached, hf_hub_cache, list_cached
 
+    if args.delete:
+        return _delete_model(args, delete_cached)
     rows = []
     for entry in CATALOG.values():
         path = cached_path(entry)
@@ -510,20 +515,41 @@ def cmd_models(args: argparse.Namespace) -> int:
     others = [{"name": name, "path": str(path), "size": size} for name, path, size in list_cached()
               if name not in CATALOG]
     if args.json:
-        print(json.dumps({"cache_dir": str(cache_dir()), "catalog": rows, "other_cached": others}, indent=2))
+        print(json.dumps({"cache_dir": str(cache_dir()), "hub_cache": str(hf_hub_cache()), "catalog": rows,
+                          "other_cached": others}, indent=2))
         return EXIT_OK
     width = max(len(r["name"]) for r in rows)
     print(f"{'NAME':<{width}}  {'FAMILY':<6}  {'ROLE':<15}  {'SIZE':>8}  CACHED")
     for r in rows:
         cached = "yes" if r["cached"] else "-"
         print(f"{r['name']:<{width}}  {r['family']:<6}  {r['role']:<15}  {_human(r['size']):>8}  {cached}")
-    if others:
-        print("\nother cached files:")
-        for o in others:
-            print(f"  {o['name']}  {_human(o['size'])}")
-    total = sum(r["size"] for r in rows if r["cached"]) + sum(o["size"] for o in others)
-    print(f"\ncache folder: {cache_dir()} ({_human(total)} used)")
+    where = [(r["name"], r["cached"], r["size"]) for r in rows if r["cached"]]
+    where += [(o["name"], o["path"], o["size"]) for o in others]
+    if where:
+        print("\ncached files:")
+        for name, path, size in where:
+            print(f"  {name}  {_human(size)}  {path}")
+    total = sum(size for _, _, size in where)
+    print(f"\nhub cache: {hf_hub_cache()} (shared with other Hugging Face tools; `hf cache scan` lists all of it)")
+    print(f"cache folder: {cache_dir()} ({_human(total)} used by the files above)")
     return EXIT_OK
+
+
+def _delete_model(args: argparse.Namespace, delete_cached: Callable[[str], bool]) -> int:
+    """`qvac-nb models --delete NAME`: free one cached model; exit 1 when nothing of it was cached."""
+    from .errors import UnknownModelError
+
+    try:
+        deleted = delete_cached(args.delete)
+    except UnknownModelError as exc:
+        raise UsageError(f"--delete: {exc}") from None
+    if args.json:
+        print(json.dumps({"deleted": deleted, "name": args.delete}))
+    elif deleted:
+        print(f"deleted {args.delete}")
+    else:
+        print(f"{args.delete} is not cached (nothing deleted)", file=sys.stderr)
+    return EXIT_OK if deleted else EXIT_FAILURE
 
 
 def _backends(library: str) -> list[str]:

@@ -1,17 +1,15 @@
-"""Finding model files and downloading them into the cache: the entry point of `qvac_nb.hub`.
+"""Finding model files and downloading them: the entry point of `qvac_nb.hub`.
 
 `resolve_source` turns a catalogue name, a path, an https:// URL or an `hf://` address into a
-local file; `cached_path`, `delete_cached` and `list_cached` manage the cache for the CLI.
-The parts live in `qvac_nb.hub`: `sources` (addresses, checked against Hugging Face's rules),
-`transfer` (HTTP with resume and verification), `cache` (where files live; its docstring
-draws the layout). Their public names are importable from here as before.
-`HF_ENDPOINT` replaces https://huggingface.co (mirrors, tests) and `HF_TOKEN` is sent to it for
-gated repositories.
+local file; `cached_path`, `delete_cached` and `list_cached` manage the caches for the CLI.
+Hugging Face files go to the standard hub cache through huggingface_hub (`hub.hf`), honouring its
+settings: HF_TOKEN or the `hf auth login` token file, HF_ENDPOINT, HF_HUB_OFFLINE,
+HF_HUB_DISABLE_PROGRESS_BARS, HF_HUB_CACHE / HF_HOME and the proxy variables. Plain URLs go to
+qvac_nb's own cache folder (`hub.cache`) on the same HTTP client (`hub.transfer`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -20,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import CATALOG, ModelEntry, get_entry
-from .errors import CorruptModelError, InvalidParameterError, InvalidTypeError, ModelFileError, suggest
-from .hub import transfer
+from .errors import CorruptModelError, DownloadError, InvalidParameterError, InvalidTypeError, ModelFileError, suggest
 from .hub.cache import (
     CACHE_ENV,
     cache_dir,
-    cache_io,
     cached_files,
     hf_hub_cache,
     is_complete,
@@ -34,28 +30,19 @@ from .hub.cache import (
     side_file,
     unlink,
 )
-from .hub.sources import HF_DEFAULT_ENDPOINT, HfFile, check_url, hf_endpoint, url_cache_path
-from .hub.transfer import ProgressCallback, _PartFile, download  # noqa: F401 - _PartFile: used by tests
+from .hub.hf import delete_hf, fetch_hf, find_cached
+from .hub.sources import HfFile, check_url, url_cache_path
+from .hub.transfer import ProgressCallback, fetch, sha256_of
 
 __all__ = [
-    "CACHE_ENV", "HF_DEFAULT_ENDPOINT", "HfFile", "ProgressCallback", "cache_dir", "cached_path", "delete_cached",
-    "download", "hf_endpoint", "hf_hub_cache", "list_cached", "resolve_source", "url_cache_path",
+    "CACHE_ENV", "HfFile", "ProgressCallback", "cache_dir", "cached_path", "delete_cached", "fetch", "hf_hub_cache",
+    "list_cached", "resolve_for", "resolve_source", "url_cache_path",
 ]
 
 log = logging.getLogger("qvac_nb.download")
 
-_CHUNK = transfer._CHUNK
 _CONSTANT_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # what catalogue names look like
-_cache_io = cache_io  # the old private name, used by tests that simulate a failing disk
-
-
-def _entry_locations(entry: ModelEntry) -> list[Path]:
-    """Where a catalogue entry may already be on disk, in order of preference."""
-    if entry.source != "hf":
-        return [url_cache_path(entry.url)]
-    hf = _entry_hf(entry)
-    hub = hf.hub_path()
-    return [hf.cache_path()] + ([hub] if hub is not None else [])
+_sha256_of = sha256_of  # the old private name, used by loras
 
 
 def _entry_hf(entry: ModelEntry) -> HfFile:
@@ -79,7 +66,7 @@ def resolve_source(
     `hf://owner/repo/path/in/repo[@revision]`. `expected_size` and `sha256`, when given,
     are checked after a download (and on a local file). `on_progress` receives dicts with
     percentage, downloaded_bytes, total_bytes and file (percentage stays 0 until the end when
-    the size is unknown); without it a tqdm bar is shown.
+    the size is unknown); without it a tqdm bar is shown (unless HF_HUB_DISABLE_PROGRESS_BARS).
     An exception raised by `on_progress` aborts the download; the next call resumes it.
     """
     if isinstance(src, ModelEntry):
@@ -93,35 +80,18 @@ def resolve_source(
     if src in CATALOG:
         return _resolve_entry(CATALOG[src], on_progress)
     if src.startswith("hf://"):
-        return _resolve_hf(HfFile.parse(src), expected_size, sha256, on_progress)
+        return fetch_hf(HfFile.parse(src), expected_size, sha256, on_progress)
     if src.startswith(("https://", "http://")):
         check_url(src)
-        return download(src, url_cache_path(src), expected_size=expected_size, sha256=sha256, on_progress=on_progress)
+        return fetch(src, url_cache_path(src), expected_size=expected_size, sha256=sha256, on_progress=on_progress)
     return _resolve_local(src, expected_size, sha256)
 
 
 def _resolve_entry(entry: ModelEntry, on_progress: ProgressCallback | None) -> Path:
     if entry.source == "hf":
-        return _resolve_hf(_entry_hf(entry), entry.size, entry.sha256, on_progress)
-    return download(
-        entry.url, url_cache_path(entry.url), expected_size=entry.size, sha256=entry.sha256, on_progress=on_progress
-    )
-
-
-def _resolve_hf(hf: HfFile, size: int | None, sha256: str | None, on_progress: ProgressCallback | None) -> Path:
-    target = hf.cache_path()
-    if is_complete(target, size):
-        return target
-    hub = hf.hub_path()
-    if hub is not None and is_complete(hub, size):
-        log.info("using %s from the Hugging Face cache", hub)
-        return hub
-    return download(hf.url(), target, expected_size=size, sha256=sha256, on_progress=on_progress, headers=_hf_auth())
-
-
-def _hf_auth() -> dict[str, str]:
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    return {"Authorization": f"Bearer {token}"} if token else {}
+        return fetch_hf(_entry_hf(entry), entry.size, entry.sha256, on_progress)
+    return fetch(entry.url, url_cache_path(entry.url), expected_size=entry.size, sha256=entry.sha256,
+                 on_progress=on_progress)
 
 
 def _resolve_local(src: str, expected_size: int | None, sha256: str | None) -> Path:
@@ -142,38 +112,50 @@ def _check_local(path: Path, expected_size: int | None, sha256: str | None) -> N
     if expected_size is not None and size != expected_size:
         raise CorruptModelError(f"{path} is {size} bytes, expected {expected_size}")
     if sha256:
-        got = _sha256_of(path)
+        got = sha256_of(path)
         if got != sha256.lower():
             raise CorruptModelError(f"{path} has SHA-256 {got}, expected {sha256.lower()}")
-
-
-def _sha256_of(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 # ---------------------------------------------------------------- cache management (CLI `models`)
 
 
 def cached_path(entry_name: str | ModelEntry) -> Path | None:
-    """Where catalogue model `entry_name` is already on disk (qvac_nb or Hugging Face cache), else None."""
+    """Where catalogue model `entry_name` is already on disk (hub cache or qvac_nb's folder), else None."""
     entry = get_entry(entry_name)
-    return next((path for path in _entry_locations(entry) if is_complete(path, entry.size)), None)
+    if entry.source == "hf":
+        return find_cached(_entry_hf(entry), entry.size)
+    path = url_cache_path(entry.url)
+    return path if is_complete(path, entry.size) else None
 
 
-def delete_cached(entry_or_path: str | os.PathLike[str] | ModelEntry) -> bool:
-    """Delete a cached file (and any partial download of it); True if something was deleted.
+def delete_cached(src: str | os.PathLike[str] | ModelEntry) -> bool:
+    """Delete a cached model file (and any partial download of it); True if something was deleted.
 
-    Accepts a catalogue name or entry, an hf:// or https:// source, or a path inside the
-    qvac_nb cache. Files outside that cache are never deleted, so passing a model's own
-    source is always safe: the user's own files and the Hugging Face hub cache (which
-    belongs to huggingface_hub) are left alone and False is returned. An unknown
-    catalogue-style name raises UnknownModelError with the closest name.
+    Accepts a catalogue name or entry, an hf:// or https:// source, or a path inside qvac_nb's
+    cache folder. A Hugging Face file goes from the hub cache (its snapshot entry, and its blob
+    unless another revision uses it) and from qvac_nb's old folder. Paths outside qvac_nb's folder
+    are never deleted, so passing a model's own source is always safe: the user's own files are
+    left alone and False is returned. An unknown catalogue-style name raises UnknownModelError.
     """
-    target = _cache_target(entry_or_path)
+    if isinstance(src, ModelEntry) or (isinstance(src, str) and _CONSTANT_NAME.fullmatch(src)
+                                       and not Path(src).exists()):
+        entry = get_entry(src)  # an unknown name raises with a suggestion
+        if entry.source != "hf":
+            return _delete_file(url_cache_path(entry.url))
+        hf, sha256 = _entry_hf(entry), entry.sha256
+    elif isinstance(src, str) and src.startswith("hf://"):
+        hf, sha256 = HfFile.parse(src), None
+    elif isinstance(src, str) and src.startswith(("https://", "http://")):
+        return _delete_file(url_cache_path(src))
+    else:
+        return _delete_file(Path(src).expanduser())
+    removed_hub = delete_hf(hf, sha256)
+    return _delete_file(hf.legacy_path()) or removed_hub
+
+
+def _delete_file(target: Path) -> bool:
+    """Delete `target` and its side files if it lies inside qvac_nb's cache folder."""
     root = cache_dir()
     if not is_within(target, root) or target.resolve() == root.resolve():
         log.info("not deleting %s: it is not inside the qvac_nb cache %s", target, root)
@@ -190,38 +172,25 @@ def delete_cached(entry_or_path: str | os.PathLike[str] | ModelEntry) -> bool:
     return removed
 
 
-def _cache_target(src: str | os.PathLike[str] | ModelEntry) -> Path:
-    """Where qvac_nb's own cache keeps `src` (for a path: the path itself)."""
-    if isinstance(src, ModelEntry) or (
-        isinstance(src, str) and _CONSTANT_NAME.fullmatch(src) and not Path(src).exists()
-    ):
-        return _entry_locations(get_entry(src))[0]  # an unknown name raises with a suggestion
-    if isinstance(src, str) and src.startswith("hf://"):
-        return HfFile.parse(src).cache_path()
-    if isinstance(src, str) and src.startswith(("https://", "http://")):
-        return url_cache_path(src)
-    return Path(src).expanduser()
-
-
 def list_cached() -> list[tuple[str, Path, int]]:
-    """(name, path, size) of every complete model file on disk, sorted by name.
+    """(name, path, size) of every complete model file qvac_nb knows on disk, sorted by name.
 
-    Catalogue files are named by their catalogue name, including those found in the
-    Hugging Face hub cache; other files by their hf:// address or their path in the cache.
+    Catalogue files are named by their catalogue name, wherever they are (hub cache or qvac_nb's
+    folder); other files in qvac_nb's folder by their hf:// address or their path there. The rest of
+    the hub cache belongs to every Hugging Face tool: `hf cache scan` lists it.
     """
     root = cache_dir()
-    known = {path: entry.name for entry in CATALOG.values() for path in _entry_locations(entry)}
-    found: dict[Path, str] = {path: known.get(path) or _describe(path, root) for path in cached_files(root)}
+    found: dict[Path, str] = {path: _describe(path, root) for path in cached_files(root)}
     for entry in CATALOG.values():
         path = cached_path(entry)
         if path is not None:
-            found.setdefault(path, entry.name)
+            found[path] = entry.name
     rows = [(name, path, path.stat().st_size) for path, name in found.items() if path.is_file()]
     return sorted(rows, key=lambda row: (row[0], str(row[1])))
 
 
 def _describe(path: Path, root: Path) -> str:
-    """hf://owner/repo/path@revision for a Hugging Face file in the cache, else its path relative to the cache."""
+    """hf://owner/repo/path@revision for a file in qvac_nb's old hf/ folder, else its path relative to the folder."""
     parts = path.relative_to(root).parts
     if parts[0] == "hf" and len(parts) >= 4:
         repo = parts[1].replace("--", "/", 1)
@@ -247,5 +216,5 @@ def resolve_for(src: str, role: str, on_progress: Callable[[dict], None] | None)
 
     try:
         return resolve_source(src, on_progress=progress if on_progress else None), defaults
-    except ModelFileError as exc:  # name the parameter, as every other load_model error does
-        raise ModelFileError(f"{role}: {exc}") from None
+    except (ModelFileError, DownloadError) as exc:  # name the parameter, as every other load_model error does
+        raise type(exc)(f"{role}: {exc}") from None

@@ -1,15 +1,24 @@
-"""The download layer, against a local HTTP server on 127.0.0.1."""
+"""The download layer, against a local HTTP server on 127.0.0.1: plain URLs, local paths, addresses.
+
+The Hugging Face hub cache (resolve requests, tokens, offline mode, Cancel) is in test_hf_hub.py,
+which shares this module's fixtures.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import huggingface_hub
 import pytest
+from huggingface_hub import constants, file_download
+from huggingface_hub.utils import _detect_agent
 from local_http import Server, serving
 
 from qvac_nb import catalog, download
@@ -29,18 +38,50 @@ SHA = hashlib.sha256(DATA).hexdigest()
 def server() -> Iterator[Server]:
     with serving() as state:
         yield state
+    huggingface_hub.close_session()  # no pooled connection outlives the server
 
 
 @pytest.fixture(autouse=True)
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private cache and HF hub cache, no proxies or tokens, no waiting between retries."""
+    """A private qvac_nb cache and HF home, no proxies, tokens or offline mode.
+
+    huggingface_hub reads its settings once, at import: the variables are set for the code
+    that reads them late, and its constants are set to what those variables would give.
+    """
     monkeypatch.setenv("QVAC_NB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "http_proxy", "HTTP_PROXY", "https_proxy"):
+    hf_vars = {"HF_HOME": tmp_path / "hfhome", "HF_HUB_CACHE": tmp_path / "hub",
+               "HF_TOKEN_PATH": tmp_path / "hfhome" / "token"}
+    for var, value in hf_vars.items():
+        monkeypatch.setenv(var, str(value))
+        monkeypatch.setattr(constants, var, str(value))
+    for var in ("HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "http_proxy", "HTTP_PROXY",
+                "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    # huggingface_hub fetches a registry of AI agents once per process (for its User-Agent): not from these tests.
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "hfhome" / ".agent_harnesses.json"))
+    monkeypatch.setattr(_detect_agent, "_registry", _detect_agent._EMPTY_REGISTRY)
+    set_endpoint(monkeypatch, "https://huggingface.co")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(transfer, "_RETRY_DELAY", 0.0)
+    # Bytes reach the file (and a resume point) in whole chunks: small ones make cuts land on chunk edges.
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 10_000)
+    monkeypatch.setattr(file_download, "time", SimpleNamespace(sleep=lambda _s: None))  # no wait between retries
+    huggingface_hub.close_session()  # the shared client reads the proxy variables when it is made
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def hub(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """The local server as HF_ENDPOINT."""
+    set_endpoint(monkeypatch, server.url(""))
+    return server
+
+
+def set_endpoint(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """HF_ENDPOINT=url, and the constants huggingface_hub derived from it at import."""
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -74,14 +115,6 @@ def test_resume_after_a_cut_connection(server: Server) -> None:
     assert [request["range"] for request in server.requests] == [None, "bytes=100000-"]
 
 
-def test_resume_survives_several_cuts(server: Server) -> None:
-    server.files["/m.bin"] = DATA
-    server.cuts = [50_000, 50_000, 50_000]
-    path = resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
-    assert path.read_bytes() == DATA
-    assert [request["range"] for request in server.requests] == [None, "bytes=50000-", "bytes=100000-", "bytes=150000-"]
-
-
 def test_resume_from_an_earlier_partial_file(server: Server) -> None:
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
@@ -111,16 +144,6 @@ def test_complete_partial_file_is_not_downloaded_again(server: Server) -> None:
     part.write_bytes(DATA)
     assert resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None).read_bytes() == DATA
     assert server.requests == []
-
-
-def test_gives_up_after_repeated_cuts_and_keeps_the_part(server: Server) -> None:
-    server.files["/m.bin"] = DATA
-    server.cuts = [10_000] + [0] * 20
-    with pytest.raises(DownloadError, match="after 5 attempts") as info:
-        resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
-    assert "resumes" in str(info.value)
-    part = download.url_cache_path(server.url("/m.bin")).with_suffix(".bin.part")
-    assert part.read_bytes() == DATA[:10_000]
 
 
 def test_http_error_is_a_download_error(server: Server) -> None:
@@ -174,85 +197,7 @@ def test_cached_file_of_the_wrong_size_is_replaced(server: Server) -> None:
     assert resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None).read_bytes() == DATA
 
 
-# ---------------------------------------------------------------- Hugging Face
-
-
-def test_hf_address_downloads_through_hf_endpoint(server: Server, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
-    server.files["/owner/repo/resolve/abc123/sub/dir/w.gguf"] = DATA
-    path = resolve_source("hf://owner/repo/sub/dir/w.gguf@abc123", sha256=SHA, on_progress=lambda _: None)
-    assert path == env / "hf" / "owner--repo" / "abc123" / "sub" / "dir" / "w.gguf"
-    assert path.read_bytes() == DATA
-
-
-def test_hf_address_defaults_to_main(server: Server, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url("/"))
-    server.files["/owner/repo/resolve/main/w.gguf"] = DATA
-    assert resolve_source("hf://owner/repo/w.gguf", on_progress=lambda _: None) == env / "hf/owner--repo/main/w.gguf"
-
-
-def test_hf_redirects_keep_range_and_the_token_stays_on_its_host(
-    server: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
-    monkeypatch.setenv("HF_TOKEN", "secret")
-    # A same-host redirect first, then one to another host name (the CDN) on the same server.
-    server.redirects["/o/r/resolve/main/w.gguf"] = server.url("/api/resolve-cache/w.gguf")
-    server.redirects["/api/resolve-cache/w.gguf"] = f"http://localhost:{server.port}/cdn/blob"
-    server.files["/cdn/blob"] = DATA
-    server.cuts = [70_000]
-    path = resolve_source("hf://o/r/w.gguf", expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
-    assert path.read_bytes() == DATA
-    hops = [
-        ("/o/r/resolve/main/w.gguf", "Bearer secret"),
-        ("/api/resolve-cache/w.gguf", "Bearer secret"),
-        ("/cdn/blob", None),
-    ]
-    expected = [(p, None, auth) for p, auth in hops] + [(p, "bytes=70000-", auth) for p, auth in hops]
-    assert [(r["path"], r["range"], r["auth"]) for r in server.requests] == expected
-
-
-def _put_in_hub(tmp_path: Path, repo: str, path: str, data: bytes, ref: str | None = "main") -> Path:
-    """Lay a file out like huggingface_hub does: a blob, a snapshot symlink and a ref."""
-    base = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    blob = base / "blobs" / hashlib.sha256(data).hexdigest()
-    blob.parent.mkdir(parents=True)
-    blob.write_bytes(data)
-    snapshot = base / "snapshots" / commit / path
-    snapshot.parent.mkdir(parents=True)
-    snapshot.symlink_to(blob)
-    if ref:
-        (base / "refs").mkdir()
-        (base / "refs" / ref).write_text(commit)
-    return snapshot
-
-
-def test_reuses_a_file_from_the_hf_hub_cache(server: Server, tmp_path: Path, env: Path) -> None:
-    snapshot = _put_in_hub(tmp_path, "owner/repo", "sub/w.gguf", DATA)
-    assert resolve_source("hf://owner/repo/sub/w.gguf", expected_size=len(DATA)) == snapshot
-    commit = snapshot.parts[-3]
-    assert resolve_source(f"hf://owner/repo/sub/w.gguf@{commit}", expected_size=len(DATA)) == snapshot
-    assert server.requests == [] and not env.exists()  # nothing downloaded, nothing copied
-
-
-def test_hub_file_of_the_wrong_size_is_not_reused(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
-    _put_in_hub(tmp_path, "owner/repo", "w.gguf", DATA[:10])
-    server.files["/owner/repo/resolve/main/w.gguf"] = DATA
-    path = resolve_source("hf://owner/repo/w.gguf", expected_size=len(DATA), on_progress=lambda _: None)
-    assert path.read_bytes() == DATA and "hub" not in path.parts
-
-
-def test_hub_cache_location_follows_hf_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("HF_HUB_CACHE")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
-    assert download.hf_hub_cache() == tmp_path / "hfhome" / "hub"
-    monkeypatch.delenv("HF_HOME")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert download.hf_hub_cache() == tmp_path / "xdg" / "huggingface" / "hub"
+# ---------------------------------------------------------------- Hugging Face addresses
 
 
 @pytest.mark.parametrize(
@@ -288,18 +233,6 @@ def _fake_entry(name: str, sha: str = SHA, url: str = "", **facts: object) -> Mo
     )
 
 
-def test_catalogue_constant_downloads_from_hf(server: Server, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
-    server.files["/test/repo/resolve/rev1/w.gguf"] = DATA
-    entry = _fake_entry("TEST_MODEL_Q8_0", source="hf", repo="test/repo", revision="rev1", path="w.gguf")
-    monkeypatch.setitem(catalog.CATALOG, entry.name, entry)
-    path = resolve_source("TEST_MODEL_Q8_0", on_progress=lambda _: None)
-    assert path == env / "hf" / "test--repo" / "rev1" / "w.gguf" and path.read_bytes() == DATA
-    assert cached_path("TEST_MODEL_Q8_0") == path
-    assert ("TEST_MODEL_Q8_0", path, len(DATA)) in list_cached()
-    assert resolve_source(entry) == path
-
-
 def test_catalogue_constant_with_a_plain_url(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     server.files["/esrgan.pth"] = DATA
     entry = _fake_entry("TEST_UPSCALER", url=server.url("/esrgan.pth"))
@@ -315,19 +248,6 @@ def test_catalogue_sha256_is_enforced(server: Server, env: Path, monkeypatch: py
     with pytest.raises(DownloadError, match="SHA-256 mismatch"):
         resolve_source("TEST_UPSCALER", sha256=SHA, on_progress=lambda _: None)
     assert _files_under(env) == []
-
-
-def test_catalogue_entry_found_in_the_hf_hub_cache(server: Server, tmp_path: Path) -> None:
-    entry = catalog.CATALOG["QWEN3_4B_Q4_K_M"]
-    assert cached_path(entry.name) is None
-    # A sparse file has the catalogue size without using the disk space.
-    snapshot = _put_in_hub(tmp_path, str(entry.repo), str(entry.path), b"")
-    os.truncate(snapshot, entry.size)
-    assert cached_path(entry.name) == snapshot
-    assert resolve_source(entry.name) == snapshot
-    assert (entry.name, snapshot, entry.size) in list_cached()
-    assert delete_cached(entry.name) is False and snapshot.exists()  # the hub cache is not ours to clean
-    assert server.requests == []
 
 
 # ---------------------------------------------------------------- local paths and bad input
@@ -428,15 +348,15 @@ def test_concurrent_downloads_of_one_file(server: Server) -> None:
     assert len(server.requests) == 1  # the others waited on the lock, then found the file
 
 
-def test_delete_and_list(server: Server, env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
-    server.files["/o/r/resolve/main/w.gguf"] = DATA
-    path = resolve_source("hf://o/r/w.gguf", on_progress=lambda _: None)
-    assert list_cached() == [("hf://o/r/w.gguf@main", path, len(DATA))]
-    assert delete_cached("hf://o/r/w.gguf") is True
+def test_delete_and_list(server: Server, env: Path, tmp_path: Path) -> None:
+    server.files["/w.gguf"] = DATA
+    url = server.url("/w.gguf")
+    path = resolve_source(url, on_progress=lambda _: None)
+    assert list_cached() == [(path.relative_to(env).as_posix(), path, len(DATA))]
+    assert delete_cached(url) is True
     assert not path.exists() and list_cached() == []
-    assert not (env / "hf").exists()  # empty folders are pruned
-    assert delete_cached("hf://o/r/w.gguf") is False
+    assert not (env / "url").exists()  # empty folders are pruned
+    assert delete_cached(url) is False
     outside = tmp_path / "keep.gguf"
     outside.write_bytes(b"x")
     assert delete_cached(outside) is False  # the user's own files are never deleted
@@ -459,7 +379,6 @@ def test_delete_a_catalogue_entry(server: Server, monkeypatch: pytest.MonkeyPatc
 
 def test_progress_callback_reports_increasing_percentages(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfer, "_PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(transfer, "_CHUNK", 16_384)
     server.files["/m.bin"] = DATA
     server.cuts = [100_000]
     events, callback = _events()
@@ -473,7 +392,7 @@ def test_progress_callback_reports_increasing_percentages(server: Server, monkey
 
 
 def test_progress_callback_is_throttled(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transfer, "_CHUNK", 1024)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)
     server.files["/m.bin"] = DATA
     events, callback = _events()
     started = time.monotonic()
@@ -485,7 +404,6 @@ def test_progress_callback_is_throttled(server: Server, monkeypatch: pytest.Monk
 
 def test_progress_exception_aborts_and_the_next_call_resumes(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfer, "_PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(transfer, "_CHUNK", 16_384)
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
 
@@ -495,16 +413,27 @@ def test_progress_exception_aborts_and_the_next_call_resumes(server: Server, mon
 
     with pytest.raises(KeyboardInterrupt):
         resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=cancel)
+    part = download.url_cache_path(url).with_suffix(".bin.part")
+    assert 0 < part.stat().st_size < len(DATA) and DATA.startswith(part.read_bytes())
     assert resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None).read_bytes() == DATA
     assert server.requests[-1]["range"] is not None
 
 
 def test_tqdm_bar_without_callback(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
     server.files["/m.bin"] = DATA
-    server.cuts = [100_000]
     path = resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA)
     assert path.read_bytes() == DATA
     assert "m.bin" in capsys.readouterr().err
+
+
+def test_hf_hub_disable_progress_bars_hides_the_bar(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HF_HUB_DISABLE_PROGRESS_BARS=1 as huggingface_hub read it at import.
+    monkeypatch.setattr(importlib.import_module("huggingface_hub.utils.tqdm"), "HF_HUB_DISABLE_PROGRESS_BARS", True)
+    server.files["/m.bin"] = DATA
+    assert resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA).read_bytes() == DATA
+    assert "m.bin" not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- issue 13: addresses, side files, offline
@@ -528,29 +457,25 @@ def test_tqdm_bar_without_callback(server: Server, capsys: pytest.CaptureFixture
         "hf://o/r/a\x00b.gguf",
     ],
 )
-def test_hf_addresses_follow_hugging_face_rules(server: Server, monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
+def test_hf_addresses_follow_hugging_face_rules(hub: Server, uri: str) -> None:
     with pytest.raises(InvalidParameterError, match=r"^model_src: .*hf://owner/repo"):
         resolve_source(uri, on_progress=lambda _: None)
-    assert server.requests == []  # refused before any request
+    assert hub.requests == []  # refused before any request
 
 
 def test_hf_cache_path_stays_in_its_slot(env: Path) -> None:
     # Built directly (not parsed), the bad revision is still caught where the path is made.
     with pytest.raises(InvalidParameterError, match="^model_src: "):
-        HfFile("evil/repo", "x", "..").cache_path()
-    path = HfFile("o/r", "a/b.gguf", "refs/pr/1").cache_path()
+        HfFile("evil/repo", "x", "..").legacy_path()
+    path = HfFile("o/r", "a/b.gguf", "refs/pr/1").legacy_path()
     assert path == env / "hf" / "o--r" / "refs--pr--1" / "a" / "b.gguf"
 
 
-def test_victim_slot_is_not_served_for_an_evil_address(
-    server: Server, env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", server.url(""))
-    server.files["/victim/repo/resolve/main/x"] = DATA
+def test_victim_slot_is_not_served_for_an_evil_address(hub: Server, env: Path, tmp_path: Path) -> None:
+    hub.add_hub_file("victim/repo", "x", DATA)
     with pytest.raises(InvalidParameterError):
         resolve_source("hf://evil/repo/victim--repo/main/x@..", on_progress=lambda _: None)
-    assert not (env / "hf" / "victim--repo").exists()
+    assert not (env / "hf" / "victim--repo").exists() and not (tmp_path / "hub").exists()
 
 
 @pytest.mark.parametrize("url", ["/m%00.bin", "/a%00/m.bin%00", "/m%0a.bin"])
@@ -562,7 +487,8 @@ def test_url_with_nul_or_control_characters_is_refused(server: Server, url: str)
 
 
 def _all_files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if path.is_file()) if folder.exists() else []
+    """Every file but the (empty) lock files, which stay as huggingface_hub's do."""
+    return _files_under(folder) if folder.exists() else []
 
 
 @pytest.mark.parametrize("failure", ["checksum", "size", "http404"])
@@ -576,7 +502,7 @@ def test_no_side_file_outlives_a_failed_download(server: Server, env: Path, fail
     assert _all_files(env) == []  # no .lock, no .part, no file
 
 
-def test_successful_download_leaves_no_lock(server: Server, env: Path) -> None:
+def test_successful_download_leaves_no_part(server: Server, env: Path) -> None:
     server.files["/m.bin"] = DATA
     path = resolve_source(server.url("/m.bin"), sha256=SHA, on_progress=lambda _: None)
     assert _all_files(env) == [path]
@@ -604,7 +530,7 @@ def test_long_file_name_resumes_from_its_hashed_part(server: Server, env: Path) 
     assert server.gets(f"/{name}")[-1]["range"] == "bytes=10000-"
 
 
-def test_offline_is_said_at_once(monkeypatch: pytest.MonkeyPatch, env: Path) -> None:
+def test_no_network_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, env: Path) -> None:
     import socket
 
     calls: list[str] = []
@@ -614,10 +540,15 @@ def test_offline_is_said_at_once(monkeypatch: pytest.MonkeyPatch, env: Path) -> 
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    monkeypatch.setattr(transfer, "_RETRY_DELAY", 5.0)  # a retry would show as a 5 s wait
-    start = time.monotonic()
     with pytest.raises(DownloadError, match="^no network connection: could not reach models.example.org"):
         resolve_source("https://models.example.org/m.bin", on_progress=lambda _: None)
-    assert time.monotonic() - start < 2.0
-    assert calls == ["models.example.org"]  # asked once, not five times
+    assert calls and set(calls) == {"models.example.org"}
     assert _all_files(env) == []
+
+
+def test_offline_mode_refuses_a_url_without_a_request(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    server.files["/m.bin"] = DATA
+    with pytest.raises(DownloadError, match="m.bin is not in the cache .* offline mode is on .HF_HUB_OFFLINE=1."):
+        resolve_source(server.url("/m.bin"), on_progress=lambda _: None)
+    assert server.requests == []

@@ -8,6 +8,7 @@ write failing with ENOSPC, and the free-space check made before a download start
 from __future__ import annotations
 
 import errno
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,9 @@ import pytest
 from helpers import small_tmpfs
 from test_download import DATA, SHA, Server, env, server  # noqa: F401 - fixtures used by name
 
-from qvac_nb import download
 from qvac_nb.download import resolve_source
 from qvac_nb.errors import DownloadError, QvacError
+from qvac_nb.hub import transfer
 
 
 def _complete_files(folder: Path) -> list[Path]:
@@ -45,22 +46,31 @@ def test_a_really_full_disk_is_a_clear_error(
     assert _complete_files(tiny_fs) == []
 
 
+class _FullDisk(io.BytesIO):
+    """A part file whose writes fail the way a full disk makes them fail."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def write(self, chunk: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "not a real file")
+
+
 def test_enospc_during_the_write(server: Server, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     server.files["/m.bin"] = DATA
-    real_write = download._PartFile.write
-
-    def write(self: download._PartFile, fh: object, chunk: bytes) -> None:
-        with download._cache_io(self.path.parent):
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-
-    monkeypatch.setattr(download._PartFile, "write", write)
+    real_open = transfer._open_part
+    monkeypatch.setattr(transfer, "_open_part", _FullDisk)
     with pytest.raises(DownloadError) as info:
         resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
     assert isinstance(info.value, QvacError)
-    assert "is full" in str(info.value)
+    assert "is full" in str(info.value) and "QVAC_NB_CACHE" in str(info.value)
     assert _complete_files(env) == []
-    # Once there is space again, the next call finishes the file (resuming the part).
-    monkeypatch.setattr(download._PartFile, "write", real_write)
+    # Once there is space again, the next call downloads the file.
+    monkeypatch.setattr(transfer, "_open_part", real_open)
     path = resolve_source(server.url("/m.bin"), expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
     assert path.read_bytes() == DATA
 

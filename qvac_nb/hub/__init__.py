@@ -1,4 +1,7 @@
-"""Getting model files onto the disk: sources (what to fetch), transfer (HTTP), cache (where it lives).
+"""Getting model files onto the disk, with huggingface_hub doing the talking.
 
-`qvac_nb.download` puts them together (`resolve_source`) and is the public entry point.
+`sources` (addresses, checked against Hugging Face's rules), `hf` (Hugging Face files in the shared
+hub cache), `transfer` (one file over HTTP: resume, verify, rename), `failures` (their errors as
+DownloadErrors) and `cache` (where files live). `qvac_nb.download` puts them together
+(`resolve_source`) and is the public entry point.
 """

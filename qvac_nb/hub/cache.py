@@ -1,28 +1,24 @@
-"""The cache folder: where downloaded model files live, and the rules that keep it consistent.
+"""Where model files live on disk, and the rules that keep the cache folders consistent.
 
-The root is `$QVAC_NB_CACHE` if set, else `$XDG_CACHE_HOME/qvac_nb`, else `~/.cache/qvac_nb`:
-the XDG convention pip and huggingface_hub also follow, so multi-GB models land where users
-expect caches (and where cache cleaners look), never inside a project folder. Layout:
+Hugging Face files (catalogue entries and `hf://` addresses) live in the standard hub cache,
+`huggingface_hub.constants.HF_HUB_CACHE` ($HF_HUB_CACHE, else $HF_HOME/hub, else
+~/.cache/huggingface/hub), shared with diffusers and the `hf` CLI (`hf cache scan` sees them).
+Plain https:// files live in qvac_nb's own folder, `$QVAC_NB_CACHE`, else
+`$XDG_CACHE_HOME/qvac_nb`, else `~/.cache/qvac_nb`:
 
     <root>/
-    ├── hf/                                    files from Hugging Face (hf:// and catalogue entries)
-    │   └── <owner>--<repo>/                   one slot per repository ("--" never occurs in a repo id)
-    │       └── <revision>/                    a "/" in the revision (refs/pr/1) becomes "--"
-    │           └── <path/in/repo>             complete, verified files only
-    └── url/                                   files from any other URL
-        └── <sha256(url)[:16]>/
-            └── <basename>
+    ├── url/<sha256(url)[:16]>/<basename>     files from any other URL
+    └── hf/<owner>--<repo>/<revision>/<path>  Hugging Face files of qvac_nb before it used the hub
+                                              cache: still used in place, never written any more
 
     next to a file while it downloads:
-        <name>.part    the bytes received so far (kept after a network cut so the next call resumes;
-                       deleted after any other failure)
-        <name>.lock    held by the process downloading <name>; deleted when it is done or fails
-    When `<name>.part` or `<name>.lock` would be longer than the file system allows, the side file
-    is `.<sha256(name)[:16]>.part` / `.lock` instead, so any name that fits can be downloaded.
+        <name>.part    the bytes received so far (kept after a cut or a Cancel so the next call
+                       resumes; deleted after a checksum or size mismatch)
+        <name>.lock    held by the process downloading <name> (the empty file stays, as huggingface_hub's do)
+    When `<name>.part` / `.lock` would be longer than the file system allows, the side file is
+    `.<sha256(name)[:16]>.part` / `.lock` instead, so any name that fits can be downloaded.
 
 Every path is checked to stay inside its slot (resolved, symlinks followed) before it is used.
-A file already in the Hugging Face hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
-`~/.cache/huggingface/hub`) with the right size is used in place, never copied.
 """
 
 from __future__ import annotations
@@ -30,20 +26,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import logging
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import DownloadError, InvalidParameterError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; concurrent downloads of one file are not guarded there
-    fcntl = None  # type: ignore[assignment]
-
-log = logging.getLogger("qvac_nb.download")
 
 CACHE_ENV = "QVAC_NB_CACHE"
 _NAME_MAX = 255  # bytes in one file name on every common file system
@@ -54,22 +42,15 @@ def cache_dir() -> Path:
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override).expanduser()
-    return _xdg_cache() / "qvac_nb"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "qvac_nb"
 
 
 def hf_hub_cache() -> Path:
-    """The Hugging Face hub cache, located the way huggingface_hub locates it."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    hf_home = os.environ.get("HF_HOME")
-    base = Path(hf_home).expanduser() if hf_home else _xdg_cache() / "huggingface"
-    return base / "hub"
+    """The Hugging Face hub cache, exactly as huggingface_hub located it when it was imported."""
+    from huggingface_hub import constants
 
-
-def _xdg_cache() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return Path(constants.HF_HUB_CACHE)
 
 
 def in_slot(slot: Path, *parts: str, what: str) -> Path:
@@ -98,11 +79,8 @@ def side_file(target: Path, suffix: str) -> Path:
     return target.with_name(f".{digest}{suffix}")
 
 
-def is_side_file(path: Path) -> bool:
-    return path.name.endswith((".part", ".lock"))
-
-
 def is_complete(path: Path, size: int | None) -> bool:
+    """True when `path` is a file (symlinks followed) of `size` bytes (any size when None)."""
     try:
         return path.is_file() and (size is None or path.stat().st_size == size)
     except OSError:
@@ -110,9 +88,15 @@ def is_complete(path: Path, size: int | None) -> bool:
 
 
 def shown_folder(folder: Path) -> Path:
-    """The folder to name in an error: the cache root when `folder` is inside it (that is what the user sets)."""
-    root = cache_dir()
-    return root if is_within(folder, root) else folder
+    """The folder to name in an error: the cache root it lies in (that is what the user sets)."""
+    for root in (cache_dir(), hf_hub_cache()):
+        if is_within(folder, root):
+            return root
+    return folder
+
+
+def _setting_for(folder: Path) -> str:
+    return "HF_HUB_CACHE (or HF_HOME)" if is_within(folder, hf_hub_cache()) else CACHE_ENV
 
 
 @contextlib.contextmanager
@@ -129,7 +113,7 @@ def cache_io(folder: Path) -> Iterator[None]:
             state = "is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "is not writable"
         raise DownloadError(
             f"cache folder {shown_folder(folder)} {state} ({exc.strerror or exc}: {exc.filename or folder}); "
-            f"set {CACHE_ENV} to a writable folder with enough free space"
+            f"set {_setting_for(folder)} to a writable folder with enough free space"
         ) from exc
 
 
@@ -145,49 +129,8 @@ def check_free_space(target: Path, expected_size: int | None, have: int) -> None
     if needed > free:
         raise DownloadError(
             f"cache folder {shown_folder(target.parent)} is full: {target.name} needs {needed} more bytes but "
-            f"{free} are free; set {CACHE_ENV} to a folder with enough free space"
+            f"{free} are free; set {_setting_for(target.parent)} to a folder with enough free space"
         )
-
-
-@contextlib.contextmanager
-def locked(target: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `target`'s lock file so one process at a time downloads `target`.
-
-    The lock file is deleted on the way out, while still held. A process that was waiting on it
-    then holds a lock on a deleted file, so after locking it checks that the file it locked is
-    still the one at the path, and starts over if not.
-    """
-    path = side_file(target, ".lock")
-    while True:
-        with cache_io(target.parent):
-            fh = open(path, "a+b")  # closed below or by the with
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    log.info("waiting for another process that is downloading %s", target.name)
-                    fcntl.flock(fh, fcntl.LOCK_EX)
-            if _same_file(fh.fileno(), path):
-                break
-        except BaseException:
-            fh.close()
-            raise
-        fh.close()  # the lock file was deleted by its last holder: lock the new one
-    with fh:  # closing the file releases the lock
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        mine, there = os.fstat(fd), os.stat(path)
-    except OSError:
-        return False
-    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def unlink(path: Path) -> None:
@@ -196,7 +139,7 @@ def unlink(path: Path) -> None:
 
 
 def prune_empty_folders(folder: Path, root: Path) -> None:
-    """Remove now-empty folders between a deleted file and the cache root."""
+    """Remove now-empty folders between a deleted file and `root`."""
     root = root.resolve()
     folder = folder.resolve()
     while folder != root and is_within(folder, root):
@@ -208,10 +151,10 @@ def prune_empty_folders(folder: Path, root: Path) -> None:
 
 
 def cached_files(root: Path) -> Iterator[Path]:
-    """Every complete file under the cache's hf/ and url/ folders (no side files)."""
+    """Every complete file under qvac_nb's hf/ and url/ folders (no side files)."""
     for folder in (root / "hf", root / "url"):
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and not is_side_file(path):
+            if path.is_file() and not path.name.endswith((".part", ".lock")):
                 yield path

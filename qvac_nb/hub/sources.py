@@ -15,26 +15,19 @@ What passes cannot name a cache path outside its own slot (see `hub.cache`).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 from ..errors import InvalidParameterError
 from .cache import cache_dir, hf_hub_cache, in_slot
 
-HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 _REPO_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HF_FORMAT = "expected hf://owner/repo/path/in/repo[@revision]"
-
-
-def hf_endpoint() -> str:
-    """$HF_ENDPOINT (a mirror or a test server), else https://huggingface.co."""
-    return (os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
 
 
 def repo_id_problem(repo: str) -> str | None:
@@ -107,23 +100,27 @@ class HfFile:
         """Why this is not a valid Hugging Face file address, or None."""
         return repo_id_problem(self.repo) or revision_problem(self.revision) or repo_path_problem(self.path)
 
-    def url(self) -> str:
-        return f"{hf_endpoint()}/{self.repo}/resolve/{quote(self.revision, safe='')}/{quote(self.path)}"
+    def __str__(self) -> str:
+        return f"hf://{self.repo}/{self.path}@{self.revision}"
 
     def slot(self) -> Path:
-        """This repository's folder in the cache: <cache>/hf/<owner>--<repo>."""
+        """This repository's folder in qvac_nb's old cache: <cache>/hf/<owner>--<repo>."""
         return cache_dir() / "hf" / self.repo.replace("/", "--")
 
-    def cache_path(self) -> Path:
-        """Where qvac_nb keeps this file: <cache>/hf/<owner>--<repo>/<revision>/<path>, inside that slot."""
+    def legacy_path(self) -> Path:
+        """Where qvac_nb kept this file before it used the hub cache: <cache>/hf/<owner>--<repo>/<revision>/<path>."""
         problem = self.problem()
         if problem:
             raise InvalidParameterError(f"model_src: not a valid Hugging Face file ({problem})")
         return in_slot(self.slot(), self.revision.replace("/", "--"), *self.path.split("/"), what="model_src")
 
+    def repo_folder(self) -> Path:
+        """This repository's folder in the hub cache: models--<owner>--<repo>."""
+        return hf_hub_cache() / f"models--{self.repo.replace('/', '--')}"
+
     def hub_path(self) -> Path | None:
-        """Where the Hugging Face hub cache would hold this file, or None if its revision is unknown there."""
-        base = hf_hub_cache() / f"models--{self.repo.replace('/', '--')}"
+        """Where the hub cache holds (or would hold) this file, or None if its revision is unknown there."""
+        base = self.repo_folder()
         commit = self.revision
         if not COMMIT.fullmatch(commit):
             # A branch or tag: the hub cache records which commit it pointed to.
