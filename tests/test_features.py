@@ -7,6 +7,7 @@ same call without the feature, so a feature that is silently dropped fails.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from conftest import THREADS, _load, _model
 from helpers import assert_real_image, pixels
+from peer import cached_outputs
 from PIL import Image
 
 import qvac_nb
@@ -48,7 +50,21 @@ Images = dict[str, "np.ndarray | list[np.ndarray]"]
 
 
 def peer_calls(tmp_path: Path, model: dict[str, Any], calls: list[tuple[dict[str, Any], Images]]) -> list[np.ndarray]:
-    """The peer's first image of each (generate_image arguments, image arguments) call, on one loaded model."""
+    """The peer's first image of each (generate_image arguments, image arguments) call, on one loaded model
+    (kept in the peer-output cache: tests/peer.py)."""
+    inputs = {name: Path(value) for name, value in model.items() if isinstance(value, str) and Path(value).is_file()}
+    arguments = {"model": model, "calls": [(gen, {key: _arrays_identity(value) for key, value in images.items()})
+                                           for gen, images in calls]}
+    return cached_outputs("calls", inputs, arguments, lambda: _run_peer_calls(tmp_path, model, calls))
+
+
+def _arrays_identity(value: np.ndarray | list[np.ndarray]) -> list[Any]:
+    arrays = value if isinstance(value, list) else [value]
+    return [[hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(), list(a.shape)] for a in arrays]
+
+
+def _run_peer_calls(tmp_path: Path, model: dict[str, Any],
+                    calls: list[tuple[dict[str, Any], Images]]) -> list[np.ndarray]:
     encoded = []
     for n, (gen, images) in enumerate(calls):
         paths: dict[str, Any] = {}
