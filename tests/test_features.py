@@ -53,8 +53,8 @@ def peer_calls(tmp_path: Path, model: dict[str, Any], calls: list[tuple[dict[str
     """The peer's first image of each (generate_image arguments, image arguments) call, on one loaded model
     (kept in the peer-output cache: tests/peer.py)."""
     inputs = {name: Path(value) for name, value in model.items() if isinstance(value, str) and Path(value).is_file()}
-    arguments = {"model": model, "calls": [(gen, {key: _arrays_identity(value) for key, value in images.items()})
-                                           for gen, images in calls]}
+    encoded = [(gen, {key: _arrays_identity(value) for key, value in images.items()}) for gen, images in calls]
+    arguments = {"script": _PEER, "model": model, "calls": encoded}
     return cached_outputs("calls", inputs, arguments, lambda: _run_peer_calls(tmp_path, model, calls))
 
 
