@@ -7,7 +7,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +30,26 @@ def assert_real_image(png: bytes, width: int, height: int) -> np.ndarray:
     assert np.isfinite(arr.astype(np.float32)).all()
     assert arr.astype(np.float32).std() > 1.0, "the image is (nearly) constant"
     return arr
+
+
+def run_at_once(call: Callable[[], object], count: int,
+                timeout: float = 60.0) -> tuple[list[object], list[BaseException]]:
+    """`call()` on `count` threads started together: what the calls returned, and what they raised."""
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(call())
+        except BaseException as exc:  # handed to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results, errors
 
 
 def rss_mb() -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from types import SimpleNamespace
 
 import huggingface_hub
 import pytest
+from helpers import run_at_once
 from huggingface_hub import constants, file_download
 from huggingface_hub.utils import _detect_agent
 from local_http import Server, serving
@@ -329,22 +329,10 @@ def test_concurrent_downloads_of_one_file(server: Server) -> None:
     server.files["/m.bin"] = DATA
     server.delay = 0.3
     url = server.url("/m.bin")
-    results: list[Path] = []
-    errors: list[BaseException] = []
-
-    def fetch() -> None:
-        try:
-            results.append(resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=fetch) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_at_once(
+        lambda: resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None), 3)
     assert errors == []
-    assert len(set(results)) == 1 and results[0].read_bytes() == DATA
+    assert len({str(r) for r in results}) == 1 and Path(str(results[0])).read_bytes() == DATA
     assert len(server.requests) == 1  # the others waited on the lock, then found the file
 
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import run_at_once
 from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 from local_http import COMMIT, Server
 from test_download import DATA, SHA, env, hub, server, set_endpoint  # noqa: F401 - fixtures used by name
@@ -270,20 +271,7 @@ def test_two_loads_of_one_file_download_it_once(hub: Server, monkeypatch: pytest
     cdn = hub.add_hub_file(REPO, "sub/w.gguf", DATA)
     _entry(monkeypatch)
     hub.delay = 0.3  # the first download is still running when the second call asks
-    results: list[Path] = []
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            results.append(resolve_source(NAME, on_progress=lambda _: None))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=load) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results, errors = run_at_once(lambda: resolve_source(NAME, on_progress=lambda _: None), 2)
     assert errors == [] and len(results) == 2 and len(set(results)) == 1
     assert results[0].read_bytes() == DATA
     assert len(hub.gets(cdn)) == 1  # the second waited on huggingface_hub's lock for the blob, then used it
