@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 from typing import Any
 
 from . import engine, families, guards, models, photomaker, runner, schema
+from .catalog import CATALOG
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
@@ -28,6 +30,15 @@ def diffusion(*, model_id: str, prompt: str, **params: Any) -> DiffusionJob:
     runner.submit(job, protocol.DIFFUSION, {"request": request, "params": job.params, "preview": preview,
                                             "init_as_reference": init_as_reference})
     return job
+
+
+def shared_model_name(source: object) -> str:
+    """How a PNG names its model: a catalogue name or a URL as given, a local file by its name only (the
+    folders it sits in are the user's own: a shared image carries no local path)."""
+    text = str(source)
+    if text in CATALOG or text.startswith(("hf://", "http://", "https://")):
+        return text
+    return Path(text).name
 
 
 def validate_diffusion(**given: Any) -> Any:
@@ -65,7 +76,7 @@ def validate_diffusion(**given: Any) -> Any:
     for p in schema.DIFFUSION:
         if p.model_default and values[p.name] is None:
             values[p.name] = getattr(model, p.model_default)  # the sampler/scheduler the engine picked for it
-    request = schema.DiffusionRequest(**values, family=model.family, model=model.source)
+    request = schema.DiffusionRequest(**values, family=model.family, model=shared_model_name(model.source))
     guards.check_diffusion(model, schema.record(request), init)
     guards.check_image_inputs(model, request, refs)
     return request

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import engine, families, guards, models, runner, schema
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
+from .generation import shared_model_name
 from .images import to_rgb_array
 from .jobs import Job
 from .model_files import inspect_file
@@ -109,7 +109,7 @@ def validate_video(**given: Any) -> VideoRequest:
                     f"{name}: the high-noise settings are for Wan 2.2 A14B, loaded with "
                     "model_config={'high_noise_diffusion_model_src': ...}", param=name)
     _check_memory(model, values)
-    return VideoRequest(**values, model=Path(str(model.source)).name, family=model.family, frames_asked=asked)
+    return VideoRequest(**values, model=shared_model_name(model.source), family=model.family, frames_asked=asked)
 
 
 def _check_size(model: Any, values: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 import qvac_nb
 from qvac_nb import models
+from qvac_nb.png import stored_record
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
 
@@ -200,6 +201,10 @@ def test_read_parameters_reproduces_byte_for_byte(sd1_id: str) -> None:
     assert again == second
     text = Image.open(io.BytesIO(second)).info["parameters"]
     assert text.startswith("a castle\nNegative prompt: fog\nSteps: 2, Sampler: euler") and "Seed: 41" in text
+    # The model was loaded from a local path: a shared PNG names the file, never the folders it sits in.
+    source = Path(str(qvac_nb.models.get_model(sd1_id).source))
+    assert source.is_absolute() and f"Model: {source.name}," in text and str(source.parent) not in text
+    assert stored_record(second)["model"] == source.name
 
 
 def test_random_seed_is_reported(sd1_id: str) -> None:
