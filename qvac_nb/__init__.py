@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .jobs import DiffusionJob, Job, Stats, UpscaleJob, set_display_hook
     from .models import load_model, loaded_models, unload_model
     from .png import read_parameters
+    from .png_image import PngImage
     from .progress_stream import ProgressTick
     from .video_files import Video
     from .video_generation import VideoJob, video
@@ -58,7 +59,7 @@ _ERRORS = (
 _HOMES: dict[str, str] = {
     "load_model": "models", "unload_model": "models", "loaded_models": "models",
     "diffusion": "generation", "upscale": "generation", "cancel": "generation",
-    "read_parameters": "png", "history": "history_folder", "grid": "grids",
+    "read_parameters": "png", "PngImage": "png_image", "history": "history_folder", "grid": "grids",
     "convert": "conversion", "video": "video_generation", "VideoJob": "video_generation", "Video": "video_files",
     "batch": "batching", "BatchResult": "batching", "BatchRecord": "batching", "BatchHandle": "batching",
     "BatchValidationError": "batching",
@@ -71,7 +72,7 @@ _PUBLIC = (
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
     "grid", "batch", "convert", "video", "VideoJob", "Video", "BatchResult", "BatchRecord", "BatchHandle",
     "BatchValidationError",
-    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery",
+    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery", "PngImage",
 )
 
 

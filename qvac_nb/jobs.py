@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import CancelledError
+from .png_image import PngImage
 from .progress_stream import ProgressStream
 
 
@@ -166,9 +167,16 @@ def set_wait_hook(hook: Callable[[concurrent.futures.Future, float | None], None
     _wait_hook = hook
 
 
-class DiffusionJob(Job):
+class _PngJob(Job):
+    """A job whose outputs are PNGs: they come out as `PngImage`s (bytes a notebook shows as images)."""
+
+    def _finish(self, outputs: list[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
+        super()._finish(None if outputs is None else [PngImage(png) for png in outputs], stats, error)
+
+
+class DiffusionJob(_PngJob):
     kind = "diffusion"
 
 
-class UpscaleJob(Job):
+class UpscaleJob(_PngJob):
     kind = "upscale"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import pickle
 import warnings
 from pathlib import Path
 
@@ -181,7 +182,7 @@ def test_standalone_upscale(upscaler_id: str, sd1_id: str) -> None:
 def test_upscale_with_a_paired_upscaler_keeps_parameters(sd1_upscale_id: str) -> None:
     (src,), _ = run(sd1_upscale_id, seed=31)
     (png,) = qvac_nb.upscale(model_id=sd1_upscale_id, image=src).outputs.result(timeout=600)
-    assert pixels(png).shape == (256, 256, 3)
+    assert pixels(png).shape == (256, 256, 3) and repr(png).startswith("<PngImage 256x256, ")
     assert qvac_nb.read_parameters(png)["seed"] == 31
 
 
@@ -210,6 +211,10 @@ def test_read_parameters_reproduces_byte_for_byte(sd1_id: str) -> None:
 def test_random_seed_is_reported(sd1_id: str) -> None:
     (png,), stats = run(sd1_id)
     assert stats.seed >= 0 and qvac_nb.read_parameters(png)["seed"] == stats.seed
+    # A cell shows an output as the image; its repr is one line, not the PNG's bytes; it is still bytes.
+    assert isinstance(png, qvac_nb.PngImage) and isinstance(png, bytes) and png._repr_png_() == bytes(png)
+    assert repr(png) == f"<PngImage 64x64, {len(png):,} bytes>" and repr([png]).count("PngImage") == 1
+    assert pickle.loads(pickle.dumps(png)) == png and type(pickle.loads(pickle.dumps(png))) is qvac_nb.PngImage
 
 
 def test_width_height_and_vae_tiling(sd1_id: str) -> None:

@@ -1,0 +1,32 @@
+"""`PngImage`: what a job's outputs are: a PNG's bytes that a notebook shows as the image."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class PngImage(bytes):
+    """A PNG qvac_nb made. It is `bytes` (save it, hash it, pass it on), a cell shows it as the image, and
+    its repr is one short line instead of the PNG's bytes."""
+
+    def _repr_png_(self) -> bytes:
+        return bytes(self)
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) from the PNG's header; None for bytes that are not a PNG."""
+        if len(self) < 24 or not self.startswith(_SIGNATURE) or self[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", self[16:24])
+        return width, height
+
+    def __repr__(self) -> str:
+        size = self.size
+        shape = f"{size[0]}x{size[1]}, " if size else ""
+        return f"<PngImage {shape}{len(self):,} bytes>"
+
+    def __reduce__(self) -> Any:  # pickles (a batch across processes, Ray) as the same type
+        return (PngImage, (bytes(self),))
