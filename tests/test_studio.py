@@ -219,6 +219,10 @@ def test_history_survives_a_new_studio(sd1_id: str, tmp_path: Path) -> None:
     data, _meta = again._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
     assert data["text/html"].count("data:image/jpeg;base64,") == 3 and "a green kite" in data["text/html"]
+    # It names no local folder and only the parameters that made an SD 1.x txt2img image (cfg, not guidance).
+    assert str(folder) not in data["text/html"] and f"saved in {folder.name}" in data["text/html"]
+    assert "<b>cfg_scale</b>" in data["text/html"] and "<b>guidance</b>" not in data["text/html"]
+    assert "<b>strength</b>" not in data["text/html"]
     msg(again, {"type": "reuse_all", "id": again.gallery[0]["id"]})
     assert again.params["prompt"] == "a green kite" and again.params["seed"] == 30
 
@@ -458,6 +462,27 @@ def test_gallery_widget() -> None:
     assert len(gallery.pngs) == 3
 
 
+class _FakeDisplay:
+    """IPython's display(..., display_id=True) as a kernel runs it: each output and its updates, as HTML."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+
+    def display(self, obj: Any, display_id: bool = False) -> Any:
+        index = len(self.shown)
+        self.shown.append(obj.data)
+        outer = self
+
+        class Handle:
+            def update(self, new: Any) -> None:
+                outer.shown[index] = new.data
+
+        return Handle() if display_id else None
+
+    def latest(self) -> str:
+        return self.shown[0] if self.shown else ""
+
+
 def test_job_mimebundle_fallback_and_live(sd1_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     job = qvac_nb.diffusion(model_id=sd1_id, **SMALL, seed=3)
     bundle = job_display.job_mimebundle(job)  # no kernel here: the first PNG (blocks for it)
@@ -465,15 +490,22 @@ def test_job_mimebundle_fallback_and_live(sd1_id: str, monkeypatch: pytest.Monke
     assert "DiffusionJob" in bundle["text/plain"]
 
     monkeypatch.setattr(job_display, "widgets_live", lambda: True)
+    copies = _FakeDisplay()
+    monkeypatch.setattr("IPython.display.display", copies.display)
     live = qvac_nb.diffusion(model_id=sd1_id, **SMALL, seed=4)
     bundle = live._repr_mimebundle_()  # what IPython calls
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "text/html" not in bundle
     view = job_display._views[live]
-    assert job_display.job_mimebundle(live) == bundle  # one view per job
+    # Beside the widget, a saved copy (an ordinary HTML output) a reopened notebook shows instead of it.
+    [first] = copies.shown
+    assert f"qvac-static-output qvac-for-{view.static_key}" in first and "still running" in first
     rec = Recorder(view)
     wait_for(lambda: view.status.get("phase") == "done")
     wait_for(lambda: len(view.images) == 1)
     assert view.images[0]["seed"] == 4
+    wait_for(lambda: "data:image/jpeg;base64," in copies.latest())  # the copy now holds the image
+    assert view.static_key in copies.latest() and "seed</b>: 4" in copies.latest()
+    assert job_display.job_mimebundle(live) == bundle  # one view per job (and one more copy)
     msg(view, {"type": "image", "id": view.images[0]["id"]})
     assert rec.sent[-1][1] == live.outputs.result()
 

@@ -4,6 +4,7 @@ import { createGalleryGrid } from "./gallery-grid.js";
 import { createImageFetcher, handleZip } from "./images.js";
 import { h } from "./util.js";
 import { createConnection, DEAD_TEXT, freezeControls } from "./connection.js";
+import { hideStaticCopies } from "./static-copies.js";
 
 function render({ model: anyModel, el }) {
   const live = createConnection(anyModel, el, (dead) => onConnection(dead));
@@ -32,7 +33,9 @@ function render({ model: anyModel, el }) {
   }
   onImages();
   live.check();
+  const stopHiding = hideStaticCopies(el, model.get("static_key") || "");
   return () => {
+    stopHiding();
     live.dispose();
     model.off("change:images", onImages);
     model.off("msg:custom", onCustom);

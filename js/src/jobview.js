@@ -3,6 +3,7 @@ import "./jobview.css";
 import { createImageFetcher, fileName, saveBlob, typedBlob, videoPlayer } from "./images.js";
 import { createProgress, RUNNING } from "./progress.js";
 import { createConnection, createPoller, DEAD_TEXT } from "./connection.js";
+import { hideStaticCopies } from "./static-copies.js";
 import { h, objectUrl, revoke } from "./util.js";
 
 function render({ model: anyModel, el }) {
@@ -90,8 +91,10 @@ function render({ model: anyModel, el }) {
   onImages();
   live.check();
   const stopPolling = createPoller(anyModel, model.send, () => RUNNING.has((model.get("status") || {}).phase || "loading"), () => (model.get("images") || []).length);
+  const stopHiding = hideStaticCopies(el, model.get("static_key") || "");
   return () => {
     stopPolling();
+    stopHiding();
     live.dispose();
     for (const [name, fn] of listeners) model.off(name, fn);
     for (const item of shown.values()) revoke(item.url);

@@ -9,6 +9,7 @@ import { createInitImage } from "./init-image.js";
 import { createModelBar } from "./model-bar.js";
 import { createProgress, RUNNING } from "./progress.js";
 import { createConnection, createPoller, DEAD_TEXT, freezeControls } from "./connection.js";
+import { hideStaticCopies } from "./static-copies.js";
 import { h, isolateKeys, objectUrl, revoke } from "./util.js";
 
 const GALLERY_ACTIONS = [
@@ -258,8 +259,11 @@ function render({ model: anyModel, el }) {
   live.check();
   const stopPolling = createPoller(anyModel, model.send, () => Boolean(model.get("busy")) || RUNNING.has((model.get("status") || {}).phase), () => (model.get("gallery") || []).length);
 
+  const stopHiding = hideStaticCopies(el, model.get("static_key") || "");
+
   return () => {
     stopPolling();
+    stopHiding();
     live.dispose();
     for (const [name, fn] of listeners) model.off(name, fn);
     grid.dispose();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import anywidget
 import traitlets as t
 
 from . import static_html, subshell
+from .static_copies import StaticCopies, new_key
 from .store import ImageStore
 
 log = logging.getLogger("qvac_nb.widgets")
@@ -21,9 +23,14 @@ class ImageWidget(anywidget.AnyWidget):
     """Base class: holds full-size PNGs kernel-side and answers the front-end's requests for them."""
 
     error = t.Unicode("").tag(sync=True)
+    static_key = t.Unicode("", help="Marks this widget's saved copies (widgets/static_copies.py): the front-end "
+                           "hides them in its cell while it runs.").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.static_key = new_key()
+        self._static = StaticCopies(self.static_key)
+        self._static_followed = False  # the copies follow the widget's images once it was first displayed
         self._store = ImageStore()
         self._handlers: dict[str, Handler] = {"download_zip": self._msg_download_zip, "poll": self._msg_poll}
         self.on_msg(self._on_msg)
@@ -53,9 +60,28 @@ class ImageWidget(anywidget.AnyWidget):
         if not bundle:
             return bundle
         data, metadata = bundle
-        # Where widgets cannot render (nbviewer, GitHub, a closed kernel) this HTML shows instead.
-        html = static_html.snapshot(self._static_title(), self._entries(), self._static_note())
+        html = self._snapshot()
+        from .display import widgets_live  # noqa: PLC0415
+
+        if widgets_live() and "google.colab" not in sys.modules:
+            # In a kernel: a saved copy of its own, kept up to date, which the live widget hides. Not in
+            # Colab: each output is a frame of its own there (the widget could not hide the copy) and
+            # updates from a job's thread are not rendered.
+            if not self._static_followed:
+                self._static_followed = True
+                names = [n for n in (self._listing_trait(), "error") if n and self.has_trait(n)]
+                self.observe(lambda _change: self._static.update(self._snapshot()), names=names)
+            self._static.add(html)
+            return data, metadata
+        # Elsewhere (a script rendering the notebook): the HTML travels with the widget's own output.
         return {**data, "text/html": html}, metadata
+
+    def _snapshot(self) -> str:
+        """The HTML a viewer without the live widget shows: thumbnails with their parameters."""
+        note = self._static_note()
+        if self.error:
+            note = f"{note}; error: {self.error}"
+        return static_html.snapshot(self._static_title(), self._entries(), note)
 
     def _static_title(self) -> str:
         return f"qvac_nb {type(self).__name__}"

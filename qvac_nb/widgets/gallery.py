@@ -60,6 +60,9 @@ class Gallery(ImageWidget):
     def _entries(self) -> list[dict[str, Any]]:
         return list(self.images)
 
+    def _listing_trait(self) -> str:
+        return "images"
+
 
 def record_extra(record: history_folder.Record) -> dict[str, Any]:
     """What a gallery entry carries from a history record besides the PNG's own parameters."""

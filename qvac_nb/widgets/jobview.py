@@ -56,6 +56,14 @@ class JobView(ImageWidget):
     def _listing_trait(self) -> str:
         return "images"
 
+    def _static_title(self) -> str:
+        return f"qvac_nb {self._job.kind} job on {self._job.model_id}"
+
+    def _static_note(self) -> str:
+        if self.images:
+            return "its images (thumbnails; the full PNGs carry their parameters)"
+        return "still running when this was saved" if not self._job.done() else "it made no image"
+
     @property
     def job(self) -> Job:
         return self._job

@@ -524,8 +524,8 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         return "gallery"
 
     def _static_note(self) -> str:
-        where = f"; every image is saved in {self.output_dir}" if self.output_dir else ""
-        return f"images as of when the cell ran{where}"
+        where = f"; every image is saved in {_shown_folder(self.output_dir)}" if self.output_dir else ""
+        return f"the newest images of the session{where}"
 
     @property
     def images(self) -> list[bytes]:
@@ -638,6 +638,16 @@ def _output_folder(output_dir: Any) -> Path | None:
     except InvalidParameterError as exc:
         raise InvalidParameterError(f"{exc}; pass another output_dir, or output_dir=None to keep the images "
                                     "for this session only", param="output_dir") from None
+
+
+def _shown_folder(folder: str) -> str:
+    """The history folder as a saved notebook names it: relative to the working folder, else its name only
+    (a notebook people share carries no local path)."""
+    path = Path(folder)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return path.name
 
 
 def _identity_of(model_id: str) -> tuple[Any, ...] | None:
