@@ -746,8 +746,17 @@ def validate(params: Sequence[Param], given: Mapping[str, Any], *, where: str, p
         value = folded[p.name]
         if value is None and p.per_family:
             value = p.default_for(family)
-        out[p.name] = p.check(value, prefix + p.name, names)
+        out[p.name] = _with_size_step(p, family).check(value, prefix + p.name, names)
     return out
+
+
+def _with_size_step(p: Param, family: str | None) -> Param:
+    """A size parameter of a known family is left to the family's own check (guards.check_size, which every
+    caller passing `family` runs next): one rule, one message naming the family, and every size it suggests
+    is one the model accepts. Without a family the generic step applies."""
+    if family is None or p.multiple_of <= 1 or p.name not in ("width", "height"):
+        return p
+    return dataclasses.replace(p, multiple_of=1)
 
 
 def _field_type(p: Param) -> Any:

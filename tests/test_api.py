@@ -385,7 +385,7 @@ def test_unload_model_frees_and_forgets(sd1_model) -> None:  # noqa: ANN001
 @pytest.mark.parametrize(
     "kwargs,error,words",
     [
-        ({"width": 65}, qvac_nb.InvalidParameterError, "width: must be a multiple of 8"),
+        ({"width": 65}, qvac_nb.InvalidParameterError, "width: 65 is not a size this SD 1.x model can make"),
         ({"height": 8}, qvac_nb.InvalidParameterError, "height: must be between 64"),
         ({"steps": 0}, qvac_nb.InvalidParameterError, "steps"),
         ({"steps": "20"}, qvac_nb.InvalidTypeError, "steps: expected an integer"),

@@ -65,7 +65,7 @@ def test_a_single_image_keeps_the_output_name(tmp_path: Path, sd1_model: registr
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--width", "65"], "width: must be a multiple of 8"),
+        (["--width", "65"], "width: 65 is not a size this SD 1.x model can make"),
         (["--sampler", "eulr"], "did you mean 'euler'"),
         (["--strength", "0", "--init-image", "{image}"], "strength: must be in (0.0, 1.0]"),
         # A missing upscaler file is the user's mistake too (a catalogue name would start a download).
