@@ -55,7 +55,8 @@ export function matchesPrompt(entry, text) {
 }
 
 /**
- * actions: [{name, label, title, enabled?(entry)}]; "download" is handled here, others go to onAction(name, entry).
+ * actions: [{name, label, title, enabled?(entry), why?(entry)}]: why() is the tooltip of a disabled button;
+ * "download" is handled here, others go to onAction(name, entry).
  * schema(): the parameter schema (qvac_nb.schema.schema_json) that labels the lightbox's parameter rows.
  * onDownloadAll(ids): "Download all" was clicked with these (shown, i.e. filtered) image ids.
  * The toolbar (`tools`: prompt filter and "Download all") is placed by the caller.
@@ -142,11 +143,16 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     return entries.find((e) => e.id === id);
   }
 
+  /** Each button works, or is disabled with its reason as its tooltip (action.why(entry)). */
   function refreshButtons() {
     for (const entry of entries) {
       const item = cards.get(entry.id);
       actions.forEach((action, i) => {
-        item.buttons[i].disabled = action.enabled ? !action.enabled(entry) : false;
+        const button = item.buttons[i];
+        const usable = action.enabled ? action.enabled(entry) : true;
+        button.disabled = !usable;
+        if (!button.dataset.title) button.dataset.title = button.title;
+        button.title = usable || !action.why ? button.dataset.title : action.why(entry);
       });
     }
   }

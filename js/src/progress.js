@@ -13,6 +13,7 @@ export const PHASE_LABELS = {
   cancelled: "Cancelled",
   error: "Error",
 };
+const DECODE_TICK_MS = 500;
 export const RUNNING = new Set(["queued", "loading", "downloading", "sampling", "decoding", "upscaling"]);
 
 /** The one-line description of a status, e.g. "Sampling · step 3/6 · 2.10 it/s · ETA 1.4 s". */
@@ -58,10 +59,33 @@ export function createProgress({ compact = false } = {}) {
   const announce = h("div", { class: "qvac-sr-only", "aria-live": "polite", role: "status" });
   const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label, announce);
   let announced = "";
+  let clock = null; // while decoding: the label counts on between the kernel's updates
+  let shown = {};
+  let received = 0;
+
+  /** While decoding the engine reports nothing until it is done: count the elapsed time and ETA here. */
+  function tick() {
+    if (!el.isConnected && clock) return stopClock();
+    const dt = (Date.now() - received) / 1000;
+    const s = { ...shown };
+    if (s.decode_elapsed !== null && s.decode_elapsed !== undefined) s.decode_elapsed += dt;
+    // An ETA run out while still decoding says nothing true: leave it out rather than show 0.
+    if (s.eta !== null && s.eta !== undefined) s.eta = s.eta - dt > 0 ? s.eta - dt : null;
+    label.textContent = describeStatus(s);
+  }
+
+  function stopClock() {
+    if (clock) clearInterval(clock);
+    clock = null;
+  }
 
   function update(status) {
     const s = status || {};
     const phase = s.phase || "idle";
+    shown = s;
+    received = Date.now();
+    if (phase === "decoding" && !clock) clock = setInterval(tick, DECODE_TICK_MS);
+    else if (phase !== "decoding") stopClock();
     if (phase !== announced) {
       announced = phase;
       announce.textContent = phase === "idle" ? "" : describeStatus(s);

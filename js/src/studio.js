@@ -12,10 +12,13 @@ import { createConnection, createPoller, DEAD_TEXT, freezeControls } from "./con
 import { hideStaticCopies } from "./static-copies.js";
 import { h, isolateKeys, objectUrl, revoke } from "./util.js";
 
+// A grid image (the labelled sheet) and images from elsewhere carry no generation parameters to reuse.
+const hasRecord = (entry) => entry.seed !== null && entry.seed !== undefined;
+const noRecord = (entry) => (entry.kind === "grid" ? "a grid sheet has no one seed: reuse a cell's image instead" : "this image carries no generation parameters");
 const GALLERY_ACTIONS = [
   { name: "download", label: "PNG", title: "download the PNG (parameters embedded)" },
-  { name: "reuse_seed", label: "Seed", title: "reuse this seed" },
-  { name: "reuse_all", label: "All", title: "reuse all parameters" },
+  { name: "reuse_seed", label: "Seed", title: "reuse this seed", enabled: hasRecord, why: noRecord },
+  { name: "reuse_all", label: "All", title: "reuse all parameters", enabled: hasRecord, why: noRecord },
   { name: "use_as_init", label: "Init", title: "use as init image" },
 ];
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createProgress, describeStatus } from "../src/progress.js";
 import { snap } from "../src/form.js";
 import { formatRate, formatSeconds } from "../src/util.js";
@@ -66,5 +66,28 @@ describe("honest batch and decode status", () => {
     expect(describeStatus(s)).toBe("Sampling · image 2/4 · step 1/6 · 2.00 it/s · ETA 8.5 s + decoding");
     expect(describeStatus({ ...s, eta: 12, eta_decode: true })).toBe("Sampling · image 2/4 · step 1/6 · 2.00 it/s · ETA 12 s");
     expect(describeStatus({ phase: "decoding", step: 6, total: 6, batch: 1, decode_elapsed: 1.5, eta: 0.5, eta_decode: true })).toBe("Decoding · 1.5 s · ETA 0.5 s");
+  });
+});
+
+describe("decoding progress", () => {
+  it("counts the decode's time and ETA between the kernel's updates, and stops when it is done", () => {
+    vi.useFakeTimers();
+    try {
+      const progress = createProgress();
+      document.body.append(progress.el);
+      const label = () => progress.el.querySelector(".qvac-progress-label").textContent;
+      progress.update({ phase: "decoding", step: 4, total: 4, batch: 1, decode_elapsed: 0, eta: 2 });
+      expect(label()).toBe("Decoding · 0.0 s · ETA 2.0 s");
+      vi.advanceTimersByTime(1500);
+      expect(label()).toBe("Decoding · 1.5 s · ETA 0.5 s");
+      vi.advanceTimersByTime(1500); // slower than measured: no "ETA 0.0 s" that never ends
+      expect(label()).toBe("Decoding · 3.0 s");
+      progress.update({ phase: "done", elapsed: 5, seed: 1 });
+      vi.advanceTimersByTime(2000);
+      expect(label()).toBe("Done · 5.0 s · seed 1");
+      progress.el.remove();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -250,6 +250,18 @@ describe("Studio gallery", () => {
     }
   });
 
+  it("disables Seed and All on a grid sheet, saying why, and keeps them on a generated image", () => {
+    ctx = setup({ gallery: [entry("img8", { seed: null, params: {}, kind: "grid", grid: "x: seed" }), entry("img7")] });
+    const [sheet, image] = ctx.el.querySelectorAll(".qvac-card");
+    for (const action of ["reuse_seed", "reuse_all"]) {
+      const off = sheet.querySelector(`button[data-action=${action}]`);
+      expect(off.disabled).toBe(true);
+      expect(off.title).toContain("grid sheet");
+      expect(image.querySelector(`button[data-action=${action}]`).disabled).toBe(false);
+    }
+    expect(sheet.querySelector("button[data-action=use_as_init]").disabled).toBe(false);
+  });
+
   it("greys out Upscale without an upscaler", () => {
     ctx = setup({ gallery: [entry("img7")] });
     expect(ctx.el.querySelector(".qvac-card button[data-action=upscale]").disabled).toBe(true);
