@@ -325,6 +325,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if init is not None and not Path(init).expanduser().is_file():
         raise UsageError(f"--init-image: no image file at {init}")
     _checked_output(args.output)
+    _check_before_loading(args.model, {"prompt": args.prompt, **kwargs})
 
     _say(args, f"loading {args.model} ...")
     model_id = qvac_nb.load_model(args.model, model_config=config)
@@ -338,6 +339,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     finally:
         qvac_nb.unload_model(model_id=model_id)
     return EXIT_OK
+
+
+def _check_before_loading(model_src: str, params: dict[str, Any]) -> None:
+    """Refuse bad values before a model of several GB loads (or downloads): every check that needs no loaded
+    model, with the family's size rule where the catalogue or the file's header tells the family."""
+    from . import engine, guards
+    from .batching.items import model_family
+    from .catalog import CATALOG
+
+    family = model_family(model_src) if model_src in CATALOG or Path(model_src).expanduser().is_file() else None
+    values = schema.validate(schema.DIFFUSION, params, where="diffusion", names=engine.enum_names(), family=family)
+    if family is not None:
+        guards.check_size(family, values)
 
 
 def cmd_video(args: argparse.Namespace) -> int:

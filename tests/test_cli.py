@@ -86,6 +86,19 @@ def test_bad_values_exit_2_with_the_message(tmp_path: Path, sd1_model: registry.
     assert not (tmp_path / "o.png").exists()
 
 
+def test_bad_values_are_refused_before_the_model_loads(tmp_path: Path, sd1_model: registry.TestModel) -> None:
+    """A typo must not cost a multi-GB load (or download) first: the values are checked before loading."""
+    out = str(tmp_path / "o.png")
+    # The family's size rule applies as soon as the file's header tells the family (SD 1.x: multiples of 64).
+    result = qvac_nb_cmd("generate", "x", "-m", str(sd1_model.primary), "-o", out, "--width", "96")
+    assert result.returncode == 2 and "96 is not a size this SD 1.x model can make" in result.stderr
+    assert "loading" not in result.stderr, result.stderr
+    # A model that is not there yet (a URL to download, say): still the value's error, not the model's.
+    result = qvac_nb_cmd("generate", "x", "-m", "https://127.0.0.1:9/never.gguf", "-o", out, "--steps", "0")
+    assert result.returncode == 2 and "steps: must be between 1 and 150" in result.stderr, result.stderr
+    assert "loading" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
