@@ -969,7 +969,8 @@ def readme_table(params: Sequence[Param]) -> str:
     rows = ["| Parameter | Values | Default |", "|---|---|---|"]
     for p in params:
         values = p.values_text().replace("|", "\\|")
-        rows.append(f"| `{p.name}` | {p.doc} Values: {values} | {p.default_text()} |")
+        shown = f" Values: {values}" if values else ""  # an image's doc already says what it takes
+        rows.append(f"| `{p.name}` | {p.doc}{shown} | {p.default_text()} |")
     return "\n".join(rows)
 
 

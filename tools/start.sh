@@ -22,11 +22,20 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q . jupyterlab
 
-if [ "${1:-}" = "--install-only" ]; then
-  echo "installed into $VENV; start with: bash tools/start.sh"
+# --install-only may come anywhere among the options; the others go to JupyterLab.
+install_only=0
+lab_args=()
+for arg in "$@"; do
+  if [ "$arg" = "--install-only" ]; then install_only=1; else lab_args+=("$arg"); fi
+done
+again="bash tools/start.sh"
+[ "$VENV" != ".venv" ] && again="QVAC_NB_VENV=$VENV $again"
+if [ "$install_only" = 1 ]; then
+  echo "installed into $VENV; start with: $again"
   exit 0
 fi
 # Containers often run as root, which JupyterLab refuses without this flag.
 extra=()
 [ "$(id -u)" = 0 ] && extra+=(--allow-root)
-exec jupyter lab "${extra[@]}" notebooks/06_studio_tour.ipynb "$@"
+echo "opening the Studio tour: notebooks/06_studio_tour.ipynb (JupyterLab prints its address below)"
+exec jupyter lab ${extra[@]+"${extra[@]}"} notebooks/06_studio_tour.ipynb ${lab_args[@]+"${lab_args[@]}"}

@@ -11,12 +11,14 @@ VENV=${QVAC_NB_VENV:-.venv}
 python -m pip install -q --upgrade pip
 python -m pip install -q ".[test]"
 
-# Browser tests drive Debian's Chromium; front-end tests need node packages.
+# Browser tests drive Debian's Chromium; front-end tests need node packages. apt waits up to 10 min for
+# another apt-get holding the dpkg lock instead of failing at once.
 if [ -z "${QVAC_NB_SKIP_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null
   else
-    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
+    sudo apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null
   fi
 fi
 if [ -f js/package.json ]; then
