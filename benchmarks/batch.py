@@ -1,6 +1,6 @@
 """Batch throughput: qvac_nb.batch on 1 and 2 local workers and on 2 Ray actors, against a plain diffusion() loop.
 
-    PYTHONPATH=$PWD QVAC_NB_TEST_MODELS=/path/to/cache python benchmarks/batch.py [--items 6] [--size 64]
+    .venv/bin/python benchmarks/batch.py [--items 6] [--size 64]   (qvac_nb installed in .venv)
         [--steps 1] [--threads 2] [--no-ray] [--write]
 
 This process plays the notebook's kernel. Every variant makes the same images (the same prompts and

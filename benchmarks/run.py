@@ -2,9 +2,9 @@
 
     python benchmarks/run.py [--quick] [--size 256|512] [--repeats N] [--steps N] [--out PATH]
 
-Run it from the repository root with the working tree and the test-model cache on the path:
+Run it from the repository root with the Python that has qvac_nb installed (the script finds tests/ itself):
 
-    PYTHONPATH=$PWD QVAC_NB_TEST_MODELS=/path/to/cache python benchmarks/run.py
+    .venv/bin/python benchmarks/run.py   (QVAC_NB_TEST_MODELS picks the test-model cache)
 
 Sections (see RESULTS.md for the latest numbers):
 1. end to end: qvac_nb.diffusion (engine in its worker process) vs the peer's StableDiffusion.generate_image
