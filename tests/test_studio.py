@@ -139,6 +139,9 @@ def test_errors_show_in_the_widget(sd1_id: str) -> None:
     studio = Studio(sd1_id, **SMALL)
     msg(studio, {"type": "generate", "params": {"width": 65}})
     assert "width" in studio.error and "multiples of 64; try 64 or 128" in studio.error
+    assert studio.error_param == "width"  # the form marks that field
+    studio.error = "something else"  # an error set without a parameter marks none
+    assert studio.error_param == ""
     assert studio.status["phase"] == "error" and not studio.busy
     msg(studio, {"type": "generate", "params": {"width": 64, "sampling_method": "eulr"}})
     assert "sampling_method" in studio.error and "euler" in studio.error

@@ -156,10 +156,21 @@ function render({ model: anyModel, el }) {
     grid.refreshButtons();
   }
 
+  // An error about one parameter marks its field (aria-invalid, which the form's style shows) until the
+  // error goes; the error box scrolls into view (it sits under the form, often below the fold).
+  let marked = null;
   function onError() {
     const text = model.get("error") || "";
     errorText.textContent = text;
     error.hidden = !text;
+    if (marked) marked.removeAttribute("aria-invalid");
+    marked = null;
+    const ctl = text ? form.controls().get(model.get("error_param") || "") : null;
+    if (ctl) {
+      marked = ctl.input;
+      marked.setAttribute("aria-invalid", "true");
+    }
+    if (text && typeof error.scrollIntoView === "function") error.scrollIntoView({ block: "nearest" });
   }
 
   function onGallery() {
@@ -243,6 +254,7 @@ function render({ model: anyModel, el }) {
     ["change:status", onStatus],
     ["change:busy", onStatus],
     ["change:error", onError],
+    ["change:error_param", onError],
     ["change:gallery", onGallery],
     ["change:init_image", onInitImage],
     ...features.traits.map((trait) => [`change:${trait}`, features.render]),

@@ -144,6 +144,18 @@ describe("Studio messages", () => {
     expect($(".qvac-stage-img").src).toMatch(/^blob:mock/);
   });
 
+  it("marks the field an error is about until the error goes", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    model.update("error_param", "width");
+    model.update("error", "width: 65 is not a size this SD 1.x model can make");
+    expect($("input[name=width]").getAttribute("aria-invalid")).toBe("true");
+    expect($("input[name=height]").getAttribute("aria-invalid")).toBeNull();
+    model.update("error", "");
+    model.update("error_param", "");
+    expect($("input[name=width]").getAttribute("aria-invalid")).toBeNull();
+  });
+
   it("shows errors from the kernel and clears them on request", () => {
     const { $, model } = ctx;
     expect($(".qvac-error").hidden).toBe(true);

@@ -23,6 +23,8 @@ class ImageWidget(anywidget.AnyWidget):
     """Base class: holds full-size PNGs kernel-side and answers the front-end's requests for them."""
 
     error = t.Unicode("").tag(sync=True)
+    error_param = t.Unicode("", help="The parameter the error is about (QvacError.param), '' if none: the form "
+                            "marks that field.").tag(sync=True)
     static_key = t.Unicode("", help="Marks this widget's saved copies (widgets/static_copies.py): the front-end "
                            "hides them in its cell while it runs.").tag(sync=True)
 
@@ -34,6 +36,7 @@ class ImageWidget(anywidget.AnyWidget):
         self._store = ImageStore()
         self._handlers: dict[str, Handler] = {"download_zip": self._msg_download_zip, "poll": self._msg_poll}
         self.on_msg(self._on_msg)
+        self.observe(self._forget_error_param, names="error")
         # Cancel must work while a cell blocks in job.outputs.result(): messages go to a subshell thread.
         self.served_on_subshell = subshell.route(self)
 
@@ -53,7 +56,17 @@ class ImageWidget(anywidget.AnyWidget):
             self._show_error(exc)
 
     def _show_error(self, exc: BaseException | str) -> None:
-        self.error = str(exc) or type(exc).__name__
+        param = getattr(exc, "param", None) if isinstance(exc, BaseException) else None
+        text = str(exc) or type(exc).__name__
+        with self.hold_sync():
+            self._error_with_param = text
+            self.error_param = str(param or "")
+            self.error = text
+
+    def _forget_error_param(self, change: dict[str, Any]) -> None:
+        # The error is gone, or another one (set without a parameter) replaced it: no field stays marked.
+        if change["new"] != getattr(self, "_error_with_param", None):
+            self.error_param = ""
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
