@@ -29,6 +29,9 @@ RENOISED = "sdedit"  # the one mode that re-noises the init image
 RENOISE_ONLY = ("strength",)  # how much of a re-noised init image is repainted
 # Parameters about the init image: they sit beside it and show once one is set (where the row uses them).
 IMAGE_PARAMS = ("strength", "img_cfg_scale")
+# How reference images are encoded: only models that read their images as references (FLUX.2, edit models).
+REFERENCE_OPTIONS = ("increase_ref_index", "auto_resize_ref_image")
+REFERENCE_MODES = ("reference", "edit")
 
 # A video model's init image is its first frame (image-to-video); its form has the video fields instead
 # of the image-only ones (batch count, hires fix, upscaling, ...), and an image model's the reverse.
@@ -51,7 +54,8 @@ def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
 
     - video: the family makes videos (Generate runs `video()`); hidden then holds the image-only
       fields, and for an image family the video-only ones.
-    - hidden: form fields the model ignores: the row's `hidden`; cfg_scale for a guidance-distilled
+    - hidden: form fields the model ignores: the row's `hidden`; the reference-image options unless the
+      family reads its images as references; cfg_scale for a guidance-distilled
       model run at cfg 1 (one pass per step: cfg does nothing); the negative prompt when cfg_scale is
       1 and hidden (no unconditional pass reads it); strength unless the init image is re-noised (sdedit).
     - size_multiple: what the width and height fields snap to (the family's size step).
@@ -74,6 +78,8 @@ def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
         hidden.update(RENOISE_ONLY)
     if not label:
         hidden.update(IMAGE_PARAMS)
+    if mode not in REFERENCE_MODES:
+        hidden.update(REFERENCE_OPTIONS)
     return {
         "video": video,
         "hidden": sorted(hidden),

@@ -72,11 +72,19 @@ def form_schema() -> dict[str, Any]:
 
 
 def rules_for_model(model: model_table.LoadedModel) -> dict[str, Any]:
-    """The form rules of a loaded model: its family row's, and for a video model what its network reads
-    (a first frame, a last frame, the high-noise expert's settings, Wan 2.2 TI2V's size step of 32)."""
+    """The form rules of a loaded model: its family row's, less what the model was loaded without (a
+    ControlNet's strength, an upscaler's passes); for a video model what its network reads (a first frame,
+    a last frame, the high-noise expert's settings, Wan 2.2 TI2V's size step of 32)."""
     row = families.for_model(model)
     if model.mode != "video":
-        return rules_for(row)
+        rules = rules_for(row)
+        # What the model was loaded with: ControlNet strength without a ControlNet, upscale passes without
+        # an upscaler, would be fields that change nothing.
+        unused = {"control_strength"} if "control_net" not in model.files else set()
+        if not model.has_upscaler:
+            unused.add(schema.UPSCALE_REPEATS.name)
+        rules["hidden"] = sorted({*rules["hidden"], *unused})
+        return rules
     takes = model_inputs(model)
     rules = rules_for(row, has_high_noise=takes["high_noise"])
     rules["size_multiple"] = takes["size_multiple"]
