@@ -68,6 +68,9 @@ _HOMES: dict[str, str] = {
     "Studio": "widgets", "Gallery": "widgets",  # these import anywidget
     **dict.fromkeys(_ERRORS, "errors"),
 }
+# The functions whose QvacErrors about the caller's input come out of the call itself (short_errors.py).
+_SHORT_TRACEBACKS = ("load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "history",
+                     "grid", "batch", "convert", "video")
 _PUBLIC = (
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
     "grid", "batch", "convert", "video", "VideoJob", "Video", "BatchResult", "BatchRecord", "BatchHandle",
@@ -103,6 +106,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is not None:
         value = getattr(import_module(f".{home}", __name__), name)
+        if name in _SHORT_TRACEBACKS:
+            value = import_module(".short_errors", __name__).public(value)
         jobs = import_module(".jobs", __name__)  # any public name can make jobs: show them as views
         if jobs._display_hook is None:
             jobs.set_display_hook(_show_job)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import pickle
+import traceback
 import warnings
 from pathlib import Path
 
@@ -206,6 +207,22 @@ def test_read_parameters_reproduces_byte_for_byte(sd1_id: str) -> None:
     source = Path(str(qvac_nb.models.get_model(sd1_id).source))
     assert source.is_absolute() and f"Model: {source.name}," in text and str(source.parent) not in text
     assert stored_record(second)["model"] == source.name
+
+
+def test_an_input_error_ends_in_the_callers_own_call(sd1_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message says it all; qvac_nb's validation frames above it would only bury that line."""
+    with pytest.raises(qvac_nb.InvalidParameterError) as caught:
+        qvac_nb.diffusion(model_id=sd1_id, prompt="x", steps=0)
+    frames = traceback.extract_tb(caught.value.__traceback__)
+    assert [f.name for f in frames] == ["test_an_input_error_ends_in_the_callers_own_call", "call"]
+    assert "steps: must be between 1 and 150" in str(caught.value) and caught.value.param == "steps"
+    with pytest.raises(qvac_nb.ModelFileError) as caught:
+        qvac_nb.load_model("/nonexistent/folder/model.gguf")
+    assert len(traceback.extract_tb(caught.value.__traceback__)) == 2
+    monkeypatch.setenv("QVAC_NB_DEBUG", "1")  # for qvac_nb's own debugging: every frame
+    with pytest.raises(qvac_nb.InvalidParameterError) as caught:
+        qvac_nb.diffusion(model_id=sd1_id, prompt="x", steps=0)
+    assert len(traceback.extract_tb(caught.value.__traceback__)) > 3
 
 
 def test_random_seed_is_reported(sd1_id: str) -> None:

@@ -27,6 +27,7 @@ from qvac_nb import models
 from qvac_nb.errors import CancelledError
 from qvac_nb.widgets import Gallery, JobView, Studio
 from qvac_nb.widgets import display as job_display
+from qvac_nb.widgets import live as live_module
 from qvac_nb.widgets.params import diffusion_kwargs, initial_form, merge_form, params_from_json, params_to_json
 from qvac_nb.widgets.progress import ProgressTracker
 
@@ -492,7 +493,7 @@ def test_job_mimebundle_fallback_and_live(sd1_id: str, monkeypatch: pytest.Monke
     assert bundle["image/png"] == job.outputs.result()[0]
     assert "DiffusionJob" in bundle["text/plain"]
 
-    monkeypatch.setattr(job_display, "widgets_live", lambda: True)
+    monkeypatch.setattr(live_module, "widgets_live", lambda: True)
     copies = _FakeDisplay()
     monkeypatch.setattr("IPython.display.display", copies.display)
     live = qvac_nb.diffusion(model_id=sd1_id, **SMALL, seed=4)

@@ -10,7 +10,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from . import static_html, subshell
+from . import live, static_html, subshell
 from .static_copies import StaticCopies, new_key
 from .store import ImageStore
 
@@ -74,9 +74,7 @@ class ImageWidget(anywidget.AnyWidget):
             return bundle
         data, metadata = bundle
         html = self._snapshot()
-        from .display import widgets_live  # noqa: PLC0415
-
-        if widgets_live() and "google.colab" not in sys.modules:
+        if live.widgets_live() and "google.colab" not in sys.modules:
             # In a kernel: a saved copy of its own, kept up to date, which the live widget hides. Not in
             # Colab: each output is a frame of its own there (the widget could not hide the copy) and
             # updates from a job's thread are not rendered.

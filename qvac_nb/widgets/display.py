@@ -6,20 +6,10 @@ import weakref
 from typing import Any
 
 from ..jobs import Job, set_display_hook
+from . import live
 
 # One view per job: showing the same job twice reuses its widget (and its follower thread).
 _views: weakref.WeakKeyDictionary[Job, Any] = weakref.WeakKeyDictionary()
-
-
-def widgets_live() -> bool:
-    """True inside a Jupyter kernel (a front-end may render widgets) with anywidget importable."""
-    try:
-        import anywidget  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def job_mimebundle(job: Job) -> Any:
@@ -28,7 +18,7 @@ def job_mimebundle(job: Job) -> Any:
     Usually a dict; in Colab a (data, metadata) pair, as anywidget returns there, since
     Colab's custom widget manager is named in the metadata.
     """
-    if widgets_live():
+    if live.widgets_live():
         from .jobview import JobView
 
         view = _views.get(job)
