@@ -48,9 +48,12 @@ def test_notebook_runs_on_test_models(name: str, tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("QVAC_NB_TEST_MODELS_SRC", str(TESTS))
     # A "python3" kernelspec may say just "python": make that this venv's.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    before = set(NOTEBOOKS.rglob("*"))
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    # The kernel works in the test's folder: a Studio's history folder (qvac_nb_outputs/ in the working
+    # folder) must not land in the checkout.
     client = NotebookClient(book, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+                            resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
 
     outputs = [out for cell in book.cells if cell.cell_type == "code" for out in cell.outputs]
@@ -62,6 +65,7 @@ def test_notebook_runs_on_test_models(name: str, tmp_path: Path, monkeypatch: py
     shown = [out for out in outputs if "image/png" in out.get("data", {})]
     assert len(shown) >= len(EXPECTED[name]), "the notebook should display every image it saves"
 
+    assert set(NOTEBOOKS.rglob("*")) == before, "a notebook wrote into the checkout"
     for filename, size in EXPECTED[name].items():
         path = tmp_path / "outputs" / filename
         assert path.is_file(), f"{name} did not save {filename}"
