@@ -75,6 +75,7 @@ def test_feature_inputs_route_messages_and_add_only_what_the_model_uses(tmp_path
     w = _Widget()
     w.init_inputs([tmp_path])
     assert [f["name"] for f in w.lora_files] == ["style.safetensors"]
+    assert w.lora_folders == [str(tmp_path)]  # the picker says where it looks
     handle = w.input_handlers()
     handle["slot_add"]({"slot": "ref_images", "name": "r.png"}, [_png(16, 8)])
     handle["slot_add"]({"slot": "control_image", "name": "c.png"}, [_png(8, 8)])

@@ -57,6 +57,6 @@ export function createFeatureInputs(model) {
     renderMask(Boolean(shown.mask));
   }
 
-  const traits = ["inputs_shown", "lora_files", "lora", "ref_images", "control_image", "end_image", "init_image", "mask"];
+  const traits = ["inputs_shown", "lora_files", "lora_folders", "lora", "ref_images", "control_image", "end_image", "init_image", "mask"];
   return { el, render, traits, painter: () => painter };
 }

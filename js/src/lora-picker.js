@@ -8,13 +8,21 @@ export const WEIGHT_MAX = 2;
 export const WEIGHT_STEP = 0.05;
 
 /**
- * model traits: `lora_files` ([{name, source}], from the kernel) and `lora` (the current choice).
- * A row per file; changing a switch or a weight writes `lora` back (save_changes).
+ * model traits: `lora_files` ([{name, source}], from the kernel), `lora_folders` (where it looks) and `lora`
+ * (the current choice). A row per file; changing a switch or a weight writes `lora` back (save_changes).
+ * Opening the section, or "Look again", has the kernel look for files added since.
  */
 export function createLoraPicker(model) {
   const list = h("div", { class: "qvac-lora-list", role: "group", "aria-label": "LoRA files" });
-  const empty = h("div", { class: "qvac-lora-empty" }, "No LoRA files found (put .safetensors files in the LoRA folder).");
+  const emptyText = h("span", {});
+  const again = h("button", { class: "qvac-btn qvac-small", name: "lora_refresh", type: "button" }, "Look again");
+  const empty = h("div", { class: "qvac-lora-empty" }, emptyText, " ", again);
   const el = h("details", { class: "qvac-lora" }, h("summary", {}, "LoRA"), list, empty);
+  const lookAgain = () => model.send({ type: "lora_refresh" });
+  again.addEventListener("click", lookAgain);
+  el.addEventListener("toggle", () => {
+    if (el.open) lookAgain();
+  });
 
   function chosen() {
     const out = new Map();
@@ -61,6 +69,8 @@ export function createLoraPicker(model) {
     const current = chosen();
     list.replaceChildren(...files.map((file) => row(file, current)));
     empty.hidden = files.length > 0;
+    const folders = model.get("lora_folders") || [];
+    emptyText.textContent = `No LoRA files found${folders.length ? ` in ${folders.join(", ")}` : ""}: put .safetensors, .gguf, .ckpt or .pt files there.`;
     const count = [...current.keys()].filter((s) => files.some((f) => f.source === s)).length;
     el.querySelector("summary").textContent = count ? `LoRA (${count} on)` : "LoRA";
   }

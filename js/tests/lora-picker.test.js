@@ -55,8 +55,18 @@ describe("LoRA picker", () => {
     expect(rows()[0].querySelector("[name=lora_on]").checked).toBe(true);
     expect(rows()[0].querySelector("[name=lora_weight]").value).toBe("-0.5");
     expect(picker.el.querySelector("summary").textContent).toBe("LoRA (1 on)");
+    model.update("lora_folders", ["loras"]);
     model.update("lora_files", []);
     expect(rows()).toEqual([]);
     expect(picker.el.querySelector(".qvac-lora-empty").hidden).toBe(false);
+    expect(picker.el.querySelector(".qvac-lora-empty").textContent).toContain("No LoRA files found in loras:");
+  });
+
+  it("looks for files added later when opened and on request", () => {
+    const { model, picker } = setup();
+    picker.el.open = true;
+    picker.el.dispatchEvent(new Event("toggle"));
+    picker.el.querySelector("[name=lora_refresh]").click();
+    expect(model.sentOfType("lora_refresh")).toHaveLength(2);
   });
 });

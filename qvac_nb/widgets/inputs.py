@@ -95,6 +95,13 @@ def mask_png(width: Any, height: Any, data: bytes, image_size: tuple[int, int] |
     return out.getvalue()
 
 
+def _shown(folder: Path) -> str:
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(folder)
+
+
 def find_loras(folders: list[str | os.PathLike[str]]) -> list[dict[str, str]]:
     """LoRA files in `folders` (recursively, sorted by name): [{"name", "source"}] for the picker."""
     found: dict[str, dict[str, str]] = {}
@@ -124,6 +131,8 @@ class FeatureInputs(t.HasTraits):
         sync=True)
     mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
     lora_files = t.List(help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
+    lora_folders = t.List(t.Unicode(), help="Where the picker looks, as the user sees them (relative to the working "
+                          "folder where possible).").tag(sync=True)
     lora = t.List(help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(
         sync=True)
     inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, end_image, "
@@ -134,6 +143,7 @@ class FeatureInputs(t.HasTraits):
         self._mask_png: bytes | None = None
         self._lora_folders = list(lora_folders) if lora_folders is not None else [Path.cwd() / DEFAULT_LORA_FOLDER]
         self.lora_files = find_loras(self._lora_folders)
+        self.lora_folders = [_shown(Path(folder)) for folder in self._lora_folders]
 
     def input_handlers(self) -> dict[str, Any]:
         return {
