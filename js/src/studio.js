@@ -30,6 +30,8 @@ function render({ model: anyModel, el }) {
   const root = h("div", { class: "qvac-studio" });
   const deadNote = h("div", { class: "qvac-dead", role: "alert", hidden: true }, DEAD_TEXT, " ", h("span", { class: "qvac-dead-more" }));
   const bar = createModelBar(model);
+  const barError = h("div", { class: "qvac-bar-error", role: "alert", hidden: true });
+  bar.el.append(barError);
   const form = createForm(model);
   const init = createInitImage(model, form);
   const features = createFeatureInputs(model);
@@ -161,8 +163,13 @@ function render({ model: anyModel, el }) {
   let marked = null;
   function onError() {
     const text = model.get("error") || "";
-    errorText.textContent = text;
-    error.hidden = !text;
+    // A failed load is told at the model bar, where it was asked for, not under the Generate button.
+    const status = model.get("status") || {};
+    const atBar = Boolean(text) && status.kind === "load" && status.phase === "error";
+    barError.textContent = atBar ? text : "";
+    barError.hidden = !atBar;
+    errorText.textContent = atBar ? "" : text;
+    error.hidden = !text || atBar;
     if (marked) marked.removeAttribute("aria-invalid");
     marked = null;
     const ctl = text ? form.controls().get(model.get("error_param") || "") : null;
@@ -170,7 +177,8 @@ function render({ model: anyModel, el }) {
       marked = ctl.input;
       marked.setAttribute("aria-invalid", "true");
     }
-    if (text && typeof error.scrollIntoView === "function") error.scrollIntoView({ block: "nearest" });
+    const shown = atBar ? barError : error;
+    if (text && typeof shown.scrollIntoView === "function") shown.scrollIntoView({ block: "nearest" });
   }
 
   function onGallery() {
@@ -252,6 +260,7 @@ function render({ model: anyModel, el }) {
     ["change:source_info", bar.render],
     ["change:size_presets", onSchema],
     ["change:status", onStatus],
+    ["change:status", onError],
     ["change:busy", onStatus],
     ["change:error", onError],
     ["change:error_param", onError],

@@ -144,6 +144,20 @@ describe("Studio messages", () => {
     expect($(".qvac-stage-img").src).toMatch(/^blob:mock/);
   });
 
+  it("tells a failed load at the model bar, not under Generate", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    model.update("status", { phase: "error", kind: "load", message: "model_src: no file", field: "" });
+    model.update("error", "model_src: model file 'x.gguf' not found");
+    expect($(".qvac-model-bar .qvac-bar-error").hidden).toBe(false);
+    expect($(".qvac-model-bar .qvac-bar-error").textContent).toContain("not found");
+    expect($(".qvac-controls .qvac-error").hidden).toBe(true);
+    model.update("status", { phase: "error", kind: "diffusion", message: "steps" });
+    model.update("error", "steps: must be between 1 and 150, got 0");
+    expect($(".qvac-model-bar .qvac-bar-error").hidden).toBe(true);
+    expect($(".qvac-controls .qvac-error").hidden).toBe(false);
+  });
+
   it("marks the field an error is about until the error goes", () => {
     ctx = setup();
     const { $, model } = ctx;
