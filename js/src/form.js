@@ -145,7 +145,8 @@ function makeControl(param, { placeholder } = {}) {
     case "seed": {
       const input = h("input", { type: "text", inputmode: "numeric", name, class: "qvac-seed" });
       const random = h("input", { type: "checkbox", name: RANDOM_SEED });
-      const dice = h("button", { type: "button", class: "qvac-btn qvac-small", name: "dice_seed", title: "a new random seed, kept fixed" }, "🎲");
+      // Words, not a dice emoji: where no emoji font is installed that showed as an empty box.
+      const dice = h("button", { type: "button", class: "qvac-btn qvac-small", name: "dice_seed", title: "a new random seed, kept fixed", "aria-label": "new random seed" }, "New");
       const field = h(
         "div",
         { class: "qvac-row qvac-seed-row", "data-param": name },

@@ -33,6 +33,7 @@ IMAGE_PARAMS = ("strength", "img_cfg_scale")
 REFERENCE_OPTIONS = ("increase_ref_index", "auto_resize_ref_image")
 REFERENCE_MODES = ("reference", "edit")
 
+UPSCALE_SWITCH = "upscale"  # the form's own toggle beside upscale_repeats
 # A video model's init image is its first frame (image-to-video); its form has the video fields instead
 # of the image-only ones (batch count, hires fix, upscaling, ...), and an image model's the reverse.
 FIRST_FRAME_LABEL = "First frame"
@@ -70,6 +71,8 @@ def form_rules(family_json: Mapping[str, Any]) -> dict[str, Any]:
     cfg = (family_json.get("defaults") or {}).get(CFG)
     hidden = set(family_json.get("hidden") or ())
     hidden.update(IMAGE_ONLY if video else VIDEO_ONLY)
+    if video:
+        hidden.add(UPSCALE_SWITCH)  # the form's upscale toggle: a video model has no upscaler
     if family_json.get("uses_guidance") and cfg == 1:
         hidden.add(CFG)
     if cfg == 1 and CFG in hidden:
