@@ -9,9 +9,9 @@ from typing import Any
 import traitlets as t
 
 from .. import history_folder
-from ..schema import schema_json
 from . import assets
 from .base import ImageWidget
+from .form_schema import form_schema
 from .thumbs import to_png
 
 
@@ -29,7 +29,7 @@ class Gallery(ImageWidget):
                     "with an image.").tag(sync=True)
 
     def __init__(self, images: Iterable[Any] = ()) -> None:
-        super().__init__(schema=schema_json())
+        super().__init__(schema=form_schema())  # labels a video's frames, fps and flow shift too
         self.add(*images)
 
     @classmethod

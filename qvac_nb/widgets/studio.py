@@ -12,7 +12,7 @@ from typing import Any
 
 import traitlets as t
 
-from .. import families, history_folder, schema, video_schema
+from .. import families, history_folder, schema
 from .. import models as model_table
 from ..catalog import CATALOG
 from ..engine import enum_names
@@ -22,7 +22,6 @@ from ..jobs import Job
 from ..model_files import inspect_file
 from ..png import replayable_params, stored_record
 from ..progress_stream import ProgressTick
-from ..schema import schema_json
 from ..validation import check_writable_folder
 from ..video_files import Video
 from ..video_generation import model_inputs, video
@@ -30,6 +29,7 @@ from . import assets
 from .base import ImageWidget
 from .family_form import companion_fields, companion_needs, rules_for
 from .follow import follow_job
+from .form_schema import form_schema
 from .gallery import record_extra
 from .init_fit import fit_init
 from .inputs import FeatureInputs
@@ -59,16 +59,6 @@ _BY_KEY = {f["key"]: f for f in _BAR_COMPANIONS.values()}
 # The form's size menu (width x height); anything else is typed in.
 SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (832, 1216), (1216, 832),
                 (1024, 576), (576, 1024))
-
-
-def form_schema() -> dict[str, Any]:
-    """The parameter schema the front-end builds its form from, with the engine's sampler/scheduler names:
-    diffusion()'s fields, then video()'s own (shown for a video model), and the video families' rows."""
-    names = enum_names()
-    out = schema_json(names)
-    out["params"] += [schema.param_json(p, names, None) for p in video_schema.form_params()]
-    out["families"].update({name: row.as_json() for name, row in families.VIDEO_FAMILIES.items()})
-    return out
 
 
 def rules_for_model(model: model_table.LoadedModel) -> dict[str, Any]:
