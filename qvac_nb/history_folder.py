@@ -67,7 +67,7 @@ class Record:
     @property
     def is_video(self) -> bool:
         """True for a video (an .mp4 or .webp file) rather than a PNG image."""
-        return self.path.suffix.lower() in VIDEO_SUFFIXES
+        return is_video_file(self.path)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "parameters": self.parameters, "created": self.created.isoformat(),
@@ -177,9 +177,14 @@ def read_video(path: str | os.PathLike[str]) -> bytes | None:
     return _read_bounded(path, MAX_VIDEO_BYTES)
 
 
+def is_video_file(path: str | os.PathLike[str]) -> bool:
+    """Whether a history file is a video (by its suffix: what `save` gave it)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
 def read_saved(path: str | os.PathLike[str]) -> bytes | None:
     """A saved file's bytes, read as a video or a PNG by its suffix."""
-    return (read_video if Path(path).suffix.lower() in VIDEO_SUFFIXES else read_png)(path)
+    return (read_video if is_video_file(path) else read_png)(path)
 
 
 def _read_bounded(path: str | os.PathLike[str], limit: int) -> bytes | None:
@@ -304,16 +309,14 @@ def _unindexed(root: Path, seen: set[str]) -> list[Record]:
 
 def _video_record(file: IO[bytes], size: int) -> dict[str, Any]:
     """The record inside a video file qvac_nb wrote ({} for another file, a damaged one or one too large)."""
-    from .video_files import read_record  # PyAV only when a folder has videos the index lacks
+    from .video_files import parse_record, read_record  # PyAV only when a folder has videos the index lacks
 
     if size > MAX_VIDEO_BYTES:
         return {}
     try:
-        text = read_record(file.read(size))
-        record = json.loads(text) if text else {}
+        return parse_record(read_record(file.read(size)))
     except Exception:  # noqa: BLE001 - FFmpeg and Pillow raise many types for a damaged file
         return {}
-    return record if isinstance(record, dict) else {}
 
 
 def _png_head(file: IO[bytes], limit: int) -> bytes | None:

@@ -150,7 +150,7 @@ def probe(data: bytes) -> VideoFacts:
             count, rate = int(stream.frames or 0), stream.average_rate or stream.base_rate or 1
             first = next(container.decode(video=0)).to_ndarray(format="rgb24")
             text = container.metadata.get(MP4_RECORD_TAG)
-        return VideoFacts(first, count, max(1, round(float(rate))), kind, _record_of(text))
+        return VideoFacts(first, count, max(1, round(float(rate))), kind, parse_record(text))
     if kind == "webp":
         with Image.open(io.BytesIO(data)) as img:
             count = int(getattr(img, "n_frames", 1))
@@ -158,11 +158,12 @@ def probe(data: bytes) -> VideoFacts:
                 raise InvalidParameterError("video: a still WebP is an image, not a video", param="video")
             first = np.asarray(img.convert("RGB"))  # loads frame 0, which sets its duration
             duration = float(img.info.get("duration") or 0) or 1000.0
-        return VideoFacts(first, count, max(1, round(1000 / duration)), kind, _record_of(read_record(data)))
+        return VideoFacts(first, count, max(1, round(1000 / duration)), kind, parse_record(read_record(data)))
     raise InvalidParameterError("video: not an MP4 or WebP file", param="video")
 
 
-def _record_of(text: str | None) -> dict[str, Any]:
+def parse_record(text: str | None) -> dict[str, Any]:
+    """The record JSON `read_record` found, as a dict ({} for none, bad JSON or not an object)."""
     try:
         record = json.loads(text) if text else {}
     except ValueError:

@@ -319,3 +319,20 @@ def test_thumbnail_placeholder_for_images_above_the_input_pixel_limit() -> None:
     assert thumbnail(png) == too_large_placeholder(side, side)
     small, _ = _png(1)
     assert thumbnail(small) != too_large_placeholder(8, 8)
+
+
+def test_videos_copied_in_without_the_index_are_read_from_their_own_record(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from qvac_nb.video_files import encode_mp4, encode_webp
+
+    frames = np.random.default_rng(3).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    record = {"prompt": "a walking cat", "seed": 4, "kind": "video", "video_frames": 5, "fps": 8}
+    (tmp_path / "a.mp4").write_bytes(encode_mp4(frames, 8, record))
+    (tmp_path / "b.webp").write_bytes(encode_webp(frames, 8, {**record, "seed": 5}))
+    Image.fromarray(frames[0]).save(tmp_path / "still.webp")  # not one of ours: no record, not history
+    (tmp_path / "junk.mp4").write_bytes(b"\x00\x00\x00\x20ftypisom" + b"\x00" * 64)  # damaged: skipped
+    found = {r.path.name: r for r in hist.history(tmp_path)}
+    assert set(found) == {"a.mp4", "b.webp"} and all(r.is_video for r in found.values())
+    assert found["a.mp4"].parameters == record and found["b.webp"].parameters["seed"] == 5
+    assert hist.read_saved(tmp_path / "a.mp4") == (tmp_path / "a.mp4").read_bytes()

@@ -35,9 +35,6 @@ class StaticCopies:
         self._handles: list[Any] = []
         self._lock = threading.Lock()
 
-    def __bool__(self) -> bool:
-        return bool(self._handles)
-
     def add(self, html: str) -> None:
         """Display a new copy now (before the widget's own output, in the same cell)."""
         from IPython.display import HTML, display  # noqa: PLC0415 - only in a kernel

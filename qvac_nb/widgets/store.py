@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..history_folder import VIDEO_SUFFIXES, read_png, read_saved
+from ..history_folder import is_video_file, read_png, read_saved
 from ..png import replayable_params, stored_record
 from .thumbs import image_size, thumbnail
 
@@ -77,7 +77,7 @@ class ImageStore:
         Only a regular file of a bounded size is read (see `history_folder.read_png` and `read_video`).
         A video's entry is its first frame's; the file is read again when the front-end asks to play it.
         """
-        if path.suffix.lower() in VIDEO_SUFFIXES:
+        if is_video_file(path):
             return self._add_video_file(path, **extra)
         png = read_png(path)
         if png is None:
