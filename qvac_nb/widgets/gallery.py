@@ -35,10 +35,10 @@ class Gallery(ImageWidget):
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str] | None = None, *, prompt: str | None = None,
                     limit: int | None = None) -> Gallery:
-        """A Gallery of the images saved in a history folder (default `qvac_nb_outputs/`), newest first.
+        """A Gallery of the images (and videos) saved in a history folder (default `qvac_nb_outputs/`), newest first.
 
-        `prompt` keeps the images whose prompt contains it (case-insensitive); `limit` the newest that many.
-        The PNGs stay on disk: full size is read from the file when asked for.
+        `prompt` keeps the ones whose prompt contains it (case-insensitive); `limit` the newest that many.
+        The files stay on disk: a full-size image, or a video to play, is read from its file when asked for.
         """
         gallery = cls()
         entries = []
