@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
+
+from typing_extensions import Unpack
 
 from . import engine, families, guards, models, photomaker, runner, schema
 from .catalog import CATALOG
@@ -13,13 +15,14 @@ from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperatio
 from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
 from .png import stored_record
+from .request_types import DiffusionKwargs, DiffusionRequest, ImageInput, UpscaleKwargs, UpscaleRequest
 from .validation import check_unknown
 from .worker import protocol
 
 MAX_OUTPUT_SIDE = 16384
 
 
-def diffusion(*, model_id: str, prompt: str, **params: Any) -> DiffusionJob:
+def diffusion(*, model_id: str, prompt: str, **params: Unpack[DiffusionKwargs]) -> DiffusionJob:
     """Queue a text-to-image (or image-to-image) generation and return its job at once."""
     request = validate_diffusion(model_id=model_id, prompt=prompt, **params)
     model = models.get_model(model_id)
@@ -41,7 +44,7 @@ def shared_model_name(source: object) -> str:
     return Path(text).name
 
 
-def validate_diffusion(**given: Any) -> Any:
+def validate_diffusion(**given: Any) -> DiffusionRequest:
     """A DiffusionRequest for `given`: every parameter checked and defaults resolved for the model's family."""
     folded = schema.fold_aliases("diffusion", given, schema.DIFFUSION)
     for name in ("model_id", "prompt"):
@@ -76,7 +79,7 @@ def validate_diffusion(**given: Any) -> Any:
     for p in schema.DIFFUSION:
         if p.model_default and values[p.name] is None:
             values[p.name] = getattr(model, p.model_default)  # the sampler/scheduler the engine picked for it
-    request = schema.DiffusionRequest(**values, family=model.family, model=shared_model_name(model.source))
+    request = DiffusionRequest(**values, family=model.family, model=shared_model_name(model.source))
     guards.check_diffusion(model, schema.record(request), init)
     guards.check_image_inputs(model, request, refs)
     return request
@@ -157,14 +160,14 @@ def _reference_images(model: Any, family: families.Family, values: dict[str, Any
     return [to_rgb_array(f"init_images[{i}]", image) for i, image in enumerate(given)]
 
 
-def upscale(*, model_id: str, image: Any, **params: Any) -> UpscaleJob:
+def upscale(*, model_id: str, image: ImageInput, **params: Unpack[UpscaleKwargs]) -> UpscaleJob:
     """Queue an ESRGAN upscale of `image` (PNG/JPEG bytes, PIL, array or path)."""
     given = schema.fold_aliases("upscale", {"model_id": model_id, "image": image, **params}, schema.UPSCALE)
     model = models.get_model(model_id)
     if not model.has_upscaler:
         models.require(model, "upscale", "upscale")
     values = schema.validate(schema.UPSCALE, given, where="upscale")
-    request = schema.UpscaleRequest(**{**values, "image": to_rgb_array("image", image)})
+    request = UpscaleRequest(**{**values, "image": to_rgb_array("image", image)})
     repeats, pixels = request.repeats, request.image
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"repeats: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
@@ -188,7 +191,8 @@ def cancel(*, model_id: str, **unexpected: Any) -> int:
 
 
 # The real reference: signatures and numpy-style docstrings generated from the schema.
-diffusion.__signature__ = schema.signature(schema.DIFFUSION, returns=DiffusionJob)  # type: ignore[attr-defined]
+diffusion.__signature__ = schema.signature(schema.DIFFUSION, get_type_hints(DiffusionKwargs),
+                                         returns=DiffusionJob)  # type: ignore[attr-defined]
 diffusion.__doc__ = schema.docstring(
     "Queue a text-to-image (or image-to-image) generation and return its job at once.\n\n"
     "The job's outputs are PNGs that carry their parameters (see read_parameters).",
@@ -196,7 +200,7 @@ diffusion.__doc__ = schema.docstring(
     extra_doc="\nhires keys\n----------",
     extra_params=tuple(dataclasses.replace(p, name=f"hires.{p.name}") for p in schema.HIRES),
 )
-upscale.__signature__ = schema.signature(schema.UPSCALE, returns=UpscaleJob)  # type: ignore[attr-defined]
+upscale.__signature__ = schema.signature(schema.UPSCALE, get_type_hints(UpscaleKwargs), returns=UpscaleJob)  # type: ignore[attr-defined]
 upscale.__doc__ = schema.docstring(
     "Queue an ESRGAN upscale of `image` and return its job at once.\n\n"
     "Works on a model loaded with mode='upscale' and on a diffusion model loaded with a paired upscaler.",

@@ -5,7 +5,7 @@ Each `Param` below says everything qvac_nb knows about a parameter: its type and
 model family, see qvac_nb/families.py), its doc text, the engine field it fills, whether
 it is stored in the PNG record and can be replayed, how the CLI spells it and how the
 Studio shows it. Everything else is derived from these tables: validation and its error
-messages, the typed request objects (`DiffusionRequest`, ...), the engine request
+messages, the typed request objects (`request_types.py`, generated from these tables), the engine request
 (`engine_fields`), the PNG record and its A1111 text, the CLI flags, the Studio form and
 its JSON schema, the docstrings of `diffusion`, `upscale`, `load_model`, and the README's
 API tables (`python tools/gen_readme_tables.py` rewrites them, `--check` reports drift).
@@ -31,17 +31,17 @@ import inspect
 import itertools
 import math
 import numbers
-import os
 import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from . import cache_presets, embeddings, engine_types, families, loras
+from . import cache_presets, embeddings, engine_types, families, loras, request_types
 from .errors import InvalidParameterError, InvalidTypeError
+from .request_types import DiffusionRequest
 from .validation import (
     MAX_TEXT_CHARS,
     check_bool,
@@ -759,34 +759,7 @@ def _with_size_step(p: Param, family: str | None) -> Param:
     return dataclasses.replace(p, multiple_of=1)
 
 
-def _field_type(p: Param) -> Any:
-    types = {"int": int, "float": float, "bool": bool, "str": str, "text": str, "choice": str, "path": str,
-             "upscale": int, "image": Any, "images": Any, "hires": Any, "layers": tuple[int, ...],
-             "sigmas": tuple[float, ...]}
-    kind = types.get(p.type, Any)
-    if p.type == "choice":  # the names themselves, so type checkers and IDEs know them
-        kind = engine_types.ENUMS[p.choices_from] if p.choices_from else Literal[p.choices]  # type: ignore[index]
-    return kind | None if p.nullable and kind is not Any else kind
-
-
-def _make_request(cls_name: str, params: Sequence[Param], extra: Sequence[tuple[str, Any]], doc: str) -> type:
-    fields = [(p.name, _field_type(p)) for p in params] + list(extra)
-    cls = dataclasses.make_dataclass(cls_name, fields, frozen=True, eq=False)
-    cls.__module__, cls.__doc__ = __name__, doc  # importable by name, so requests pickle (worker processes)
-    return cls
-
-
-# What diffusion() validation produces and the engine layer consumes: every parameter checked,
-# defaults resolved for the model's family, `upscale` as a repeat count and `init_image` as pixels.
-DiffusionRequest = _make_request(
-    "DiffusionRequest", DIFFUSION, [("family", str), ("model", str)],
-    "A validated diffusion() call: parameters with the family's defaults, upscale as repeats, init_image as "
-    "an RGB uint8 array (or None).",
-)
-UpscaleRequest = _make_request("UpscaleRequest", UPSCALE, [], "A validated upscale() call; image as RGB pixels.")
-
-
-def record(request: Any) -> dict[str, Any]:
+def record(request: DiffusionRequest) -> dict[str, Any]:
     """The job's parameter dict: the stored parameters plus what the PNG record adds."""
     out = {p.name: _record_value(getattr(request, p.name)) for p in DIFFUSION if p.stored and _recorded(p, request)}
     out["upscale_repeats"] = request.upscale
@@ -947,20 +920,18 @@ def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Seq
     return "\n".join(lines)
 
 
-_CALL_TYPES: dict[str, Any] = {"upscale": bool | dict[str, int] | None, "upscaler": dict[str, Any] | str | None,
-                               "images": list[Any] | None, "hires": bool | dict[str, Any] | None,
-                               "lora": str | os.PathLike | list | dict[str, float] | None,
-                               "layers": list[int] | str, "sigmas": list[float] | str | None}
+def signature(params: Sequence[Param], hints: Mapping[str, Any], *, positional: Sequence[str] = (),
+              extra: Sequence[inspect.Parameter] = (), returns: Any = inspect.Signature.empty) -> inspect.Signature:
+    """The keyword-only signature `inspect`/Jupyter show for a function that takes **kwargs.
 
-
-def signature(params: Sequence[Param], *, positional: Sequence[str] = (), extra: Sequence[inspect.Parameter] = (),
-              returns: Any = inspect.Signature.empty) -> inspect.Signature:
-    """The keyword-only signature `inspect`/Jupyter show for a function that takes **kwargs."""
+    `hints` are the annotations of its kwargs TypedDict (request_types.py); the named arguments the
+    TypedDict leaves out (model_id, prompt, image) are text or an image.
+    """
     out = []
     for p in params:
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if p.name in positional else inspect.Parameter.KEYWORD_ONLY
         default = inspect.Parameter.empty if p.default is REQUIRED else (None if p.per_family else p.default)
-        annotation = _CALL_TYPES.get(p.type, _field_type(p))
+        annotation = hints.get(p.name, request_types.ImageInput if p.type == "image" else str)
         out.append(inspect.Parameter(p.name, kind, default=default, annotation=annotation))
     return inspect.Signature([*out, *extra], return_annotation=returns)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
+from typing_extensions import Unpack
 
 from . import engine, families, guards, models, runner, schema
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
@@ -19,6 +20,7 @@ from .generation import shared_model_name
 from .images import to_rgb_array
 from .jobs import Job
 from .model_files import inspect_file
+from .request_types import VideoKwargs
 from .video_files import Video
 from .video_schema import VIDEO, VideoRequest, frames_made
 from .worker import protocol
@@ -56,7 +58,7 @@ class VideoJob(Job):
         return self.video(timeout).frames
 
 
-def video(*, model_id: str, prompt: str, **params: Any) -> VideoJob:
+def video(*, model_id: str, prompt: str, **params: Unpack[VideoKwargs]) -> VideoJob:
     """Queue a video generation and return its job at once."""
     request = validate_video(model_id=model_id, prompt=prompt, **params)
     model = models.get_model(request.model_id)
@@ -216,7 +218,7 @@ def _check_memory(model: Any, values: dict[str, Any]) -> None:
         param="video_frames")
 
 
-video.__signature__ = schema.signature(VIDEO, returns=VideoJob)  # type: ignore[attr-defined]
+video.__signature__ = schema.signature(VIDEO, get_type_hints(VideoKwargs), returns=VideoJob)  # type: ignore[attr-defined]
 video.__doc__ = schema.docstring(
     "Queue a video generation (Wan 2.1 / 2.2) and return its job at once.\n\n"
     "Load the model with model_config={'mode': 'video', 't5_xxl_model_src': UMT5, 'vae_model_src': WAN_VAE}.\n"

@@ -11,7 +11,7 @@ import pytest
 from helpers import pixels
 
 import qvac_nb
-from qvac_nb import _engine, engine, families, generation, schema, video_schema
+from qvac_nb import _engine, engine, families, generation, request_types, schema, video_schema
 from qvac_nb.worker import engine_calls
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
@@ -166,7 +166,7 @@ def test_engine_fields_cover_every_engine_mapped_parameter(sd1_id: str) -> None:
     default = engine_calls._request(generation.validate_diffusion(model_id=sd1_id, prompt="x", **SMALL), "sd1")
     assert math.isinf(default.img_cfg_scale)  # unset: the engine reuses cfg_scale
     copy = pickle.loads(pickle.dumps(request))  # requests cross into worker processes
-    assert type(copy) is schema.DiffusionRequest and copy.vae_tile_size == 8 and copy.family == "sd1"
+    assert type(copy) is request_types.DiffusionRequest and copy.vae_tile_size == 8 and copy.family == "sd1"
     assert default.vae_tile_overlap == pytest.approx(_engine.Request().vae_tile_overlap)
 
 
