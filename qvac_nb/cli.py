@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
+import importlib.metadata
 import json
 import os
+import re
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +35,7 @@ from .validation import check_writable_file, check_writable_folder
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = "SD_V2_1_1B_Q8_0"
 DEFAULT_UPSCALER = "REALESRGAN_X4PLUS"
+ENGINE_PACKAGE = "stable-diffusion-cpp-python"  # the engine's pinned PyPI package (pyproject.toml)
 CANCEL_WAIT_S = 30.0  # how long Ctrl-C waits for the engine to stop before leaving anyway
 _BACKEND_SYMBOLS = {
     "CUDA": "ggml_backend_cuda_init",
@@ -68,21 +73,28 @@ def _add_params(group: Any, params: Iterable[Any]) -> None:
             kwargs.update(type=_hires_arg, metavar=p.cli_metavar)
         else:
             kwargs["type"] = {"int": int, "float": float}.get(p.type, str)
-            if p.cli_metavar:
-                kwargs["metavar"] = p.cli_metavar
+            # Named after the flag, not the API's parameter: --sampler NAME's value is a SAMPLER.
+            kwargs["metavar"] = p.cli_metavar or _long_flag(p).lstrip("-").replace("-", "_").upper()
         group.add_argument(*_flags(p), **kwargs)
 
 
+_HIRES_OFF = ("off", "false", "0")
+_HIRES_EXPECTED = "expected 'on', 'off' or a JSON object such as '{\"scale\": 1.5}'"
+
+
 def _hires_arg(text: str) -> Any:
-    """--hires on (the defaults) or a JSON object of hires keys, e.g. '{"scale": 1.5, "steps": 10}'."""
-    if text.strip().lower() in ("on", "true", "1"):
+    """--hires on (the defaults), off, or a JSON object of hires keys, e.g. '{"scale": 1.5, "steps": 10}'."""
+    word = text.strip().lower()
+    if word in ("on", "true", "1"):
         return True
+    if word in _HIRES_OFF:
+        return None  # the default: no second pass
     try:
         value = json.loads(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected 'on' or a JSON object such as '{\"scale\": 1.5}'") from None
+        raise argparse.ArgumentTypeError(_HIRES_EXPECTED) from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected 'on' or a JSON object such as '{\"scale\": 1.5}'")
+        raise argparse.ArgumentTypeError(_HIRES_EXPECTED)
     return value
 
 
@@ -92,15 +104,118 @@ def _given(args: argparse.Namespace, params: Iterable[Any]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in flagged if getattr(args, name, None) is not None}
 
 
+def _long_flag(p: Any) -> str:
+    return next((f for f in _flags(p) if f.startswith("--")), _flags(p)[0])
+
+
+_FLAG_WORDS = ("sigmas",)  # one-word parameter names the docs use only as names
+
+
+@functools.cache
+def _flag_of() -> dict[str, str]:
+    """The flag of every schema parameter that has one, by parameter name (names with an underscore, and
+    _FLAG_WORDS: other single words such as 'steps' also read as plain words in the docs)."""
+    from .video_schema import VIDEO
+
+    flags: dict[str, str] = {}
+    for table in (schema.DIFFUSION, schema.MODEL_CONFIG, schema.UPSCALE, VIDEO):
+        for p in table:
+            if p.cli is not None and ("_" in p.name or p.name in _FLAG_WORDS):
+                flags.setdefault(p.name, _long_flag(p))
+    return flags
+
+
+@functools.cache
+def _flag_pattern() -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(sorted(map(re.escape, _flag_of()), key=len, reverse=True)) + r")\b")
+
+
+def _cli_words(text: str) -> str:
+    """API wording as CLI wording: parameter names become their flags ("when vae_tiling is on" -> "when
+    --vae-tiling is on"); the API's None alternative is not a command-line value."""
+    flags = _flag_of()
+    return _flag_pattern().sub(lambda m: flags[m.group(1)], text.replace(" (or None)", ""))
+
+
+def _hires_keys_text() -> str:
+    """Every key --hires takes in its JSON object, with its values and default."""
+    return "; ".join(f"{h.name}: {h.values_text()}, default {_default_value(h.default_text())}"
+                     for h in schema.HIRES)
+
+
+# Parameters whose doc (and values) speak of Python objects: their CLI wording, as (doc, values); values None:
+# the schema's own.
+_CLI_DOC: dict[str, tuple[str, str | None]] = {
+    "init_images": ("FLUX.2 reference image (PNG/JPEG), fused with the others in one generation; instead of "
+                    "--init-image, not with it", f"repeat for 1-{schema.MAX_REF_IMAGES} images"),
+    "auto_resize_ref_image": ("FLUX.2 references: resize each to about the output's area before encoding "
+                              "(--no-auto-resize-ref-image encodes them at their own size)", ""),
+    "skip_layers": ("blocks the skip-layer guidance pass leaves out, counted from 0 (SD3: its joint blocks; FLUX: "
+                    "the double blocks, then the single blocks). Read only when --slg-scale is not 0",
+                    f"comma-separated block indices 0-{schema.MAX_LAYER} within the model's depth"),
+    "skip_layer_start": ("where skip-layer guidance starts, as a fraction of the steps: step s of n runs it when "
+                         "start x (n + 1) < s < end x (n + 1), both products rounded down, with start and end the "
+                         "values of --skip-layer-start and --skip-layer-end. Read only when --slg-scale is not 0",
+                         None),
+    "sigmas": ("custom noise schedule in place of the scheduler's: --steps + 1 noise levels from the first down to "
+               "the last (usually 0), e.g. 14.6,7.8,3.5,0 for 3 steps of an SD model; a flow model's levels lie "
+               "in [0, 1]", f"2-{schema.MAX_STEPS + 1} comma-separated numbers >= 0 that never rise"),
+    "end_image": ("last frame (PNG/JPEG) of a first/last-frame video (Wan FLF2V and 2.2 I2V)", ""),
+}
+
+
+_NAMES = ("Wan",)  # capitalised first words that are names, not the start of a sentence
+
+
+def _cli_doc(p: Any) -> tuple[str, str]:
+    if p.name in _CLI_DOC:
+        doc, values = _CLI_DOC[p.name]
+        return doc, p.values_text() if values is None else values
+    if p.type == "hires":
+        return ("hires fix, off by default: a second sampling pass at a larger size. 'on' runs it with the "
+                "defaults; a JSON object such as '{\"scale\": 1.5, \"steps\": 10}' sets any of these keys (the "
+                f"engine's names such as denoising_strength work too): {_hires_keys_text()}", "")
+    doc = p.doc.rstrip(".")
+    first = doc.split(" ", 1)[0]
+    if first[1:].islower() and first not in _NAMES:  # "Sampling steps" -> "sampling steps"; "CPU threads" stays
+        doc = doc[0].lower() + doc[1:]
+    if p.type in ("path", "str", "text", "image", "bool"):  # a bool's --x / --no-x say its values
+        return doc, ""
+    return doc, p.values_text()
+
+
+def _default_value(text: str) -> str:
+    """A schema default as the command line spells it: 'auto' -> auto, [7, 8, 9] -> 7,8,9."""
+    text = re.sub(r"\[([^\]]*)\]", lambda m: m.group(1).replace(" ", ""), text)
+    return re.sub(r"^'([^']*)'", r"\1", text)
+
+
+def _cli_default(p: Any) -> str | None:
+    """The default for --help, or None when it goes without saying (no value, an empty text)."""
+    if p.type == "bool":
+        return "on" if p.default else "off"
+    if p.type == "hires":
+        return None  # said first in its help: after the list of keys it would read as the last key's
+    text = _default_value(p.default_text())
+    none = re.fullmatch(r"None \((.*)\)", text)
+    if none:  # "None (the sampler's)": what the API's None stands for
+        return none.group(1)
+    if text in ("None", ""):
+        return None
+    if text.endswith(")") and " (" in text:  # "7.0 (FLUX.2: 1.0)" -> "7.0; FLUX.2: 1.0", no nested brackets
+        head, inner = text[:-1].split(" (", 1)
+        return f"{head}{'; ' if p.per_family else ': '}{inner}"
+    return text
+
+
 def _help(p: Any) -> str:
+    """The --help text of a schema parameter, in the command line's terms rather than the API's."""
     if p.cli_help:
         return p.cli_help
-    doc = p.doc.rstrip(".")
-    if doc[1:2].islower():  # "Sampling steps" -> "sampling steps", but "CPU threads" stays
-        doc = doc[0].lower() + doc[1:]
-    values = p.values_text() if p.type not in ("path", "str", "text", "image") else ""
-    # argparse %-formats help strings.
-    return f"{doc}{'; ' + values if values else ''} (default {p.default_text()})".replace("%", "%%")
+    doc, values = _cli_doc(p)
+    default = _cli_default(p)
+    text = _cli_words(f"{doc}{'; ' + values if values else ''}{f' (default {default})' if default else ''}")
+    return text.replace("%", "%%")  # argparse %-formats help strings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PNG to write (default output.png); batches write output-1.png, output-2.png, ...")
     gen.add_argument("-m", "--model", default=DEFAULT_MODEL,
                      help=f"catalogue name, file path, https URL or hf://owner/repo/file (default {DEFAULT_MODEL})")
-    _add_params(gen.add_argument_group("generation (defaults are diffusion()'s)"), schema.DIFFUSION)
+    _add_params(gen.add_argument_group("generation"), schema.DIFFUSION)
     u = gen.add_argument_group("upscaling")
     u.add_argument("--upscale", action="store_true", help="upscale each image once with --upscaler (x4)")
     u.add_argument("--upscale-repeats", type=int, metavar="N", help="upscale N times (1-3; 2 gives x16)")
@@ -155,7 +270,7 @@ def _add_video_parser(sub: Any) -> None:
     v.add_argument("-o", "--output", default="output.mp4",
                    help="MP4 or WebP to write (default output.mp4); its suffix picks the format unless --format")
     v.add_argument("-m", "--model", required=True, help="the Wan diffusion model: file path, https URL or hf://...")
-    _add_params(v.add_argument_group("video (defaults are video()'s)"), VIDEO)
+    _add_params(v.add_argument_group("video"), VIDEO)
     _add_model_config_args(v, companions=True)
 
 
@@ -166,13 +281,15 @@ def _add_batch_parser(sub: Any) -> None:
                     "history format). Items already there are skipped, so re-running resumes an interrupted batch.")
     b.add_argument("items", metavar="FILE",
                    help="prompts.txt: one prompt a line (blank lines and lines starting with # skipped); "
-                        "params.jsonl: one JSON object of diffusion() parameters (or a JSON string prompt) a line")
+                        "params.jsonl: one JSON object a line, its keys the Python API's generation parameters "
+                        "(prompt, seed, steps, ...), or a JSON string: a prompt")
     b.add_argument("-o", "--output-dir", default="qvac_nb_outputs", metavar="DIR",
                    help="folder for the PNGs and index.jsonl (default qvac_nb_outputs)")
     b.add_argument("-m", "--model", default=DEFAULT_MODEL,
                    help=f"catalogue name, file path, https URL or hf://owner/repo/file (default {DEFAULT_MODEL})")
     b.add_argument("--workers", type=int, metavar="N",
-                   help="worker processes here (default 1), or Ray actors with --ray (default one per node)")
+                   help="worker processes here (default 1; without --threads, N workers share the cores: each gets "
+                        "cores / N engine threads), or Ray actors with --ray (default one per node)")
     b.add_argument("--ray", nargs="?", const="ray", metavar="ADDRESS",
                    help="run on Ray actors: ADDRESS of the cluster ('auto' for the one `ray start` began here, "
                         "ray://HEAD:10001); without ADDRESS, RAY_ADDRESS or a new local cluster")
@@ -205,7 +322,8 @@ def _add_model_config_args(parser: argparse.ArgumentParser, *, companions: bool)
     g = parser.add_argument_group("model config")
     wanted = [p for p in schema.MODEL_CONFIG if companions or p.name in _UPSCALER_CONFIG_FLAGS]
     _add_params(g, wanted)
-    g.add_argument("--model-config", metavar="JSON", help='other load_model options, e.g. \'{"flash_attn": true}\'')
+    g.add_argument("--model-config", metavar="JSON",
+                   help='other model options as a JSON object of model_config keys, e.g. \'{"flash_attn": true}\'')
 
 
 # ---------------------------------------------------------------- running
@@ -543,10 +661,30 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("\ncached files:")
         for name, path, size in where:
             print(f"  {name}  {_human(size)}  {path}")
-    total = sum(size for _, _, size in where)
     print(f"\nhub cache: {hf_hub_cache()} (shared with other Hugging Face tools; `hf cache scan` lists all of it)")
-    print(f"cache folder: {cache_dir()} ({_human(total)} used by the files above)")
+    folder = cache_dir()
+    print(f"cache folder: {folder} ({_human(folder_bytes(folder))} used)")
     return EXIT_OK
+
+
+def folder_bytes(root: Path) -> int:
+    """The bytes of every file under `root` (its subfolders too; partial downloads count): what the folder uses.
+
+    Symbolic links are not followed (what they point to lives elsewhere) and a file with several hard
+    links counts once. 0 when `root` does not exist.
+    """
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:  # removed while we walk
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
 
 
 def _delete_model(args: argparse.Namespace, delete_cached: Callable[[str], bool]) -> int:
@@ -566,13 +704,43 @@ def _delete_model(args: argparse.Namespace, delete_cached: Callable[[str], bool]
     return EXIT_OK if deleted else EXIT_FAILURE
 
 
-def _backends(library: str) -> list[str]:
-    """The GPU backends compiled into the engine library (none for a CPU build)."""
+def _open_library(library: str) -> ctypes.CDLL | None:
     try:
-        lib = ctypes.CDLL(library)
+        return ctypes.CDLL(library)
     except OSError:
-        return []
-    return [name for name, symbol in _BACKEND_SYMBOLS.items() if hasattr(lib, symbol)]
+        return None
+
+
+def _backends(lib: ctypes.CDLL | None) -> list[str]:
+    """The GPU backends compiled into the engine library (none for a CPU build)."""
+    return [name for name, symbol in _BACKEND_SYMBOLS.items() if lib is not None and hasattr(lib, symbol)]
+
+
+def _recorded(value: object) -> str | None:
+    """A version or commit the engine build reports, or None when its build left the placeholder."""
+    text = str(value or "").strip()
+    return None if text.lower() in ("", "unknown") else text
+
+
+def _library_text(lib: ctypes.CDLL | None, symbol: str) -> str | None:
+    """What a `const char *f(void)` the library exports returns (ggml_version), or None."""
+    function = getattr(lib, symbol, None) if lib is not None else None
+    if function is None:
+        return None
+    function.restype, function.argtypes = ctypes.c_char_p, []
+    raw = function()
+    return _recorded(raw.decode("utf-8", "replace")) if raw else None
+
+
+def _engine_package() -> str | None:
+    """The pinned engine package and its installed version, e.g. 'stable-diffusion-cpp-python 0.4.7'."""
+    try:
+        return f"{ENGINE_PACKAGE} {importlib.metadata.version(ENGINE_PACKAGE)}"
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+NOT_RECORDED = "not recorded by the engine build"
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -582,27 +750,40 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .download import cache_dir
 
     details = engine.info()
-    backends = _backends(str(details["path"]))
+    lib = _open_library(str(details["path"]))
     system = str(details.get("system_info", "")).replace("System Info:", "").split("|")
     features = [f.split("=")[0].strip() for f in system if f.strip().endswith("= 1")]
-    report = {
+    override = os.environ.get(engine.LIBRARY_ENV)
+    package = _engine_package()
+    if package and override:  # the package is installed, but the library in use is another build
+        package += f" (not in use: {engine.LIBRARY_ENV} is set)"
+    folder = cache_dir()
+    # None (JSON null) for what the build does not record; the text says so in words.
+    report: dict[str, Any] = {
         "qvac_nb": qvac_nb.__version__,
+        "engine package": package,
         "engine library": details["path"],
-        "engine version": details.get("version"),
-        "engine commit": details.get("commit"),
-        "backend": "+".join(backends + ["CPU"]),
-        "library override": os.environ.get(engine.LIBRARY_ENV) or "(none)",
+        "engine version": _recorded(details.get("version")),
+        "engine commit": _recorded(details.get("commit")),
+        "ggml version": _library_text(lib, "ggml_version"),
+        "backend": "+".join(_backends(lib) + ["CPU"]),
+        "library override": override or "(none)",
         "threads (default)": details["physical_cores"],
         "cpu features": " ".join(features),
-        "cache folder": str(cache_dir()),
+        "cache folder": str(folder),
+        "cache folder bytes": folder_bytes(folder),
         "python": sys.version.split()[0],
     }
     if args.json:
         print(json.dumps(report, indent=2))
-    else:
-        width = max(map(len, report))
-        for key, value in report.items():
-            print(f"{key + ':':<{width + 1}} {value}")
+        return EXIT_OK
+    shown = {key: value for key, value in report.items() if key != "cache folder bytes"}
+    shown["cache folder"] = f"{folder} ({_human(report['cache folder bytes'])} used)"
+    if package is None:
+        shown["engine package"] = f"{ENGINE_PACKAGE} is not installed"
+    width = max(map(len, shown))
+    for key, value in shown.items():
+        print(f"{key + ':':<{width + 1}} {NOT_RECORDED if value is None else value}")
     return EXIT_OK
 
 

@@ -163,12 +163,18 @@ def test_items_are_keyed_by_parameters_and_model_and_seeds_are_stable() -> None:
 def test_cancel_stops_every_worker(sd1_model: Any, config: dict[str, Any], tmp_path: Path) -> None:
     import psutil
 
-    handle = qvac_nb.batch(["a", "b", "c", "d"], model_src=str(sd1_model.primary), model_config=config,
+    # No threads given: the two workers share the engine's default count instead of each taking all of it.
+    shared = {key: value for key, value in config.items() if key != "threads"}
+    handle = qvac_nb.batch(["a", "b", "c", "d"], model_src=str(sd1_model.primary), model_config=shared,
                            output_dir=tmp_path, workers=2, progress=False, wait=False, **SMALL)
     deadline = time.monotonic() + WAIT_S
     while not (running := [r["pid"] for r in handle.running() if r["pid"]]):
         assert time.monotonic() < deadline and not handle.done(), "nothing started"
         time.sleep(0.02)
+    copies = [m for m in qvac_nb.loaded_models() if m not in _PRIVATE_BEFORE and not qvac_nb.models.get_model(m).shared]
+    cores = qvac_nb.engine.resolve_threads(-1)
+    assert len(copies) == 2
+    assert [qvac_nb.models.get_model(m).config["threads"] for m in copies] == [max(1, cores // 2)] * 2
     handle.cancel()
     result = handle.result(60.0)
     assert result.cancelled and [r.status for r in result].count("cancelled") >= 2
@@ -179,7 +185,10 @@ def test_cancel_stops_every_worker(sd1_model: Any, config: dict[str, Any], tmp_p
 
 
 def test_cli_batch_reads_prompts_and_jsonl_and_resumes(sd1_model: Any, config: dict[str, Any], tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     from qvac_nb import cli
 
     bad = tmp_path / "params.jsonl"
@@ -198,6 +207,31 @@ def test_cli_batch_reads_prompts_and_jsonl_and_resumes(sd1_model: Any, config: d
     made = capsys.readouterr().out.split()
     assert len(made) == 1 and qvac_nb.read_parameters(made[0])["prompt"] == "a red fox"
     assert cli.main(argv) == 0 and capsys.readouterr().out == ""  # done already: nothing new
+
+    # Done already on Ray too: nothing imports Ray (`import ray` fails here) or starts a cluster.
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert cli.main([*argv, "--ray"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == ""
+    # The time reported covers the whole call, its setup included (here a slowed look at what is done).
+    real_done_keys = history_folder.done_keys
+
+    def slow_done_keys(folder: Path) -> Any:
+        time.sleep(0.5)
+        return real_done_keys(folder)
+
+    monkeypatch.setattr(history_folder, "done_keys", slow_done_keys)
+    again = qvac_nb.batch(["a red fox"], model_src=str(sd1_model.primary), model_config=config,
+                          output_dir=tmp_path / "out", cluster="ray", workers=2, progress=False, **SMALL)
+    assert [r.status for r in again] == ["skipped"] and again.workers == 0
+    assert again.elapsed_s >= 0.5 and again.items_per_s == 0.0
+    assert _no_batch_models()
+
+
+@pytest.mark.parametrize(("workers", "cores", "threads"), [(2, 2, 1), (1, 2, 2), (3, 2, 1), (2, 8, 4), (3, 8, 2)])
+def test_local_workers_share_the_cores(workers: int, cores: int, threads: int) -> None:
+    from qvac_nb.batching.local import threads_per_worker
+
+    assert threads_per_worker(workers, cores) == threads
 
 
 def test_ctrl_c_in_the_blocking_form_stops_every_worker(sd1_model: Any, config: dict[str, Any],

@@ -84,5 +84,18 @@ def test_six_items_on_two_actors_one_killed_match_local_pixels_and_a_rerun_skips
 
     again = qvac_nb.batch(items, model_src=str(sd1_model.primary), model_config=config, output_dir=tmp_path,
                           cluster="ray", workers=2, progress=False, **SMALL)
-    assert [r.status for r in again] == ["skipped"] * 6
+    assert [r.status for r in again] == ["skipped"] * 6 and again.workers == 0  # no actor started for nothing
     assert [r.path for r in again] == [r.path for r in result] and len(list(tmp_path.glob("*.png"))) == 6
+
+
+def test_only_a_cluster_qvac_nb_starts_gets_token_auth_set_explicitly() -> None:
+    from qvac_nb.batching.ray_backend import new_cluster_env
+
+    # A new local cluster: Ray's own secure default, said explicitly, so Ray has nothing to warn about.
+    assert new_cluster_env("ray", {}, ray_imported=False) == {"RAY_AUTH_MODE": "token"}
+    # An existing cluster keeps its own mode; the user's setting wins; an imported Ray has read its mode already.
+    assert new_cluster_env("auto", {}, ray_imported=False) == {}
+    assert new_cluster_env("ray://head:10001", {}, ray_imported=False) == {}
+    assert new_cluster_env("ray", {"RAY_ADDRESS": "head:6379"}, ray_imported=False) == {}
+    assert new_cluster_env("ray", {"RAY_AUTH_MODE": "disabled"}, ray_imported=False) == {}
+    assert new_cluster_env("ray", {}, ray_imported=True) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -237,3 +238,66 @@ def test_hires_and_reference_image_flags(tmp_path: Path, sd1_model: registry.Tes
                                           "--no-auto-resize-ref-image", "--hires", "on"])
     given = cli._given(args, qvac_nb.schema.DIFFUSION)
     assert (given["init_images"], given["auto_resize_ref_image"], given["hires"]) == (["a.png", "b.png"], False, True)
+
+
+def _option_helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Every option's help text as --help prints it (argparse's %% unescaped), by its longest flag."""
+    return {max(a.option_strings, key=len): (a.help or "").replace("%%", "%")
+            for a in parser._actions if a.option_strings}
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    from qvac_nb import cli
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    return subparsers.choices[name]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", ["generate", "batch", "video", "upscale"])
+def test_help_speaks_the_command_line_not_the_api(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from qvac_nb import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for api_word in ("True", "False", "None", "dict", "diffusion()", "video()", "below"):
+        assert not re.search(rf"(?<![\w-]){re.escape(api_word)}(?![\w-])", text), api_word
+    for flag, help_text in _option_helps(_subparser(command)).items():
+        if help_text.endswith(")") and "(default " in help_text:
+            # One level of brackets: "(default 7.0; FLUX.2: 1.0)", not "(default 7.0 (FLUX.2: 1.0))".
+            assert not re.search(r"[()]", help_text.rsplit("(default ", 1)[1][:-1]), (flag, help_text)
+    for name, flag in cli._flag_of().items():  # parameters are named by their flags: --vae-tiling, not vae_tiling
+        assert not re.search(rf"(?<![\w-]){name}(?![\w-])", text), (name, flag)
+
+
+def test_generate_help_values_are_accepted_by_the_parser() -> None:
+    import re
+
+    from qvac_nb import cli, engine
+
+    helps = _option_helps(_subparser("generate"))
+    assert "(default 7.0; " in helps["--cfg-scale"] and "FLUX.2: 1.0" in helps["--cfg-scale"]
+    assert helps["--steps"].endswith("(default 20; Z-Image: 8)")
+    hires = helps["--hires"]
+    # Every hires key the help lists, set to the default it names, in the JSON form the help describes.
+    listed = dict(re.findall(r"(\w+): [^;]*?, default ([\w.]+)", hires.split("these keys")[1]))
+    assert set(listed) == {p.name for p in qvac_nb.schema.HIRES}
+    keys = {name: json.loads(value) if re.fullmatch(r"[\d.]+", value) else value for name, value in listed.items()}
+    layers = re.search(r"\(default ([\d,]+)", helps["--skip-layers"]).group(1)
+    sigmas = re.search(r"e\.g\. (\S+) for", helps["--sigmas"]).group(1)
+    for hires_value in ("on", "off", json.dumps(keys)):
+        argv = ["generate", "a fox", "--hires", hires_value, "--skip-layers", layers, "--sigmas", sigmas,
+                "--no-vae-tiling", "--cache-preset", "fast", "--steps", str(len(sigmas.split(",")) - 1)]
+        args = cli.build_parser().parse_args(argv)
+        given = cli._given(args, qvac_nb.schema.DIFFUSION)
+        values = qvac_nb.schema.validate(qvac_nb.schema.DIFFUSION, {"prompt": args.prompt, **given},
+                                         where="diffusion", names=engine.enum_names())
+        assert values["skip_layers"] == (7, 8, 9) and values["sigmas"] == (14.6, 7.8, 3.5, 0.0)
+        if hires_value == "off":
+            assert values["hires"] is None
+        else:  # 'on' and the listed defaults are the same second pass
+            assert values["hires"] == keys and values["vae_tiling"] is False

@@ -39,3 +39,39 @@ class Backend(Protocol):
 
     def stop(self) -> None:
         """End every worker (idempotent)."""
+
+
+class NoWorkers:
+    """The backend of a batch with nothing left to make: it starts no worker process and no Ray cluster."""
+
+    kind = "none"
+
+    def open(self, count: int) -> list[Any]:
+        """No slots: there is nothing to run on them."""
+        return []
+
+    def submit(self, slot: Any, item: Item) -> Any:
+        """Never called (no slots); refuses rather than dropping the item."""
+        raise RuntimeError(f"item {item.index}: this batch has no workers")
+
+    def wait(self, tasks: list[Any], timeout: float) -> list[Any]:
+        """No task ever runs here."""
+        return []
+
+    def collect(self, task: Any) -> tuple[bytes, dict[str, Any], float]:
+        """No task ever finishes here."""
+        raise WorkerLost("this batch has no workers")
+
+    def replace(self, slot: Any) -> Any:
+        """The same (never-used) slot."""
+        return slot
+
+    def describe(self, slot: Any) -> str:
+        """A name for records that never get one."""
+        return "none"
+
+    def cancel(self, task: Any) -> None:
+        """Nothing runs, so nothing to stop."""
+
+    def stop(self) -> None:
+        """Nothing was started."""

@@ -14,12 +14,21 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .. import models, schema
+from .. import models, records
 from ..errors import EngineCrashedError
 from ..generation import diffusion
 from ..jobs import DiffusionJob
 from .backend import WorkerLost
 from .items import Item
+
+
+def threads_per_worker(workers: int, cores: int) -> int:
+    """The engine threads each of `workers` local workers gets when the caller set none: a share of `cores`.
+
+    `cores` is what one engine would use by itself (threads=-1: every physical core). Giving each of N
+    workers all of them makes N engines fight over the same cores, slower than one worker.
+    """
+    return max(1, cores // max(1, workers))
 
 
 class LocalBackend:
@@ -76,7 +85,7 @@ class LocalBackend:
             raise WorkerLost(str(exc)) from exc
         if task.kind == "video":
             return bytes(outputs[0]), outputs[0].record, stats.generation_ms
-        return outputs[0], schema.image_record(task.params, 0), stats.generation_ms
+        return outputs[0], records.image_record(task.params, 0), stats.generation_ms
 
     def replace(self, slot: str) -> str:
         # The copy's runner already starts a new worker (and loads the model) for its next job.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from .items import Item
 
 INSTALL_HINT = "pip install 'qvac_nb[ray]' (or: pip install 'ray>=2.9')"
 DEFAULT_ACTOR_OPTIONS: dict[str, Any] = {"num_cpus": 1}
+AUTH_MODE_ENV = "RAY_AUTH_MODE"  # Ray's switch for token authentication ("token" or "disabled")
 
 
 def import_ray() -> Any:
@@ -32,10 +34,31 @@ def import_ray() -> Any:
     return ray
 
 
+def new_cluster_env(cluster: str, environ: Mapping[str, str], ray_imported: bool) -> dict[str, str]:
+    """What to add to the environment before Ray starts a new local cluster for a batch.
+
+    RAY_AUTH_MODE=token: the mode Ray (2.59 on) gives a new local cluster anyway, but set explicitly, which is
+    how Ray's docs turn token authentication on, so Ray does not warn about choosing it on every run. Nothing
+    when the batch joins an existing cluster (its mode is its own), when the user set RAY_AUTH_MODE, or when
+    Ray is already imported: Ray reads the mode once, at import, and a later setting would give the cluster
+    a mode its driver does not use.
+    """
+    if cluster != "ray" or environ.get("RAY_ADDRESS") or AUTH_MODE_ENV in environ or ray_imported:
+        return {}
+    return {AUTH_MODE_ENV: "token"}
+
+
 def connect(cluster: str) -> Any:
     """Ray, connected: the session this process already has, else `cluster` ('ray': RAY_ADDRESS or a new
     local cluster; 'auto': the cluster `ray start` began on this machine; 'ray://host:10001', 'host:6379')."""
-    ray = import_ray()
+    env = new_cluster_env(cluster, os.environ, ray_imported="ray" in sys.modules)
+    os.environ.update(env)  # left set once Ray runs, as Ray itself leaves it when it turns token mode on
+    try:
+        ray = import_ray()
+    except ImportError:
+        for name in env:
+            os.environ.pop(name, None)
+        raise
     if not ray.is_initialized():
         ray.init(address=None if cluster == "ray" else cluster, logging_level="warning")
     return ray
@@ -54,7 +77,7 @@ class ModelActor:
         return {"pid": os.getpid(), "host": socket.gethostname(), "qvac_nb": package}
 
     def generate(self, params: dict[str, Any]) -> tuple[bytes, dict[str, Any], float]:
-        from .. import models, schema
+        from .. import models, records
         from ..generation import diffusion
         from ..video_generation import video
 
@@ -64,7 +87,7 @@ class ModelActor:
             return bytes(clip), clip.record, video_job.stats.result().generation_ms
         job = diffusion(model_id=self._model_id, **params)
         pngs = job.outputs.result()
-        return pngs[0], schema.image_record(job.params, 0), job.stats.result().generation_ms
+        return pngs[0], records.image_record(job.params, 0), job.stats.result().generation_ms
 
 
 @dataclass(eq=False)

@@ -15,7 +15,7 @@ from ..errors import CallbackError, InvalidParameterError, InvalidTypeError
 from ..validation import check_bool, check_int, check_path, check_writable_folder
 from ..video_files import sniff
 from . import items as items_mod
-from .backend import Backend, WorkerLost
+from .backend import Backend, NoWorkers, WorkerLost
 from .items import Item
 from .result import CANCELLED, FAILED, OK, SKIPPED, BatchRecord, BatchResult
 
@@ -34,7 +34,7 @@ class BatchHandle:
     """
 
     def __init__(self, todo: list[Item], records: list[BatchRecord], backend: Backend, workers: int,
-                 folder: Path, progress: bool, on_record: OnRecord | None) -> None:
+                 folder: Path, progress: bool, on_record: OnRecord | None, started: float | None = None) -> None:
         self._todo = todo
         self._records = records
         self._backend = backend
@@ -47,7 +47,8 @@ class BatchHandle:
         self._inflight: dict[Any, tuple[Any, Item, float]] = {}
         self._error: BaseException | None = None
         self._replaced = 0
-        self._started = time.perf_counter()
+        # From the batch() call on: validation and starting Ray are part of the run's time.
+        self._started = time.perf_counter() if started is None else started
         self._elapsed = 0.0
         self._bar = _bar(len(records), len(records) - len(todo)) if progress else None
         self._thread = threading.Thread(target=self._run, name="qvac_nb-batch", daemon=True)
@@ -232,8 +233,9 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
         has, else RAY_ADDRESS's cluster or a new local one; an address ("auto", "ray://head:10001")
         connects there. Needs `pip install 'qvac_nb[ray]'`.
     workers : int
-        Local: worker processes (default 1). Ray: actors (default one per node, or one per GPU when
-        ray_options asks for GPUs).
+        Local: worker processes (default 1); unless model_config sets threads, N of them share the
+        cores (each engine gets cores // N threads instead of all of them). Ray: actors (default one per
+        node, or one per GPU when ray_options asks for GPUs). None are started when every item is done.
     progress : bool
         One tqdm bar over the batch (a widget in a notebook) with images/s and ETA.
     wait : bool
@@ -252,6 +254,7 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
         worker, timings); `.to_pandas()`; `.paths`; `.failed`. A failed item does not stop the batch;
         a lost worker is replaced and its item run again (at most twice). Ctrl-C stops all workers.
     """
+    started = time.perf_counter()
     model_src = check_path("model_src", model_src)
     config = models.normalize_config(model_config)
     check_bool("progress", progress)
@@ -276,11 +279,16 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
     todo = [item for item in prepared if item.key not in done]
 
     backend: Backend
-    if cluster is None:
-        from .local import LocalBackend
+    if not todo:  # a re-run of a finished batch: no worker process, no Ray import or cluster start
+        backend, count = NoWorkers(), 0
+    elif cluster is None:
+        from .local import LocalBackend, threads_per_worker
 
+        count = min(workers or 1, len(todo))
+        if count > 1 and "threads" not in config:
+            # Each engine would otherwise use every core: N workers would fight over them.
+            config = {**config, "threads": threads_per_worker(count, engine.resolve_threads(-1))}
         backend = LocalBackend(model_src, config)
-        count = workers or 1
     else:
         from .ray_backend import RayBackend
 
@@ -288,8 +296,8 @@ def batch(items: Any, *, model_src: str | os.PathLike[str], model_config: Mappin
         count = workers or ray_backend.default_workers()
         ray_backend.check_fits(count)
         backend = ray_backend
-    count = max(1, min(count, len(todo)))
-    handle = BatchHandle(todo, records, backend, count, folder, progress, on_record)
+        count = max(1, min(count, len(todo)))
+    handle = BatchHandle(todo, records, backend, count, folder, progress, on_record, started)
     if not wait:
         return handle
     return handle.result()
