@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from helpers import assert_real_image
@@ -211,11 +212,16 @@ def test_history_survives_a_new_studio(sd1_id: str, tmp_path: Path) -> None:
     assert [r.parameters["seed"] for r in records] == [30, 11, 12]
     assert [r.path.read_bytes() for r in records] == pngs
     assert records[0].extra["family"] == "sd1" and records[0].extra["model"] == sd1_id
+    assert records[0].extra["random_seed"] is False  # the form's seed policy (a fixed seed) is saved with it
 
-    # As after a kernel restart: a new Studio (no images in memory) shows the folder's images.
+    # As after a kernel restart: a new Studio (no images in memory) shows the folder's images, and its
+    # form starts from the newest one's settings, seed policy included.
     again = Studio(output_dir=folder)
     rec = Recorder(again)
     assert [e["seed"] for e in again.gallery] == [30, 11, 12]
+    restored = {k: again.params[k] for k in ("prompt", "width", "height", "steps", "seed", "random_seed")}
+    assert restored == {"prompt": "a green kite", "width": 64, "height": 64, "steps": 2, "seed": 30,
+                        "random_seed": False}
     assert again.gallery[0]["params"]["prompt"] == "a green kite" and again.gallery[0]["family"] == "sd1"
     msg(again, {"type": "image", "id": again.gallery[1]["id"]})
     assert rec.of_type("image")[-1][1] == [pngs[1]]  # full size read back from the file
@@ -242,6 +248,86 @@ def test_history_survives_a_new_studio(sd1_id: str, tmp_path: Path) -> None:
     with zipfile.ZipFile(io.BytesIO(buffers[0])) as archive:
         assert sorted(archive.namelist()) == sorted(r.path.name for r in records[1:])
         assert sorted(archive.read(n) for n in archive.namelist()) == sorted(pngs[1:])
+
+
+def _saved_image(folder: Path, record: dict[str, Any], **extra: Any) -> None:
+    """An image carrying `record`, saved into a history folder as a Studio saves one (`extra`: its index extras)."""
+    from qvac_nb import history_folder
+    from qvac_nb.png import encode_png
+
+    pixels = Image.new("RGB", (16, 16), (90, 120, 200))
+    history_folder.save(encode_png(np.asarray(pixels), record), record, folder, extra={"kind": "diffusion", **extra})
+    time.sleep(0.01)  # the folder lists by time saved: the next one is newer
+
+
+SD1_RECORD = {"prompt": "an older lake", "negative_prompt": "fog", "width": 128, "height": 192, "steps": 7,
+              "cfg_scale": 5.5, "sampling_method": "euler", "scheduler": "karras", "seed": 42}
+FLUX2_RECORD = {"prompt": "the newest lighthouse", "negative_prompt": "", "width": 1024, "height": 768, "steps": 4,
+                "cfg_scale": 1.0, "guidance": 4.0, "sampling_method": "euler", "seed": 9}
+
+
+def test_a_new_studio_starts_from_the_newest_images_settings(sd1_id: str, tmp_path: Path) -> None:
+    # A shared folder: an SD 1.x image saved with a fixed seed, then a FLUX.2 image saved without a seed policy.
+    folder = tmp_path / "shared"
+    _saved_image(folder, SD1_RECORD, family="sd1", model="sd1.gguf#1", random_seed=False)
+    _saved_image(folder, FLUX2_RECORD, family="flux2", model="klein.gguf#2")
+    assert Studio(output_dir=tmp_path / "empty").params == initial_form({})  # nothing saved: the defaults
+
+    # No model: the newest image's settings; no policy saved: a random seed (the image's shown, greyed out).
+    fresh = Studio(output_dir=folder)
+    assert {k: fresh.params[k] for k in FLUX2_RECORD} == FLUX2_RECORD and fresh.params["random_seed"] is True
+    # What the Studio is given wins over the image's.
+    given = Studio(output_dir=folder, prompt="mine", steps=12, seed=3)
+    assert (given.params["prompt"], given.params["steps"], given.params["seed"]) == ("mine", 12, 3)
+    assert given.params["random_seed"] is False and given.params["width"] == 1024
+    # The first model chosen is of another family: the prompts and seed stay, the rest goes to its defaults.
+    fresh.select_model(sd1_id)
+    assert (fresh.params["prompt"], fresh.params["seed"]) == ("the newest lighthouse", 9)
+    moved = {k: fresh.params[k] for k in ("width", "height", "steps", "cfg_scale", "guidance", "sampling_method")}
+    assert moved == {"width": 512, "height": 512, "steps": 20, "cfg_scale": 7.0, "guidance": 3.5, "sampling_method": ""}
+
+    # With a model: the newest image of its family, kept as saved with its seed policy; the fields the record
+    # does not carry hold the model's defaults.
+    sd1 = Studio(sd1_id, output_dir=folder)
+    assert {k: sd1.params[k] for k in SD1_RECORD} == SD1_RECORD and sd1.params["random_seed"] is False
+    assert sd1.params["clip_skip"] == initial_form({})["clip_skip"]
+    # Only once: from now on a model switch moves (only) the fields at the model's defaults, as ever.
+    assert sd1._restored is None and fresh._restored is None
+
+
+def test_an_upscale_lists_its_sources_parameters(sd1_upscale_id: str, tmp_path: Path) -> None:
+    # A FLUX.2 image (cfg 1 with guidance: its cfg did nothing) upscaled by an SD 1.x model's upscaler: the new
+    # entry says what made the image it enlarges, so the full-size view lists that image's parameters.
+    folder = tmp_path / "outs"
+    _saved_image(folder, FLUX2_RECORD, family="flux2", model="klein.gguf#2", unused=["cfg_scale"])
+    studio = Studio(sd1_upscale_id, output_dir=folder)
+    source = studio.gallery[0]
+    assert source["unused"] == ["cfg_scale"] and source["family"] == "flux2"
+    msg(studio, {"type": "upscale", "id": source["id"]})
+    wait_idle(studio)
+    assert studio.status["phase"] == "done", studio.error
+    up = studio.gallery[0]
+    assert (up["kind"], up["source"], up["width"]) == ("upscale", source["id"], 64)
+    assert (up["family"], up["model"], up["unused"]) == ("flux2", "klein.gguf#2", ["cfg_scale"])
+    assert qvac_nb.history(folder)[0].extra["family"] == "flux2"
+
+
+def test_a_video_entry_marks_what_its_model_did_not_use() -> None:
+    from qvac_nb import families
+    from qvac_nb.video_files import Video
+    from qvac_nb.widgets.family_form import rules_for
+
+    studio = Studio(output_dir=None)
+    studio.form_rules = rules_for(families.VIDEO_FAMILIES["wan"])  # a Wan 2.1 model: no high-noise expert
+    record = {"kind": "video", "prompt": "a cat", "width": 64, "height": 64, "video_frames": 5, "fps": 16,
+              "steps": 2, "cfg_scale": 6.0, "flow_shift": 3.0, "seed": 7, "high_noise_steps": -1,
+              "high_noise_cfg_scale": 3.5, "high_noise_sampling_method": None, "moe_boundary": 0.875,
+              "output_format": "webp"}
+    clip = Video(b"RIFF-not-decoded-here", np.zeros((5, 64, 64, 3), np.uint8), 16, "webp", record)
+    entry = studio._keep_video(clip, studio._made_by("wan.gguf#1"))
+    # Its high-noise settings did not apply (the lightbox leaves them out); cfg and flow shift did.
+    assert entry["unused"] == ["high_noise_cfg_scale", "high_noise_sampling_method", "high_noise_steps", "moe_boundary"]
+    assert entry["params"]["cfg_scale"] == 6.0 and entry["params"]["flow_shift"] == 3.0
 
 
 def test_output_dir_default_and_off(sd1_id: str, tmp_path: Path) -> None:

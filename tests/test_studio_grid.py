@@ -16,6 +16,7 @@ from widget_driver import Recorder, msg, wait_for, wait_idle, work_in_tmp  # noq
 from qvac_nb import grids
 from qvac_nb.errors import InvalidParameterError
 from qvac_nb.widgets import Studio
+from qvac_nb.widgets.params import merge_form
 
 SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 2}
 def pixels(png: bytes) -> bytes:
@@ -54,16 +55,39 @@ def test_grid_cells_and_labelled_grid_join_the_gallery(sd1_id: str) -> None:
     assert 'Grid X: "seed: 1, 2"' in text and 'Grid Y: "cfg_scale: 6.5"' in text and SMALL["prompt"] in text
     assert studio.gallery[0]["grid"] == "x: seed = 1, 2; y: cfg_scale = 6.5"
 
-    # All three are in the history folder: a new Studio lists them.
+    # The sheet keeps its axes and base parameters (the first cell's record): "All" makes the grid again.
+    sheet = studio.gallery[0]
+    assert sheet["seed"] is None and sheet["grid_axes"] == {"x": ["seed", [1, 2]], "y": ["cfg_scale", [6.5]]}
+    assert sheet["grid_base"] == studio.gallery[2]["params"]
+    _check_grid_all(studio, sheet["id"], rec)
+
+    # All three are in the history folder: a new Studio lists them, and the sheet's "All" works there too.
     again = Studio(sd1_id, **SMALL)
     assert [e["kind"] for e in again.gallery] == ["grid", "diffusion", "diffusion"]
     assert again.gallery[0]["grid"] == "x: seed = 1, 2; y: cfg_scale = 6.5"
+    assert again.gallery[0]["grid_axes"] == sheet["grid_axes"] and again.gallery[0]["grid_base"] == sheet["grid_base"]
+    _check_grid_all(again, again.gallery[0]["id"], Recorder(again))
 
     # A cell is what Generate makes with the same values.
     studio.generate(seed=1, random_seed=False, cfg_scale=6.5, batch_count=1)
     wait_idle(studio)
     assert studio.status["phase"] == "done", studio.error
     assert pixels(studio.images[0]) == pixels(cell1)
+
+
+def _check_grid_all(studio: Studio, sheet_id: str, rec: Recorder) -> None:
+    """A grid card's "All" (reuse_all): the base parameters into the form, seed fixed, and the axes sent to the
+    Grid section as text; its "Seed" stays refused (a sheet has no one seed)."""
+    studio.params = merge_form(studio.params, {"prompt": "something else", "steps": 9, "cfg_scale": 3.0,
+                                               "seed": 77, "random_seed": True})
+    msg(studio, {"type": "reuse_all", "id": sheet_id})
+    assert studio.error == ""
+    assert (studio.params["prompt"], studio.params["steps"], studio.params["width"]) == (SMALL["prompt"], 2, 64)
+    assert (studio.params["cfg_scale"], studio.params["seed"], studio.params["random_seed"]) == (6.5, 1, False)
+    assert rec.of_type("grid_axes")[-1] == ({"type": "grid_axes", "x": ["seed", "1, 2"], "y": ["cfg_scale", "6.5"]}, [])
+    msg(studio, {"type": "reuse_seed", "id": sheet_id})
+    assert "no generation parameters" in studio.error and studio.params["seed"] == 1
+    studio.clear_error()
 
 
 @pytest.mark.parametrize(("axis", "names"), [

@@ -5,20 +5,44 @@ import { appliesTo, familyInfo, SIZE } from "./form.js";
 import { INIT_PARAMS } from "./init-image.js";
 import { h, objectUrl, revoke } from "./util.js";
 
-/** Parameters the image's model ignored (by its family) or that need an init image it did not have. */
+// A video's "Video" row already says these (frames made, fps, file format).
+const VIDEO_ROW = ["video_frames", "fps", "output_format"];
+
+/**
+ * Whether a record's parameter made the image: not one the Studio saw hidden for the model (entry.unused), not one
+ * of the init image without one, not one its family ignores. A param's `families` list names image families only,
+ * so for a video family (its row `makes` "video") only the row's `hidden` list applies.
+ */
 function applies(param, entry, schema) {
+  if ((entry.unused || []).includes(param.name)) return false;
   if (!entry.img2img && INIT_PARAMS.includes(param.name)) return false;
   if (!entry.family) return true; // an image from elsewhere: show what it carries
-  return appliesTo(param, entry.family || "", familyInfo(schema, entry.family));
+  const info = familyInfo(schema, entry.family);
+  if (info.makes === "video") return !(info.hidden || []).includes(param.name);
+  return appliesTo(param, entry.family, info);
 }
 
-/** [label, value] rows describing one gallery entry: its size, then its replayable parameters from the schema. */
+/** The parameters an entry was made with: a grid sheet's are its base parameters (it has no record of its own). */
+export function entryParams(entry) {
+  return (entry.kind === "grid" ? entry.grid_base : entry.params) || {};
+}
+
+/** The parameter names a grid sheet varies (its axes): no one value of theirs made it. */
+function gridVaried(entry) {
+  const axes = (entry.kind === "grid" && entry.grid_axes) || {};
+  return [axes.x, axes.y].filter(Array.isArray).map((axis) => axis[0]);
+}
+
+/** [label, value] rows describing one gallery entry: its size, then the replayable parameters that made it (schema). */
 export function entryDetails(entry, schema) {
-  const p = entry.params || {};
+  const p = entryParams(entry);
+  const varied = gridVaried(entry);
   const rows = [["Size", `${entry.width}×${entry.height}`]];
+  if (entry.kind === "grid" && p.width && p.height) rows.push(["Cell size", `${p.width}×${p.height}`]);
   if (entry.video) rows.push(["Video", `${entry.frames} frames at ${entry.fps} fps (${String(entry.format || "mp4").toUpperCase()})`]);
   for (const param of (schema && schema.params) || []) {
     if (!param.replayable || param.type === "image" || SIZE.includes(param.name) || !applies(param, entry, schema)) continue;
+    if (varied.includes(param.name) || (entry.video && VIDEO_ROW.includes(param.name))) continue;
     const value = p[param.name];
     if (value !== undefined && value !== null && value !== "") rows.push([param.label || param.name, shown(value)]);
   }
@@ -47,11 +71,21 @@ export function entryCaption(entry) {
   return bits.join(" · ");
 }
 
-/** True if the entry's prompt contains `text` (case-insensitive); an empty filter keeps everything. */
+/** The name of the model that made an entry: its id without the "#n" of one session's copy ("" if not known). */
+export function modelName(entry) {
+  return String(entry.model || "").replace(/#\d+$/, "");
+}
+
+/** True if the entry's prompt or model name contains `text` (case-insensitive); an empty filter keeps everything. */
 export function matchesPrompt(entry, text) {
   const needle = (text || "").trim().toLowerCase();
   if (!needle) return true;
-  return String((entry.params && entry.params.prompt) || "").toLowerCase().includes(needle);
+  return [entryParams(entry).prompt, modelName(entry)].some((s) => String(s || "").toLowerCase().includes(needle));
+}
+
+/** True if the entry was made by the model named `model` ("": any model). */
+export function matchesModel(entry, model) {
+  return !model || modelName(entry) === model;
 }
 
 /**
@@ -64,14 +98,29 @@ export function matchesPrompt(entry, text) {
 export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "", onDownloadAll = null }) {
   const el = h("div", { class: "qvac-grid" });
   const placeholder = h("div", { class: "qvac-grid-empty" }, empty);
-  const filter = h("input", { type: "search", class: "qvac-filter", name: "filter", placeholder: "filter by prompt", "aria-label": "Filter images by prompt" });
+  const filter = h("input", { type: "search", class: "qvac-filter", name: "filter", placeholder: "filter by prompt or model", "aria-label": "Filter images by prompt or model name" });
+  // Shown once the entries come from two models or more (a shared folder): one option per model name.
+  const modelFilter = h("select", { class: "qvac-filter qvac-model-filter", name: "model_filter", "aria-label": "Show the images of one model", hidden: true }, h("option", { value: "" }, "all models"));
   const downloadAll = h("button", { class: "qvac-btn qvac-small", name: "download_all", title: "the shown images as one zip file" }, "Download all");
-  const tools = h("div", { class: "qvac-grid-tools" }, filter, onDownloadAll ? downloadAll : null);
+  const tools = h("div", { class: "qvac-grid-tools" }, filter, modelFilter, onDownloadAll ? downloadAll : null);
   const cards = new Map(); // id -> {card, url, buttons}
   let entries = [];
 
   function shown() {
-    return entries.filter((entry) => matchesPrompt(entry, filter.value));
+    return entries.filter((entry) => matchesPrompt(entry, filter.value) && matchesModel(entry, modelFilter.value));
+  }
+
+  /** The model filter's options: the model names of the entries, sorted; a choice no longer present goes back to all. */
+  function fillModels() {
+    const names = [...new Set(entries.map(modelName).filter(Boolean))].sort();
+    const want = ["", ...names];
+    const have = [...modelFilter.options].map((o) => o.value);
+    if (JSON.stringify(want) !== JSON.stringify(have)) {
+      const value = modelFilter.value;
+      modelFilter.replaceChildren(...want.map((name) => h("option", { value: name }, name || "all models")));
+      modelFilter.value = want.includes(value) ? value : "";
+    }
+    modelFilter.hidden = names.length < 2 && !modelFilter.value;
   }
 
   function applyFilter() {
@@ -83,6 +132,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     else if (entries.length) placeholder.remove();
   }
   filter.addEventListener("input", applyFilter);
+  modelFilter.addEventListener("change", applyFilter);
   downloadAll.addEventListener("click", () => onDownloadAll && onDownloadAll(shown().map((e) => e.id)));
 
   function download(entry) {
@@ -97,7 +147,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   function open(entry) {
     const thumb = cards.has(entry.id) ? cards.get(entry.id).img : null;
     return openLightbox(host || el, {
-      title: (entry.params && entry.params.prompt) || entry.id,
+      title: entryParams(entry).prompt || entry.id,
       details: entryDetails(entry, schema()),
       load: () => fetcher.get(fileId(entry)).then((blob) => typedBlob(entry, blob)),
       player: entry.video ? (url) => videoPlayer(entry, url, { cls: "qvac-lightbox-img qvac-lightbox-video", fetch: fetcher.get }) : null,
@@ -115,7 +165,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   function makeCard(entry) {
     const url = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
     // One tab stop per card: the thumbnail (Enter opens it); the arrow keys reach the card's buttons.
-    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy", tabindex: "0", role: "button", "aria-label": `open full size: ${(entry.params && entry.params.prompt) || entryCaption(entry)}` });
+    const img = h("img", { class: "qvac-thumb", src: url, alt: entryCaption(entry), title: "click for full size", loading: "lazy", tabindex: "0", role: "button", "aria-label": `open full size: ${entryParams(entry).prompt || entryCaption(entry)}` });
     img.addEventListener("click", () => open(current(entry.id) || entry));
     const buttons = actions.map((action) => {
       // A video's download button saves its MP4 or WebP, not its first frame.
@@ -178,6 +228,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     } else {
       placeholder.remove();
     }
+    fillModels();
     applyFilter();
     refreshButtons();
   }

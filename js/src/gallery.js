@@ -29,7 +29,7 @@ function render({ model: anyModel, el }) {
   function onConnection(dead) {
     deadNote.hidden = !dead;
     if (dead) fetcher.fail(DEAD_TEXT);
-    freezeControls(root, dead, (control) => control.name === "filter" || Boolean(control.closest(".qvac-lightbox")));
+    freezeControls(root, dead, (control) => control.name === "filter" || control.name === "model_filter" || Boolean(control.closest(".qvac-lightbox")));
   }
   onImages();
   live.check();

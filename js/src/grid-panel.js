@@ -178,10 +178,39 @@ export function createGridPanel(model, { collect }) {
     refresh();
   }
 
+  /**
+   * Put a grid's axes back (a grid card's "All"): x and y are [param, "v1, v2, ..."] (y may be null). The section
+   * opens to show them; an axis the current model cannot vary (its family, or strength without an init image)
+   * is said, not dropped silently.
+   */
+  function setAxes(x, y) {
+    render();
+    const problems = [];
+    const put = (name, select, input, axis) => {
+      if (!Array.isArray(axis)) {
+        select.value = "";
+        input.value = "";
+        return;
+      }
+      const [param, text] = axis;
+      if (!offered.has(param)) {
+        problems.push(`${name} axis: this model (with its inputs) cannot vary '${param}'; the grid used ${param} = ${text}`);
+        return;
+      }
+      select.value = param;
+      input.value = text;
+    };
+    put("X", xParam, xValues, x);
+    put("Y", yParam, yValues, y);
+    el.open = true;
+    showError(problems.join("; "), null);
+    refresh();
+  }
+
   /** Enabled like Generate: not while busy, without a model or with a dead kernel. */
   function setEnabled(on) {
     button.disabled = !on;
   }
 
-  return { el, render, setEnabled, submit };
+  return { el, render, setEnabled, submit, setAxes };
 }

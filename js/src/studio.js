@@ -12,15 +12,20 @@ import { createConnection, createPoller, DEAD_TEXT, freezeControls } from "./con
 import { hideStaticCopies } from "./static-copies.js";
 import { h, isolateKeys, objectUrl, revoke } from "./util.js";
 
-// A grid image (the labelled sheet) and images from elsewhere carry no generation parameters to reuse.
+// Images from elsewhere carry no generation parameters to reuse; a grid sheet (the labelled grid) has no one seed,
+// but its "All" puts back its base parameters and axes (kept with it since grids kept them).
 const hasRecord = (entry) => entry.seed !== null && entry.seed !== undefined;
 const noRecord = (entry) => (entry.kind === "grid" ? "a grid sheet has no one seed: reuse a cell's image instead" : "this image carries no generation parameters");
+const gridKept = (entry) => entry.kind === "grid" && Boolean(entry.grid_axes);
+const noGrid = (entry) => (entry.kind === "grid" ? "this grid sheet was saved without its axes (an older qvac_nb): reuse a cell's image instead" : noRecord(entry));
 const GALLERY_ACTIONS = [
   { name: "download", label: "PNG", title: "download the PNG (parameters embedded)" },
-  { name: "reuse_seed", label: "Seed", title: "reuse this seed", enabled: hasRecord, why: noRecord },
-  { name: "reuse_all", label: "All", title: "reuse all parameters", enabled: hasRecord, why: noRecord },
+  { name: "reuse_seed", label: "Seed", title: "reuse this seed", enabled: (entry) => entry.kind !== "grid" && hasRecord(entry), why: noRecord },
+  { name: "reuse_all", label: "All", title: "reuse all parameters (a grid: its parameters and axes)", enabled: (entry) => (entry.kind === "grid" ? gridKept(entry) : hasRecord(entry)), why: noGrid },
   { name: "use_as_init", label: "Init", title: "use as init image" },
 ];
+// Gallery controls that work without a kernel (the filters) and those of the lightbox.
+const WORKS_OFFLINE = (control) => control.name === "filter" || control.name === "model_filter" || Boolean(control.closest(".qvac-lightbox"));
 
 function render({ model: anyModel, el }) {
   const live = createConnection(anyModel, el, (dead) => onConnection(dead));
@@ -233,8 +238,8 @@ function render({ model: anyModel, el }) {
     root.classList.toggle("qvac-disconnected", dead);
     if (dead) {
       fetcher.fail(DEAD_TEXT);
-      // The prompt filter and the lightbox work without a kernel; everything else needs it.
-      freezeControls(root, true, (control) => control.name === "filter" || Boolean(control.closest(".qvac-lightbox")));
+      // The filters and the lightbox work without a kernel; everything else needs it.
+      freezeControls(root, true, WORKS_OFFLINE);
     } else {
       freezeControls(root, false);
       onStatus();
@@ -243,6 +248,10 @@ function render({ model: anyModel, el }) {
 
   function onCustom(msg, buffers) {
     if (fetcher.handle(msg, buffers) || handleZip(msg, buffers)) return;
+    if (msg && msg.type === "grid_axes") {
+      gridPanel.setAxes(msg.x, msg.y); // a grid card's "All": the kernel put its base parameters into the form
+      return;
+    }
     if (msg && msg.type === "preview" && buffers && buffers.length) {
       stageFor = "";
       showStage(buffers[0], "preview");

@@ -276,7 +276,7 @@ describe("Studio gallery", () => {
     }
   });
 
-  it("disables Seed and All on a grid sheet, saying why, and keeps them on a generated image", () => {
+  it("disables Seed on a grid sheet and All on one saved without its axes, saying why", () => {
     ctx = setup({ gallery: [entry("img8", { seed: null, params: {}, kind: "grid", grid: "x: seed" }), entry("img7")] });
     const [sheet, image] = ctx.el.querySelectorAll(".qvac-card");
     for (const action of ["reuse_seed", "reuse_all"]) {
@@ -285,7 +285,55 @@ describe("Studio gallery", () => {
       expect(off.title).toContain("grid sheet");
       expect(image.querySelector(`button[data-action=${action}]`).disabled).toBe(false);
     }
+    expect(sheet.querySelector("button[data-action=reuse_all]").title).toContain("without its axes");
     expect(sheet.querySelector("button[data-action=use_as_init]").disabled).toBe(false);
+  });
+
+  it("a grid card's All restores the grid's axes and base parameters", () => {
+    const base = { ...PARAMS, prompt: "a grey cat", steps: 3, cfg_scale: 4, seed: 11 };
+    const sheet = entry("img9", { seed: null, params: {}, kind: "grid", grid: "x: cfg_scale = 4, 7; y: seed = 11, 12", grid_axes: { x: ["cfg_scale", [4, 7]], y: ["seed", [11, 12]] }, grid_base: base });
+    ctx = setup({ gallery: [sheet] });
+    const { $, model } = ctx;
+    const seedButton = $(".qvac-card button[data-action=reuse_seed]");
+    expect(seedButton.disabled).toBe(true); // a sheet still has no one seed
+    expect(seedButton.title).toContain("no one seed");
+    const all = $(".qvac-card button[data-action=reuse_all]");
+    expect(all.disabled).toBe(false);
+    all.click();
+    expect(model.sentOfType("reuse_all").map((m) => m.content)).toEqual([{ type: "reuse_all", id: "img9" }]);
+    // The kernel answers: the base parameters into the form (params), the axes to the Grid section (a message).
+    model.update("params", { ...base, seed: "11", random_seed: false });
+    model.message({ type: "grid_axes", x: ["cfg_scale", "4, 7"], y: ["seed", "11, 12"] });
+    expect($("textarea[name=prompt]").value).toBe("a grey cat");
+    expect($("input[name=steps]").value).toBe("3");
+    expect($("details.qvac-grid-box").open).toBe(true);
+    expect($("select[name=grid_x]").value).toBe("cfg_scale");
+    expect($("input[name=grid_x_values]").value).toBe("4, 7");
+    expect($("select[name=grid_y]").value).toBe("seed");
+    expect($("input[name=grid_y_values]").value).toBe("11, 12");
+    expect($("input[name=grid_y_values]").disabled).toBe(false);
+    expect($(".qvac-grid-count").textContent).toBe("4 images");
+    expect($(".qvac-grid-message").hidden).toBe(true);
+    // Generate grid sends the grid again, as it was.
+    $("button[name=generate_grid]").click();
+    const [{ content }] = model.sentOfType("grid");
+    expect(content.x).toEqual(["cfg_scale", [4, 7]]);
+    expect(content.y).toEqual(["seed", [11, 12]]);
+    expect(content.params.prompt).toBe("a grey cat");
+  });
+
+  it("says so when the current model cannot vary a restored grid axis, and clears a missing y axis", () => {
+    ctx = setup();
+    const { $, model } = ctx;
+    $("select[name=grid_y]").value = "steps";
+    $("input[name=grid_y_values]").value = "2, 4";
+    // guidance is hidden for this SD 1.x-like model: it is not offered, and the section says why it is missing.
+    model.message({ type: "grid_axes", x: ["guidance", "2.5, 3.5"], y: null });
+    expect($("select[name=grid_y]").value).toBe("");
+    expect($("input[name=grid_y_values]").value).toBe("");
+    expect($("select[name=grid_x]").value).not.toBe("guidance");
+    expect($(".qvac-grid-message").hidden).toBe(false);
+    expect($(".qvac-grid-message").textContent).toContain("'guidance'");
   });
 
   it("greys out Upscale without an upscaler", () => {
@@ -410,6 +458,7 @@ describe("Studio without its kernel-side object", () => {
     expect($("button[name=generate]").disabled).toBe(true);
     expect($(".qvac-card button[data-action=reuse_seed]").disabled).toBe(true);
     expect($("input[name=filter]").disabled).toBe(false); // filtering needs no kernel
+    expect($("select[name=model_filter]").disabled).toBe(false);
     const asked = model.sentOfType("image").length; // the stage asked for the newest image before
     $(".qvac-thumb").click();
     await flush();

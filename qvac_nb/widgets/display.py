@@ -13,20 +13,42 @@ _views: weakref.WeakKeyDictionary[Job, Any] = weakref.WeakKeyDictionary()
 
 
 def job_mimebundle(job: Job) -> Any:
-    """The mimebundle of `job`: a JobView in a live kernel, else {"image/png", "text/plain"}.
+    """The mimebundle of `job`: a JobView in a live kernel or marimo, else {"image/png", "text/plain"}.
 
     Usually a dict; in Colab a (data, metadata) pair, as anywidget returns there, since
     Colab's custom widget manager is named in the metadata.
     """
+    if live.in_marimo():
+        return marimo_mimebundle(job)
     if live.widgets_live():
-        from .jobview import JobView
-
-        view = _views.get(job)
-        if view is None:
-            view = _views[job] = JobView(job)
-        data, metadata = view._repr_mimebundle_()
+        data, metadata = _view(job)._repr_mimebundle_()
         return (data, metadata) if metadata else data
     return fallback_mimebundle(job)
+
+
+def marimo_mimebundle(job: Job) -> dict[str, Any]:
+    """`job`'s JobView as marimo's own anywidget element (`mo.ui.anywidget`), returned at once.
+
+    The cell does not wait for the job: marimo renders the element and forwards the view's model
+    updates, which the view's follower thread makes, to the page as they come, whether the cell has
+    ended (the job as its last expression) or still runs (`mo.output.append(job)` or `display(job)`,
+    then a wait on `job.outputs`).
+    """
+    import marimo as mo  # noqa: PLC0415 - only under marimo, which has imported it already
+
+    mimetype, html = mo.ui.anywidget(_view(job))._mime_()
+    return {mimetype: html}
+
+
+def _view(job: Job) -> Any:
+    from .jobview import JobView
+
+    view = _views.get(job)
+    # marimo closes a widget's comm when the cell that opened it runs again or is deleted: a view
+    # shown again after that needs a comm (so a view) of its own.
+    if view is None or getattr(getattr(view, "comm", None), "_closed", False):
+        view = _views[job] = JobView(job)
+    return view
 
 
 def fallback_mimebundle(job: Job) -> dict[str, Any]:

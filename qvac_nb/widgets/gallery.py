@@ -9,6 +9,7 @@ from typing import Any
 import traitlets as t
 
 from .. import history_folder
+from ..png import replayable_params
 from . import assets
 from .base import ImageWidget
 from .form_schema import form_schema
@@ -71,4 +72,13 @@ def record_extra(record: history_folder.Record) -> dict[str, Any]:
            "model": str(extra.get("model") or ""), "created": record.created.isoformat()}
     if extra.get("grid"):
         out["grid"] = str(extra["grid"])  # a grid image's axes
+    # What the Studio saved besides (the index may have been edited: kept only in the shape it writes).
+    if isinstance(extra.get("random_seed"), bool):
+        out["random_seed"] = extra["random_seed"]  # the form's seed policy, restored by a new Studio
+    if isinstance(extra.get("unused"), list):
+        out["unused"] = [str(name) for name in extra["unused"]]  # record keys that did not apply
+    if isinstance(extra.get("grid_axes"), dict) and isinstance(extra.get("grid_base"), dict):
+        out["grid_axes"] = {k: extra["grid_axes"].get(k) for k in ("x", "y")}  # a grid sheet's "All"
+        out["grid_base"] = replayable_params(extra["grid_base"])
+        out["img2img"] = bool(extra.get("img2img"))
     return out

@@ -6,7 +6,7 @@ from typing import Any
 
 import traitlets as t
 
-from .. import models, schema
+from .. import models, records
 from ..errors import QvacError
 from ..jobs import Job
 from . import assets
@@ -25,7 +25,7 @@ class JobView(ImageWidget):
 
     kind = t.Unicode("diffusion").tag(sync=True)
     status = t.Dict().tag(sync=True)
-    images = t.List().tag(sync=True)
+    images: t.List[Any] = t.List().tag(sync=True)
 
     def __init__(self, job: Job) -> None:
         super().__init__(kind=job.kind)
@@ -38,13 +38,15 @@ class JobView(ImageWidget):
             if job.kind == "video":  # one Video: its first frame as the card, the file fetched to play
                 self.images = [self._store.add_video(v, kind=job.kind, family=family) for v in outputs]
             else:
-                self.images = [self._store.add(png, kind=job.kind, family=family) for png in outputs]
+                # Plain bytes, not the outputs' PngImage (a bytes subclass): marimo's comm serializes a
+                # message's buffers with msgspec, which sends a subclass as {} (the full PNG never arrives).
+                self.images = [self._store.add(bytes(png), kind=job.kind, family=family) for png in outputs]
 
         def finish(final: dict[str, Any]) -> None:
             if final["phase"] == "error":
                 self.error = final["message"]
 
-        follow_job(job, self._set_status, done, on_finish=finish, batch=schema.image_count(job.params),
+        follow_job(job, self._set_status, done, on_finish=finish, batch=records.image_count(job.params),
                    extra={"kind": job.kind, "seed": job.params.get("seed")})
 
     def _set_status(self, status: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..history_folder import is_video_file, read_png, read_saved
-from ..png import replayable_params, stored_record
+from ..png import record_of, replayable_params
 from .thumbs import image_size, thumbnail
 
 _ids = itertools.count(1)
@@ -35,7 +35,7 @@ class ImageStore:
         """Keep `png` and return its entry; with `path` (the same PNG on disk) only the path is kept."""
         image_id = f"img{next(_ids)}"
         width, height = image_size(png)
-        record = stored_record(png)
+        record = record_of(png)
         params = replayable_params(record)
         entry = {"id": image_id, "thumb": thumbnail(png), "width": width, "height": height,
                  "seed": params.get("seed"), "params": params, "bytes": len(png),
@@ -43,7 +43,8 @@ class ImageStore:
         if path is not None:
             entry["file"] = path.name
         with self._lock:
-            self._pngs[image_id] = png if path is None else path
+            # Plain bytes: a PngImage subclass is sent as {} by serialisers that want exact bytes (marimo's).
+            self._pngs[image_id] = bytes(png) if path is None else path
         return entry
 
     def add_video(self, video: Any, *, path: Path | None = None, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import traitlets as t
 
-from .. import families, history_folder, schema
+from .. import families, history_folder, records, schema
 from .. import models as model_table
 from ..catalog import CATALOG
 from ..engine import enum_names
@@ -20,7 +20,7 @@ from ..errors import CancelledError, InvalidParameterError, QvacError, Unsupport
 from ..generation import diffusion
 from ..jobs import Job
 from ..model_files import inspect_file
-from ..png import replayable_params, stored_record
+from ..png import record_of, replayable_params
 from ..progress_stream import ProgressTick
 from ..validation import check_writable_folder
 from ..video_files import Video
@@ -59,6 +59,8 @@ _BY_KEY = {f["key"]: f for f in _BAR_COMPANIONS.values()}
 # The form's size menu (width x height); anything else is typed in.
 SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (832, 1216), (1216, 832),
                 (1024, 576), (576, 1024))
+# Restored settings that suit any model: they stay when the first model chosen is of another family.
+_ANY_FAMILY = ("prompt", "negative_prompt", "seed")
 
 
 def rules_for_model(model: model_table.LoadedModel) -> dict[str, Any]:
@@ -162,7 +164,9 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
     Every image is also saved, with its parameters inside the PNG, into `output_dir` (default
     `qvac_nb_outputs/` in the working folder; None saves nothing), and a new Studio, even in
     a restarted kernel, shows that folder's newest images: `qvac_nb.history(output_dir)` lists
-    them, `qvac_nb.Gallery.from_folder(output_dir)` browses them.
+    them, `qvac_nb.Gallery.from_folder(output_dir)` browses them. Its form starts from the settings
+    of the newest image there (of the model's family, when a model is given), seed policy included;
+    `defaults` win, and the family's defaults fill what the image's record does not carry.
     """
 
     _esm = assets.esm("studio")
@@ -208,8 +212,12 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         self.observe(self._note_edits, names="params")
         self._folder = folder
         self._current_identity: tuple[Any, ...] | None = None
+        # Settings restored from the history folder: (their image's family, the fields set); the first model
+        # chosen keeps them or moves them to its defaults (select_model).
+        self._restored: tuple[str, set[str]] | None = None
         if folder is not None:
             self.gallery = self._history_entries(folder)
+            self._restore_settings(model_table.get_model(model_id).family if model_id is not None else "")
         self._model_config = dict(model_config or {})
         self._lock = threading.RLock()
         self._job: Job | None = None
@@ -250,9 +258,17 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                 entries.append(entry)
         return entries
 
-    def _keep_video(self, clip: Video, *, model: str, family: str) -> dict[str, Any]:
+    def _made_by(self, model: str) -> dict[str, Any]:
+        """How a job starting now makes its images, for their gallery entries: the model and its family, the
+        form's seed policy (a new Studio on the folder restores it) and the fields the form hides for the model
+        (a record's values for them did not apply, so the full-size view leaves them out)."""
+        return {"model": model, "family": self.model_info.get("family", ""),
+                "random_seed": bool(self.params.get("random_seed")),
+                "hidden": frozenset(self.form_rules.get("hidden") or ())}
+
+    def _keep_video(self, clip: Video, made: Mapping[str, Any]) -> dict[str, Any]:
         """The gallery entry of a new video, saved into the history folder first when there is one."""
-        extra = {"kind": "video", "model": model, "family": family}
+        extra = {"kind": "video", **_entry_facts(made, replayable_params(clip.record))}
         if self._folder is not None:
             try:
                 record = history_folder.save(bytes(clip), clip.record, self._folder, extra=extra,
@@ -264,22 +280,49 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                 return self._store.add_video(clip, path=record.path, created=record.created.isoformat(), **extra)
         return self._store.add_video(clip, **extra)
 
-    def _keep(self, png: bytes, *, kind: str, model: str, family: str, source: str | None,
-              grid: str | None = None) -> dict[str, Any]:
+    def _keep(self, png: bytes, *, kind: str, made: Mapping[str, Any], source: str | None,
+              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The gallery entry of a new image, saved into the history folder first when there is one.
 
-        `grid` describes a grid image's axes (Plan.describe); the lightbox shows it.
+        `made` is `_made_by`'s; `extra` adds entry keys (a grid sheet's description, axes and base parameters).
         """
-        extra = {"kind": kind, "model": model, "family": family, **({"grid": grid} if grid else {})}
+        params = replayable_params(record_of(png))
+        more = dict(extra or {})
+        # A grid sheet has no record of its own: what made it is its base parameters.
+        extra = {"kind": kind, **_entry_facts(made, more.get("grid_base") or params), **more}
         if self._folder is None:
             return self._store.add(png, source=source, **extra)
         try:
-            record = history_folder.save(png, replayable_params(stored_record(png)), self._folder, extra=extra)
+            record = history_folder.save(png, params, self._folder, extra=extra)
         except (OSError, QvacError) as exc:  # e.g. a full disk: the image stays in this session at least
             self._show_error(f"output_dir: could not save the image into {str(self._folder)!r} ({exc}); "
                              "it is kept in this session only")
             return self._store.add(png, source=source, **extra)
         return self._store.add(png, path=record.path, source=source, created=record.created.isoformat(), **extra)
+
+    def _restore_settings(self, family: str) -> None:
+        """Start the form from the settings of the folder's newest image, as "All" would put them back (a new
+        Studio, e.g. after a kernel restart, carries on where the last one stopped); once, at creation.
+
+        With a model (`family`), the newest image of that family; else the newest. Fields given to the
+        Studio stay as given; the seed policy is the one saved with the image (random when not saved). The
+        first model chosen keeps these settings if it is of the image's family; a model of another family
+        keeps only the prompts and seed and moves the rest to its own defaults (select_model).
+        """
+        made = [e for e in self.gallery if e.get("seed") is not None and e.get("params")]
+        entry = next((e for e in made if family and e.get("family") == family), made[0] if made else None)
+        if entry is None:
+            return
+        keys = tuple(k for k in REUSABLE if k not in self._pinned)
+        form = form_from_record(self.params, entry["params"], keys)
+        if "random_seed" not in self._pinned:
+            form["random_seed"] = entry.get("random_seed") is not False
+        self._rebasing = True  # not the user's edits: a model chosen next may still move them
+        try:
+            self.params = form
+        finally:
+            self._rebasing = False
+        self._restored = (str(entry.get("family") or ""), {k for k in keys if k in entry["params"]})
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -319,11 +362,12 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             model_table.require(model, "diffusion", "the Studio")
         info = model_info(model_id)
         base = model_form_defaults(info["defaults"])
+        old, keep = self._rebase_from(info["family"])
         # One update: the front-end sees the new defaults, rules and model together.
         with self.hold_sync():
             self._rebasing = True
             try:
-                self.params = rebase_form(self.params, self._form_base, base, self._pinned)
+                self.params = rebase_form(self.params, old, base, keep)
             finally:
                 self._rebasing = False
             self._form_base = base
@@ -337,6 +381,25 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         self._fitted_init()
         self._refresh_loaded()
         self.error = ""
+
+    def _rebase_from(self, family: str) -> tuple[dict[str, Any], set[str]]:
+        """The defaults the form moves from and the fields it keeps, as a model of `family` is chosen.
+
+        Settings restored from the history folder (once, for the first model chosen) stay with a model of
+        their image's family; with another family's, only the prompts and seed stay (a SD 1.x image's cfg
+        and steps are not a FLUX.2 model's) and the rest moves to the model's defaults.
+        """
+        old, keep = dict(self._form_base), set(self._pinned)
+        if self._restored is not None:
+            restored_family, restored = self._restored
+            self._restored = None
+            if restored_family == family:
+                keep |= restored
+            else:
+                moved = restored - keep - set(_ANY_FAMILY)
+                old.update({key: self.params[key] for key in moved})  # counted as untouched: they move
+                keep |= restored & set(_ANY_FAMILY)
+        return old, keep
 
     def _note_edits(self, change: dict[str, Any]) -> None:
         """A field changed other than by choosing a model is the user's: model switches leave it alone."""
@@ -431,7 +494,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             if is_video:
                 self._start(job, "video", seed=job.params["seed"])
             else:
-                self._start(job, "diffusion", batch=schema.image_count(job.params), seed=job.params["seed"])
+                self._start(job, "diffusion", batch=records.image_count(job.params), seed=job.params["seed"])
         return job
 
     def _form_kwargs(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -452,31 +515,33 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         if not self.current_model:
             raise InvalidParameterError("model: load a model first (a catalogue name or a file path)")
 
-    def _start(self, job: Job, kind: str, batch: int = 1, seed: int | None = None, source: str | None = None) -> None:
+    def _start(self, job: Job, kind: str, batch: int = 1, seed: int | None = None,
+               source: Mapping[str, Any] | None = None) -> None:
+        """Follow `job`; its outputs join the gallery. `source`: the gallery entry an upscale was made from."""
         self._job = job
         self.busy = True
         self.error = ""
         extra = {"kind": kind, "seed": seed}
-        family = self.model_info.get("family", "")  # tells the front-end whether cfg or guidance mattered
+        # An upscale keeps its source's record: the entry says what made that (model, family, what applied).
+        made = self._made_by(job.model_id) if source is None else _made_like(source)
 
         def done(outputs: list[Any], _stats: Any) -> None:
             if kind == "video":
-                kept = [self._keep_video(clip, model=job.model_id, family=family) for clip in outputs]
+                kept = [self._keep_video(clip, made) for clip in outputs]
                 with self._lock:
                     self.gallery = kept + list(self.gallery)
             else:
-                self._add_images(outputs, kind=kind, model=job.model_id, family=family, source=source)
+                self._add_images(outputs, kind=kind, made=made, source=source["id"] if source else None)
 
         follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=self._end_job, batch=batch,
                    extra=extra)
 
-    def _add_images(self, pngs: list[bytes], *, kind: str, model: str, family: str, source: str | None,
-                    grid: str | None = None) -> None:
+    def _add_images(self, pngs: list[bytes], *, kind: str, made: Mapping[str, Any], source: str | None = None,
+                    extra: Mapping[str, Any] | None = None) -> None:
         """Save one job's images and list them first in the gallery, in their own order."""
         # Saved last image first: the folder's newest-first order then lists a batch in its own order,
         # as this gallery does, so a Studio built from the folder later shows the same sequence.
-        kept = [self._keep(png, kind=kind, model=model, family=family, source=source, grid=grid)
-                for png in reversed(pngs)]
+        kept = [self._keep(png, kind=kind, made=made, source=source, extra=extra) for png in reversed(pngs)]
         with self._lock:
             self.gallery = kept[::-1] + list(self.gallery)
 
@@ -580,8 +645,12 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         raise InvalidParameterError(f"gallery: no image '{image_id}' in this session")
 
     def reuse(self, image_id: str, *, seed_only: bool = False) -> None:
-        """Put an image's seed (or all its parameters) back into the form."""
+        """Put an image's seed (or all its parameters) back into the form; for a grid sheet (all only), its base
+        parameters, and its axes into the Grid section."""
         entry = self._entry(image_id)
+        if entry.get("kind") == "grid" and not seed_only:
+            self._reuse_grid(entry)
+            return
         if entry.get("seed") is None:
             raise InvalidParameterError("gallery: this image carries no generation parameters")
         self.params = form_from_record(self.params, entry["params"], ("seed",) if seed_only else REUSABLE)
@@ -597,7 +666,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         """Upscale a gallery image with the model's upscaler; the result joins the gallery."""
         with self._lock:
             try:
-                self._entry(image_id)
+                source = self._entry(image_id)
                 self._check_ready()
                 if not can_upscale(self.current_model):
                     raise UnsupportedOperationError("upscale: the model was loaded without an upscaler")
@@ -607,8 +676,26 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             except Exception as exc:
                 self._show_error(exc)
                 raise
-            self._start(job, "upscale", source=image_id)
+            self._start(job, "upscale", source=source)
         return job
+
+
+def _entry_facts(made: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A new entry's keys from `Studio._made_by`: model, family, seed policy, and `unused`, the parameters of
+    its record the form hid for the model (cfg for a guidance model, a Wan 2.1 video's high-noise settings)."""
+    facts = {"model": made["model"], "family": made["family"]}
+    if made.get("random_seed") is not None:
+        facts["random_seed"] = made["random_seed"]
+    unused = sorted(key for key in params if key in made["hidden"])
+    if unused:
+        facts["unused"] = unused
+    return facts
+
+
+def _made_like(source: Mapping[str, Any]) -> dict[str, Any]:
+    """`Studio._made_by` for an image made from a gallery entry's (an upscale, which keeps its record)."""
+    return {"model": str(source.get("model") or ""), "family": str(source.get("family") or ""),
+            "random_seed": source.get("random_seed"), "hidden": frozenset(source.get("unused") or ())}
 
 
 def _load_error(exc: BaseException) -> tuple[str, str]:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from .. import grids
 from ..errors import InvalidParameterError, UnsupportedOperationError
 from ..generation import diffusion, validate_diffusion
+from ..png import record_of, replayable_params
 from .follow import follow_job
-from .params import coerce_field, merge_form
+from .params import REUSABLE, coerce_field, form_from_record, merge_form
 from .progress import idle_status
 
 if TYPE_CHECKING:
@@ -38,9 +39,10 @@ class GridRun(threading.Thread):
     and each cell's parameters.
     """
 
-    def __init__(self, studio: Studio, plan: grids.Plan) -> None:
+    def __init__(self, studio: Studio, plan: grids.Plan, made: dict[str, Any] | None = None) -> None:
         super().__init__(name="qvac_nb-studio-grid", daemon=True)
         self.plan = plan
+        self.made = made or {}  # Studio._made_by when the grid started: what its images' entries say
         self.cells: list[bytes] = []
         self.png: bytes | None = None
         self.status: dict[str, Any] = {}
@@ -67,6 +69,23 @@ def grid_plan(x: Any, y: Any, base: dict[str, Any], *, has_init_image: bool) -> 
     for cell in plan.cells:
         validate_diffusion(**cell.params)  # a bad value fails now, not after the cells before it ran
     return plan
+
+
+def sheet_extra(plan: grids.Plan, first_cell: bytes) -> dict[str, Any]:
+    """What a grid sheet's gallery entry (and history record) keeps so that "All" can make the grid again: its
+    description, its axes ({"x": [param, values], "y": ... or None}) and its base parameters (the first cell's
+    record: the form's values with the axes' first values, the seed drawn for every cell)."""
+    record = record_of(first_cell)
+    return {"grid": plan.describe(), "grid_axes": {"x": list(plan.x), "y": list(plan.y) if plan.y else None},
+            "grid_base": replayable_params(record), "img2img": bool(record.get("init_image_used"))}
+
+
+def axis_text(axis: Any) -> list[str] | None:
+    """A kept axis as the Grid section shows it: [param, "v1, v2, ..."] (text: a seed past 2**53 stays exact
+    in the browser), or None for no axis (or a damaged one)."""
+    if not (isinstance(axis, (list, tuple)) and len(axis) == 2 and isinstance(axis[1], (list, tuple))):
+        return None
+    return [str(axis[0]), ", ".join(str(v) for v in axis[1])]
 
 
 def _coerced(name: str, axis: Any) -> tuple[str, list[Any]] | None:
@@ -108,7 +127,7 @@ class StudioGrid:
                     raise UnsupportedOperationError("grid: a grid is made of images; the loaded model makes videos "
                                                     "(generate them one at a time)", param="grid")
                 base, has_init = self._form_kwargs(overrides)
-                run = GridRun(self, grid_plan(x, y, base, has_init_image=has_init))
+                run = GridRun(self, grid_plan(x, y, base, has_init_image=has_init), self._made_by(self.current_model))
             except Exception as exc:
                 self._show_error(exc)
                 self.status = {**idle_status(), "phase": "error", "kind": "grid", "message": str(exc)}
@@ -135,8 +154,7 @@ class StudioGrid:
                     break
             if final["phase"] == "done":
                 run.png = grids.labelled_png(run.plan, run.cells)
-                self._add_images([run.png], kind="grid", model=self.current_model,
-                                 family=self.model_info.get("family", ""), source=None, grid=run.plan.describe())
+                self._add_images([run.png], kind="grid", made=run.made, extra=sheet_extra(run.plan, run.cells[0]))
                 final = {**final, "message": f"grid of {count} images", "seed": None,
                          "elapsed": round(time.monotonic() - started, 2)}
             elif final["phase"] == "cancelled":
@@ -154,14 +172,25 @@ class StudioGrid:
         self._job = job
         if run.stop.is_set():  # Cancel came between the check above and this job's start
             job.cancel()
-        family = self.model_info.get("family", "")
         outcome: dict[str, Any] = {}
 
         def done(pngs: list[bytes], _stats: Any) -> None:
             run.cells.append(pngs[0])
-            self._add_images(pngs[:1], kind="diffusion", model=job.model_id, family=family, source=None)
+            self._add_images(pngs[:1], kind="diffusion", made=run.made)
 
         extra = {"kind": "grid", "seed": job.params["seed"], "grid_cell": index + 1, "grid_cells": len(run.plan.cells)}
         follow_job(job, self._set_status, done, on_preview=self._send_preview, on_finish=outcome.update,
                    extra=extra).join()
         return outcome
+
+    def _reuse_grid(self: Studio, entry: dict[str, Any]) -> None:
+        """A grid sheet's "All": its base parameters back into the form (seed fixed: the grid comes out the same)
+        and its axes into the Grid section (a "grid_axes" message to the front-end)."""
+        axes = entry.get("grid_axes")
+        x = axis_text(axes.get("x")) if isinstance(axes, dict) else None
+        if x is None:
+            raise InvalidParameterError("gallery: this grid sheet was saved without its axes (by an older qvac_nb); "
+                                        "reuse one of its cells instead")
+        self.params = form_from_record(self.params, dict(entry.get("grid_base") or {}), REUSABLE)
+        self.send({"type": "grid_axes", "x": x, "y": axis_text(axes.get("y"))})
+        self.error = ""

@@ -124,6 +124,11 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
             big = studio.locator(".qvac-lightbox-img")
             page.wait_for_function("(img) => img.naturalWidth === 64", arg=big.element_handle(), timeout=LONG_MS)
             page.screenshot(path=str(SCREENSHOTS / "studio-lightbox.png"))
+            # In a 500 px wide window the image stacks above its parameter table, never drawn over it.
+            page.set_viewport_size({"width": 500, "height": 900})
+            _assert_stacked(page)
+            page.screenshot(path=str(SCREENSHOTS / "studio-lightbox-500.png"))
+            page.set_viewport_size({"width": 1280, "height": 1000})
             page.keyboard.press("Escape")
             expect(studio.locator(".qvac-lightbox")).to_have_count(0)
             with page.expect_download(timeout=LONG_MS) as download:
@@ -185,6 +190,17 @@ def test_studio_in_jupyterlab(tmp_path: Path, sd1_model: Any, capsys: pytest.Cap
     report = _report(timings, log, notebook)
     with capsys.disabled():
         print("\n" + report)
+
+
+def _assert_stacked(page: Any) -> None:
+    """The open lightbox's image lies above its parameter table (no overlap), both inside the window's width."""
+    width = page.viewport_size["width"]
+    image = page.locator(".qvac-lightbox-img").bounding_box()
+    table = page.locator(".qvac-lightbox .qvac-params").bounding_box()
+    assert image and table, "the lightbox's image or parameter table is not laid out"
+    assert image["y"] + image["height"] <= table["y"] + 0.5, f"the image overlaps the table: {image} {table}"
+    for box in (image, table):
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, f"wider than the {width} px window: {box}"
 
 
 def _wait_for_saved_state(notebook: Path, timeout: float = 60) -> None:
