@@ -13,6 +13,7 @@ import sys
 import threading
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 from . import _engine
 from .errors import EngineLibraryError
@@ -114,13 +115,13 @@ def enum_names() -> dict[str, list[str]]:
 def info() -> dict[str, object]:
     """The engine library in use: path, version, commit, backend, physical cores, system info."""
     if _engine.library_loaded():
-        return _engine.library_info()
-    return _known_facts()["info"]  # type: ignore[return-value]
+        return dict(_engine.library_info())
+    return dict(cast("dict[str, object]", _known_facts()["info"]))  # as the worker reported it
 
 
 def resolve_threads(value: int) -> int:
     """model_config["threads"] as the engine takes it: -1 means every physical core, as the library counts them."""
-    return int(info()["physical_cores"]) if value == -1 else int(value)
+    return int(str(info()["physical_cores"])) if value == -1 else int(value)
 
 
 @cache

@@ -9,12 +9,12 @@ from typing import Any, get_type_hints
 
 from typing_extensions import Unpack
 
-from . import engine, families, guards, models, photomaker, runner, schema
+from . import docstrings, engine, families, guards, models, photomaker, records, runner, schema
 from .catalog import CATALOG
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
-from .png import stored_record
+from .png import record_of
 from .request_types import DiffusionKwargs, DiffusionRequest, ImageInput, UpscaleKwargs, UpscaleRequest
 from .validation import check_unknown
 from .worker import protocol
@@ -24,14 +24,12 @@ MAX_OUTPUT_SIDE = 16384
 
 def diffusion(*, model_id: str, prompt: str, **params: Unpack[DiffusionKwargs]) -> DiffusionJob:
     """Queue a text-to-image (or image-to-image) generation and return its job at once."""
-    request = validate_diffusion(model_id=model_id, prompt=prompt, **params)
+    request, record = _validated(model_id=model_id, prompt=prompt, **params)
     model = models.get_model(model_id)
-    preview = request.preview
-    job = DiffusionJob(model.model_id, schema.record(request))
+    job = DiffusionJob(model.model_id, record)
     # The worker knows the family, not the variant: say where init_image goes (instruct-pix2pix: the reference).
-    init_as_reference = families.for_model(model).init_as_reference
-    runner.submit(job, protocol.DIFFUSION, {"request": request, "params": job.params, "preview": preview,
-                                            "init_as_reference": init_as_reference})
+    work = protocol.DiffusionWork(request, record, families.for_model(model).init_as_reference)
+    runner.submit(job, protocol.DIFFUSION, work)
     return job
 
 
@@ -46,6 +44,11 @@ def shared_model_name(source: object) -> str:
 
 def validate_diffusion(**given: Any) -> DiffusionRequest:
     """A DiffusionRequest for `given`: every parameter checked and defaults resolved for the model's family."""
+    return _validated(**given)[0]
+
+
+def _validated(**given: Any) -> tuple[DiffusionRequest, dict[str, Any]]:
+    """validate_diffusion's request and its record (the job's parameters and each PNG's text), made once."""
     folded = schema.fold_aliases("diffusion", given, schema.DIFFUSION)
     for name in ("model_id", "prompt"):
         if name not in folded:
@@ -80,9 +83,10 @@ def validate_diffusion(**given: Any) -> DiffusionRequest:
         if p.model_default and values[p.name] is None:
             values[p.name] = getattr(model, p.model_default)  # the sampler/scheduler the engine picked for it
     request = DiffusionRequest(**values, family=model.family, model=shared_model_name(model.source))
-    guards.check_diffusion(model, schema.record(request), init)
+    record = records.record(request)
+    guards.check_diffusion(model, record, init)
     guards.check_image_inputs(model, request, refs)
-    return request
+    return request, record
 
 
 def _variant_defaults(family: families.Family, folded: dict[str, Any]) -> dict[str, Any]:
@@ -172,11 +176,11 @@ def upscale(*, model_id: str, image: ImageInput, **params: Unpack[UpscaleKwargs]
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:
         raise UnsupportedOperationError(f"repeats: {repeats} repeat(s) would exceed {MAX_OUTPUT_SIDE} pixels a side")
     guards.check_upscale(model, pixels, repeats)
-    record = stored_record(bytes(image)) if isinstance(image, (bytes, bytearray)) else {}
+    record = record_of(image) if isinstance(image, (bytes, bytearray)) else {}
     if record:
         record["upscaled"] = {"factor": model.upscale_factor**repeats, "repeats": repeats}
-    job = UpscaleJob(model.model_id, {"repeats": repeats, "model": model.source})
-    runner.submit(job, protocol.UPSCALE, {"pixels": pixels, "repeats": repeats, "record": record or None})
+    job = UpscaleJob(model.model_id, {"repeats": repeats, "model": model.source}, record or None)
+    runner.submit(job, protocol.UPSCALE, protocol.UpscaleWork(pixels, repeats, record or None))
     return job
 
 
@@ -191,17 +195,17 @@ def cancel(*, model_id: str, **unexpected: Any) -> int:
 
 
 # The real reference: signatures and numpy-style docstrings generated from the schema.
-diffusion.__signature__ = schema.signature(schema.DIFFUSION, get_type_hints(DiffusionKwargs),
-                                         returns=DiffusionJob)  # type: ignore[attr-defined]
-diffusion.__doc__ = schema.docstring(
+diffusion.__signature__ = docstrings.signature(  # type: ignore[attr-defined]
+    schema.DIFFUSION, get_type_hints(DiffusionKwargs), returns=DiffusionJob)
+diffusion.__doc__ = docstrings.docstring(
     "Queue a text-to-image (or image-to-image) generation and return its job at once.\n\n"
     "The job's outputs are PNGs that carry their parameters (see read_parameters).",
     schema.DIFFUSION, "DiffusionJob\n    Progress stream, outputs (PNG bytes), stats, cancel().",
     extra_doc="\nhires keys\n----------",
     extra_params=tuple(dataclasses.replace(p, name=f"hires.{p.name}") for p in schema.HIRES),
 )
-upscale.__signature__ = schema.signature(schema.UPSCALE, get_type_hints(UpscaleKwargs), returns=UpscaleJob)  # type: ignore[attr-defined]
-upscale.__doc__ = schema.docstring(
+upscale.__signature__ = docstrings.signature(schema.UPSCALE, get_type_hints(UpscaleKwargs), returns=UpscaleJob)  # type: ignore[attr-defined]
+upscale.__doc__ = docstrings.docstring(
     "Queue an ESRGAN upscale of `image` and return its job at once.\n\n"
     "Works on a model loaded with mode='upscale' and on a diffusion model loaded with a paired upscaler.",
     schema.UPSCALE, "UpscaleJob\n    Its output is one PNG.",

@@ -20,7 +20,7 @@ from . import schema
 from .errors import InvalidParameterError, InvalidTypeError
 from .generation import diffusion
 from .jobs import DiffusionJob
-from .png import a1111_text, png_bytes, read_parameters, stored_record
+from .png import a1111_text, parameters_of, png_bytes, record_of
 
 PROMPT_SR = "prompt_sr"
 MAX_CELLS = 64  # a grid is a comparison, not a batch: keeps a typo from queueing thousands of images
@@ -42,7 +42,8 @@ def _axis(name: str, axis: Any) -> tuple[str, list[Any]] | None:
     return param, list(values)
 
 
-def _cell_params(params: dict[str, Any], axes: list[tuple[str, Any]]) -> dict[str, Any]:
+def _cell_params(params: dict[str, Any], axes: list[tuple[tuple[str, Any], Any]]) -> dict[str, Any]:
+    """A cell's parameters: `params` with each axis's ((parameter, value), the axis's first value) applied."""
     out = dict(params)
     for (param, value), first in axes:
         if param == PROMPT_SR:
@@ -129,7 +130,7 @@ def grid(*, model_id: str, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[
         for _, job in jobs:
             job.cancel()
         raise
-    table = [{"x": cell.x, "y": cell.y, "png": png, **read_parameters(png)}
+    table = [{"x": cell.x, "y": cell.y, "png": png, **parameters_of(png)}
              for (cell, _), png in zip(jobs, pngs, strict=True)]
     return compose(pngs, *checked.labels()), table
 
@@ -144,7 +145,7 @@ def labelled_png(checked: Plan, pngs: list[bytes]) -> bytes:
     axes = [("Grid X", checked.x)] + ([("Grid Y", checked.y)] if checked.y else [])
     extra = ", ".join(f"{label}: {json.dumps(f'{param}: ' + ', '.join(str(v) for v in values))}"
                       for label, (param, values) in axes)
-    first = stored_record(pngs[0])
+    first = record_of(pngs[0])
     return png_bytes(image, {"parameters": f"{a1111_text(first)}, {extra}" if first else extra})
 
 
@@ -158,7 +159,7 @@ def compose(pngs: list[bytes], labels_x: list[str], labels_y: list[str]) -> Imag
 
     def size(text: str) -> tuple[int, int]:
         left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
+        return round(right - left), round(bottom - top)
 
     top = max(size(t)[1] for t in labels_x) + 2 * LABEL_PAD
     left = (max(size(t)[0] for t in labels_y) + 2 * LABEL_PAD) if any(labels_y) else 0

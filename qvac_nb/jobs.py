@@ -168,15 +168,33 @@ def set_wait_hook(hook: Callable[[concurrent.futures.Future, float | None], None
 
 
 class _PngJob(Job):
-    """A job whose outputs are PNGs: they come out as `PngImage`s (bytes a notebook shows as images)."""
+    """A job whose outputs are PNGs: they come out as `PngImage`s (bytes a notebook shows as images) that
+    carry their records, so nothing reads a record back from bytes the kernel made."""
 
     def _finish(self, outputs: list[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
-        super()._finish(None if outputs is None else [PngImage(png) for png in outputs], stats, error)
+        images = None if outputs is None else [PngImage(png, self.image_record(i)) for i, png in enumerate(outputs)]
+        super()._finish(images, stats, error)
+
+    def image_record(self, index: int) -> dict[str, Any] | None:
+        """The record the worker wrote into output `index`."""
+        raise NotImplementedError
 
 
 class DiffusionJob(_PngJob):
     kind = "diffusion"
 
+    def image_record(self, index: int) -> dict[str, Any] | None:
+        from .records import image_record  # the schema's tables: loaded once a job exists anyway
+
+        return image_record(self.params, index)
+
 
 class UpscaleJob(_PngJob):
     kind = "upscale"
+
+    def __init__(self, model_id: str, params: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+        super().__init__(model_id, params)
+        self.record = record  # the source image's record plus "upscaled", or None
+
+    def image_record(self, index: int) -> dict[str, Any] | None:
+        return self.record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import docstrings, engine, engine_mapping, families, guards, runner, schema
 from . import embeddings as embeddings_mod
-from . import engine, families, guards, runner, schema
 from .errors import (
     CancelledError,
     EngineCrashedError,
@@ -86,7 +87,7 @@ class LoadedModel:
         the engine library is open.
         """
         config = dict(self.config)
-        fields = schema.engine_fields({k: v for k, v in config.items() if k != "threads"}, schema.MODEL_CONFIG,
+        fields = engine_mapping.engine_fields({k: v for k, v in config.items() if k != "threads"}, schema.MODEL_CONFIG,
                                       engine.enum_names())
         return {"mode": self.mode, "family": self.family, "role": self.role,
                 "files": {role: str(path) for role, path in self.files.items()}, "config": config,
@@ -235,7 +236,7 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
         worker.label = f"model '{model.model_id}'"
         worker = _load_retrying_a_crash(worker, model, on_progress, stop)
         # The runner first: a caller handed this id (a waiting load) can run a job at once.
-        runner.register(model, worker, start_worker)
+        runner.register(model, worker, functools.partial(start_worker, model))
         with _models_lock:
             _models[model.model_id] = model
     except BaseException:
@@ -252,7 +253,7 @@ def _load(model_src: Any, model_type: str, model_config: Mapping[str, Any] | Non
 
 def _identity(model: LoadedModel) -> tuple[Any, ...]:
     """What makes two loads the same model: mode, each file (path, size, modification time) and the config."""
-    files = []
+    files: list[tuple[str, str, int | None, int | None]] = []
     for role, path in [*sorted(model.files.items()), *((f"embedding {n}", p) for n, p in model.embeddings.items())]:
         try:
             st = path.stat()
@@ -612,7 +613,7 @@ _LOAD_PARAMS = (
     schema.Param("on_progress", "callable", "Called with a dict per download or load update.", None, nullable=True,
                  default_doc="None (a tqdm bar while downloading)"),
 )
-load_model.__doc__ = schema.docstring(
+load_model.__doc__ = docstrings.docstring(
     "Load a model (downloading it and its companions if needed) and return its id.\n\n"
     "The model lives in a worker process of its own: whatever the engine does there (a crash, an abort,\n"
     "running out of memory) cannot take the notebook's kernel with it.",

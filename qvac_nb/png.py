@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from . import schema
+from . import records, schema
 from .errors import InvalidParameterError, InvalidTypeError
 from .regular_file import open_regular
 
@@ -27,7 +27,7 @@ COMPRESS_LEVEL = 1
 
 def a1111_text(params: dict[str, Any]) -> str:
     """The `parameters` chunk as AUTOMATIC1111 writes it (labels and order come from the schema)."""
-    return schema.a1111_text(params)
+    return records.a1111_text(params)
 
 
 def encode_png(pixels: np.ndarray, params: dict[str, Any] | None = None) -> bytes:
@@ -78,6 +78,12 @@ def read_parameters(png: bytes | str | Path | Image.Image) -> dict[str, Any]:
     return replayable_params(record)
 
 
+def parameters_of(png: bytes) -> dict[str, Any]:
+    """`read_parameters` of a PNG a job just made, from the record it carries (parsed only when it has none)."""
+    record = getattr(png, "record", None)
+    return replayable_params(record) if isinstance(record, dict) else read_parameters(png)
+
+
 # A PNG read back for its parameters: an image qvac_nb made is far smaller (a 4096x4096 RGBA image
 # stored uncompressed is 64 MiB); a larger "PNG" is not one of them, or a device with no end.
 MAX_PNG_FILE_BYTES = 256 * 2**20
@@ -106,6 +112,12 @@ def replayable_params(record: dict[str, Any]) -> dict[str, Any]:
 
         return {k: v for k, v in record.items() if k in {p.name for p in VIDEO if p.replayable and p.stored}}
     return {k: v for k, v in record.items() if k in _REPLAYABLE}
+
+
+def record_of(png: bytes) -> dict[str, Any]:
+    """The record of a PNG: the one a job's `PngImage` carries (never parsed back), else `stored_record`'s."""
+    record = getattr(png, "record", None)
+    return dict(record) if isinstance(record, dict) else stored_record(png)
 
 
 def stored_record(png: bytes) -> dict[str, Any]:
@@ -199,7 +211,7 @@ def _record_check(p: schema.Param) -> Any:
 _RECORD_TYPES = {
     **{p.name: _record_check(p) for p in schema.DIFFUSION if p.stored and p.type in _CHECKS_BY_TYPE},
     "model": _text, "family": _text_or_none,
-    **{schema.used_key(p.name): _flag for p in schema.DIFFUSION if p.type in schema.IMAGE_TYPES},
+    **{records.used_key(p.name): _flag for p in schema.DIFFUSION if p.type in records.IMAGE_TYPES},
 }
 
 

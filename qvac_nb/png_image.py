@@ -10,7 +10,25 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 class PngImage(bytes):
     """A PNG qvac_nb made. It is `bytes` (save it, hash it, pass it on), a cell shows it as the image, and
-    its repr is one short line instead of the PNG's bytes."""
+    its repr is one short line instead of the PNG's bytes.
+
+    `record` is the generation record the PNG carries (the same dict its `qvac_nb` text chunk holds, as the
+    job made it: nothing reads it back from the bytes); `seed` is its seed. Both are None for a PNG
+    without one (an upscale of an image that had none).
+    """
+
+    record: dict[str, Any] | None
+
+    def __new__(cls, data: bytes, record: dict[str, Any] | None = None) -> PngImage:
+        image = super().__new__(cls, data)
+        image.record = record
+        return image
+
+    @property
+    def seed(self) -> int | None:
+        """The seed that made this image (its record's), or None."""
+        seed = (self.record or {}).get("seed")
+        return seed if isinstance(seed, int) else None
 
     def _repr_png_(self) -> bytes:
         return bytes(self)
@@ -28,5 +46,5 @@ class PngImage(bytes):
         shape = f"{size[0]}x{size[1]}, " if size else ""
         return f"<PngImage {shape}{len(self):,} bytes>"
 
-    def __reduce__(self) -> Any:  # pickles (a batch across processes, Ray) as the same type
-        return (PngImage, (bytes(self),))
+    def __reduce__(self) -> Any:  # pickles (a batch across processes, Ray) as the same type, record kept
+        return (PngImage, (bytes(self), self.record))

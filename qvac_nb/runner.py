@@ -16,7 +16,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import CancelledError, EngineCrashedError
 from .jobs import Job, Stats
@@ -24,11 +24,16 @@ from .progress_stream import ProgressTick
 from .worker import protocol
 from .worker.process import WorkerDied, WorkerProcess
 
-if TYPE_CHECKING:
-    from .models import LoadedModel
 
-# (model, on_load_progress, stop): a new worker with the model loaded; raises CancelledError once stop is set
-Restart = Callable[["LoadedModel", Callable[[dict[str, Any]], None], threading.Event], WorkerProcess]
+class RunModel(Protocol):
+    """What a runner reads of its loaded model (models.LoadedModel)."""
+
+    model_id: str
+    load_ms: float
+
+
+# (on_load_progress, stop): a new worker with the model loaded; raises CancelledError once stop is set
+Restart = Callable[[Callable[[dict[str, Any]], None], threading.Event], WorkerProcess]
 CANCEL_GRACE_S = 1.0  # how long a phase the engine cannot interrupt may run on after a cancel
 # A worker silent this long while loading or running a job is asked whether it still answers; no answer
 # within PING_TIMEOUT_S ends it. Read at each check (tests shorten them).
@@ -102,11 +107,11 @@ class _Running:
 
 
 class ModelRunner:
-    def __init__(self, model: LoadedModel, worker: WorkerProcess, restart: Restart) -> None:
+    def __init__(self, model: RunModel, worker: WorkerProcess, restart: Restart) -> None:
         self.model = model
         self.worker: WorkerProcess | None = worker
         self._restart = restart
-        self._queue: collections.deque[tuple[Job, str, dict[str, Any]]] = collections.deque()
+        self._queue: collections.deque[tuple[Job, str, protocol.Work]] = collections.deque()
         self._cond = threading.Condition()
         self._running: _Running | None = None
         self._closing = False
@@ -114,13 +119,13 @@ class ModelRunner:
         self._thread.start()
 
     # ------------------------------------------------------------------ any thread
-    def submit(self, job: Job, kind: str, request: dict[str, Any]) -> None:
+    def submit(self, job: Job, kind: str, work: protocol.Work) -> None:
         with self._cond:
             if self._closing:
                 job._finish(None, None, CancelledError(f"model '{self.model.model_id}' was unloaded"))
                 return
             job._canceller = self.cancel
-            self._queue.append((job, kind, request))
+            self._queue.append((job, kind, work))
             self._cond.notify_all()
 
     def jobs(self) -> list[Job]:
@@ -176,16 +181,16 @@ class ModelRunner:
                     self._cond.wait()
                 if self._closing:
                     return
-                job, kind, request = self._queue.popleft()
+                job, kind, work = self._queue.popleft()
                 self._running = _Running(job, next(_job_ids))
             try:
-                self._run(self._running, kind, request)
+                self._run(self._running, kind, work)
             except BaseException as exc:  # last resort: the job's waiter gets the error, the runner goes on
                 job._finish(None, None, exc)
             finally:
                 with self._cond:
                     self._running = None
-            del job, kind, request  # a finished job must not stay reachable from this thread's frame
+            del job, kind, work  # a finished job must not stay reachable from this thread's frame
 
     def _ensure_worker(self, running: _Running) -> WorkerProcess:
         worker = self.worker
@@ -198,7 +203,7 @@ class ModelRunner:
                     ProgressTick(info["step"], info["total_steps"], info["elapsed_ms"], "load")
                 )
 
-        worker = self._restart(self.model, on_load, running.stop)
+        worker = self._restart(on_load, running.stop)
         with self._cond:
             if self._closing:
                 worker.kill()
@@ -206,7 +211,7 @@ class ModelRunner:
             self.worker = worker
         return worker
 
-    def _run(self, running: _Running, kind: str, request: dict[str, Any]) -> None:
+    def _run(self, running: _Running, kind: str, work: protocol.Work) -> None:
         job = running.job
         if job.cancelled:
             job._finish(None, None, job._cancelled_error())
@@ -220,7 +225,7 @@ class ModelRunner:
             job._finish(None, None, self._cancel_error(job, running, reloading=True) if stopped else exc)
             return
         try:
-            worker.send(kind, running.job_id, request)
+            worker.send(kind, running.job_id, work)
             self._pump(worker, running)
         except WorkerDied:
             if job.cancelled or self._closing:
@@ -270,7 +275,7 @@ class ModelRunner:
             **worker_stats,
         )
 
-    def _cancel_error(self, job: Job, running: _Running, *, reloading: bool = False) -> Exception:
+    def _cancel_error(self, job: Job, running: _Running, *, reloading: bool = False) -> BaseException:
         """The error of a job that was cancelled (`reloading`: while its model was loading again)."""
         if job._listener_error is not None:
             return job._listener_error
@@ -302,8 +307,8 @@ class ModelRunner:
         job.cancel()
 
 
-def register(model: LoadedModel, worker: WorkerProcess, restart: Restart) -> ModelRunner:
-    """Run `model`'s jobs on `worker`; `restart(model, on_progress)` makes a new worker with the model loaded."""
+def register(model: RunModel, worker: WorkerProcess, restart: Restart) -> ModelRunner:
+    """Run `model`'s jobs on `worker`; `restart(on_progress, stop)` makes a new worker with the model loaded."""
     runner = ModelRunner(model, worker, restart)
     with _runners_lock:
         _runners[model.model_id] = runner
@@ -320,12 +325,12 @@ def unregister(model_id: str) -> ModelRunner | None:
         return _runners.pop(model_id, None)
 
 
-def submit(job: Job, kind: str, request: dict[str, Any]) -> None:
+def submit(job: Job, kind: str, work: protocol.Work) -> None:
     runner = runner_for(job.model_id)
     if runner is None:
         job._finish(None, None, CancelledError(f"model '{job.model_id}' is not loaded"))
         return
-    runner.submit(job, kind, request)
+    runner.submit(job, kind, work)
 
 
 def jobs_for(model_id: str) -> list[Job]:

@@ -5,10 +5,11 @@ Each `Param` below says everything qvac_nb knows about a parameter: its type and
 model family, see qvac_nb/families.py), its doc text, the engine field it fills, whether
 it is stored in the PNG record and can be replayed, how the CLI spells it and how the
 Studio shows it. Everything else is derived from these tables: validation and its error
-messages, the typed request objects (`request_types.py`, generated from these tables), the engine request
-(`engine_fields`), the PNG record and its A1111 text, the CLI flags, the Studio form and
-its JSON schema, the docstrings of `diffusion`, `upscale`, `load_model`, and the README's
-API tables (`python tools/gen_readme_tables.py` rewrites them, `--check` reports drift).
+messages (here), the typed request objects (request_types.py, generated from these tables),
+the engine request (engine_mapping.py), the PNG record and its A1111 text (records.py), the CLI
+flags (cli.py), the Studio form and its JSON schema (below), the docstrings and signatures of
+`diffusion`, `upscale`, `load_model` (docstrings.py), and the README's API tables
+(`python tools/gen_readme_tables.py` rewrites them, `--check` reports drift).
 
 `schema_json(names, family=None)` is what the Studio's front-end builds its form from::
 
@@ -27,21 +28,16 @@ Adding a plain parameter means adding one `Param` here (and binding its engine f
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import math
 import numbers
 import re
-import sys
-import textwrap
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from . import cache_presets, embeddings, engine_types, families, loras, request_types
+from . import cache_presets, embeddings, engine_types, families, loras
 from .errors import InvalidParameterError, InvalidTypeError
-from .request_types import DiffusionRequest
 from .validation import (
     MAX_TEXT_CHARS,
     check_bool,
@@ -211,13 +207,6 @@ def _num(value: Any) -> str:
     return str(value) if not isinstance(value, float) or not value.is_integer() or abs(value) >= 1e6 else f"{value:.1f}"
 
 
-def _engine_enum(enum: str) -> Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]:
-    def convert(value: Any, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
-        return {} if value is None else {enum: list(names[enum]).index(value)}
-
-    return convert
-
-
 # ---------------------------------------------------------------- diffusion(): image inputs and hires fix
 
 # The engine's sd_hires_upscaler_t, by index (stable-diffusion-cpp-python spells them the same way).
@@ -272,16 +261,6 @@ def hires_target(hires: Mapping[str, Any], width: int, height: int) -> tuple[int
         return (w or h), (w or h)
     scale = float(hires.get("scale", 2.0))
     return round(width * scale), round(height * scale)
-
-
-def _hires_engine(value: Mapping[str, Any], _names: Any, _request: Any) -> dict[str, Any]:
-    return {"hires": True, "hires_upscaler": HIRES_UPSCALERS.index(value["upscaler"]), "hires_scale": value["scale"],
-            "hires_width": value["width"], "hires_height": value["height"], "hires_steps": value["steps"],
-            "hires_strength": value["strength"], "hires_tile_size": value["tile_size"]}
-
-
-def _img_cfg_engine(value: float, _names: Any, _request: Any) -> dict[str, Any]:
-    return {} if value == -1 else {"img_cfg_scale": value}  # unset: the engine reuses cfg_scale
 
 
 _IMAGE_FORMS = "PNG/JPEG bytes, a path, a PIL image or an array"
@@ -387,7 +366,7 @@ def check_layers(label: str, value: Any) -> tuple[int, ...]:
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
             raise InvalidTypeError(f"{label}: block indices are whole numbers, got {layer!r}", param=label)
-        if not 0 <= layer <= MAX_LAYER:
+        if not 0 <= int(layer) <= MAX_LAYER:
             raise InvalidParameterError(f"{label}: block indices run from 0 (the first block) to {MAX_LAYER}, "
                                         f"got {layer}", param=label)
     return tuple(int(layer) for layer in layers)
@@ -530,7 +509,6 @@ DIFFUSION: tuple[Param, ...] = (
 UPSCALE_REPEATS = Param("upscale_repeats", "int", "Upscale passes (x4 each).", 1, label="Upscale passes", min=1,
                         max=MAX_UPSCALE_REPEATS, step=1, stored=False, replayable=False, cli=None, group="advanced")
 # Record fields that are not parameters: (position, A1111 label, record key).
-_A1111_RECORD = ((75, "Model", "model"),)
 
 # ---------------------------------------------------------------- upscale()
 
@@ -563,28 +541,8 @@ def _companion(name: str, role: str, flag: str, doc: str) -> Param:
                  values_doc="same forms as model_src", engine=role, cli=(flag,), cli_metavar="MODEL")
 
 
-def _threads(value: int, _names: Any, _request: Any) -> dict[str, Any]:
-    from . import engine  # the core count comes from the engine library
-
-    return {"threads": engine.resolve_threads(value)}
-
-
-def _prediction(value: str, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
-    if value == "auto":
-        return {}
-    return {"prediction": list(names["prediction"]).index(PREDICTION_ALIASES.get(value, value))}
-
-
 # device='cpu': the engine's keep-on-CPU flags (the worker also hides the GPUs, see worker/engine_calls.py).
 CPU_FLAGS = ("clip_on_cpu", "vae_on_cpu", "control_net_on_cpu")
-
-
-def _device(value: str, _names: Any, _request: Any) -> dict[str, Any]:
-    return dict.fromkeys(CPU_FLAGS, True) if value == "cpu" else {}
-
-
-def _flag(engine_attr: str) -> Callable[[Any, Any, Any], dict[str, Any]]:
-    return lambda value, _names, _request: {engine_attr: bool(value)}
 
 
 # ControlNet and load-time VAE tiling (their own block: see IMAGE_INPUT_PARAMS for the diffusion side).
@@ -677,22 +635,6 @@ UPSCALER: tuple[Param, ...] = (
     Param("threads", "int", "CPU threads of the upscaler.", -1, min=1, max=256, extra=(-1,),
           values_doc="1-256, or -1 for model_config's threads"),
 )
-# Custom engine conversions; every other engine-mapped parameter is copied as is.
-_TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]] = {
-    "sampling_method": _engine_enum("sample_method"),
-    "scheduler": _engine_enum("scheduler"),
-    "cache_preset": lambda value, _n, request: cache_presets.engine_fields(value, request.family) if value else {},
-    "threads": _threads,
-    "prediction": _prediction,
-    "type": lambda value, names, _r: {"weight_type": list(names["type"]).index(value)},
-    "rng": _engine_enum("rng"),
-    "sampler_rng": lambda value, names, _r: {"sampler_rng": list(names["rng"]).index(value)},
-    "lora_apply_mode": _engine_enum("lora_apply_mode"),
-    "diffusion_fa": _flag("diffusion_flash_attn"),
-    "device": _device,
-    "img_cfg_scale": _img_cfg_engine,
-    "hires": _hires_engine,
-}
 
 DIFFUSION_PARAMS = tuple(p.name for p in DIFFUSION)
 UPSCALE_PARAMS = tuple(p.name for p in UPSCALE)
@@ -759,105 +701,6 @@ def _with_size_step(p: Param, family: str | None) -> Param:
     return dataclasses.replace(p, multiple_of=1)
 
 
-def record(request: DiffusionRequest) -> dict[str, Any]:
-    """The job's parameter dict: the stored parameters plus what the PNG record adds."""
-    out = {p.name: _record_value(getattr(request, p.name)) for p in DIFFUSION if p.stored and _recorded(p, request)}
-    out["upscale_repeats"] = request.upscale
-    out["model"] = request.model
-    out.update({used_key(p.name): getattr(request, p.name) is not None for p in DIFFUSION if p.type in IMAGE_TYPES})
-    out["lora"] = loras.record_form(request.lora)  # None, or without the local paths of downloaded files
-    return out
-
-
-def _recorded(p: Param, request: Any) -> bool:
-    """Whether a stored parameter is in the record: always, or (record_with) only while its switch is on,
-    so records of calls that leave the switch alone stay as they were."""
-    if p.record_with is None:
-        return True
-    switch = _BY_NAME[p.record_with]
-    return bool(getattr(request, switch.name) != switch.default)
-
-
-def _record_value(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value  # as JSON gives it back
-
-
-IMAGE_TYPES = ("image", "images")
-
-
-def used_key(name: str) -> str:
-    """The record key saying an image parameter was given (images themselves are not stored)."""
-    return f"{name}_used"
-
-
-def image_count(params: Mapping[str, Any]) -> int:
-    """How many images a job with these parameters makes (an upscale job: one)."""
-    return int(params.get("batch_count", 1))
-
-
-def image_record(params: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """The PNG record of image `index` of a batch: replaying it makes that one image (seed + index)."""
-    out = {k: v for k, v in params.items() if k != "upscale_repeats"}
-    out.update(seed=params["seed"] + index, batch_count=1)
-    return out
-
-
-def engine_fields(request: Any, params: Sequence[Param] = DIFFUSION,
-                  names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
-    """`{engine attribute: value}` for a validated request (DiffusionRequest, or a model_config dict)."""
-    if names is None:
-        from . import engine
-
-        names = engine.enum_names()
-    get = request.get if isinstance(request, Mapping) else (lambda key, default=None: getattr(request, key, default))
-    out: dict[str, Any] = {}
-    for p in params:
-        value = get(p.name, None)
-        if p.engine is None or p.type in ("path", "image") or value is None:
-            continue  # unset: the engine's own default applies; files and images are set by the caller
-        convert = _TO_ENGINE.get(p.name)
-        if convert is not None:
-            out.update(convert(value, names, request))
-        elif isinstance(p.engine, tuple):
-            out.update(dict.fromkeys(p.engine, value))
-        else:
-            out[p.engine] = value
-    return out
-
-
-def fill_engine_object(target: Any, fields: Mapping[str, Any]) -> Any:
-    for attr, value in fields.items():
-        setattr(target, attr, value)
-    return target
-
-
-# ---------------------------------------------------------------- PNG record
-
-
-def a1111_text(record_: Mapping[str, Any]) -> str:
-    """The `parameters` chunk as AUTOMATIC1111 writes it, composed from the schema's a1111 labels."""
-    fields: list[tuple[int, str, Any]] = []
-    head, lines = str(record_.get("prompt", "")), []
-    for p in DIFFUSION:
-        if p.a1111 is None:
-            continue
-        position, label = p.a1111
-        value = record_.get(p.name)
-        if position < 10:  # the prompt lines before the key: value list
-            if position and value:
-                lines.append(f"{label}: {value}")
-            continue
-        if p.name == "width":
-            value = f"{record_.get('width')}x{record_.get('height')}"
-        elif p.name == "strength" and not record_.get("init_image_used"):
-            value = None
-        elif p.extra and not isinstance(value, bool) and value in p.extra:
-            value = None  # a sentinel such as img_cfg_scale -1 (reuse cfg_scale) says nothing
-        fields.append((position, label, value))
-    fields += [(pos, label, record_.get(key)) for pos, label, key in _A1111_RECORD]
-    fields.append((100, "Version", "qvac_nb"))
-    tail = ", ".join(f"{label}: {value}" for _, label, value in sorted(fields, key=lambda f: f[0]) if value is not None)
-    return "\n".join([head, *lines, tail])
 
 
 # ---------------------------------------------------------------- Studio
@@ -890,82 +733,3 @@ def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | 
         "params": [param_json(p, names, family) for p in (*DIFFUSION, UPSCALE_REPEATS)],
         "families": {name: f.as_json() for name, f in families.FAMILIES.items()},
     }
-
-
-# ---------------------------------------------------------------- docs
-
-
-def _doc_entry(p: Param, indent: str = "    ") -> str:
-    kind = {"text": "str", "choice": "str", "path": "str", "image": "image", "upscale": "bool or dict",
-            "upscaler": "dict or str", "images": "list of images", "hires": "bool or dict",
-            "lora": "str, list or dict", "embeddings": "str, list or dict", "layers": "list of int",
-            "sigmas": "list of float"}.get(p.type, p.type)
-    head = f"{p.name} : {kind}" + (" or None" if p.nullable and kind != "image" else "")
-    values = p.values_text()
-    body = f"{p.doc}{f' Values: {values}.' if values else ''} Default: {p.default_text()}."
-    # Not at hyphens: a family label (Qwen-Image-Edit, ERNIE-Image) stays whole for readers and searches.
-    return f"{head}\n" + textwrap.fill(body, 100, initial_indent=indent, subsequent_indent=indent,
-                                       break_on_hyphens=False)
-
-
-def docstring(summary: str, params: Sequence[Param], returns: str, *, extra: Sequence[Param] = (),
-              extra_doc: str = "", extra_params: Sequence[Param] = ()) -> str:
-    """A numpy-style docstring listing every parameter with its type, range and default."""
-    lines = [summary, "", "Parameters", "----------"]
-    lines += [_doc_entry(p) for p in (*params, *extra)]
-    if extra_doc:
-        lines.append(extra_doc)
-        lines += [_doc_entry(p) for p in extra_params]
-    lines += ["", "Returns", "-------", returns]
-    return "\n".join(lines)
-
-
-def signature(params: Sequence[Param], hints: Mapping[str, Any], *, positional: Sequence[str] = (),
-              extra: Sequence[inspect.Parameter] = (), returns: Any = inspect.Signature.empty) -> inspect.Signature:
-    """The keyword-only signature `inspect`/Jupyter show for a function that takes **kwargs.
-
-    `hints` are the annotations of its kwargs TypedDict (request_types.py); the named arguments the
-    TypedDict leaves out (model_id, prompt, image) are text or an image.
-    """
-    out = []
-    for p in params:
-        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if p.name in positional else inspect.Parameter.KEYWORD_ONLY
-        default = inspect.Parameter.empty if p.default is REQUIRED else (None if p.per_family else p.default)
-        annotation = hints.get(p.name, request_types.ImageInput if p.type == "image" else str)
-        out.append(inspect.Parameter(p.name, kind, default=default, annotation=annotation))
-    return inspect.Signature([*out, *extra], return_annotation=returns)
-
-
-def readme_table(params: Sequence[Param]) -> str:
-    rows = ["| Parameter | Values | Default |", "|---|---|---|"]
-    for p in params:
-        values = p.values_text().replace("|", "\\|")
-        shown = f" Values: {values}" if values else ""  # an image's doc already says what it takes
-        rows.append(f"| `{p.name}` | {p.doc}{shown} | {p.default_text()} |")
-    return "\n".join(rows)
-
-
-README_TABLES = {"diffusion": DIFFUSION, "upscale": UPSCALE, "model_config": MODEL_CONFIG, "upscaler": UPSCALER,
-                 "hires": HIRES}
-_MARKER = re.compile(r"(<!-- BEGIN schema:(\w+) -->\n)(.*?)(<!-- END schema:\2 -->)", re.S)
-
-
-def render_readme(text: str, tables: Mapping[str, Sequence[Param]] = README_TABLES) -> str:
-    """README text with every `<!-- BEGIN schema:NAME -->` ... `<!-- END schema:NAME -->` block regenerated."""
-    return _MARKER.sub(lambda m: f"{m.group(1)}{readme_table(tables[m.group(2)])}\n{m.group(4)}", text)
-
-
-def main(argv: Iterable[str] | None = None, tables: Mapping[str, Sequence[Param]] = README_TABLES) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    if args[:1] == ["--readme"]:
-        readme.write_text(render_readme(readme.read_text(encoding="utf-8"), tables), encoding="utf-8")
-        return 0
-    if args[:1] == ["--check"]:
-        text = readme.read_text(encoding="utf-8")
-        if render_readme(text, tables) != text:
-            print("README.md API tables drifted; run: python tools/gen_readme_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    print("usage: python tools/gen_readme_tables.py [--readme | --check]", file=sys.stderr)
-    return 2

@@ -109,7 +109,7 @@ def decode_frames(data: bytes) -> np.ndarray:
     if kind == "mp4":
         import av  # noqa: PLC0415
 
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     if kind == "webp":
         with Image.open(io.BytesIO(data)) as img:
@@ -145,7 +145,7 @@ def probe(data: bytes) -> VideoFacts:
     if kind == "mp4":
         import av  # noqa: PLC0415
 
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.video[0]
             count, rate = int(stream.frames or 0), stream.average_rate or stream.base_rate or 1
             first = next(container.decode(video=0)).to_ndarray(format="rgb24")

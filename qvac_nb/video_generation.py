@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 import numpy as np
 from typing_extensions import Unpack
 
-from . import engine, families, guards, models, runner, schema
+from . import docstrings, engine, families, guards, models, runner, schema
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .generation import shared_model_name
 from .images import to_rgb_array
@@ -63,7 +63,7 @@ def video(*, model_id: str, prompt: str, **params: Unpack[VideoKwargs]) -> Video
     request = validate_video(model_id=model_id, prompt=prompt, **params)
     model = models.get_model(request.model_id)
     job = VideoJob(model.model_id, request.record())
-    runner.submit(job, protocol.VIDEO, {"request": request, "record": job.params})
+    runner.submit(job, protocol.VIDEO, protocol.VideoWork(request, job.params))
     return job
 
 
@@ -218,8 +218,8 @@ def _check_memory(model: Any, values: dict[str, Any]) -> None:
         param="video_frames")
 
 
-video.__signature__ = schema.signature(VIDEO, get_type_hints(VideoKwargs), returns=VideoJob)  # type: ignore[attr-defined]
-video.__doc__ = schema.docstring(
+video.__signature__ = docstrings.signature(VIDEO, get_type_hints(VideoKwargs), returns=VideoJob)  # type: ignore[attr-defined]
+video.__doc__ = docstrings.docstring(
     "Queue a video generation (Wan 2.1 / 2.2) and return its job at once.\n\n"
     "Load the model with model_config={'mode': 'video', 't5_xxl_model_src': UMT5, 'vae_model_src': WAN_VAE}.\n"
     "The job's `video()` (or `outputs.result()[0]`) is a `Video`: the MP4 or WebP file's bytes, which plays\n"

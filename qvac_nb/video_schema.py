@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from . import cache_presets, loras, schema
+from . import cache_presets, loras, records, schema
 from .schema import Param
 
 MAX_FRAMES = 257  # Wan's longest published clips are 81 frames; 257 keeps room and bounds memory
@@ -90,7 +90,7 @@ HIGH_NOISE_PARAMS = ("high_noise_steps", "high_noise_cfg_scale", "high_noise_sam
 def form_params() -> list[Param]:
     """The Studio form's video-only fields; the others a video reads are diffusion()'s own form fields."""
     shared = {p.name for p in schema.DIFFUSION}
-    return [p for p in VIDEO if p.studio and p.name not in shared and p.type not in schema.IMAGE_TYPES]
+    return [p for p in VIDEO if p.studio and p.name not in shared and p.type not in records.IMAGE_TYPES]
 
 
 def video_names() -> frozenset[str]:
@@ -98,8 +98,6 @@ def video_names() -> frozenset[str]:
     return frozenset(p.name for p in VIDEO)
 
 
-# Every README table: diffusion()'s and the load options' (schema.py) and video()'s.
-README_TABLES = {**schema.README_TABLES, "video": VIDEO}
 _BY_NAME = {p.name: p for p in VIDEO}
 # Where the engine's VideoRequest takes each parameter (names of qvac_nb._engine.VideoRequest's fields).
 ENGINE_FIELDS = {
@@ -151,14 +149,14 @@ class VideoRequest:
         """What the file's metadata keeps: the stored parameters, which images were given, the model's name."""
         out: dict[str, Any] = {}
         for p in VIDEO:
-            if not p.stored or p.type in schema.IMAGE_TYPES:
+            if not p.stored or p.type in records.IMAGE_TYPES:
                 continue
             if p.record_with is not None and getattr(self, p.record_with) is None:
                 continue  # vace_strength says nothing without a control video
             out[p.name] = getattr(self, p.name)
         out["lora"] = loras.record_form(self.lora)  # None, or without the local paths of downloaded files
         for name in ("init_image", "end_image", "control_frames"):
-            out[schema.used_key(name)] = getattr(self, name) is not None
+            out[records.used_key(name)] = getattr(self, name) is not None
         out.update(model=self.model, family=self.family, kind="video")
         if self.frames_asked != self.video_frames:
             out["video_frames_asked"] = self.frames_asked

@@ -15,7 +15,7 @@ from helpers import assert_real_image
 from testmodels import registry
 
 import qvac_nb
-from qvac_nb import _engine, engine, models, schema
+from qvac_nb import _engine, engine, engine_mapping, models, schema
 from qvac_nb.worker import opening
 
 
@@ -32,11 +32,11 @@ def test_device_cpu_sets_the_engines_keep_on_cpu_flags(sd1_model: registry.TestM
     default = _worker_context_config(sd1_model, {})
     assert (default.clip_on_cpu, default.vae_on_cpu, default.control_net_on_cpu) == (False, False, False)
     # (device='gpu' through load_model would spend test_api's warn-once check; the mapping is what matters.)
-    assert schema.engine_fields({"device": "gpu"}, schema.MODEL_CONFIG, engine.enum_names()) == {}
+    assert engine_mapping.engine_fields({"device": "gpu"}, schema.MODEL_CONFIG, engine.enum_names()) == {}
     # An explicit flag still wins over what device implies.
     mixed = _worker_context_config(sd1_model, {"device": "cpu", "vae_on_cpu": False})
     assert (mixed.clip_on_cpu, mixed.vae_on_cpu) == (True, False)
-    assert schema.engine_fields({"device": "cpu"}, schema.MODEL_CONFIG, engine.enum_names()) == dict.fromkeys(
+    assert engine_mapping.engine_fields({"device": "cpu"}, schema.MODEL_CONFIG, engine.enum_names()) == dict.fromkeys(
         schema.CPU_FLAGS, True)
 
 

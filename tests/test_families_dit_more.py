@@ -26,7 +26,7 @@ from testmodels.formats import TensorSpec, write_gguf
 from testmodels.layers import typed
 
 import qvac_nb
-from qvac_nb import engine, families, generation, models, schema
+from qvac_nb import engine, families, generation, models, records
 from qvac_nb.errors import CorruptModelError, InvalidParameterError, UnsupportedOperationError
 from qvac_nb.model_files import dit_heads, inspect_file
 
@@ -84,7 +84,7 @@ def _check_defaults(model_id: str, recipe: str) -> np.ndarray:
     from qvac_nb.worker.engine_calls import _request
 
     request = generation.validate_diffusion(model_id=model_id, prompt=PROMPT, steps=1, **SIZE)
-    assert _request(request, recipe).cfg_scale == cfg and schema.record(request)["cfg_scale"] == cfg
+    assert _request(request, recipe).cfg_scale == cfg and records.record(request)["cfg_scale"] == cfg
     png = _generate(model_id, prompt=PROMPT, steps=1)
     _record_has(png, cfg_scale=cfg, steps=1, **ENGINE_SAMPLING)
     return assert_real_image(png, 64, 64)

@@ -25,7 +25,7 @@ from testmodels import flux1
 from testmodels.formats import quantizable, write_gguf
 
 import qvac_nb
-from qvac_nb import engine, families, generation, models, schema
+from qvac_nb import engine, families, generation, models, records
 from qvac_nb.errors import UnsupportedOperationError
 from qvac_nb.model_files import inspect_file
 
@@ -147,7 +147,7 @@ def test_chroma_is_chroma_not_flux(chroma_id: str) -> None:
     request = generation.validate_diffusion(model_id=chroma_id, prompt="a red boat", negative_prompt="blurry", **SIZE)
     req = _request(request, model.family)
     assert (req.cfg_scale, req.negative_prompt) == (4.0, "blurry")
-    assert schema.record(request)["cfg_scale"] == 4.0  # what the job's PNGs record
+    assert records.record(request)["cfg_scale"] == 4.0  # what the job's PNGs record
     assert families.get("flux").default("cfg_scale", 7.0) == 1.0 and "guidance" in families.get("chroma").hidden
 
 

@@ -33,7 +33,7 @@ from testmodels.formats import TensorSpec, write_gguf
 from testmodels.layers import typed
 
 import qvac_nb
-from qvac_nb import engine, families, generation, models, schema
+from qvac_nb import engine, families, generation, models, records
 from qvac_nb.errors import InvalidParameterError, QvacError, UnsupportedOperationError
 from qvac_nb.model_files import inspect_file
 from qvac_nb.modelfiles.families import QWEN_2511_TENSOR, Detection, detect
@@ -147,7 +147,7 @@ def test_zimage_turbo_defaults_and_one_step_match_the_peer(tmp_path: Path) -> No
         request, req = _engine_request(model_id, prompt="a red boat", negative_prompt="blurry")
         assert (request.steps, request.cfg_scale) == (8, 1.0)
         assert (req.steps, req.cfg_scale, req.prompt, req.negative_prompt) == (8, 1.0, "a red boat", "blurry")
-        assert (schema.record(request)["steps"], schema.record(request)["cfg_scale"]) == (8, 1.0)
+        assert (records.record(request)["steps"], records.record(request)["cfg_scale"]) == (8, 1.0)
         png = _generate(model_id, prompt="a red boat", steps=1)  # cfg_scale: the family's
         ours = assert_real_image(png, 64, 64)
         _record_has(png, cfg_scale=1.0, steps=1)
@@ -211,7 +211,7 @@ def test_qwen_image_defaults_match_the_peer_and_the_record(qwen_id: str, qwen_mo
     request, req = _engine_request(qwen_id, prompt="a red boat", negative_prompt="blurry")
     # Real cfg: 2.5 and the negative prompt reach the engine; the schema's 20 steps stand.
     assert (req.cfg_scale, req.steps, req.prompt, req.negative_prompt) == (2.5, 20, "a red boat", "blurry")
-    assert schema.record(request)["cfg_scale"] == 2.5
+    assert records.record(request)["cfg_scale"] == 2.5
     png = _generate(qwen_id, prompt="a red boat", negative_prompt="blurry", steps=1)
     ours = assert_real_image(png, 64, 64)
     _record_has(png, cfg_scale=2.5, steps=1, negative_prompt="blurry")

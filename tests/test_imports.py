@@ -1,4 +1,5 @@
-"""No import circles inside qvac_nb (counting imports inside functions too), and light imports where they matter.
+"""No import circles inside qvac_nb (counting imports inside functions and under TYPE_CHECKING too), and light
+imports where they matter.
 
 Run alone: `python -m pytest tests/test_imports.py` or `python tests/test_imports.py` (prints the graph's cycles).
 """
@@ -23,27 +24,29 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node except those under `if TYPE_CHECKING:` (annotations only: never imported at run time)."""
+def _nodes(tree: ast.AST, type_checking: bool) -> list[ast.AST]:
+    """Every node; without `type_checking`, not those under `if TYPE_CHECKING:` (never imported at run time)."""
     out: list[ast.AST] = []
     todo = [tree]
     while todo:
         node = todo.pop()
         out.append(node)
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        if not type_checking and isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
+                and node.test.id == "TYPE_CHECKING":
             todo.extend(node.orelse)
             continue
         todo.extend(ast.iter_child_nodes(node))
     return out
 
 
-def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
-    """module -> the qvac_nb modules it imports anywhere in its source (top level or in functions)."""
+def import_graph(root: Path = ROOT, *, type_checking: bool = True) -> dict[str, set[str]]:
+    """module -> the qvac_nb modules it imports anywhere in its source (top level, in functions and, with
+    `type_checking`, for annotations only)."""
     files = {_module_name(p, root): p for p in root.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in [*files, *(f"{PACKAGE}.{ext}" for ext in EXTENSIONS)]}
     for name, path in files.items():
         is_package = path.name == "__init__.py"
-        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _nodes(ast.parse(path.read_text(encoding="utf-8")), type_checking):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -112,6 +115,11 @@ def test_the_checker_finds_a_circle(tmp_path: Path) -> None:
     (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "sub" / "c.py").write_text("from ..a import y\n")
     assert cycles(import_graph(pkg)) == [[f"{PACKAGE}.a", f"{PACKAGE}.b", f"{PACKAGE}.sub.c"]]
+    # An import for annotations only closes a circle too (the design still ties the two modules).
+    (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import e\n")
+    (pkg / "e.py").write_text("from . import d\n")
+    assert [f"{PACKAGE}.d", f"{PACKAGE}.e"] in cycles(import_graph(pkg))
+    assert [f"{PACKAGE}.d", f"{PACKAGE}.e"] not in cycles(import_graph(pkg, type_checking=False))
 
 
 def test_the_core_does_not_import_its_views() -> None:

@@ -25,7 +25,7 @@ from conftest import THREADS, _load, _model
 from helpers import assert_real_image, pixels
 
 import qvac_nb
-from qvac_nb import engine, generation, schema
+from qvac_nb import engine, generation, records, schema
 from qvac_nb.errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from qvac_nb.png import stored_record
 from qvac_nb.worker.engine_calls import _request
@@ -165,8 +165,8 @@ def test_the_engine_request_gets_the_values_and_keeps_its_own_defaults(model_ids
     # With slg_scale 0 the engine reads no other SLG setting: the record leaves them out, as it leaves out
     # every switch at its default (records of calls without them stay as they were).
     off = generation.validate_diffusion(model_id=flux1, prompt="x", **SIZE, skip_layers=[0], skip_layer_end=1.0)
-    assert not set(SWITCHES) & set(schema.record(off))
-    assert {"slg_scale", "skip_layers", "skip_layer_start"} <= set(schema.record(given))
+    assert not set(SWITCHES) & set(records.record(off))
+    assert {"slg_scale", "skip_layers", "skip_layer_start"} <= set(records.record(given))
 
 
 # ---------------------------------------------------------------- refused values name the parameter

@@ -99,8 +99,10 @@ def _get(url: str, part: Path, have: int, expected_size: int | None, headers: di
     try:
         with _open_part(part) as fh:
             # Writes land at the end of the part; a 200 answer to the Range request is truncated there by http_get.
-            http_get(url, fh, resume_size=have, headers=headers, expected_size=expected_size,
-                     displayed_filename=progress.name, tqdm_class=progress.start)  # type: ignore[arg-type]
+            # http_get wants a tqdm class; any callable making a tqdm-like bar works (Progress.start).
+            http_get(url, fh, resume_size=have, headers=headers,  # type: ignore[arg-type]
+                     expected_size=expected_size, displayed_filename=progress.name,
+                     tqdm_class=progress.start)  # type: ignore[arg-type]
             fh.flush()
             with cache_io(part.parent):
                 os.fsync(fh.fileno())

@@ -18,13 +18,10 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .. import families as family_table
 from ..errors import CorruptModelError
-
-if TYPE_CHECKING:  # only annotations: formats.FileInfo asks this module for its family
-    from .formats import FileInfo
 
 MAX_BLOCKS = 4096  # no real network has more repeated blocks; a larger index is corruption
 # Integer tensors in real checkpoints are buffers the engine never computes with
@@ -156,7 +153,7 @@ def _engine_view(tensors: Mapping[str, tuple[int, ...]]) -> list[tuple[str, str,
 def detect_version(tensors: Mapping[str, tuple[int, ...]]) -> str | None:
     """The engine's version for a diffusion file, decided the way its loader decides (model.cpp get_sd_version).
 
-    `tensors` maps names to shapes (PyTorch order, as FileInfo.tensors holds them); the file is taken as
+    `tensors` maps names to shapes (PyTorch order, as ModelFile.tensors holds them); the file is taken as
     qvac_nb hands it to the engine: a checkpoint as `model`, anything else as `diffusion_model`.
     """
     is_unet = is_xl = is_flux = is_flux2 = is_wan = False
@@ -164,7 +161,7 @@ def detect_version(tensors: Mapping[str, tuple[int, ...]]) -> str | None:
     has_middle_1 = has_output_311 = has_output_71 = has_attn_1024 = False
     wan_patch = 0
     token_width: int | None = None
-    input_dims = (1, 1, 1, 1)
+    input_dims: tuple[int, ...] = (1, 1, 1, 1)
     for raw, name, dims in _engine_view(tensors):
         for marker, version in _AT_ONCE:
             if marker in name:
@@ -245,7 +242,7 @@ def detect(tensors: Mapping[str, tuple[int, ...]] | Iterable[str], path: str | P
     Wan 2.2) fall back to their base version.
     """
     if not isinstance(tensors, Mapping):
-        # A dict's key view still reaches its dict (FileInfo.tensors.keys()); plain names get no shapes.
+        # A dict's key view still reaches its dict (ModelFile.tensors.keys()); plain names get no shapes.
         mapping = getattr(tensors, "mapping", None)
         tensors = mapping if isinstance(mapping, Mapping) else dict.fromkeys(tensors, ())
     version = detect_version(tensors)
@@ -279,7 +276,24 @@ def detect_family(names: Mapping[str, tuple[int, ...]] | Iterable[str], path: st
 TAE_VERSIONS = ("SDXS_512_DS", "SDXS_09")
 
 
-def loaded_version(info: FileInfo, role: str) -> str | None:
+class ModelFile(Protocol):
+    """What these checks read of a parsed file header (formats.ModelFile, which asks `detect` for its family)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def tensors(self) -> dict[str, tuple[int, ...]]: ...
+    @property
+    def dtypes(self) -> dict[str, str]: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def detection(self) -> Detection: ...
+
+
+def loaded_version(info: ModelFile, role: str) -> str | None:
     """The engine version of a model loaded from `info` as `role` ("model" or "diffusion_model").
 
     An SDXL U-Net-only file goes to the engine beside a marker tensor naming SDXL's second text
@@ -328,11 +342,11 @@ def _component_family(tensors: Mapping[str, tuple[int, ...]]) -> str:
 # ---------------------------------------------------------------- structure of each family
 
 
-def _fail(info: FileInfo, role: str, what: str) -> CorruptModelError:
+def _fail(info: ModelFile, role: str, what: str) -> CorruptModelError:
     return CorruptModelError(f"{role}: {info.path.name} is not a complete {what}")
 
 
-def _strip(info: FileInfo, prefixes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+def _strip(info: ModelFile, prefixes: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     """Tensor shapes under their names without the first matching checkpoint prefix."""
     out: dict[str, tuple[int, ...]] = {}
     for name, shape in info.tensors.items():
@@ -349,7 +363,7 @@ def _indices(names: Iterable[str], pattern: str) -> set[int]:
     return {int(m.group(1)) for n in names if (m := rx.search(n))}
 
 
-def _require(info: FileInfo, role: str, shapes: Mapping[str, tuple[int, ...]], needed: Iterable[str],
+def _require(info: ModelFile, role: str, shapes: Mapping[str, tuple[int, ...]], needed: Iterable[str],
              what: str) -> None:
     missing = [n for n in needed if n not in shapes]
     if missing:
@@ -360,7 +374,7 @@ def _require(info: FileInfo, role: str, shapes: Mapping[str, tuple[int, ...]], n
         )
 
 
-def _block_count(info: FileInfo, role: str, names: Iterable[str], pattern: str, what: str) -> int:
+def _block_count(info: ModelFile, role: str, names: Iterable[str], pattern: str, what: str) -> int:
     found = _indices(names, pattern)
     if not found:
         return 0
@@ -369,7 +383,7 @@ def _block_count(info: FileInfo, role: str, names: Iterable[str], pattern: str, 
     return max(found) + 1
 
 
-def _check_dtypes(info: FileInfo, role: str) -> None:
+def _check_dtypes(info: ModelFile, role: str) -> None:
     """Integer or undecodable dtypes on weights make the engine's compute kernels abort."""
     for name, dtype in info.dtypes.items():
         undecodable = info.format == "gguf" and dtype in ("Q8_1", "Q8_K", "F64")  # no ggml dequantizer
@@ -383,7 +397,7 @@ _DIT_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 _CHROMA_APPROXIMATOR_LAYERS = 5  # fixed in the engine (flux.hpp ChromaApproximator)
 
 
-def _check_flux(info: FileInfo, role: str, version: str) -> None:
+def _check_flux(info: ModelFile, role: str, version: str) -> None:
     """The engine sizes every FLUX-architecture DiT from txt_in and the QK-norm scales and divides by the head size.
 
     Which other tensors must be there follows the version: Chroma replaces the time/vector/guidance
@@ -448,7 +462,7 @@ def _check_flux(info: FileInfo, role: str, version: str) -> None:
 ERNIE_ROPE_DIMS = 128  # the engine's RoPE axes for ERNIE-Image (32 + 48 + 48), fixed
 
 
-def _check_ernie(info: FileInfo, role: str) -> None:
+def _check_ernie(info: ModelFile, role: str) -> None:
     """ERNIE-Image: the engine sizes the DiT from x_embedder, norm_q, the FFN and the layer indices.
 
     It divides the width by the head size read from norm_q, and rotates 128 dimensions of every head
@@ -478,7 +492,7 @@ def _check_ernie(info: FileInfo, role: str) -> None:
         )
 
 
-def _check_sd3(info: FileInfo, role: str) -> None:
+def _check_sd3(info: ModelFile, role: str) -> None:
     what = "SD3 diffusion model"
     t = _strip(info, _DIT_PREFIXES)
     depth = _block_count(info, role, t, r"^joint_blocks\.(\d+)\.", what)
@@ -491,7 +505,7 @@ _UNET = ("model.diffusion_model.", "unet.")
 _VAE_PREFIXES = ("first_stage_model.", "vae.")
 
 
-def _check_unet(info: FileInfo, role: str, family: str) -> None:
+def _check_unet(info: ModelFile, role: str, family: str) -> None:
     what = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}[family] + " model"
     names = info.tensors
     if any(n.startswith("model.diffusion_model.") for n in names):
@@ -507,7 +521,7 @@ def _check_unet(info: FileInfo, role: str, family: str) -> None:
         _check_vae(info, role, what)
 
 
-def _vae_shapes(info: FileInfo) -> dict[str, tuple[int, ...]]:
+def _vae_shapes(info: ModelFile) -> dict[str, tuple[int, ...]]:
     return _strip(info, _VAE_PREFIXES)
 
 
@@ -520,7 +534,7 @@ def is_wan_vae(names: Iterable[str]) -> bool:
     return any("decoder.upsamples." in name for name in names)
 
 
-def _check_wan_vae(info: FileInfo, role: str) -> None:
+def _check_wan_vae(info: ModelFile, role: str) -> None:
     """The engine fixes the Wan VAE's widths; the latent width is conv1's input (16 for Wan 2.1, 48 for 2.2)."""
     what = "Wan VAE"
     t = _vae_shapes(info)
@@ -533,7 +547,7 @@ def _check_wan_vae(info: FileInfo, role: str) -> None:
         )
 
 
-def _check_vae(info: FileInfo, role: str, what: str = "VAE") -> None:
+def _check_vae(info: ModelFile, role: str, what: str = "VAE") -> None:
     """The engine sizes the decoder from decoder.conv_in; its GroupNorms need a multiple of 32 channels."""
     t = _vae_shapes(info)
     if is_wan_vae(t):
@@ -548,7 +562,7 @@ def _check_vae(info: FileInfo, role: str, what: str = "VAE") -> None:
         )
 
 
-def vae_latent_channels(info: FileInfo) -> int | None:
+def vae_latent_channels(info: ModelFile) -> int | None:
     t = _vae_shapes(info)
     wan = t.get("decoder.conv1.weight") if is_wan_vae(t) else None
     if wan:
@@ -557,7 +571,7 @@ def vae_latent_channels(info: FileInfo) -> int | None:
     return shape[1] if shape and len(shape) == 4 else None
 
 
-def decoder_channels(info: FileInfo) -> int | None:
+def decoder_channels(info: ModelFile) -> int | None:
     """The VAE decoder's width at full resolution (the engine reads it from decoder.conv_in)."""
     t = _vae_shapes(info)
     if is_wan_vae(t):  # its last norm is as wide as the full-resolution blocks
@@ -570,7 +584,7 @@ def decoder_channels(info: FileInfo) -> int | None:
 ANIMA_HEADS = 16  # fixed in the engine (anima.hpp AnimaNet: 2048 wide, 128 per head)
 
 
-def dit_heads(info: FileInfo) -> int | None:
+def dit_heads(info: ModelFile) -> int | None:
     """Attention heads of a FLUX, SD3, ERNIE-Image or Anima DiT."""
     shapes = _strip(info, _DIT_PREFIXES)
     txt_in = shapes.get("txt_in.weight")
@@ -593,7 +607,7 @@ _LLM_LAYER_HF = ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_att
                  "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight")
 
 
-def llm_geometry(info: FileInfo) -> tuple[int, int] | None:
+def llm_geometry(info: ModelFile) -> tuple[int, int] | None:
     """(layers, hidden width) of an LLM text encoder, or None when it is not one."""
     t = info.tensors
     if "token_embd.weight" in t:
@@ -606,7 +620,7 @@ def llm_geometry(info: FileInfo) -> tuple[int, int] | None:
     return None
 
 
-def _check_llm(info: FileInfo, role: str) -> None:
+def _check_llm(info: ModelFile, role: str) -> None:
     """The engine sizes the LLM from its token table and layer indices."""
     what = "LLM text encoder"
     if "token_embd.weight" in info.tensors:
@@ -627,7 +641,7 @@ def _check_llm(info: FileInfo, role: str) -> None:
     _require(info, role, t, needed, what)
 
 
-def _check_esrgan(info: FileInfo, role: str) -> None:
+def _check_esrgan(info: ModelFile, role: str) -> None:
     """The engine builds one RRDB per block index it sees and maps every conv by name."""
     what = "ESRGAN upscaler"
     t = info.tensors
@@ -649,7 +663,7 @@ def _check_esrgan(info: FileInfo, role: str) -> None:
         raise CorruptModelError(f"{role}: {info.path.name}: the first conv has shape {first}; expected (64, 3, 3, 3)")
 
 
-def check_structure(info: FileInfo, role: str = "model") -> None:
+def check_structure(info: ModelFile, role: str = "model") -> None:
     """Raise CorruptModelError when the tensors the engine sizes the network from are missing or inconsistent.
 
     A model the engine runs but qvac_nb has no family settings for loads all the same: for the
@@ -677,7 +691,7 @@ def check_structure(info: FileInfo, role: str = "model") -> None:
         _warn_if_new(info, detection)
 
 
-def _warn_if_new(info: FileInfo, detection: Detection) -> None:
+def _warn_if_new(info: ModelFile, detection: Detection) -> None:
     if detection.version is None or detection.family in family_table.FAMILIES \
             or detection.family in family_table.VIDEO_FAMILIES:
         return

@@ -393,7 +393,7 @@ def _check_pickle_opcodes(path: Path, member: str, pickled: bytes) -> None:
                 raise CorruptModelError(
                     f"{path}: {member} uses the pickle opcode {op.name} (at byte {pos}), which the engine cannot read"
                 )
-            if op.name == "LONG1" and pickled[pos + 1] > _ENGINE_LONG1_BYTES:
+            if op.name == "LONG1" and pos is not None and pickled[pos + 1] > _ENGINE_LONG1_BYTES:
                 raise CorruptModelError(
                     f"{path}: {member} holds the integer {arg} (at byte {pos}), wider than the 64 bits the engine "
                     "can read"

@@ -19,12 +19,13 @@ def fit_init(png: bytes, family: str) -> tuple[bytes, str]:
     if fam.img2img != "reference":
         return png, ""  # SDEdit families scale the init image to the output size themselves
     width, height = image_size(png)
-    fit = tuple(max(MIN_REF_SIDE, side - side % REFERENCE_MULTIPLE) for side in (width, height))
+    fit = (max(MIN_REF_SIDE, width - width % REFERENCE_MULTIPLE),
+           max(MIN_REF_SIDE, height - height % REFERENCE_MULTIPLE))
     if fit == (width, height):
         return png, ""
     with Image.open(io.BytesIO(png)) as img:
         out = io.BytesIO()
-        img.convert("RGB").resize(fit, Image.LANCZOS).save(out, format="PNG", compress_level=1)
+        img.convert("RGB").resize(fit, Image.Resampling.LANCZOS).save(out, format="PNG", compress_level=1)
     note = (f"resized from {width}×{height} to {fit[0]}×{fit[1]}: {fam.label} takes init images in multiples "
             f"of {REFERENCE_MULTIPLE}")
     return out.getvalue(), note

@@ -124,24 +124,27 @@ class FeatureInputs(t.HasTraits):
     into the `diffusion` call; the front-end (js/src/feature-inputs.js) shows what `inputs_shown` allows.
     """
 
-    ref_images = t.List(help="FLUX.2 reference images: [{name, width, height, thumb}] (full size kept in the kernel)."
-                        ).tag(sync=True)
-    control_image = t.List(help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
-    end_image = t.List(help="A first/last-frame video's last frame, [] or one {name, width, height, thumb}.").tag(
-        sync=True)
+    ref_images: t.List[Any] = t.List(
+        help="FLUX.2 reference images: [{name, width, height, thumb}] (full size kept in the kernel).").tag(sync=True)
+    control_image: t.List[Any] = t.List(
+        help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
+    end_image: t.List[Any] = t.List(
+        help="A first/last-frame video's last frame, [] or one {name, width, height, thumb}.").tag(sync=True)
     mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
-    lora_files = t.List(help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
+    lora_files: t.List[Any] = t.List(
+        help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
     lora_folders = t.List(t.Unicode(), help="Where the picker looks, as the user sees them (relative to the working "
                           "folder where possible).").tag(sync=True)
-    lora = t.List(help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(
-        sync=True)
+    lora: t.List[Any] = t.List(
+        help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(sync=True)
     inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, end_image, "
                           "mask, lora}.").tag(sync=True)
 
     def init_inputs(self, lora_folders: list[str | os.PathLike[str]] | None = None) -> None:
         self._slots = ImageSlots(SLOT_LIMITS)
         self._mask_png: bytes | None = None
-        self._lora_folders = list(lora_folders) if lora_folders is not None else [Path.cwd() / DEFAULT_LORA_FOLDER]
+        self._lora_folders: list[str | os.PathLike[str]] = (
+            list(lora_folders) if lora_folders is not None else [Path.cwd() / DEFAULT_LORA_FOLDER])
         self.lora_files = find_loras(self._lora_folders)
         self.lora_folders = [_shown(Path(folder)) for folder in self._lora_folders]
 
@@ -199,7 +202,7 @@ class FeatureInputs(t.HasTraits):
 
     def input_params(self, has_init_image: bool) -> dict[str, Any]:
         """The `diffusion` keyword arguments these inputs add (only those that apply to the current model)."""
-        shown, out = self.inputs_shown, {}
+        shown, out = self.inputs_shown, dict[str, Any]()
         if shown.get("ref_images") and self._slots.data("ref_images"):
             out["init_images"] = self._slots.data("ref_images")
         if shown.get("control_image") and self._slots.data("control_image"):

@@ -6,10 +6,10 @@ import io
 import struct
 from typing import Any
 
-from PIL import Image, ImageDraw, PngImagePlugin
+from PIL import Image, ImageDraw
 
 from ..images import MAX_IMAGE_PIXELS
-from ..png import JSON_KEY
+from ..png import JSON_KEY, png_bytes
 
 THUMB_SIDE = 160
 THUMB_QUALITY = 80
@@ -34,9 +34,9 @@ def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
     width, height = image_size(data)
     if width * height > MAX_IMAGE_PIXELS:
         return too_large_placeholder(width, height, side)
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
-        img.thumbnail((side, side), Image.LANCZOS)
+    with Image.open(io.BytesIO(data)) as opened:
+        img = opened.convert("RGB")
+        img.thumbnail((side, side), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         img.save(out, format="JPEG", quality=THUMB_QUALITY, optimize=True)
         return out.getvalue()
@@ -64,10 +64,5 @@ def to_png(image: Any) -> bytes:
 
         image = Image.fromarray(to_rgb_array("image", image))
     # Keep the generation parameters of an image qvac_nb made (PIL holds them in .info).
-    info = PngImagePlugin.PngInfo()
-    for key in ("parameters", JSON_KEY):
-        if isinstance(image.info.get(key), str):
-            info.add_text(key, image.info[key])
-    out = io.BytesIO()
-    image.save(out, format="PNG", pnginfo=info, compress_level=1)
-    return out.getvalue()
+    texts = {key: image.info[key] for key in ("parameters", JSON_KEY) if isinstance(image.info.get(key), str)}
+    return png_bytes(image, texts)

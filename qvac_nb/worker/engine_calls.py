@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import _engine, families, loras, schema
+from .. import _engine, engine_mapping, families, loras, records
 from ..png import encode_png
+from . import protocol
 from .opening import OpenModel
 
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
@@ -34,7 +35,7 @@ def _request(request: Any, family: str, upscaler_path: str | None = None,
     `init_as_reference` is the kernel's word on where init_image goes for this model's variant
     (an instruct-pix2pix U-Net reads it as its reference image); None: as the family says.
     """
-    req = schema.fill_engine_object(_engine.Request(), schema.engine_fields(request))
+    req = engine_mapping.fill_engine_object(_engine.Request(), engine_mapping.engine_fields(request))
     init = request.init_image
     if init is not None:
         if families.get(family).init_as_reference if init_as_reference is None else init_as_reference:
@@ -73,7 +74,7 @@ def _fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """SDEdit encodes the init image at the output size (masks and control images follow it)."""
     if pixels.shape[1] == width and pixels.shape[0] == height:
         return pixels
-    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.LANCZOS))
+    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.LANCZOS))
 
 
 def _preview_png(width: int, height: int, channels: int, data: bytes) -> bytes:
@@ -161,32 +162,32 @@ def _stats(pixels: list[np.ndarray], t0: float, engine_ms: float, steps: int, ge
     }
 
 
-def run_diffusion(model: OpenModel, request: dict[str, Any], attach: Callable[[Any], None],
+def run_diffusion(model: OpenModel, work: protocol.DiffusionWork, attach: Callable[[Any], None],
                   send_tick: SendTick) -> tuple[list[bytes], dict[str, Any]]:
     """Generate (and upscale when asked); returns the PNGs and the worker-side stats."""
-    params, images = request["params"], schema.image_count(request["params"])
+    request, images = work.request, work.request.batch_count
     engine_job = _engine.Job()
-    progress = _progress_hooks(engine_job, images, request["preview"], send_tick)
+    progress = _progress_hooks(engine_job, images, request.preview, send_tick)
     attach(engine_job)
     t0 = time.perf_counter()
-    req = _request(request["request"], model.family, model.upscaler_path, request.get("init_as_reference"))
+    req = _request(request, model.family, model.upscaler_path, work.init_as_reference)
     pixels = model.context.generate(req, engine_job)
     t_generated = time.perf_counter()
     generation_ms = (t_generated - t0) * 1000
-    for _ in range(params["upscale_repeats"]):
+    for _ in range(request.upscale):
         pixels = [_upscale_once(model, p, i, attach, send_tick) for i, p in enumerate(pixels)]
-    outputs = [encode_png(p, schema.image_record(params, i)) for i, p in enumerate(pixels)]
+    outputs = [encode_png(p, records.image_record(work.record, i)) for i, p in enumerate(pixels)]
     # Sampling steps only: upscaler and VAE-tile ticks are not steps.
     steps = progress["sample_ticks"] or progress["sample_total"]
-    stats = _stats(pixels, t0, generation_ms, steps, images, params["seed"])
+    stats = _stats(pixels, t0, generation_ms, steps, images, request.seed)
     stats.update(phase_times(engine_job.phase_marks, (time.perf_counter() - t_generated) * 1000, steps))
     return outputs, stats
 
 
-def run_upscale(model: OpenModel, request: dict[str, Any], attach: Callable[[Any], None],
+def run_upscale(model: OpenModel, work: protocol.UpscaleWork, attach: Callable[[Any], None],
                 send_tick: SendTick) -> tuple[list[bytes], dict[str, Any]]:
     """Upscale one image `repeats` times; the PNG keeps the source's record when it had one."""
-    out, record, repeats = request["pixels"], request["record"], request["repeats"]
+    out, record, repeats = work.pixels, work.record, work.repeats
     t0 = time.perf_counter()
     for _ in range(repeats):
         out = _upscale_once(model, out, 0, attach, send_tick)

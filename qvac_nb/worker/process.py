@@ -296,7 +296,8 @@ class WorkerProcess:
             code = self.proc.wait(KILL_WAIT_S)
         except subprocess.TimeoutExpired:
             self.kill()
-            code = self.proc.poll()
+            polled = self.proc.poll()
+            code = -_SIGKILL if polled is None else polled  # killed just now, reaped later
         self._output_reader.join(0.5)  # its last lines are often the reason
         self._close_conn()
         cause = describe_exit(code)
@@ -368,7 +369,7 @@ class _Spawner:
             return result.result()
         except BaseException:
             # Interrupted while waiting: nobody will hold the process the spawner may still start.
-            result.add_done_callback(lambda done: done.exception() or done.result().kill())
+            result.add_done_callback(lambda done: None if done.exception() else done.result().kill())
             raise
 
 

@@ -7,9 +7,9 @@ byte messages (one `send_bytes` each), so a PNG crosses without being pickled or
 
 Kernel -> worker:
     (LOAD, spec)                       spec: files, role, config, context (see opening.open_model)
-    (DIFFUSION, job_id, request)       request: params, init (array or None), preview
-    (UPSCALE, job_id, request)         request: pixels, repeats, record
-    (VIDEO, job_id, request)           request: request (a VideoRequest), record
+    (DIFFUSION, job_id, work)          work: a DiffusionWork
+    (UPSCALE, job_id, work)            work: an UpscaleWork
+    (VIDEO, job_id, work)              work: a VideoWork
     (CANCEL, job_id)
     (PING,)
     (CLOSE,)
@@ -27,7 +27,14 @@ Worker -> kernel:
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the worker imports this module before anything heavy
+    import numpy as np
+
+    from ..request_types import DiffusionRequest
+    from ..video_schema import VideoRequest
 
 LOAD = "load"
 DIFFUSION = "diffusion"
@@ -53,6 +60,36 @@ FAULT_ENV = "QVAC_NB_WORKER_FAULT"  # test-only: "abort@diffusion", "segv@load",
 FAULT_ONCE_ENV = "QVAC_NB_WORKER_FAULT_ONCE"  # test-only: a path; the fault fires in the worker that creates it
 
 
+@dataclass(frozen=True)
+class DiffusionWork:
+    """A diffusion job as the worker runs it: the validated request, and the record computed once in the
+    kernel (each PNG's text; the job keeps the same dict)."""
+
+    request: DiffusionRequest
+    record: dict[str, Any]
+    init_as_reference: bool = False  # instruct-pix2pix: init_image is the reference the network reads
+
+
+@dataclass(frozen=True)
+class UpscaleWork:
+    """An upscale job: the image's pixels, how many passes, and the record its PNG keeps (None: none)."""
+
+    pixels: np.ndarray
+    repeats: int
+    record: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class VideoWork:
+    """A video job: the validated request and its record (the file's metadata)."""
+
+    request: VideoRequest
+    record: dict[str, Any]
+
+
+Work = DiffusionWork | UpscaleWork | VideoWork
+
+
 def encode_error(exc: BaseException) -> dict[str, Any]:
     """A worker-side exception as plain data: the kernel rebuilds the matching QvacError."""
     from .. import errors
@@ -73,6 +110,9 @@ def decode_error(data: dict[str, Any]) -> Exception:
     if kind.startswith("other:"):
         return errors.EngineError(f"{kind[6:]}: {message}")
     cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+    if not (isinstance(cls, type) and issubclass(cls, errors.QvacError)):
         cls = errors.EngineError
-    return cls(message)
+    try:
+        return cls(message, param=data.get("param"))  # so the Studio marks the field a worker-side check named
+    except TypeError:  # an error class with its own constructor (EngineCrashedError)
+        return cls(message)

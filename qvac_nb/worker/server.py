@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from importlib import import_module
 from multiprocessing.connection import Connection
 from typing import Any
@@ -143,6 +144,7 @@ class Server:
 
         try:
             _maybe_fault(kind)
+            run: Callable[..., tuple[list[bytes], dict[str, Any]]]
             if kind == protocol.VIDEO:
                 from .video_calls import run_video as run
             else:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import _engine, engine, loras, video_files
+from . import protocol
 from .engine_calls import SendTick, _fit, _progress_hooks, _stats, phase_times
 from .opening import OpenModel
 
@@ -33,10 +34,10 @@ def _engine_request(request: Any) -> Any:
     return req
 
 
-def run_video(model: OpenModel, message: dict[str, Any], attach: Callable[[Any], None],
+def run_video(model: OpenModel, work: protocol.VideoWork, attach: Callable[[Any], None],
               send_tick: SendTick) -> tuple[list[bytes], dict[str, Any]]:
     """Make one video; returns [file, raw frames] and the worker-side stats."""
-    request, record = message["request"], message["record"]
+    request, record = work.request, work.record
     engine_job = _engine.Job()
     progress = _progress_hooks(engine_job, 1, request.preview, send_tick)
     attach(engine_job)

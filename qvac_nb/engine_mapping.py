@@ -1,0 +1,97 @@
+"""From a validated request (or a model_config dict) to the engine's own fields.
+
+Most parameters name the engine attribute they fill (`Param.engine`) and are copied as they are; the
+few the engine takes in another form (enum indices, the hires block, flags) convert here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import cache_presets
+from .schema import CPU_FLAGS, DIFFUSION, HIRES_UPSCALERS, PREDICTION_ALIASES, Param
+
+
+def _engine_enum(enum: str) -> Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]:
+    def convert(value: Any, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
+        return {} if value is None else {enum: list(names[enum]).index(value)}
+
+    return convert
+
+
+def _hires_engine(value: Mapping[str, Any], _names: Any, _request: Any) -> dict[str, Any]:
+    return {"hires": True, "hires_upscaler": HIRES_UPSCALERS.index(value["upscaler"]), "hires_scale": value["scale"],
+            "hires_width": value["width"], "hires_height": value["height"], "hires_steps": value["steps"],
+            "hires_strength": value["strength"], "hires_tile_size": value["tile_size"]}
+
+
+def _img_cfg_engine(value: float, _names: Any, _request: Any) -> dict[str, Any]:
+    return {} if value == -1 else {"img_cfg_scale": value}  # unset: the engine reuses cfg_scale
+
+
+def _threads(value: int, _names: Any, _request: Any) -> dict[str, Any]:
+    from . import engine  # the core count comes from the engine library
+
+    return {"threads": engine.resolve_threads(value)}
+
+
+def _prediction(value: str, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
+    if value == "auto":
+        return {}
+    return {"prediction": list(names["prediction"]).index(PREDICTION_ALIASES.get(value, value))}
+
+
+def _device(value: str, _names: Any, _request: Any) -> dict[str, Any]:
+    return dict.fromkeys(CPU_FLAGS, True) if value == "cpu" else {}
+
+
+def _flag(engine_attr: str) -> Callable[[Any, Any, Any], dict[str, Any]]:
+    return lambda value, _names, _request: {engine_attr: bool(value)}
+
+
+# Custom engine conversions; every other engine-mapped parameter is copied as is.
+_TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]] = {
+    "sampling_method": _engine_enum("sample_method"),
+    "scheduler": _engine_enum("scheduler"),
+    "cache_preset": lambda value, _n, request: cache_presets.engine_fields(value, request.family) if value else {},
+    "threads": _threads,
+    "prediction": _prediction,
+    "type": lambda value, names, _r: {"weight_type": list(names["type"]).index(value)},
+    "rng": _engine_enum("rng"),
+    "sampler_rng": lambda value, names, _r: {"sampler_rng": list(names["rng"]).index(value)},
+    "lora_apply_mode": _engine_enum("lora_apply_mode"),
+    "diffusion_fa": _flag("diffusion_flash_attn"),
+    "device": _device,
+    "img_cfg_scale": _img_cfg_engine,
+    "hires": _hires_engine,
+}
+
+
+def engine_fields(request: Any, params: Sequence[Param] = DIFFUSION,
+                  names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """`{engine attribute: value}` for a validated request (DiffusionRequest, or a model_config dict)."""
+    if names is None:
+        from . import engine
+
+        names = engine.enum_names()
+    get = request.get if isinstance(request, Mapping) else (lambda key, default=None: getattr(request, key, default))
+    out: dict[str, Any] = {}
+    for p in params:
+        value = get(p.name, None)
+        if p.engine is None or p.type in ("path", "image") or value is None:
+            continue  # unset: the engine's own default applies; files and images are set by the caller
+        convert = _TO_ENGINE.get(p.name)
+        if convert is not None:
+            out.update(convert(value, names, request))
+        elif isinstance(p.engine, tuple):
+            out.update(dict.fromkeys(p.engine, value))
+        else:
+            out[p.engine] = value
+    return out
+
+
+def fill_engine_object(target: Any, fields: Mapping[str, Any]) -> Any:
+    for attr, value in fields.items():
+        setattr(target, attr, value)
+    return target
