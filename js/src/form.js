@@ -1,3 +1,4 @@
+// @ts-check
 // The Studio's controls, built from the `schema` trait (qvac_nb.schema.schema_json): one control per
 // parameter, with the schema's labels, docs, limits and choice lists; nothing about a parameter is
 // spelled out here except the few special controls (seed, size presets, upscale).
@@ -6,6 +7,26 @@
 // the family table (qvac_nb/widgets/family_form.py); the kernel also moves the values to a new model's
 // defaults, so nothing here knows a model family.
 import { h } from "./util.js";
+
+/** @typedef {import("./types.js").SchemaParam} SchemaParam */
+/** @typedef {HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement} Input */
+
+/**
+ * One control of the form: its parameter, the field that shows (label and input), its input, and how to read
+ * and write its value. The seed has its random switch, dice button and roll(); a select fill(), which puts the
+ * schema's choices in; a checkbox its label `text`.
+ * @typedef {object} Control
+ * @property {SchemaParam} param
+ * @property {HTMLElement} field
+ * @property {Input} input
+ * @property {() => any} read
+ * @property {(value: any) => void} write
+ * @property {(modelDefault: string) => void} [fill]
+ * @property {HTMLInputElement} [random]
+ * @property {HTMLButtonElement} [dice]
+ * @property {() => string} [roll]
+ * @property {HTMLElement} [text]
+ */
 
 // Special controls: sizes have presets (the `size_presets` trait); upscaling needs a paired upscaler;
 // the seed has its random toggle and dice.
@@ -16,7 +37,13 @@ const RANDOM_SEED = "random_seed";
 const GROUPS = ["prompt", "basic", "advanced"];
 const SKIPPED = new Set(["hidden", "image"]); // hidden: not in the Studio; image: the init image's own control
 
-/** Round to the nearest multiple of `multiple` within [min, max]; non-numbers are left for the kernel to reject. */
+/**
+ * Round to the nearest multiple of `multiple` within [min, max]; non-numbers are left for the kernel to reject.
+ * @template V
+ * @param {V} value
+ * @param {{multiple?: number, min?: number | null, max?: number | null}} [limits]
+ * @returns {V | number}
+ */
 export function snap(value, { multiple = 1, min = null, max = null } = {}) {
   const n = Number(value);
   if (!Number.isFinite(n) || String(value).trim() === "") return value;
@@ -26,12 +53,22 @@ export function snap(value, { multiple = 1, min = null, max = null } = {}) {
   return out;
 }
 
-/** The family's entry in the schema ({} when unknown or no model). */
+/**
+ * The family's entry in the schema ({} when unknown or no model).
+ * @param {import("./types.js").Schema | null | undefined} schema
+ * @param {string | null | undefined} family
+ * @returns {import("./types.js").FamilyInfo}
+ */
 export function familyInfo(schema, family) {
   return (family && schema && schema.families && schema.families[family]) || {};
 }
 
-/** Whether a parameter applies to a model family: not in its `hidden` list, and its `families` include it. */
+/**
+ * Whether a parameter applies to a model family: not in its `hidden` list, and its `families` include it.
+ * @param {SchemaParam} param
+ * @param {string | null | undefined} family
+ * @param {import("./types.js").FamilyInfo} info
+ */
 export function appliesTo(param, family, info) {
   if (family && param.families && !param.families.includes(family)) return false;
   return !(info.hidden || []).includes(param.name);
@@ -49,12 +86,17 @@ export function shownUnder(name, rules, hasInit) {
   return hasInit || !(rules.init_params || []).includes(name);
 }
 
-/** A parameter's default for the current model: its own (model_info.defaults), else the schema's. */
+/**
+ * A parameter's default for the current model: its own (model_info.defaults), else the schema's.
+ * @param {import("./types.js").ModelInfo | null | undefined} info
+ * @param {SchemaParam} param
+ */
 export function modelDefault(info, param) {
   const defaults = (info && info.defaults) || {};
   return param.name in defaults ? defaults[param.name] : param.default;
 }
 
+/** @param {string} text @param {SchemaParam} param */
 function parseNumber(text, param) {
   const trimmed = String(text).trim();
   if (trimmed === "") return param.nullable ? null : trimmed;
@@ -62,18 +104,26 @@ function parseNumber(text, param) {
   return Number.isNaN(n) ? trimmed : n;
 }
 
+/** @param {unknown} value @param {unknown} text */
 function option(value, text) {
   return h("option", { value: String(value) }, String(text));
 }
 
-/** One control for a schema parameter: {param, field, input, read(), write(v), extras}. */
+/**
+ * One control for a schema parameter: {param, field, input, read(), write(v), extras}.
+ * @param {SchemaParam} param
+ * @param {{placeholder?: string}} [options] the textarea's placeholder
+ * @returns {Control}
+ */
 function makeControl(param, { placeholder } = {}) {
   const name = param.name;
   const title = param.doc || undefined;
   const limits = { min: param.min ?? undefined, max: param.max ?? undefined, step: param.step ?? undefined };
   const numeric = param.type === "int" || param.type === "float";
+  /** @param {HTMLElement} control */
   const labelled = (control, cls = "") =>
     h("label", { class: `qvac-field ${cls}`.trim(), title, "data-param": name }, h("span", { class: "qvac-field-label" }, param.label || name), control);
+  /** @type {(input: Input, field: HTMLElement, read?: () => any) => Control} */
   const plain = (input, field, read) => ({
     param,
     field,
@@ -177,13 +227,20 @@ function makeControl(param, { placeholder } = {}) {
   return plain(input, labelled(input));
 }
 
+/**
+ * The form; `controls()` maps each parameter's name to its control.
+ * @param {import("./types.js").StudioModel} model
+ */
 export function createForm(model) {
   const el = h("div", { class: "qvac-form" });
+  /** @type {Map<string, Control>} */
   let controls = new Map(); // name -> control
   let builtFrom = null; // the schema (and size presets) the controls were built from
   let builtPresets = null;
+  /** @type {HTMLSelectElement | null} */
   let sizeSelect = null;
 
+  /** @type {import("./types.js").Schema} */
   const EMPTY = { params: [], families: {} };
   const schema = () => model.get("schema") || EMPTY;
   const stale = () => builtFrom !== schema() || builtPresets !== model.get("size_presets");
@@ -220,7 +277,7 @@ export function createForm(model) {
     el.replaceChildren(...groups.prompt, h("div", { class: "qvac-row qvac-basic" }, groups.basic), ...(groups.advanced.length ? [advanced] : []));
     for (const [name, ctl] of controls) {
       ctl.input.addEventListener("change", () => {
-        if (SIZE.includes(name)) ctl.input.value = snap(ctl.input.value, sizeLimits(ctl.param));
+        if (SIZE.includes(name)) ctl.input.value = String(snap(ctl.input.value, sizeLimits(ctl.param)));
         commit();
         render();
       });
@@ -237,7 +294,7 @@ export function createForm(model) {
     }
   }
 
-  /** Sizes snap to the model family's size step (form_rules.size_multiple), else the schema's step. */
+  /** Sizes snap to the model family's size step (form_rules.size_multiple), else the schema's step. @param {SchemaParam} param */
   function sizeLimits(param) {
     const multiple = (model.get("form_rules") || {}).size_multiple || param.step || 1;
     return { multiple, min: param.min, max: param.max };
@@ -266,9 +323,11 @@ export function createForm(model) {
       if (ctl.fill) ctl.fill(modelDefaults.find((d) => (ctl.param.choices || []).map(String).includes(d)) || "");
       if (name in p) ctl.write(p[name]);
       // An empty nullable field means "the default": show which one the model gets.
-      if (ctl.param.nullable && ctl.input.type === "number") ctl.input.placeholder = String(modelDefault(info, ctl.param) ?? "");
+      if (ctl.param.nullable && ctl.input.type === "number") {
+        /** @type {HTMLInputElement} */ (ctl.input).placeholder = String(modelDefault(info, ctl.param) ?? "");
+      }
       ctl.field.hidden = !shownUnder(name, rules, hasInit);
-      if (SIZE.includes(name)) ctl.input.step = String(sizeLimits(ctl.param).multiple);
+      if (SIZE.includes(name)) /** @type {HTMLInputElement} */ (ctl.input).step = String(sizeLimits(ctl.param).multiple);
       if (ctl.random) {
         ctl.random.checked = Boolean(p[RANDOM_SEED]);
         ctl.input.disabled = ctl.random.checked;
@@ -287,7 +346,7 @@ export function createForm(model) {
       upscale.field.title = "run the model's paired upscaler on each image";
       upscale.text.textContent = can ? `${upscale.param.label} ×${info.upscale_factor}` : `${upscale.param.label} (no upscaler)`;
       const repeats = controls.get(UPSCALE_REPEATS);
-      if (repeats) repeats.input.disabled = !can || !upscale.input.checked;
+      if (repeats) repeats.input.disabled = !can || !(/** @type {HTMLInputElement} */ (upscale.input).checked);
     }
   }
 
@@ -296,7 +355,7 @@ export function createForm(model) {
     model.save_changes();
   }
 
-  /** A control's element, to be placed by a special control elsewhere (the init image takes strength). */
+  /** A control's element, to be placed by a special control elsewhere (the init image takes strength). @param {string} name */
   function take(name) {
     if (stale()) render();
     return controls.get(name) || null;
@@ -304,3 +363,5 @@ export function createForm(model) {
 
   return { el, controls: () => controls, collect, render, commit, take };
 }
+
+/** @typedef {ReturnType<typeof createForm>} Form */

@@ -1,9 +1,25 @@
+// @ts-check
 // A grid of thumbnails (from synced state) with per-image actions; full size opens in a lightbox.
 import { openLightbox } from "./lightbox.js";
 import { fileId, fileName, saveBlob, typedBlob, videoPlayer } from "./images.js";
 import { appliesTo, familyInfo, SIZE } from "./form.js";
 import { INIT_PARAMS } from "./init-image.js";
 import { h, objectUrl, revoke } from "./util.js";
+
+/** @typedef {import("./types.js").GalleryEntry} GalleryEntry */
+/** @typedef {import("./types.js").Schema} Schema */
+
+/**
+ * A button of each card: its `name` goes to onAction (except "download", done here); enabled(entry) says whether it
+ * works for that entry, why(entry) why not (the disabled button's tooltip). `A`: the names onAction gets.
+ * @template {string} A
+ * @typedef {object} GalleryAction
+ * @property {A | "download"} name
+ * @property {string} label
+ * @property {string} [title]
+ * @property {(entry: GalleryEntry) => boolean} [enabled]
+ * @property {(entry: GalleryEntry) => string} [why]
+ */
 
 // A video's "Video" row already says these (frames made, fps, file format).
 const VIDEO_ROW = ["video_frames", "fps", "output_format"];
@@ -12,6 +28,9 @@ const VIDEO_ROW = ["video_frames", "fps", "output_format"];
  * Whether a record's parameter made the image: not one the Studio saw hidden for the model (entry.unused), not one
  * of the init image without one, not one its family ignores. A param's `families` list names image families only,
  * so for a video family (its row `makes` "video") only the row's `hidden` list applies.
+ * @param {import("./types.js").SchemaParam} param
+ * @param {GalleryEntry} entry
+ * @param {Schema | null | undefined} schema
  */
 function applies(param, entry, schema) {
   if ((entry.unused || []).includes(param.name)) return false;
@@ -22,21 +41,31 @@ function applies(param, entry, schema) {
   return appliesTo(param, entry.family, info);
 }
 
-/** The parameters an entry was made with: a grid sheet's are its base parameters (it has no record of its own). */
+/**
+ * The parameters an entry was made with: a grid sheet's are its base parameters (it has no record of its own).
+ * @param {GalleryEntry} entry
+ * @returns {Record<string, any>}
+ */
 export function entryParams(entry) {
   return (entry.kind === "grid" ? entry.grid_base : entry.params) || {};
 }
 
-/** The parameter names a grid sheet varies (its axes): no one value of theirs made it. */
+/** The parameter names a grid sheet varies (its axes): no one value of theirs made it. @param {GalleryEntry} entry */
 function gridVaried(entry) {
   const axes = (entry.kind === "grid" && entry.grid_axes) || {};
   return [axes.x, axes.y].filter(Array.isArray).map((axis) => axis[0]);
 }
 
-/** [label, value] rows describing one gallery entry: its size, then the replayable parameters that made it (schema). */
+/**
+ * [label, value] rows describing one gallery entry: its size, then the replayable parameters that made it (schema).
+ * @param {GalleryEntry} entry
+ * @param {Schema | null | undefined} schema
+ * @returns {[string, unknown][]}
+ */
 export function entryDetails(entry, schema) {
   const p = entryParams(entry);
   const varied = gridVaried(entry);
+  /** @type {[string, unknown][]} */
   const rows = [["Size", `${entry.width}×${entry.height}`]];
   if (entry.kind === "grid" && p.width && p.height) rows.push(["Cell size", `${p.width}×${p.height}`]);
   if (entry.video) rows.push(["Video", `${entry.frames} frames at ${entry.fps} fps (${String(entry.format || "mp4").toUpperCase()})`]);
@@ -51,17 +80,22 @@ export function entryDetails(entry, schema) {
   return rows;
 }
 
-/** A record value as text: a list of LoRAs ({name, weight, ...}) as "name: weight, ...", other objects as JSON. */
+/**
+ * A record value as text: a list of LoRAs ({name, weight, ...}) as "name: weight, ...", other objects as JSON.
+ * @param {any} value
+ * @returns {any}
+ */
 export function shown(value) {
   if (Array.isArray(value)) return value.map((v) => (v && typeof v === "object" && "name" in v ? `${v.name}: ${v.weight}` : shown(v))).join(", ");
   return value && typeof value === "object" ? JSON.stringify(value) : value;
 }
 
-/** What a download of the entry is: "PNG", or a video's "MP4" / "WEBP". */
+/** What a download of the entry is: "PNG", or a video's "MP4" / "WEBP". @param {GalleryEntry} entry */
 export function downloadLabel(entry) {
   return entry.video ? String(entry.format || "mp4").toUpperCase() : "PNG";
 }
 
+/** The line under a card: size, frames, seed, kind. @param {GalleryEntry} entry */
 export function entryCaption(entry) {
   const bits = [`${entry.width}×${entry.height}`];
   if (entry.video) bits.push(`${entry.frames} frames · ${entry.fps} fps`);
@@ -71,19 +105,23 @@ export function entryCaption(entry) {
   return bits.join(" · ");
 }
 
-/** The name of the model that made an entry: its id without the "#n" of one session's copy ("" if not known). */
+/** The name of the model that made an entry: its id without the "#n" of one session's copy ("" if not known). @param {GalleryEntry} entry */
 export function modelName(entry) {
   return String(entry.model || "").replace(/#\d+$/, "");
 }
 
-/** True if the entry's prompt or model name contains `text` (case-insensitive); an empty filter keeps everything. */
+/**
+ * True if the entry's prompt or model name contains `text` (case-insensitive); an empty filter keeps everything.
+ * @param {GalleryEntry} entry
+ * @param {string} text
+ */
 export function matchesPrompt(entry, text) {
   const needle = (text || "").trim().toLowerCase();
   if (!needle) return true;
   return [entryParams(entry).prompt, modelName(entry)].some((s) => String(s || "").toLowerCase().includes(needle));
 }
 
-/** True if the entry was made by the model named `model` ("": any model). */
+/** True if the entry was made by the model named `model` ("": any model). @param {GalleryEntry} entry @param {string} model */
 export function matchesModel(entry, model) {
   return !model || modelName(entry) === model;
 }
@@ -94,6 +132,15 @@ export function matchesModel(entry, model) {
  * schema(): the parameter schema (qvac_nb.schema.schema_json) that labels the lightbox's parameter rows.
  * onDownloadAll(ids): "Download all" was clicked with these (shown, i.e. filtered) image ids.
  * The toolbar (`tools`: prompt filter and "Download all") is placed by the caller.
+ * @template {string} A
+ * @param {object} options
+ * @param {HTMLElement} [options.host] where the lightbox opens (default: the grid)
+ * @param {import("./images.js").ImageFetcher} options.fetcher
+ * @param {() => Schema | null | undefined} [options.schema]
+ * @param {GalleryAction<A>[]} [options.actions]
+ * @param {(name: A, entry: GalleryEntry) => unknown} [options.onAction]
+ * @param {string} [options.empty] what an empty grid says
+ * @param {((ids: string[]) => unknown) | null} [options.onDownloadAll]
  */
 export function createGalleryGrid({ host, fetcher, schema = () => null, actions = [], onAction = () => {}, empty = "", onDownloadAll = null }) {
   const el = h("div", { class: "qvac-grid" });
@@ -103,7 +150,9 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   const modelFilter = h("select", { class: "qvac-filter qvac-model-filter", name: "model_filter", "aria-label": "Show the images of one model", hidden: true }, h("option", { value: "" }, "all models"));
   const downloadAll = h("button", { class: "qvac-btn qvac-small", name: "download_all", title: "the shown images as one zip file" }, "Download all");
   const tools = h("div", { class: "qvac-grid-tools" }, filter, modelFilter, onDownloadAll ? downloadAll : null);
+  /** @type {Map<string, {card: HTMLElement, url: string, buttons: HTMLButtonElement[], img: HTMLImageElement}>} */
   const cards = new Map(); // id -> {card, url, buttons}
+  /** @type {GalleryEntry[]} */
   let entries = [];
 
   function shown() {
@@ -135,19 +184,26 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
   modelFilter.addEventListener("change", applyFilter);
   downloadAll.addEventListener("click", () => onDownloadAll && onDownloadAll(shown().map((e) => e.id)));
 
+  /** @param {GalleryEntry} entry */
   function download(entry) {
     return fetcher.get(fileId(entry)).then((blob) => saveBlob(typedBlob(entry, blob), fileName(entry)));
   }
 
+  /** @param {A | "download"} name @param {GalleryEntry} entry */
   function run(name, entry) {
     if (name === "download") return download(entry);
-    return onAction(name, entry);
+    return onAction(/** @type {A} */ (name), entry);
   }
 
+  /**
+   * The entry's full-size view.
+   * @param {GalleryEntry} entry
+   * @returns {ReturnType<typeof openLightbox>}
+   */
   function open(entry) {
     const thumb = cards.has(entry.id) ? cards.get(entry.id).img : null;
     return openLightbox(host || el, {
-      title: entryParams(entry).prompt || entry.id,
+      title: entryParams(entry).prompt || "(no prompt)",
       details: entryDetails(entry, schema()),
       load: () => fetcher.get(fileId(entry)).then((blob) => typedBlob(entry, blob)),
       player: entry.video ? (url) => videoPlayer(entry, url, { cls: "qvac-lightbox-img qvac-lightbox-video", fetch: fetcher.get }) : null,
@@ -162,6 +218,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     });
   }
 
+  /** @param {GalleryEntry} entry */
   function makeCard(entry) {
     const url = entry.thumb ? objectUrl(entry.thumb, "image/jpeg") : "";
     // One tab stop per card: the thumbnail (Enter opens it); the arrow keys reach the card's buttons.
@@ -177,7 +234,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     const card = h("figure", { class: "qvac-card", "data-id": entry.id, "data-video": entry.video ? entry.format || "mp4" : null }, img, h("figcaption", {}, entryCaption(entry)), h("div", { class: "qvac-card-actions" }, buttons));
     card.addEventListener("keydown", (event) => {
       const stops = [img, ...buttons.filter((b) => !b.disabled)];
-      const at = stops.indexOf(document.activeElement);
+      const at = stops.indexOf(/** @type {HTMLButtonElement} */ (document.activeElement));
       if ((event.key === "Enter" || event.key === " ") && event.target === img) {
         event.preventDefault();
         open(current(entry.id) || entry);
@@ -189,6 +246,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     return { card, url, buttons, img };
   }
 
+  /** @param {string} id */
   function current(id) {
     return entries.find((e) => e.id === id);
   }
@@ -207,6 +265,7 @@ export function createGalleryGrid({ host, fetcher, schema = () => null, actions 
     }
   }
 
+  /** Show these entries (the widget's listing trait), in this order. @param {GalleryEntry[] | null | undefined} next */
   function update(next) {
     entries = Array.isArray(next) ? next : [];
     const keep = new Set(entries.map((e) => e.id));

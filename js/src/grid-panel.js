@@ -1,12 +1,15 @@
+// @ts-check
 // The Studio's "Grid" section: vary one or two parameters over lists of values, one image per combination.
-// It sends {type: "grid", x: [param, values], y: [param, values] | null, params}; the kernel
+// It sends {type: GRID, x: [param, values], y: [param, values] | null, params}; the kernel
 // (qvac_nb/widgets/studio_grid.py) checks every cell, runs them one by one and adds the labelled grid.
 import "./grid-panel.css";
 import { shownUnder } from "./form.js";
+import { GRID } from "./messages.js";
 import { h } from "./util.js";
 
 // What the panel offers, in this order (qvac_nb.grids allows these among others); each must be in the schema.
 export const GRID_PARAMS = ["seed", "cfg_scale", "guidance", "steps", "sampling_method", "scheduler", "strength"];
+/** @type {import("./types.js").SchemaParam} */
 export const PROMPT_SR = { name: "prompt_sr", label: "Prompt S/R", type: "text", doc: "each value replaces the first one in the prompt" };
 const EXAMPLES = { seed: "1, 2, 3", cfg_scale: "4, 7, 10", guidance: "2.5, 3.5, 5", steps: "10, 20, 30", strength: "0.4, 0.6, 0.8", prompt_sr: "red, blue, green" };
 
@@ -15,6 +18,9 @@ const EXAMPLES = { seed: "1, 2, 3", cfg_scale: "4, 7, 10", guidance: "2.5, 3.5, 
  * Integers (seed, steps) and floats (cfg_scale, strength) become numbers, choices must be one of the
  * schema's, anything else stays text. A whole number past 2^53 (a big seed) stays text: a JavaScript
  * number would round it, the kernel reads it exactly.
+ * @param {unknown} text
+ * @param {import("./types.js").SchemaParam} param
+ * @returns {{values: (string | number)[], error?: undefined} | {error: string, values?: undefined}}
  */
 export function parseValues(text, param) {
   const label = param.label || param.name;
@@ -40,7 +46,7 @@ export function parseValues(text, param) {
   return { values };
 }
 
-/** How many values `text` lists (for the cell count shown beside the button). */
+/** How many values `text` lists (for the cell count shown beside the button). @param {unknown} text */
 function countValues(text) {
   return String(text ?? "").split(",").filter((item) => item.trim() !== "").length;
 }
@@ -48,6 +54,8 @@ function countValues(text) {
 /**
  * model: the Studio's model (its `send` goes through the connection). collect(): the form's current
  * params, as the generate message sends them. The caller enables the button (setEnabled) like Generate.
+ * @param {import("./types.js").StudioModel} model
+ * @param {{collect: () => Record<string, any>}} options
  */
 export function createGridPanel(model, { collect }) {
   const xParam = h("select", { name: "grid_x", "aria-label": "Grid X axis parameter" });
@@ -57,6 +65,7 @@ export function createGridPanel(model, { collect }) {
   const button = h("button", { type: "button", class: "qvac-btn", name: "generate_grid", title: "one image per combination of the values" }, "Generate grid");
   const count = h("span", { class: "qvac-grid-count", "aria-live": "polite" });
   const message = h("div", { class: "qvac-grid-message", role: "alert", hidden: true });
+  /** @param {string} text @param {HTMLElement} control */
   const field = (text, control) => h("label", { class: "qvac-field" }, h("span", { class: "qvac-field-label" }, text), control);
   const summary = h("summary", {}, "Grid");
   const el = h(
@@ -68,6 +77,7 @@ export function createGridPanel(model, { collect }) {
     message,
     h("div", { class: "qvac-row qvac-grid-actions" }, button, count),
   );
+  /** @type {Map<string, import("./types.js").SchemaParam>} */
   let offered = new Map(); // name -> parameter (schema entry, or PROMPT_SR)
 
   /** The parameters a grid can vary for the current model: in the schema, shown by the form for its family. */
@@ -76,6 +86,7 @@ export function createGridPanel(model, { collect }) {
     const rules = model.get("form_rules") || {};
     const hasInit = Boolean((model.get("init_image") || {}).thumb);
     const byName = new Map((schema.params || []).map((p) => [p.name, p]));
+    /** @type {Map<string, import("./types.js").SchemaParam>} */
     const out = new Map();
     for (const name of GRID_PARAMS) {
       const param = byName.get(name);
@@ -86,6 +97,7 @@ export function createGridPanel(model, { collect }) {
     return out;
   }
 
+  /** @param {HTMLSelectElement} select @param {boolean} withNone */
   function fill(select, withNone) {
     const want = [...(withNone ? [["", "none"]] : []), ...[...offered.values()].map((p) => [p.name, p.label || p.name])];
     const have = [...select.options].map((o) => [o.value, o.textContent]);
@@ -95,6 +107,7 @@ export function createGridPanel(model, { collect }) {
     select.value = want.some(([v]) => v === value) ? value : want[0][0];
   }
 
+  /** @param {HTMLSelectElement} select @param {HTMLInputElement} input */
   function placeholder(select, input) {
     const param = offered.get(select.value);
     if (!param) return;
@@ -112,6 +125,7 @@ export function createGridPanel(model, { collect }) {
     summary.textContent = el.open || !countValues(xValues.value) ? "Grid" : `Grid (${xParam.value})`;
   }
 
+  /** @param {string} text @param {HTMLInputElement | null} input the field it is about (null: none) */
   function showError(text, input) {
     message.textContent = text;
     message.hidden = !text;
@@ -122,6 +136,12 @@ export function createGridPanel(model, { collect }) {
     }
   }
 
+  /**
+   * The axis the user entered, or null after saying what is wrong.
+   * @param {HTMLSelectElement} select
+   * @param {HTMLInputElement} input
+   * @returns {[string, (string | number)[]] | null}
+   */
   function axis(select, input) {
     const parsed = parseValues(input.value, offered.get(select.value));
     if (parsed.error) {
@@ -146,7 +166,7 @@ export function createGridPanel(model, { collect }) {
       if (!y) return;
     }
     showError("", null);
-    model.send({ type: "grid", x, y, params: collect() });
+    model.send({ type: GRID, x, y, params: collect() });
   }
 
   button.addEventListener("click", submit);
@@ -182,10 +202,18 @@ export function createGridPanel(model, { collect }) {
    * Put a grid's axes back (a grid card's "All"): x and y are [param, "v1, v2, ..."] (y may be null). The section
    * opens to show them; an axis the current model cannot vary (its family, or strength without an init image)
    * is said, not dropped silently.
+   * @param {[string, string] | null} x
+   * @param {[string, string] | null} [y]
    */
   function setAxes(x, y) {
     render();
     const problems = [];
+    /**
+     * @param {string} name
+     * @param {HTMLSelectElement} select
+     * @param {HTMLInputElement} input
+     * @param {[string, string] | null | undefined} axis
+     */
     const put = (name, select, input, axis) => {
       if (!Array.isArray(axis)) {
         select.value = "";
@@ -207,7 +235,7 @@ export function createGridPanel(model, { collect }) {
     refresh();
   }
 
-  /** Enabled like Generate: not while busy, without a model or with a dead kernel. */
+  /** Enabled like Generate: not while busy, without a model or with a dead kernel. @param {boolean} on */
   function setEnabled(on) {
     button.disabled = !on;
   }

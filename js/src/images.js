@@ -1,30 +1,52 @@
+// @ts-check
 // Full-size images come from the kernel on request: {type: "image", id} -> reply with the PNG as a buffer.
 import { DEAD_TEXT } from "./connection.js";
+import { IMAGE, ZIP } from "./messages.js";
 import { h, toBlob } from "./util.js";
+
+/** @typedef {import("./types.js").GalleryEntry} GalleryEntry */
+/** @typedef {import("./types.js").InMessage} InMessage */
+/** @typedef {import("./types.js").OutMessage<typeof IMAGE>} ImageRequest */
+
+/**
+ * What createImageFetcher returns: get(id) fetches a file by its kernel-side id (once), handle() takes the replies.
+ * @typedef {object} ImageFetcher
+ * @property {(id: string) => Promise<Blob>} get
+ * @property {(msg: InMessage, buffers?: import("./types.js").Bytes[]) => boolean} handle
+ * @property {(message: string) => void} fail
+ * @property {() => number} pending
+ */
 
 /**
  * connection (optional, from connection.js): a dead kernel-side object fails a request at once
  * with a clear message instead of leaving it waiting forever.
+ * @param {{send: (content: ImageRequest) => unknown}} model
+ * @param {{send: (content: ImageRequest) => boolean} | null} [connection]
+ * @returns {ImageFetcher}
  */
 export function createImageFetcher(model, connection = null) {
-  const blobs = new Map(); // id -> Promise<Blob>
-  const waiting = new Map(); // id -> {resolve, reject}
+  /** @type {Map<string, Promise<Blob>>} */
+  const blobs = new Map();
+  /** @type {Map<string, {resolve: (blob: Blob) => void, reject: (err: Error) => void}>} */
+  const waiting = new Map();
+  /** @param {ImageRequest} content */
   const send = (content) => (connection ? connection.send(content) : (model.send(content), true));
 
+  /** @param {string} id */
   function get(id) {
     if (!blobs.has(id)) {
       blobs.set(
         id,
         new Promise((resolve, reject) => {
           waiting.set(id, { resolve, reject });
-          if (!send({ type: "image", id })) fail(DEAD_TEXT);
+          if (!send({ type: IMAGE, id })) fail(DEAD_TEXT);
         }),
       );
     }
     return blobs.get(id);
   }
 
-  /** Reject every pending request (the kernel-side object is gone); later requests ask again. */
+  /** Reject every pending request (the kernel-side object is gone); later requests ask again. @param {string} message */
   function fail(message) {
     for (const [id, pending] of waiting) {
       blobs.delete(id);
@@ -33,9 +55,13 @@ export function createImageFetcher(model, connection = null) {
     waiting.clear();
   }
 
-  /** Feed a custom message; true if it was an image reply. */
+  /**
+   * Feed a custom message; true if it was an image reply.
+   * @param {InMessage} msg
+   * @param {import("./types.js").Bytes[]} [buffers]
+   */
   function handle(msg, buffers) {
-    if (!msg || msg.type !== "image") return false;
+    if (!msg || msg.type !== IMAGE) return false;
     const pending = waiting.get(msg.id);
     if (!pending) return true;
     waiting.delete(msg.id);
@@ -51,7 +77,7 @@ export function createImageFetcher(model, connection = null) {
   return { get, handle, fail, pending: () => waiting.size };
 }
 
-/** Save a Blob as a file through a temporary link. */
+/** Save a Blob as a file through a temporary link. @param {Blob} blob @param {string} filename */
 export function saveBlob(blob, filename) {
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
@@ -64,7 +90,7 @@ export function saveBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-/** The file a download of this entry saves: a video's MP4/WebP, else the PNG. */
+/** The file a download of this entry saves: a video's MP4/WebP, else the PNG. @param {GalleryEntry} entry */
 export function fileName(entry) {
   if (!entry.video) return pngName(entry);
   if (entry.video_file) return entry.video_file;
@@ -72,12 +98,17 @@ export function fileName(entry) {
   return `qvac_nb${seed}-${entry.video}.${entry.format || "mp4"}`;
 }
 
-/** The kernel-side id of the entry's file: the video itself for a video (its `id` is its first frame). */
+/** The kernel-side id of the entry's file: the video itself for a video (its `id` is its first frame). @param {GalleryEntry} entry */
 export function fileId(entry) {
   return entry.video || entry.id;
 }
 
-/** The entry's fetched bytes as a Blob of the right type (a video's bytes come untyped). */
+/**
+ * The entry's fetched bytes as a Blob of the right type (a video's bytes come untyped).
+ * @param {GalleryEntry} entry
+ * @param {Blob} blob
+ * @returns {Blob}
+ */
 export function typedBlob(entry, blob) {
   return entry.video ? new Blob([blob], { type: entry.mime || "video/mp4" }) : blob;
 }
@@ -87,6 +118,10 @@ export function typedBlob(entry, blob) {
  * frame), an <img> for an animated WebP (browsers animate it themselves).
  * fetch(id): a Promise of the kernel's file `id`; where the MP4 cannot play (a browser without H.264),
  * the player is replaced by the entry's animated WebP fetched with it.
+ * @param {GalleryEntry} entry
+ * @param {string} url
+ * @param {{cls?: string, poster?: string, fetch?: ((id: string) => Promise<Blob>) | null}} [options]
+ * @returns {HTMLVideoElement | HTMLImageElement}
  */
 export function videoPlayer(entry, url, { cls, poster = "", fetch = null } = {}) {
   const size = { width: entry.width, height: entry.height };
@@ -111,14 +146,19 @@ export function videoPlayer(entry, url, { cls, poster = "", fetch = null } = {})
   return player;
 }
 
+/** The file name a download of the entry's PNG saves. @param {GalleryEntry} entry */
 export function pngName(entry) {
   const seed = entry.seed !== null && entry.seed !== undefined ? `-${entry.seed}` : "";
   return `qvac_nb${seed}-${entry.id}.png`;
 }
 
-/** Feed a custom message; true if it was the kernel's "Download all" zip, which is then saved. */
+/**
+ * Feed a custom message; true if it was the kernel's "Download all" zip, which is then saved.
+ * @param {InMessage} msg
+ * @param {import("./types.js").Bytes[]} [buffers]
+ */
 export function handleZip(msg, buffers) {
-  if (!msg || msg.type !== "zip") return false;
+  if (!msg || msg.type !== ZIP) return false;
   if (buffers && buffers.length) saveBlob(toBlob(buffers[0], "application/zip"), msg.name || "qvac_nb-images.zip");
   return true;
 }

@@ -1,14 +1,20 @@
+// @ts-check
 // The init image: upload or drop a file (sent to the kernel as a binary buffer), preview, strength, clear.
 // What it is called and which parameters sit beside it follow the model's family (the kernel's
 // `form_rules`: init_label "Image to edit", "Init image", "Condition image"; "" = the family takes none).
+import { CLEAR_INIT, INIT_IMAGE } from "./messages.js";
 import { h, objectUrl, revoke } from "./util.js";
 
-/** A File's bytes (FileReader where Blob.arrayBuffer is missing, e.g. older engines and jsdom). */
+/**
+ * A File's bytes (FileReader where Blob.arrayBuffer is missing, e.g. older engines and jsdom).
+ * @param {Blob} file
+ * @returns {Promise<ArrayBuffer>}
+ */
 export function readBytes(file) {
   if (typeof file.arrayBuffer === "function") return file.arrayBuffer();
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
+    reader.onload = () => resolve(/** @type {ArrayBuffer} */ (reader.result));
     reader.onerror = () => reject(reader.error);
     reader.readAsArrayBuffer(file);
   });
@@ -21,6 +27,8 @@ const DEFAULT_LABEL = "Init image";
 /**
  * form: the Studio's form; the controls of the family's init parameters (form_rules.init_params, built
  * from the schema) are placed here, and the form shows them once an image is set.
+ * @param {import("./types.js").StudioModel} model
+ * @param {import("./form.js").Form} form
  */
 export function createInitImage(model, form) {
   const input = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp", hidden: true, name: "init_file" });
@@ -28,7 +36,7 @@ export function createInitImage(model, form) {
   const label = h("span", { class: "qvac-init-label" }, DEFAULT_LABEL);
   const name = h("span", { class: "qvac-init-name" });
   const note = h("div", { class: "qvac-init-note", "aria-live": "polite" });
-  const clear = h("button", { class: "qvac-btn qvac-small", name: "clear_init", onclick: () => model.send({ type: "clear_init" }) }, "Clear");
+  const clear = h("button", { class: "qvac-btn qvac-small", name: "clear_init", onclick: () => model.send({ type: CLEAR_INIT }) }, "Clear");
   const pick = h("button", { class: "qvac-btn qvac-small", name: "pick_init", onclick: () => input.click() }, "Upload…");
   const zone = h(
     "div",
@@ -40,10 +48,11 @@ export function createInitImage(model, form) {
   const el = h("div", { class: "qvac-init" }, zone, note, strength, input);
   let url = "";
 
+  /** @param {File | null | undefined} file */
   async function send(file) {
     if (!file) return;
     const buffer = await readBytes(file);
-    model.send({ type: "init_image", name: file.name, size: buffer.byteLength }, undefined, [buffer]);
+    model.send({ type: INIT_IMAGE, name: file.name, size: buffer.byteLength }, undefined, [buffer]);
   }
 
   input.addEventListener("change", () => {

@@ -1,22 +1,29 @@
+// @ts-check
 // JobView: a job's compact progress bar (with Cancel), then its images at full size.
 import "./jobview.css";
 import { createImageFetcher, fileName, saveBlob, typedBlob, videoPlayer } from "./images.js";
 import { createProgress, RUNNING } from "./progress.js";
 import { createConnection, createPoller, DEAD_TEXT } from "./connection.js";
+import { CANCEL } from "./messages.js";
 import { hideStaticCopies } from "./static-copies.js";
 import { h, objectUrl, revoke } from "./util.js";
 
+/** @typedef {import("./types.js").JobViewModel} JobViewModel */
+
+/** @param {import("./types.js").RenderProps<JobViewModel>} props */
 function render({ model: anyModel, el }) {
   const live = createConnection(anyModel, el, (dead) => onConnection(dead));
+  /** @type {JobViewModel} */
   const model = { ...anyModel, send: (content, _callbacks, buffers) => live.send(content, buffers) };
   const fetcher = createImageFetcher(model, live);
   const deadNote = h("div", { class: "qvac-dead", role: "alert", hidden: true }, DEAD_TEXT);
   const progress = createProgress({ compact: true });
-  const cancel = h("button", { class: "qvac-btn qvac-small", name: "cancel", title: "cancel the job", onclick: () => model.send({ type: "cancel" }) }, "Cancel");
+  const cancel = h("button", { class: "qvac-btn qvac-small", name: "cancel", title: "cancel the job", onclick: () => model.send({ type: CANCEL }) }, "Cancel");
   const error = h("div", { class: "qvac-error", role: "alert", hidden: true });
   const images = h("div", { class: "qvac-job-images" });
   const root = h("div", { class: "qvac-jobview" }, deadNote, h("div", { class: "qvac-job-head" }, progress.el, cancel), error, images);
   el.append(root);
+  /** @type {Map<string, {figure: HTMLElement, url: string}>} */
   const shown = new Map(); // id -> {figure, url}
 
   function onStatus() {
@@ -29,6 +36,7 @@ function render({ model: anyModel, el }) {
     root.classList.toggle("qvac-finished", status.phase === "done" && (model.get("images") || []).length > 0);
   }
 
+  /** @param {boolean} dead */
   function onConnection(dead) {
     deadNote.hidden = !dead;
     root.classList.toggle("qvac-disconnected", dead);
@@ -79,6 +87,7 @@ function render({ model: anyModel, el }) {
     onStatus();
   }
 
+  /** @type {[import("./types.js").ModelEvent<import("./types.js").JobViewTraits>, (...args: any[]) => void][]} */
   const listeners = [
     ["change:status", onStatus],
     ["change:error", onError],

@@ -1,11 +1,23 @@
+// @ts-check
 // Full-size view of one image over the widget, with its parameters; Escape or a click outside closes it.
 import { h } from "./util.js";
 
 /**
  * step(delta): show the previous (-1) or next (+1) image instead (arrow keys); focus returns to `returnTo`.
  * player(url): for a video, the element that plays the loaded file (the image element otherwise).
+ * @param {HTMLElement} host
+ * @param {object} options
+ * @param {string} [options.title]
+ * @param {[string, unknown][]} [options.details] [label, value] rows of the side table
+ * @param {{label: string, title?: string, run: (close: () => void) => unknown}[]} [options.actions] buttons beside Close
+ * @param {() => Blob | Promise<Blob>} options.load the full-size file
+ * @param {((delta: number) => void) | null} [options.step]
+ * @param {HTMLElement | null} [options.returnTo]
+ * @param {((url: string) => HTMLImageElement | HTMLVideoElement) | null} [options.player]
+ * @returns {{el: HTMLElement, close: (refocus?: boolean) => void}}
  */
 export function openLightbox(host, { title, details = [], actions = [], load, step = null, returnTo = null, player = null }) {
+  /** @type {HTMLImageElement | HTMLVideoElement} */
   let img = h("img", { class: "qvac-lightbox-img", alt: title || "image" });
   const status = h("div", { class: "qvac-lightbox-status" }, "loading full size…");
   const close = (refocus = true) => {
@@ -14,6 +26,7 @@ export function openLightbox(host, { title, details = [], actions = [], load, st
     document.removeEventListener("keydown", onKey, true);
     if (refocus && returnTo && returnTo.isConnected) returnTo.focus();
   };
+  /** @param {KeyboardEvent} event */
   const onKey = (event) => {
     if (!overlay.isConnected) {
       // Its widget was removed with the lightbox open: stop listening rather than take keys from the page.

@@ -1,6 +1,8 @@
+// @ts-check
 // The LoRA picker: the LoRA files the kernel found (a folder, the download cache), each with an
 // on/off switch and a weight slider. The choice is the widget's `lora` trait: [[source, weight], ...],
 // which the kernel passes to diffusion(lora=...).
+import { LORA_REFRESH } from "./messages.js";
 import { h } from "./util.js";
 
 export const WEIGHT_MIN = -2;
@@ -11,6 +13,7 @@ export const WEIGHT_STEP = 0.05;
  * model traits: `lora_files` ([{name, source}], from the kernel), `lora_folders` (where it looks) and `lora`
  * (the current choice). A row per file; changing a switch or a weight writes `lora` back (save_changes).
  * Opening the section, or "Look again", has the kernel look for files added since.
+ * @param {import("./types.js").StudioModel} model
  */
 export function createLoraPicker(model) {
   const list = h("div", { class: "qvac-lora-list", role: "group", "aria-label": "LoRA files" });
@@ -18,13 +21,15 @@ export function createLoraPicker(model) {
   const again = h("button", { class: "qvac-btn qvac-small", name: "lora_refresh", type: "button" }, "Look again");
   const empty = h("div", { class: "qvac-lora-empty" }, emptyText, " ", again);
   const el = h("details", { class: "qvac-lora" }, h("summary", {}, "LoRA"), list, empty);
-  const lookAgain = () => model.send({ type: "lora_refresh" });
+  const lookAgain = () => model.send({ type: LORA_REFRESH });
   again.addEventListener("click", lookAgain);
   el.addEventListener("toggle", () => {
     if (el.open) lookAgain();
   });
 
+  /** The LoRAs switched on: source -> weight. */
   function chosen() {
+    /** @type {Map<string, number>} */
     const out = new Map();
     for (const item of model.get("lora") || []) {
       if (Array.isArray(item) && item.length === 2) out.set(String(item[0]), Number(item[1]));
@@ -32,11 +37,16 @@ export function createLoraPicker(model) {
     return out;
   }
 
+  /** @param {Map<string, number>} next */
   function write(next) {
     model.set("lora", [...next.entries()].map(([source, weight]) => [source, weight]));
     model.save_changes();
   }
 
+  /**
+   * @param {{name: string, source: string}} file
+   * @param {Map<string, number>} current
+   */
   function row(file, current) {
     const on = current.has(file.source);
     const weight = on ? current.get(file.source) : 1;

@@ -1,3 +1,4 @@
+// @ts-check
 // The inpainting mask painter: brush and eraser over the init image, size, invert, clear.
 // The mask is kept as one byte a pixel at the init image's size (255 = repaint, 0 = keep) and sent
 // to the kernel as those raw bytes: the kernel makes the PNG, so no canvas encoder is needed and the
@@ -7,11 +8,21 @@ import { h } from "./util.js";
 export const MIN_BRUSH = 1;
 export const MAX_BRUSH = 256;
 
-/** A width x height mask of zeros, with disc stamping along strokes. */
+/**
+ * A width x height mask of zeros, with disc stamping along strokes.
+ * @param {number} width
+ * @param {number} height
+ */
 export function createMask(width, height) {
   const data = new Uint8Array(width * height);
 
-  /** Set every pixel within `radius` of (cx, cy) to `value`. */
+  /**
+   * Set every pixel within `radius` of (cx, cy) to `value`.
+   * @param {number} cx
+   * @param {number} cy
+   * @param {number} radius
+   * @param {number} value
+   */
   function stamp(cx, cy, radius, value) {
     const r2 = radius * radius;
     const x0 = Math.max(0, Math.floor(cx - radius));
@@ -27,7 +38,15 @@ export function createMask(width, height) {
     }
   }
 
-  /** A stroke segment: discs close enough together that the line has no gaps. */
+  /**
+   * A stroke segment: discs close enough together that the line has no gaps.
+   * @param {number} ax
+   * @param {number} ay
+   * @param {number} bx
+   * @param {number} by
+   * @param {number} radius
+   * @param {number} value
+   */
   function line(ax, ay, bx, by, radius, value) {
     const length = Math.hypot(bx - ax, by - ay);
     const steps = Math.max(1, Math.ceil(length / Math.max(0.5, radius / 2)));
@@ -51,14 +70,18 @@ export function createMask(width, height) {
   };
 }
 
+/** @typedef {ReturnType<typeof createMask>} Mask */
+
 /**
  * The painter over an image of `width` x `height` pixels.
  * onChange(mask) runs when a stroke ends or the mask is cleared/inverted (mask.painted() says if any).
+ * @param {{width: number, height: number, imageUrl?: string, onChange?: (mask: Mask) => void}} options
  */
 export function createMaskPainter({ width, height, imageUrl = "", onChange = () => {} }) {
   const mask = createMask(width, height);
   let tool = "brush";
   let size = Math.max(MIN_BRUSH, Math.round(Math.min(width, height) / 12));
+  /** @type {[number, number] | null} */
   let last = null;
 
   const image = h("img", { class: "qvac-mask-image", alt: "init image under the mask", src: imageUrl });
@@ -75,19 +98,25 @@ export function createMaskPainter({ width, height, imageUrl = "", onChange = () 
 
   sizeInput.addEventListener("input", () => setSize(Number(sizeInput.value)));
 
+  /** @param {string} name "brush" or "eraser" */
   function setTool(name) {
     tool = name === "eraser" ? "eraser" : "brush";
     brush.setAttribute("aria-pressed", String(tool === "brush"));
     eraser.setAttribute("aria-pressed", String(tool === "eraser"));
   }
 
+  /** @param {number} px */
   function setSize(px) {
     size = Math.min(MAX_BRUSH, Math.max(MIN_BRUSH, Math.round(px) || MIN_BRUSH));
     sizeInput.value = String(size);
     sizeLabel.textContent = `${size} px`;
   }
 
-  /** The pointer's position in mask pixels (the canvas may be shown scaled). */
+  /**
+   * The pointer's position in mask pixels (the canvas may be shown scaled).
+   * @param {PointerEvent} event
+   * @returns {[number, number]}
+   */
   function toMask(event) {
     const rect = canvas.getBoundingClientRect();
     const sx = rect.width ? width / rect.width : 1;
@@ -95,6 +124,7 @@ export function createMaskPainter({ width, height, imageUrl = "", onChange = () 
     return [(event.clientX - rect.left) * sx, (event.clientY - rect.top) * sy];
   }
 
+  /** @param {[number, number]} point */
   function paintTo(point) {
     const value = tool === "brush" ? 255 : 0;
     const [x, y] = point;

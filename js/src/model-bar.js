@@ -1,11 +1,17 @@
+// @ts-check
 // Choosing the model: load a catalogue name or a path (with companions, prediction and an optional
 // upscaler), or pick a loaded one.
 // The companion fields are the kernel's (catalog.companion_fields: every companion the family table
 // names); which ones a model needs comes from the kernel too (`source_info`, asked for with a
 // "source_info" message when the source changes): required ones say so, the others are optional.
+import { LOAD_MODEL, SELECT_MODEL, SOURCE_INFO } from "./messages.js";
 import { h, uid } from "./util.js";
 
-/** Whether Enter may load `text`: a whole catalogue name, or something shaped like a path or URL. */
+/**
+ * Whether Enter may load `text`: a whole catalogue name, or something shaped like a path or URL.
+ * @param {string} text
+ * @param {string[]} names
+ */
 export function completeSource(text, names) {
   const value = (text || "").trim();
   if (!value) return false;
@@ -29,12 +35,14 @@ export function companionNeed(key, needs, labels) {
   return { shown: true, need, note: need };
 }
 
+/** @param {string} text @param {HTMLElement} control */
 function labelled(text, control) {
   const note = h("span", { class: "qvac-need" });
   const el = h("label", { class: "qvac-bar-field" }, h("span", { class: "qvac-field-label" }, h("span", {}, text), note), control);
   return { el, note };
 }
 
+/** @param {import("./types.js").StudioModel} model */
 export function createModelBar(model) {
   const listId = uid("models");
   const upListId = uid("upscalers");
@@ -51,6 +59,7 @@ export function createModelBar(model) {
   const info = h("span", { class: "qvac-model-info" });
   /** @type {{field: string, key: string, label: string, input: HTMLInputElement, list: HTMLElement, el: HTMLElement, note: HTMLElement}[]} */
   let companions = [];
+  /** @type {import("./types.js").CompanionField[] | null} */
   let builtFrom = null;
   let asked = ""; // the source whose companions the kernel was last asked for
   let shownFor = ""; // what the section was last opened for (source, family known, load error)
@@ -78,7 +87,8 @@ export function createModelBar(model) {
   const doLoad = () => {
     const src = source.value.trim();
     if (!src) return;
-    const message = { type: "load_model", source: src, upscaler: upscaler.value.trim() || null, prediction: prediction.value || null };
+    /** @type {import("./types.js").OutMessage<typeof LOAD_MODEL>} */
+    const message = { type: LOAD_MODEL, source: src, upscaler: upscaler.value.trim() || null, prediction: prediction.value || null };
     for (const c of companions) message[c.field] = c.el.hidden ? null : c.input.value.trim() || null;
     model.send(message);
   };
@@ -97,14 +107,14 @@ export function createModelBar(model) {
     render();
   });
   loaded.addEventListener("change", () => {
-    if (loaded.value) model.send({ type: "select_model", model_id: loaded.value });
+    if (loaded.value) model.send({ type: SELECT_MODEL, model_id: loaded.value });
   });
 
   function ask() {
     const value = source.value.trim();
     if (value === asked) return;
     asked = value;
-    model.send({ type: "source_info", source: value });
+    model.send({ type: SOURCE_INFO, source: value });
   }
 
   /** The companion fields for the source being loaded: its family's, required ones first, saying what they are. */
@@ -145,6 +155,7 @@ export function createModelBar(model) {
   function render() {
     buildCompanions();
     const cat = catalog();
+    /** @param {HTMLDataListElement} list @param {string[]} names */
     const fill = (list, names) => {
       if (list.children.length !== names.length) list.replaceChildren(...names.map((n) => h("option", { value: n })));
     };

@@ -1,3 +1,4 @@
+// @ts-check
 // The progress bar: phase, step/total, it/s and ETA, from the `status` dict the kernel sends.
 import { formatRate, formatSeconds, h } from "./util.js";
 
@@ -16,7 +17,12 @@ export const PHASE_LABELS = {
 const DECODE_TICK_MS = 500;
 export const RUNNING = new Set(["queued", "loading", "downloading", "sampling", "decoding", "upscaling"]);
 
-/** The one-line description of a status, e.g. "Sampling · step 3/6 · 2.10 it/s · ETA 1.4 s". */
+/** @typedef {import("./types.js").Status} Status */
+
+/**
+ * The one-line description of a status, e.g. "Sampling · step 3/6 · 2.10 it/s · ETA 1.4 s".
+ * @param {Status | null} [status]
+ */
 export function describeStatus(status) {
   const s = status || {};
   const phase = s.phase || "idle";
@@ -50,7 +56,10 @@ export function describeStatus(status) {
   return parts.join(" · ");
 }
 
-/** A bar whose fill follows status.percent; `update(status)` redraws it. */
+/**
+ * A bar whose fill follows status.percent; `update(status)` redraws it.
+ * @param {{compact?: boolean}} [options] compact: the JobView's one-line bar
+ */
 export function createProgress({ compact = false } = {}) {
   const fill = h("div", { class: "qvac-progress-fill" });
   const label = h("div", { class: "qvac-progress-label" });
@@ -60,6 +69,7 @@ export function createProgress({ compact = false } = {}) {
   const el = h("div", { class: `qvac-progress${compact ? " qvac-compact" : ""}`, "data-phase": "idle" }, bar, label, announce);
   let announced = "";
   let clock = null; // while decoding: the label counts on between the kernel's updates
+  /** @type {Status} */
   let shown = {};
   let received = 0;
 
@@ -79,6 +89,7 @@ export function createProgress({ compact = false } = {}) {
     clock = null;
   }
 
+  /** @param {Status | null} [status] */
   function update(status) {
     const s = status || {};
     const phase = s.phase || "idle";

@@ -1,3 +1,4 @@
+// @ts-check
 // The Studio widget: model bar, form, live progress with latent preview, and the session's gallery.
 import "./studio.css";
 import { createForm } from "./form.js";
@@ -9,27 +10,40 @@ import { createInitImage } from "./init-image.js";
 import { createModelBar } from "./model-bar.js";
 import { createProgress, RUNNING } from "./progress.js";
 import { createConnection, createPoller, DEAD_TEXT, freezeControls } from "./connection.js";
+import { CANCEL, CLEAR_ERROR, DOWNLOAD_ZIP, GENERATE, GRID_AXES, PREVIEW, REUSE_ALL, REUSE_SEED, UPSCALE, USE_AS_INIT } from "./messages.js";
 import { hideStaticCopies } from "./static-copies.js";
 import { h, isolateKeys, objectUrl, revoke } from "./util.js";
 
+/** @typedef {import("./types.js").StudioModel} StudioModel */
+/** @typedef {import("./types.js").GalleryEntry} GalleryEntry */
+/** @typedef {typeof REUSE_SEED | typeof REUSE_ALL | typeof USE_AS_INIT | typeof UPSCALE} GalleryMessage a card's button */
+
 // Images from elsewhere carry no generation parameters to reuse; a grid sheet (the labelled grid) has no one seed,
 // but its "All" puts back its base parameters and axes (kept with it since grids kept them).
+/** @param {GalleryEntry} entry */
 const hasRecord = (entry) => entry.seed !== null && entry.seed !== undefined;
+/** @param {GalleryEntry} entry */
 const noRecord = (entry) => (entry.kind === "grid" ? "a grid sheet has no one seed: reuse a cell's image instead" : "this image carries no generation parameters");
+/** @param {GalleryEntry} entry */
 const gridKept = (entry) => entry.kind === "grid" && Boolean(entry.grid_axes);
+/** @param {GalleryEntry} entry */
 const noGrid = (entry) => (entry.kind === "grid" ? "this grid sheet was saved without its axes (an older qvac_nb): reuse a cell's image instead" : noRecord(entry));
+/** @type {import("./gallery-grid.js").GalleryAction<GalleryMessage>[]} */
 const GALLERY_ACTIONS = [
   { name: "download", label: "PNG", title: "download the PNG (parameters embedded)" },
-  { name: "reuse_seed", label: "Seed", title: "reuse this seed", enabled: (entry) => entry.kind !== "grid" && hasRecord(entry), why: noRecord },
-  { name: "reuse_all", label: "All", title: "reuse all parameters (a grid: its parameters and axes)", enabled: (entry) => (entry.kind === "grid" ? gridKept(entry) : hasRecord(entry)), why: noGrid },
-  { name: "use_as_init", label: "Init", title: "use as init image" },
+  { name: REUSE_SEED, label: "Seed", title: "reuse this seed", enabled: (entry) => entry.kind !== "grid" && hasRecord(entry), why: noRecord },
+  { name: REUSE_ALL, label: "All", title: "reuse all parameters (a grid: its parameters and axes)", enabled: (entry) => (entry.kind === "grid" ? gridKept(entry) : hasRecord(entry)), why: noGrid },
+  { name: USE_AS_INIT, label: "Init", title: "use as init image" },
 ];
 // Gallery controls that work without a kernel (the filters) and those of the lightbox.
+/** @param {import("./connection.js").FormControl} control */
 const WORKS_OFFLINE = (control) => control.name === "filter" || control.name === "model_filter" || Boolean(control.closest(".qvac-lightbox"));
 
+/** @param {import("./types.js").RenderProps<StudioModel>} props */
 function render({ model: anyModel, el }) {
   const live = createConnection(anyModel, el, (dead) => onConnection(dead));
   // Every message goes through the connection: a dead kernel-side object is reported, not a silent no-op.
+  /** @type {StudioModel} */
   const model = { ...anyModel, send: (content, _callbacks, buffers) => live.send(content, buffers) };
   const fetcher = createImageFetcher(model, live);
   const root = h("div", { class: "qvac-studio" });
@@ -45,7 +59,8 @@ function render({ model: anyModel, el }) {
   const generate = h("button", { class: "qvac-btn qvac-primary", name: "generate", title: "Ctrl/Cmd+Enter" }, "Generate");
   const cancel = h("button", { class: "qvac-btn", name: "cancel" }, "Cancel");
   const errorText = h("span", { class: "qvac-error-text" });
-  const error = h("div", { class: "qvac-error", role: "alert", hidden: true }, errorText, h("button", { class: "qvac-btn qvac-small", onclick: () => model.send({ type: "clear_error" }) }, "×"));
+  const promptHint = h("div", { class: "qvac-prompt-hint", role: "status", "aria-live": "polite" });
+  const error = h("div", { class: "qvac-error", role: "alert", hidden: true }, errorText, h("button", { class: "qvac-btn qvac-small", onclick: () => model.send({ type: CLEAR_ERROR }) }, "×"));
   const stageImg = h("img", { class: "qvac-stage-img", alt: "preview" });
   const stageNote = h("div", { class: "qvac-stage-note" }, "Images appear here");
   const stage = h("div", { class: "qvac-stage", "data-kind": "empty" }, stageImg, stageNote);
@@ -55,9 +70,9 @@ function render({ model: anyModel, el }) {
     fetcher,
     schema: () => model.get("schema"),
     empty: "Images will be listed here, newest first (with those saved before in the output folder).",
-    actions: [...GALLERY_ACTIONS, { name: "upscale", label: "Upscale", title: "upscale with the model's upscaler", enabled: canUpscale }],
+    actions: [...GALLERY_ACTIONS, { name: UPSCALE, label: "Upscale", title: "upscale with the model's upscaler", enabled: canUpscale }],
     onAction: (name, entry) => model.send({ type: name, id: entry.id }),
-    onDownloadAll: (ids) => model.send({ type: "download_zip", ids }),
+    onDownloadAll: (ids) => model.send({ type: DOWNLOAD_ZIP, ids }),
   });
   const count = h("span", { class: "qvac-count" });
   const savedTo = h("span", { class: "qvac-saved-to" });
@@ -68,7 +83,7 @@ function render({ model: anyModel, el }) {
     h(
       "div",
       { class: "qvac-main" },
-      h("div", { class: "qvac-controls" }, form.el, init.el, features.el, gridPanel.el, h("div", { class: "qvac-buttons" }, generate, cancel), error),
+      h("div", { class: "qvac-controls" }, form.el, init.el, features.el, gridPanel.el, h("div", { class: "qvac-buttons" }, generate, cancel), promptHint, error),
       h("div", { class: "qvac-output" }, progress.el, stage),
     ),
     h("div", { class: "qvac-gallery-head" }, h("span", {}, "Gallery"), count, savedTo, grid.tools),
@@ -85,10 +100,13 @@ function render({ model: anyModel, el }) {
 
   function startGeneration() {
     if (generate.disabled) return;
-    model.send({ type: "generate", params: commitForm() });
+    const params = commitForm();
+    // Not an error (an unconditioned image is a valid request), but rarely what a new user meant.
+    promptHint.textContent = String(params.prompt ?? "").trim() ? "" : "Empty prompt: the model draws without a text to follow.";
+    model.send({ type: GENERATE, params });
   }
   generate.addEventListener("click", startGeneration);
-  cancel.addEventListener("click", () => model.send({ type: "cancel" }));
+  cancel.addEventListener("click", () => model.send({ type: CANCEL }));
   isolateKeys(root, (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       startGeneration();
@@ -100,6 +118,7 @@ function render({ model: anyModel, el }) {
   // The stage shows the newest latent preview while sampling, then the newest image at full size.
   let stageUrl = "";
   let stageFor = "";
+  /** @type {HTMLElement | null} */
   let stageVideo = null; // the newest video's player, shown instead of the image
   function clearStageVideo() {
     if (stageVideo) stageVideo.remove();
@@ -107,6 +126,7 @@ function render({ model: anyModel, el }) {
     stageImg.hidden = false;
   }
 
+  /** @param {import("./types.js").Bytes} blob @param {string} kind "preview" or "image" */
   function showStage(blob, kind) {
     revoke(stageUrl);
     clearStageVideo();
@@ -116,6 +136,7 @@ function render({ model: anyModel, el }) {
     stageNote.textContent = kind === "preview" ? "latent preview" : "";
   }
 
+  /** @param {GalleryEntry} entry @param {Blob} blob */
   function showStageVideo(entry, blob) {
     revoke(stageUrl);
     clearStageVideo();
@@ -165,6 +186,7 @@ function render({ model: anyModel, el }) {
 
   // An error about one parameter marks its field (aria-invalid, which the form's style shows) until the
   // error goes; the error box scrolls into view (it sits under the form, often below the fold).
+  /** @type {HTMLElement | null} */
   let marked = null;
   function onError() {
     const text = model.get("error") || "";
@@ -231,6 +253,7 @@ function render({ model: anyModel, el }) {
     root.dataset.mode = video ? "video" : "image";
   }
 
+  /** @param {boolean} dead */
   function onConnection(dead) {
     deadNote.hidden = !dead;
     const folder = model.get("output_dir") || "";
@@ -246,18 +269,21 @@ function render({ model: anyModel, el }) {
     }
   }
 
+  /** @param {import("./types.js").InMessage} msg @param {import("./types.js").Bytes[]} buffers */
   function onCustom(msg, buffers) {
     if (fetcher.handle(msg, buffers) || handleZip(msg, buffers)) return;
-    if (msg && msg.type === "grid_axes") {
+    if (msg && msg.type === GRID_AXES) {
       gridPanel.setAxes(msg.x, msg.y); // a grid card's "All": the kernel put its base parameters into the form
       return;
     }
-    if (msg && msg.type === "preview" && buffers && buffers.length) {
+    if (msg && msg.type === PREVIEW && buffers && buffers.length) {
       stageFor = "";
       showStage(buffers[0], "preview");
     }
   }
 
+  /** @typedef {import("./types.js").ModelEvent<import("./types.js").StudioTraits>} StudioEvent */
+  /** @type {[StudioEvent, (...args: any[]) => void][]} */
   const listeners = [
     ["change:params", form.render],
     ["change:model_info", onModel],
@@ -275,7 +301,7 @@ function render({ model: anyModel, el }) {
     ["change:error_param", onError],
     ["change:gallery", onGallery],
     ["change:init_image", onInitImage],
-    ...features.traits.map((trait) => [`change:${trait}`, features.render]),
+    ...features.traits.map((trait) => /** @type {[StudioEvent, () => void]} */ ([`change:${trait}`, features.render])),
     ["msg:custom", onCustom],
   ];
   for (const [name, fn] of listeners) model.on(name, fn);

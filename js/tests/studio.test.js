@@ -95,6 +95,18 @@ describe("Studio messages", () => {
     expect(model.get("params").prompt).toBe("a lighthouse");
   });
 
+  it("an empty prompt still generates, with a hint that goes away once there is a prompt", () => {
+    const { $, model } = ctx;
+    $("textarea[name=prompt]").value = "  ";
+    $("button[name=generate]").click();
+    expect(model.sentOfType("generate")).toHaveLength(1);
+    expect($(".qvac-prompt-hint").textContent).toContain("Empty prompt");
+    $("textarea[name=prompt]").value = "a lighthouse";
+    $("button[name=generate]").click();
+    expect(model.sentOfType("generate")).toHaveLength(2);
+    expect($(".qvac-prompt-hint").textContent).toBe("");
+  });
+
   it("Ctrl+Enter and Cmd+Enter generate; plain keys in inputs stay in the widget", () => {
     const { $, model } = ctx;
     const prompt = $("textarea[name=prompt]");
