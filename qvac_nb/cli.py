@@ -635,11 +635,12 @@ def _human(size: int) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .catalog import CATALOG
-    from .download import cache_dir, cached_path, delete_cached, hf_hub_cache, list_cached
+    from .hub.cache import cache_dir, hf_hub_cache
+    from .hub.resolve import cached_path, delete_cached, list_cached
 
     if args.delete:
         return _delete_model(args, delete_cached)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in CATALOG.values():
         path = cached_path(entry)
         rows.append({"name": entry.name, "family": entry.family, "role": entry.role, "size": entry.size,
@@ -747,7 +748,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     import qvac_nb
 
     from . import engine
-    from .download import cache_dir
+    from .hub.cache import cache_dir
 
     details = engine.info()
     lib = _open_library(str(details["path"]))

@@ -146,8 +146,8 @@ def check_weight_type(value: Any) -> str:
 
 def _input_file(src: str, role: str, on_progress: Callable[[dict[str, Any]], None] | None) -> Path:
     """A local, header-checked file for `src` (downloaded first if needed): the engine crashes on malformed files."""
-    from .download import resolve_for
-    from .model_files import inspect_file
+    from .hub.resolve import resolve_for
+    from .modelfiles.reading import inspect_file
 
     path, _ = resolve_for(src, role, on_progress)
     info = inspect_file(path, role)

@@ -105,8 +105,8 @@ def check_file(path: Path, name: str, family: str) -> None:
     be float32 vectors of the model's text width: the engine copies the bytes into a float32 table
     whatever their type, so a float16 file would be read past its end.
     """
-    from .model_files import check_regular_file
     from .modelfiles.formats import _parse
+    from .modelfiles.reading import check_regular_file
 
     where = f"{PARAM}.{name}"
     check_regular_file(path, where)

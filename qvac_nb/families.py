@@ -7,7 +7,7 @@ differ from the schema's, the engine's step-cache mode, latent channels, the siz
 engine rounds to, the text encoders it reads and the companions a split file needs, and
 how an init image is used (SDEdit re-noising, FLUX.2 in-context reference, FLUX.1 Kontext edit).
 
-Which family a file is comes from its tensors (qvac_nb/modelfiles/families.py decides it the way
+Which family a file is comes from its tensors (qvac_nb/modelfiles/detection.py decides it the way
 the engine decides its version); FLUX.1 Kontext has FLUX.1 dev's tensors and is told by its name,
 Qwen-Image-Edit likewise (or, for 2511, by a marker tensor).
 A model whose version the engine runs but which has no row here gets neutral behaviour (`get`).

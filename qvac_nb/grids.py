@@ -4,12 +4,17 @@
 combination (the model runs them in turn), then lays the images out with the values as row and
 column labels. Besides `diffusion`'s parameters an axis may be `"prompt_sr"`: its first value is a
 term of the prompt and each value replaces it (A1111's "Prompt S/R").
+
+`plan` is the one grid planner (the Studio's Grid section uses it too), and it alone decides every
+cell's seed: an axis's value when seed is an axis, else the seed given, and a random seed (-1, the
+default) is drawn once for the whole grid, so the cells differ only where the axes say.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +28,14 @@ from .jobs import DiffusionJob
 from .png import a1111_text, parameters_of, png_bytes, record_of
 
 PROMPT_SR = "prompt_sr"
+SEED = "seed"
+RANDOM_SEED = -1  # diffusion's "draw a seed", also its default
 MAX_CELLS = 64  # a grid is a comparison, not a batch: keeps a typo from queueing thousands of images
 LABEL_PAD = 6
 
 
-def _axis(name: str, axis: Any) -> tuple[str, list[Any]] | None:
+def check_axis(name: str, axis: Any) -> tuple[str, list[Any]] | None:
+    """`axis` (x or y, as `name` says) checked: (parameter, [values]), or None for no axis."""
     if axis is None:
         return None
     if not (isinstance(axis, (tuple, list)) and len(axis) == 2 and isinstance(axis[0], str)):
@@ -40,6 +48,15 @@ def _axis(name: str, axis: Any) -> tuple[str, list[Any]] | None:
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)) or not values:
         raise InvalidParameterError(f"{name}: the values of '{param}' must be a non-empty list")
     return param, list(values)
+
+
+def grid_seed(params: dict[str, Any], axes: list[tuple[str, list[Any]]]) -> dict[str, Any]:
+    """`params` with the grid's seed: a random one (-1 or not given) drawn once for every cell, unless seed is
+    an axis; a fixed seed stays. One seed for all cells keeps them comparable (only the axes differ), and
+    the first cell's record then holds the seed that makes the whole grid again."""
+    if params.get(SEED, RANDOM_SEED) != RANDOM_SEED or any(param == SEED for param, _ in axes):
+        return params
+    return {**params, SEED: random.randrange(0, 2**31)}  # drawn as diffusion draws one
 
 
 def _cell_params(params: dict[str, Any], axes: list[tuple[tuple[str, Any], Any]]) -> dict[str, Any]:
@@ -86,20 +103,23 @@ class Plan:
 
 
 def plan(x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]] | None, params: dict[str, Any]) -> Plan:
-    """Check the axes and work out every cell's parameters (`params` with the cell's values put in).
+    """Check the axes and work out every cell's parameters (`params` with the grid's seed, see `grid_seed`, and
+    the cell's values put in).
 
     Raises before anything runs: an axis that is not (name, [values]) or names no parameter a grid
     can vary, batch_count other than 1, more than MAX_CELLS cells, a prompt_sr term not in the prompt.
     """
-    x_axis = _axis("x", x)
-    y_axis = _axis("y", y)
-    assert x_axis is not None
+    x_axis = check_axis("x", x)
+    y_axis = check_axis("y", y)
+    if x_axis is None:
+        raise InvalidTypeError("x: expected (parameter name, [values]), e.g. ('cfg_scale', [4, 7]), got None")
     if params.get("batch_count", 1) != 1:
         raise InvalidParameterError("batch_count: a grid makes one image per cell; vary 'seed' for more")
     rows = y_axis[1] if y_axis else [None]
     count = len(x_axis[1]) * len(rows)
     if count > MAX_CELLS:
         raise InvalidParameterError(f"x, y: {count} cells; a grid makes at most {MAX_CELLS}")
+    params = grid_seed(params, [x_axis, *([y_axis] if y_axis else [])])
     cells = []
     for yv in rows:
         for xv in x_axis[1]:
@@ -116,7 +136,8 @@ def grid(*, model_id: str, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[
 
     `x` and `y` are (parameter name, list of values): seed, cfg_scale, steps, sampling_method,
     scheduler, ... or "prompt_sr" (replace the list's first term of the prompt with each value).
-    Every other keyword is passed to `diffusion` as is; a fixed seed makes the cells comparable.
+    Every other keyword is passed to `diffusion` as is, but for a random seed (-1, the default): it is
+    drawn once for every cell, so the cells differ only where the axes say (the table lists it).
     Returns (grid as a PIL image, one dict per cell: its x and y values, its PNG bytes under "png"
     and the parameters it was made with). Ctrl-C or an error in one cell cancels the others.
     """

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import families, schema
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
-from .model_files import decoder_channels, dit_heads, inspect_file
+from .modelfiles.detection import decoder_channels, dit_heads
+from .modelfiles.reading import inspect_file
 from .schema import MAX_SIDE
 
 # Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -121,7 +121,7 @@ class Job:
         return [png_to_pil(png) for png in self.outputs.result(timeout)]
 
     # Called by the runner, once.
-    def _finish(self, outputs: list[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
+    def _finish(self, outputs: Sequence[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
         self._canceller = None  # nothing to stop any more; also breaks the job <-> runner reference
         self.progress_stream.close()
         for future, value in ((self.outputs, outputs), (self.stats, stats)):
@@ -171,7 +171,7 @@ class _PngJob(Job):
     """A job whose outputs are PNGs: they come out as `PngImage`s (bytes a notebook shows as images) that
     carry their records, so nothing reads a record back from bytes the kernel made."""
 
-    def _finish(self, outputs: list[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
+    def _finish(self, outputs: Sequence[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
         images = None if outputs is None else [PngImage(png, self.image_record(i)) for i, png in enumerate(outputs)]
         super()._finish(images, stats, error)
 

@@ -100,7 +100,7 @@ def sha256(path: Path) -> str:
         known = _hashes.get(key)
     if known is not None:
         return known
-    from .download import _sha256_of  # the one file-hashing loop (the download cache checks with it too)
+    from .hub.transfer import sha256_of as _sha256_of
 
     digest = _sha256_of(path)
     with _hash_lock:
@@ -113,8 +113,8 @@ def check_file(path: Path, shown: str) -> None:
 
     Raises ModelFileError naming `lora` for a folder, FIFO or device, before anything opens it.
     """
-    from .model_files import check_regular_file
     from .modelfiles.formats import _parse
+    from .modelfiles.reading import check_regular_file
 
     check_regular_file(path, PARAM)  # opening a FIFO or reading /dev/zero would block diffusion()
     try:
@@ -129,7 +129,7 @@ def check_file(path: Path, shown: str) -> None:
 
 
 def _resolve(src: str) -> Path:
-    from .download import resolve_for
+    from .hub.resolve import resolve_for
 
     path, _ = resolve_for(src, PARAM, None)
     return Path(path)

@@ -28,8 +28,10 @@ from .errors import (
     UnsupportedOperationError,
     suggest,
 )
-from .model_files import FileInfo, check_companion, inspect_file
-from .modelfiles.families import loaded_version
+from .modelfiles.companions import check_companion
+from .modelfiles.detection import loaded_version
+from .modelfiles.formats import FileInfo
+from .modelfiles.reading import inspect_file
 from .validation import check_bool, check_choice, check_path, check_unknown
 from .worker import protocol
 from .worker.process import WorkerDied, WorkerProcess
@@ -153,7 +155,7 @@ def _warn_cpu_fallback(config: dict[str, Any]) -> None:
 
 
 def _resolve(src: str, role: str, on_progress: Callable[[dict], None] | None) -> tuple[Path, dict[str, Any]]:
-    from .download import resolve_for  # the hub's modules load with the first file to resolve
+    from .hub.resolve import resolve_for
 
     return resolve_for(src, role, on_progress)
 
@@ -582,9 +584,9 @@ def unload_model(*, model_id: str, clear_storage: bool = False, **unexpected: An
         model_runner.close()
     _notify("unloaded", model_id)
     if clear_storage:
-        from . import download
+        from .hub.resolve import delete_cached
 
-        download.delete_cached(model.source)
+        delete_cached(model.source)
 
 
 @atexit.register

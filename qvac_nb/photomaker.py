@@ -14,7 +14,7 @@ import numpy as np
 from . import families, schema
 from .errors import CorruptModelError, InvalidParameterError, InvalidTypeError, QvacError, UnsupportedOperationError
 from .images import to_rgb_array
-from .model_files import check_regular_file, inspect_file
+from .modelfiles.reading import check_regular_file, inspect_file
 
 # PhotoMaker in the engine (stable-diffusion.cpp as pinned: stable-diffusion.cpp get_pmid_conditon, pmid.hpp,
 # conditioner.hpp). The word it looks for in the prompt, hard-coded; the token before it is the class word.

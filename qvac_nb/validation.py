@@ -14,7 +14,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import InvalidParameterError, InvalidTypeError, UnknownParameterError, suggest
 
@@ -71,6 +71,12 @@ def _check_encodable(name: str, value: str, encode: Any, what: str) -> str:
         bad = value[exc.start : exc.end]
         raise InvalidParameterError(f"{name}: contains {bad!r} at position {exc.start}, {what}", param=name) from None
     return value
+
+
+@overload
+def check_path(name: str, value: Any, *, allow_none: Literal[False] = False) -> str: ...
+@overload
+def check_path(name: str, value: Any, *, allow_none: bool) -> str | None: ...
 
 
 def check_path(name: str, value: Any, *, allow_none: bool = False) -> str | None:

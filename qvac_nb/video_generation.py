@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from typing import Any, get_type_hints
 
 import numpy as np
@@ -19,7 +20,7 @@ from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperatio
 from .generation import shared_model_name
 from .images import to_rgb_array
 from .jobs import Job
-from .model_files import inspect_file
+from .modelfiles.reading import inspect_file
 from .request_types import VideoKwargs
 from .video_files import Video
 from .video_schema import VIDEO, VideoRequest, frames_made
@@ -38,12 +39,12 @@ class VideoJob(Job):
 
     kind = "video"
 
-    def _finish(self, outputs: list[bytes] | None, stats: Any, error: BaseException | None) -> None:
+    def _finish(self, outputs: Sequence[bytes] | None, stats: Any, error: BaseException | None) -> None:
         if outputs is not None and error is None:
             outputs = [self._video(outputs, stats)]
         super()._finish(outputs, stats, error)
 
-    def _video(self, parts: list[bytes], stats: Any) -> Video:
+    def _video(self, parts: Sequence[bytes], stats: Any) -> Video:
         data, raw = parts
         array = np.frombuffer(raw, np.uint8).reshape(stats.total_frames, stats.height, stats.width, 3)
         record = {**self.params, "video_frames": stats.total_frames}

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from qvac_nb.model_files import _GGML_BLOCKS as GGML_BLOCKS  # type id -> (elements, bytes) per block
-from qvac_nb.model_files import _ST_SIZES as ST_SIZES  # safetensors dtype -> bytes per element
+from qvac_nb.modelfiles.formats import GGML_BLOCKS as GGML_BLOCKS
+from qvac_nb.modelfiles.formats import ST_SIZES as ST_SIZES
 
 MAX_SPARSE = 1 << 36
 

@@ -20,8 +20,9 @@ from PIL import Image
 from testmodels import registry
 
 import qvac_nb
-from qvac_nb import download
 from qvac_nb.catalog import CATALOG
+from qvac_nb.hub.cache import cache_dir
+from qvac_nb.hub.sources import url_cache_path
 from qvac_nb.png import encode_png
 
 THREADS = os.environ.get("QVAC_NB_TEST_THREADS", "2")
@@ -158,7 +159,7 @@ def test_models_lists_the_catalogue_and_what_is_cached(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     entry = CATALOG["REALESRGAN_X4PLUS_ANIME_6B"]
     env = {"QVAC_NB_CACHE": str(cache), "HF_HUB_CACHE": str(tmp_path / "hub")}
-    target = cache / download.url_cache_path(entry.url).relative_to(download.cache_dir())
+    target = cache / url_cache_path(entry.url).relative_to(cache_dir())
     target.parent.mkdir(parents=True)
     with open(target, "wb") as f:
         f.truncate(entry.size)  # sparse: right size, no real bytes needed

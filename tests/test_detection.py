@@ -23,8 +23,8 @@ from testmodels import ernie_image, flux1, flux2
 
 from qvac_nb import families
 from qvac_nb.errors import CorruptModelError
-from qvac_nb.model_files import detect_family, inspect_file
-from qvac_nb.modelfiles.families import ENGINE_VERSIONS, Detection, detect_version
+from qvac_nb.modelfiles.detection import ENGINE_VERSIONS, Detection, detect_family, detect_version
+from qvac_nb.modelfiles.reading import inspect_file
 
 Spec = list[tuple[str, tuple[int, ...]]]
 UNET, VAE = "model.diffusion_model.", "first_stage_model."
@@ -219,7 +219,7 @@ def _companion_files(folder: Path) -> dict[str, Path]:
 
 def test_companions_follow_the_family_table(tmp_path: Path) -> None:
     from qvac_nb.errors import UnsupportedOperationError
-    from qvac_nb.model_files import check_companion
+    from qvac_nb.modelfiles.companions import check_companion
 
     files = {key: inspect_file(path) for key, path in _companion_files(tmp_path).items()}
     for dit in ("flux", "kontext", "fill"):

@@ -21,11 +21,14 @@ from huggingface_hub import constants, file_download
 from huggingface_hub.utils import _detect_agent
 from local_http import Server, serving
 
-from qvac_nb import catalog, download
+from qvac_nb import catalog
 from qvac_nb.catalog import ModelEntry
-from qvac_nb.download import HfFile, cache_dir, cached_path, delete_cached, list_cached, resolve_source
 from qvac_nb.errors import DownloadError, InvalidParameterError, InvalidTypeError, ModelFileError, QvacError
 from qvac_nb.hub import transfer
+from qvac_nb.hub.cache import cache_dir
+from qvac_nb.hub.resolve import cached_path, delete_cached, list_cached, resolve_source
+from qvac_nb.hub.sources import HfFile, url_cache_path
+from qvac_nb.hub.transfer import ProgressCallback
 
 DATA = os.urandom(300_000)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -88,7 +91,7 @@ def _files_under(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.endswith(".lock"))
 
 
-def _events() -> tuple[list[dict], download.ProgressCallback]:
+def _events() -> tuple[list[dict], ProgressCallback]:
     events: list[dict] = []
     return events, events.append
 
@@ -118,7 +121,7 @@ def test_resume_after_a_cut_connection(server: Server) -> None:
 def test_resume_from_an_earlier_partial_file(server: Server) -> None:
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
-    part = download.url_cache_path(url).with_suffix(".bin.part")
+    part = url_cache_path(url).with_suffix(".bin.part")
     part.parent.mkdir(parents=True)
     part.write_bytes(DATA[:123_456])
     path = resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None)
@@ -139,7 +142,7 @@ def test_server_answering_200_to_a_range_restarts(server: Server) -> None:
 def test_complete_partial_file_is_not_downloaded_again(server: Server) -> None:
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
-    part = download.url_cache_path(url).with_suffix(".bin.part")
+    part = url_cache_path(url).with_suffix(".bin.part")
     part.parent.mkdir(parents=True)
     part.write_bytes(DATA)
     assert resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None).read_bytes() == DATA
@@ -169,7 +172,7 @@ def test_checksum_mismatch_deletes_everything(server: Server, env: Path) -> None
 def test_checksum_mismatch_after_a_resume_deletes_everything(server: Server, env: Path) -> None:
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
-    part = download.url_cache_path(url).with_suffix(".bin.part")
+    part = url_cache_path(url).with_suffix(".bin.part")
     part.parent.mkdir(parents=True)
     part.write_bytes(b"\0" * 1000)  # a stale part with wrong bytes
     with pytest.raises(DownloadError, match="SHA-256 mismatch"):
@@ -191,7 +194,7 @@ def test_size_mismatch_deletes_everything(server: Server, env: Path, expected_si
 def test_cached_file_of_the_wrong_size_is_replaced(server: Server) -> None:
     server.files["/m.bin"] = DATA
     url = server.url("/m.bin")
-    target = download.url_cache_path(url)
+    target = url_cache_path(url)
     target.parent.mkdir(parents=True)
     target.write_bytes(b"truncated")
     assert resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None).read_bytes() == DATA
@@ -401,7 +404,7 @@ def test_progress_exception_aborts_and_the_next_call_resumes(server: Server, mon
 
     with pytest.raises(KeyboardInterrupt):
         resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=cancel)
-    part = download.url_cache_path(url).with_suffix(".bin.part")
+    part = url_cache_path(url).with_suffix(".bin.part")
     assert 0 < part.stat().st_size < len(DATA) and DATA.startswith(part.read_bytes())
     assert resolve_source(url, expected_size=len(DATA), sha256=SHA, on_progress=lambda _: None).read_bytes() == DATA
     assert server.requests[-1]["range"] is not None

@@ -28,7 +28,8 @@ from testmodels.layers import typed
 import qvac_nb
 from qvac_nb import engine, families, generation, models, records
 from qvac_nb.errors import CorruptModelError, InvalidParameterError, UnsupportedOperationError
-from qvac_nb.model_files import dit_heads, inspect_file
+from qvac_nb.modelfiles.detection import dit_heads
+from qvac_nb.modelfiles.reading import inspect_file
 
 # The cfg_scale each family's doc runs it at; euler and the discrete schedule are the engine's pick for every DiT.
 DOC_CFG = {"ovis_image": 5.0, "ernie_image": 5.0, "anima": 6.0}

@@ -27,7 +27,7 @@ from testmodels.formats import quantizable, write_gguf
 import qvac_nb
 from qvac_nb import engine, families, generation, models, records
 from qvac_nb.errors import UnsupportedOperationError
-from qvac_nb.model_files import inspect_file
+from qvac_nb.modelfiles.reading import inspect_file
 
 
 def _load(model: Any) -> Iterator[str]:

@@ -35,8 +35,8 @@ from testmodels.layers import typed
 import qvac_nb
 from qvac_nb import engine, families, generation, models, records
 from qvac_nb.errors import InvalidParameterError, QvacError, UnsupportedOperationError
-from qvac_nb.model_files import inspect_file
-from qvac_nb.modelfiles.families import QWEN_2511_TENSOR, Detection, detect
+from qvac_nb.modelfiles.detection import QWEN_2511_TENSOR, Detection, detect
+from qvac_nb.modelfiles.reading import inspect_file
 
 PEER_TIMEOUT_S = 600  # Z-Image's peer loads 3.5 GB and runs one full-size DiT pass on two shared cores
 

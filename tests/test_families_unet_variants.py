@@ -1,6 +1,6 @@
 """The engine's U-Net variants: distilled (tiny U-Nets, SDXS, Vega, SSD-1B), inpainting, instruct-pix2pix.
 
-Each variant is told by the engine version of its file (modelfiles.families.detect, checked against
+Each variant is told by the engine version of its file (modelfiles.detection.detect, checked against
 the engine in test_detection.py) and gets its own settings from the family table's variants:
 SDXS starts at 1 step and cfg 1, inpainting models show img_cfg_scale, instruct-pix2pix models take
 init_image as the engine's reference image (strength hidden) and show img_cfg_scale. Every model loads
@@ -34,8 +34,8 @@ from testmodels.unet_variants import with_in_channels
 import qvac_nb
 from qvac_nb import engine, families, generation, models, schema
 from qvac_nb.errors import UnsupportedOperationError
-from qvac_nb.model_files import inspect_file
-from qvac_nb.modelfiles.families import loaded_version
+from qvac_nb.modelfiles.detection import loaded_version
+from qvac_nb.modelfiles.reading import inspect_file
 from qvac_nb.worker.engine_calls import _request
 
 SIZE = {"width": 64, "height": 64}

@@ -40,7 +40,8 @@ from testmodels.esrgan import rrdbnet_tensors
 from testmodels.torch_zip import write_torch_zip
 
 from qvac_nb.errors import QvacError
-from qvac_nb.model_files import check_companion, inspect_file
+from qvac_nb.modelfiles.companions import check_companion
+from qvac_nb.modelfiles.reading import inspect_file
 
 Draw = Callable[[int, int], int]
 EXAMPLES = int(os.environ.get("QVAC_NB_FUZZ_EXAMPLES", "0")) or None

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import qvac_nb
+from qvac_nb import grids
 from qvac_nb.grids import compose
 
 
@@ -50,3 +51,16 @@ def test_compose_layout() -> None:
     assert image.height > 8 and image.width == 32  # no row labels: no left margin
     bottom = image.height - 2
     assert image.getpixel((4, bottom)) == (255, 0, 0) and image.getpixel((20, bottom)) == (0, 0, 255)
+
+
+def test_plan_decides_every_cells_seed() -> None:
+    # The one seed policy (qvac_nb.grid and the Studio's Grid section): a random seed (-1 or not given) is
+    # drawn once for every cell; a fixed seed stays; a seed axis gives each cell its value.
+    for params in ({"prompt": "p", "seed": -1}, {"prompt": "p"}):
+        drawn = grids.plan(("cfg_scale", [4, 7]), ("steps", [1, 2]), params)
+        seeds = {cell.params["seed"] for cell in drawn.cells}
+        assert len(seeds) == 1 and 0 <= next(iter(seeds)) < 2**31
+    fixed = grids.plan(("cfg_scale", [4, 7]), None, {"prompt": "p", "seed": 5})
+    assert [cell.params["seed"] for cell in fixed.cells] == [5, 5]
+    axis = grids.plan(("cfg_scale", [4]), ("seed", [1, 2]), {"prompt": "p", "seed": -1})
+    assert [cell.params["seed"] for cell in axis.cells] == [1, 2]

@@ -21,9 +21,9 @@ from test_download import DATA, SHA, env, hub, server, set_endpoint  # noqa: F40
 
 from qvac_nb import catalog
 from qvac_nb.catalog import ModelEntry
-from qvac_nb.download import cached_path, delete_cached, list_cached, resolve_for, resolve_source
 from qvac_nb.errors import CancelledError, DownloadError, QvacError
 from qvac_nb.hub import transfer
+from qvac_nb.hub.resolve import cached_path, delete_cached, list_cached, resolve_for, resolve_source
 
 REPO = "owner/repo"
 NAME = "TEST_HF_MODEL"
@@ -132,7 +132,7 @@ def test_token_from_the_login_token_file_in_a_fresh_process(hub: Server, tmp_pat
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     child_env.update(HF_HOME=str(home), HF_ENDPOINT=hub.url(""), NO_PROXY="127.0.0.1,localhost",
                      QVAC_NB_CACHE=str(tmp_path / "cache"), HF_HUB_DISABLE_PROGRESS_BARS="1")
-    code = "from qvac_nb.download import resolve_source; print(resolve_source('hf://owner/repo/w.gguf'))"
+    code = "from qvac_nb.hub.resolve import resolve_source; print(resolve_source('hf://owner/repo/w.gguf'))"
     result = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())

@@ -20,7 +20,7 @@ import qvac_nb
 from qvac_nb import png as png_module
 from qvac_nb.errors import CorruptModelError, InvalidParameterError
 from qvac_nb.images import to_rgb_array
-from qvac_nb.model_files import inspect_file
+from qvac_nb.modelfiles.reading import inspect_file
 from qvac_nb.validation import check_path, check_str
 
 # ---------------------------------------------------------------- images

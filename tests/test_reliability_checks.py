@@ -24,7 +24,9 @@ from testmodels import registry
 
 from qvac_nb import guards
 from qvac_nb.errors import CorruptModelError, InvalidParameterError, UnsupportedOperationError
-from qvac_nb.model_files import check_companion, detect_family, inspect_file
+from qvac_nb.modelfiles.companions import check_companion
+from qvac_nb.modelfiles.detection import detect_family
+from qvac_nb.modelfiles.reading import inspect_file
 
 
 def fake_model(family: str, **extra: Any) -> SimpleNamespace:

@@ -17,9 +17,9 @@ import pytest
 from helpers import small_tmpfs
 from test_download import DATA, SHA, Server, env, server  # noqa: F401 - fixtures used by name
 
-from qvac_nb.download import resolve_source
 from qvac_nb.errors import DownloadError, QvacError
 from qvac_nb.hub import transfer
+from qvac_nb.hub.resolve import resolve_source
 
 
 def _complete_files(folder: Path) -> list[Path]:

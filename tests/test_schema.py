@@ -60,7 +60,7 @@ def test_cli_flags_come_from_the_schema() -> None:
         if p.cli is not None:
             assert flags[(p.cli or (f"--{p.name.replace('_', '-')}",))[-1]].dest == p.name
     steps_help = flags["--steps"].help or ""
-    assert "--vae-tile-size" in flags and "1-150" in steps_help and "(default 20 (Z-Image: 8))" in steps_help
+    assert "--vae-tile-size" in flags and "1-150" in steps_help and "(default 20; Z-Image: 8)" in steps_help
 
 
 def _readme_tool() -> Any:

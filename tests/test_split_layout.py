@@ -44,7 +44,7 @@ def test_sdxl_unet_only_file_with_clip_l_clip_g_and_vae_generates_the_checkpoint
 
 
 def test_the_marker_is_a_gguf_with_one_unused_tensor() -> None:
-    from qvac_nb.model_files import inspect_file
+    from qvac_nb.modelfiles.reading import inspect_file
 
     info = inspect_file(split_unet.marker_file(), "marker")
     assert info.format == "gguf" and info.tensors == {split_unet.MARKER_TENSOR: (1,)}

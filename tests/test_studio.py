@@ -407,7 +407,7 @@ def test_gallery_actions(sd1_upscale_id: str) -> None:
 
 
 def _record(png: bytes) -> dict:
-    from qvac_nb.widgets.store import stored_record
+    from qvac_nb.png import stored_record
 
     return stored_record(png)
 

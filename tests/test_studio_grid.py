@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from widget_driver import Recorder, msg, wait_for, wait_idle, work_in_tmp  # noqa: F401 - work_in_tmp: autouse
+from widget_driver import JOB_TIMEOUT_S, Recorder, msg, wait_for, wait_idle, work_in_tmp  # noqa: F401 - work_in_tmp: autouse
 
 from qvac_nb import grids
 from qvac_nb.errors import InvalidParameterError
@@ -119,6 +119,18 @@ def test_grid_from_python_raises_and_needs_a_model(sd1_id: str) -> None:
     empty = Studio(output_dir=None)
     msg(empty, {"type": "grid", "x": ["seed", [1]], "y": None})
     assert "load a model first" in empty.error
+
+
+def test_a_random_seed_is_drawn_once_for_every_cell(sd1_id: str) -> None:
+    # grids.plan's seed policy: the cells differ only where the axes say (and "All" on the sheet, which keeps
+    # the first cell's seed, makes the same grid again).
+    studio = Studio(sd1_id, **SMALL, output_dir=None)
+    run = studio.grid(("cfg_scale", [6.5, 7.5]), ("steps", [1, 2]), random_seed=True)
+    studio.cancel()  # the plan is what this checks: no cell needs to run
+    run.join(JOB_TIMEOUT_S)
+    seeds = {cell.params["seed"] for cell in run.plan.cells}
+    assert len(seeds) == 1 and next(iter(seeds)) >= 0
+    assert run.status["phase"] == "cancelled" and not studio.busy
 
 
 def test_cancel_stops_the_grid(sd1_id: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,8 +65,19 @@ def test_lora_files_are_found_recursively_sorted_and_deduplicated(tmp_path: Path
     assert all(Path(f["source"]).is_absolute() and Path(f["source"]).exists() for f in found)
 
 
-class _Widget(FeatureInputs):
-    """The mixin on its own, with a fixed init image size, as the Studio uses it."""
+@dataclass
+class _Host:
+    """What FeatureInputs needs of its widget (InputsHost), with a fixed init image size; plain attributes
+    where the Studio has synced traits."""
+
+    ref_images: list[Any] = field(default_factory=list)
+    control_image: list[Any] = field(default_factory=list)
+    end_image: list[Any] = field(default_factory=list)
+    mask: dict[str, Any] = field(default_factory=dict)
+    lora_files: list[Any] = field(default_factory=list)
+    lora_folders: list[str] = field(default_factory=list)
+    lora: list[Any] = field(default_factory=list)
+    inputs_shown: dict[str, Any] = field(default_factory=dict)
 
     def init_image_size(self) -> tuple[int, int] | None:
         return (6, 4)
@@ -72,44 +85,44 @@ class _Widget(FeatureInputs):
 
 def test_feature_inputs_route_messages_and_add_only_what_the_model_uses(tmp_path: Path) -> None:
     (tmp_path / "style.safetensors").write_bytes(b"x")
-    w = _Widget()
-    w.init_inputs([tmp_path])
+    w = _Host()
+    inputs = FeatureInputs(w, [tmp_path])
     assert [f["name"] for f in w.lora_files] == ["style.safetensors"]
     assert w.lora_folders == [str(tmp_path)]  # the picker says where it looks
-    handle = w.input_handlers()
+    handle = inputs.handlers()
     handle["slot_add"]({"slot": "ref_images", "name": "r.png"}, [_png(16, 8)])
     handle["slot_add"]({"slot": "control_image", "name": "c.png"}, [_png(8, 8)])
     handle["mask"]({"width": 6, "height": 4}, [b"\xff" * 24])
     assert [r["name"] for r in w.ref_images] == ["r.png"] and w.mask == {"width": 6, "height": 4}
 
-    w.show_inputs_for("flux2")  # reference images apply; a mask and a control image do not
+    inputs.show_for("flux2")  # reference images apply; a mask and a control image do not
     assert w.inputs_shown == {"ref_images": True, "control_image": False, "end_image": False, "mask": False,
                               "lora": True}
-    params = w.input_params(has_init_image=True)
+    params = inputs.params(has_init_image=True)
     assert list(params) == ["init_images"] and params["init_images"][0][:4] == b"\x89PNG"
 
-    w.show_inputs_for("sd1", has_control_net=True)
-    params = w.input_params(has_init_image=True)
+    inputs.show_for("sd1", has_control_net=True)
+    params = inputs.params(has_init_image=True)
     assert sorted(params) == ["control_image", "mask_image"]
     with Image.open(io.BytesIO(params["mask_image"])) as mask:
         assert mask.size == (6, 4) and mask.getextrema() == (255, 255)
-    assert "mask_image" not in w.input_params(has_init_image=False)  # a mask without an init image means nothing
+    assert "mask_image" not in inputs.params(has_init_image=False)  # a mask without an init image means nothing
 
     handle["slot_add"]({"slot": "end_image", "name": "last.png"}, [_png(8, 8)])
     assert [e["name"] for e in w.end_image] == ["last.png"]
-    assert "end_image" not in w.input_params(True)  # an image model reads no last frame
-    w.show_inputs_for("wan", end_image=True)  # a first/last-frame video model
-    assert w.inputs_shown["end_image"] and w.input_params(True)["end_image"][:4] == b"\x89PNG"
+    assert "end_image" not in inputs.params(True)  # an image model reads no last frame
+    inputs.show_for("wan", end_image=True)  # a first/last-frame video model
+    assert w.inputs_shown["end_image"] and inputs.params(True)["end_image"][:4] == b"\x89PNG"
     handle["slot_clear"]({"slot": "end_image"}, [])
-    assert "end_image" not in w.input_params(True)
-    w.show_inputs_for("sd1", has_control_net=True)
+    assert "end_image" not in inputs.params(True)
+    inputs.show_for("sd1", has_control_net=True)
 
     w.lora = [[w.lora_files[0]["source"], 0.5]]  # as the picker sets it
-    assert w.input_params(True)["lora"] == [(w.lora_files[0]["source"], 0.5)]
+    assert inputs.params(True)["lora"] == [(w.lora_files[0]["source"], 0.5)]
     w.lora = []
     handle["slot_remove"]({"slot": "ref_images", "index": 0}, [])
     handle["mask_clear"]({}, [])
-    assert w.ref_images == [] and w.mask == {} and sorted(w.input_params(True)) == ["control_image"]
+    assert w.ref_images == [] and w.mask == {} and sorted(inputs.params(True)) == ["control_image"]
     with pytest.raises(qvac_nb.InvalidParameterError, match="init image is 6x4"):
         handle["mask"]({"width": 8, "height": 8}, [b"\x00" * 64])
     (tmp_path / "new.safetensors").write_bytes(b"x")

@@ -26,6 +26,9 @@ if [ -f js/package.json ]; then
 fi
 
 ruff check qvac_nb tests benchmarks
+# Types: the installed package (with its compiled engine's stub, _engine.pyi) as a user's type checker reads
+# it; from tests/ so that `qvac_nb` is the installed copy, not the source folder without the stub.
+(cd tests && mypy --config-file ../pyproject.toml -p qvac_nb)
 
 # Run from tests/ so `import qvac_nb` is the installed package (with its compiled engine).
 set +e

@@ -172,12 +172,13 @@ def _summary(errors: list[tuple[int, QvacError]], raw: list[dict[str, Any]]) -> 
 
 def model_family(model_src: str) -> str | None:
     """The model's family when the kernel can tell without loading it (a catalogue name or a local file)."""
-    from .. import catalog, model_files
+    from .. import catalog
+    from ..modelfiles.reading import inspect_file
 
     if model_src in catalog.CATALOG:
         return catalog.CATALOG[model_src].family
     path = Path(model_src).expanduser()
     if path.is_file():
-        family = model_files.inspect_file(path, "model_src").family
+        family = inspect_file(path, "model_src").family
         return family if families.get(family).kind in ("unet", "dit") else None
     return None  # a URL or a path on the cluster's nodes: the worker checks what depends on the family

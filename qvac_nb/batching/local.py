@@ -17,7 +17,7 @@ from typing import Any
 from .. import models, records
 from ..errors import EngineCrashedError
 from ..generation import diffusion
-from ..jobs import DiffusionJob
+from ..jobs import Job
 from .backend import WorkerLost
 from .items import Item
 
@@ -32,7 +32,7 @@ def threads_per_worker(workers: int, cores: int) -> int:
 
 
 class LocalBackend:
-    """Slots are model ids of private copies; tasks are DiffusionJobs."""
+    """Slots are model ids of private copies; tasks are their jobs (DiffusionJob, or VideoJob for a video model)."""
 
     kind = "local"
 
@@ -63,7 +63,7 @@ class LocalBackend:
             models.unload_model(model_id=model_id)
         return model_id
 
-    def submit(self, slot: str, item: Item) -> DiffusionJob:
+    def submit(self, slot: str, item: Item) -> Job:
         # Raises a QvacError at once for what validate_diffusion refuses on this model (recorded on the item).
         if self.makes_video:
             from ..video_generation import video  # noqa: PLC0415
@@ -71,12 +71,12 @@ class LocalBackend:
             return video(model_id=slot, **item.params)
         return diffusion(model_id=slot, **item.params)
 
-    def wait(self, tasks: list[DiffusionJob], timeout: float) -> list[DiffusionJob]:
-        by_future = {task.outputs: task for task in tasks}
+    def wait(self, tasks: list[Job], timeout: float) -> list[Job]:
+        by_future: dict[concurrent.futures.Future[Any], Job] = {task.outputs: task for task in tasks}
         done, _ = concurrent.futures.wait(list(by_future), timeout, concurrent.futures.FIRST_COMPLETED)
         return [by_future[f] for f in done]
 
-    def collect(self, task: DiffusionJob) -> tuple[bytes, dict[str, Any], float]:
+    def collect(self, task: Job) -> tuple[bytes, dict[str, Any], float]:
         """(PNG or video file, its parameters, generation ms); raises WorkerLost or the item's own error."""
         try:
             outputs = task.outputs.result(0)
@@ -102,7 +102,7 @@ class LocalBackend:
         worker = model_runner.worker if model_runner is not None else None
         return worker.proc.pid if worker is not None and worker.alive() else None
 
-    def cancel(self, task: DiffusionJob) -> None:
+    def cancel(self, task: Job) -> None:
         task.cancel()
 
     def stop(self) -> None:

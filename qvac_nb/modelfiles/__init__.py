@@ -1,1 +1,2 @@
-"""Model file checks, one job per module; `qvac_nb.model_files` is the entry point."""
+"""Model file checks, one job per module: `reading` (open and check a file), `formats` (headers),
+`detection` (which family, structure checks), `companions` (companion fit)."""

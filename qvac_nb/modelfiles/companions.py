@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import families
 from ..errors import UnsupportedOperationError
-from .families import _DIT_PREFIXES, TAE_VERSIONS, _strip, is_wan_vae, llm_geometry, vae_latent_channels
+from .detection import _DIT_PREFIXES, TAE_VERSIONS, _strip, is_wan_vae, llm_geometry, vae_latent_channels
 from .formats import FileInfo
 
 # ---------------------------------------------------------------- companions

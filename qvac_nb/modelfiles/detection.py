@@ -1,4 +1,4 @@
-"""Model families: which network a file holds, and whether the tensors the engine sizes it from are sound.
+"""Family detection: which network a file holds, and whether the tensors the engine sizes it from are sound.
 
 A diffusion file's version is decided the way the engine's loader decides it (model.cpp
 `get_sd_version`: tensor names, and the shapes of the U-Net's first conv, FLUX's img_in, the

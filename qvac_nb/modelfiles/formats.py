@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CorruptModelError, ModelFileError
 
 if TYPE_CHECKING:
-    from .families import Detection
+    from .detection import Detection
 
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_TENSORS = 1_000_000
@@ -37,7 +37,7 @@ CRC_CHECK_LIMIT = 1 << 30  # torch archives up to this size get a full CRC pass
 _SNIFF_BYTES = 4096  # enough of a file's start to tell its format
 
 # ggml type id -> (elements per block, bytes per block)
-_GGML_BLOCKS = {
+GGML_BLOCKS = {
     0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
     10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
     16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
@@ -53,7 +53,7 @@ _GGML_NAMES = {
 # ggml has no dequantizer for these, so the engine cannot load a weight stored in them.
 _GGML_NO_TO_FLOAT = {9, 15, 24, 25, 27, 28}
 _GGML_INTEGER = {24, 25, 26, 27}
-_ST_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+ST_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
              "F8_E4M3": 1, "F8_E5M2": 1}
 # What the engine's safetensors reader converts (U8 tensors it skips).
 _ST_ENGINE = {"F64", "F32", "F16", "BF16", "I64", "I32", "F8_E4M3", "F8_E5M2", "U8"}
@@ -76,7 +76,7 @@ class FileInfo:
     @cached_property
     def detection(self) -> Detection:
         """Family, engine version and variant, from the tensors and the file name (FLUX.1 Kontext is told by it)."""
-        from .families import detect  # families builds on this module
+        from .detection import detect  # detection builds on this module
 
         return detect(self.tensors, self.path)
 
@@ -185,9 +185,9 @@ def _read_gguf(r: _Reader, path: Path, size: int) -> FileInfo:
             raise CorruptModelError(f"{path}: tensor {name} has {n_dims} dimensions")
         dims = r.unpack(f"{n_dims}Q")
         ggml_type, offset = r.unpack("IQ")
-        if ggml_type not in _GGML_BLOCKS:
+        if ggml_type not in GGML_BLOCKS:
             raise CorruptModelError(f"{path}: tensor {name} has unknown type {ggml_type}")
-        block, block_bytes = _GGML_BLOCKS[ggml_type]
+        block, block_bytes = GGML_BLOCKS[ggml_type]
         numel = 1
         for d in dims:
             if d == 0 or d > 1 << 40:
@@ -266,7 +266,7 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
         if not isinstance(meta, dict) or not {"dtype", "shape", "data_offsets"} <= meta.keys():
             raise CorruptModelError(f"{path}: tensor {name} has a malformed entry")
         dtype, shape, span = meta["dtype"], meta["shape"], meta["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in _ST_SIZES:
+        if not isinstance(dtype, str) or dtype not in ST_SIZES:
             raise CorruptModelError(f"{path}: tensor {name} has unknown dtype {dtype!r}")
         if dtype not in _ST_ENGINE:
             raise CorruptModelError(f"{path}: tensor {name} has dtype {dtype}, which the engine cannot load")
@@ -280,7 +280,7 @@ def read_safetensors(path: Path, size: int) -> FileInfo:
             if d <= 0 or d > 1 << 40:
                 raise CorruptModelError(f"{path}: tensor {name} has dimension {d}")
             numel *= d
-        if numel >= 1 << 62 or begin < 0 or end - begin != numel * _ST_SIZES[dtype]:
+        if numel >= 1 << 62 or begin < 0 or end - begin != numel * ST_SIZES[dtype]:
             raise CorruptModelError(f"{path}: tensor {name} byte range does not match its shape")
         if 8 + n + end > size:
             raise CorruptModelError(f"{path}: tensor {name} lies past the end of the file (truncated download?)")
@@ -329,7 +329,7 @@ class _Opaque:
         pass
 
 
-class _OrderedDict(dict):  # type: ignore[type-arg]
+class _OrderedDict(dict[Any, Any]):
     pass
 
 

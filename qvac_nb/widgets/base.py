@@ -16,7 +16,7 @@ from .store import ImageStore
 
 log = logging.getLogger("qvac_nb.widgets")
 ZIP_NAME = "qvac_nb-images.zip"
-Handler = Callable[[dict[str, Any], list[bytes]], None]
+Handler = Callable[[dict[str, Any], list[bytes]], object]  # what a handler returns (a job) is ignored
 
 
 class ImageWidget(anywidget.AnyWidget):

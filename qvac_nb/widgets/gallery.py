@@ -25,7 +25,7 @@ class Gallery(ImageWidget):
     _esm = assets.esm("gallery")
     _css = assets.css("gallery")
 
-    images = t.List().tag(sync=True)  # entries with thumbnails; full PNGs stay kernel-side
+    images: t.List[dict[str, Any]] = t.List().tag(sync=True)  # entries with thumbnails; full PNGs stay kernel-side
     schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): labels the parameters shown "
                     "with an image.").tag(sync=True)
 
@@ -68,8 +68,8 @@ class Gallery(ImageWidget):
 def record_extra(record: history_folder.Record) -> dict[str, Any]:
     """What a gallery entry carries from a history record besides the PNG's own parameters."""
     extra = record.extra
-    out = {"kind": str(extra.get("kind") or "diffusion"), "family": str(extra.get("family") or ""),
-           "model": str(extra.get("model") or ""), "created": record.created.isoformat()}
+    out: dict[str, Any] = {"kind": str(extra.get("kind") or "diffusion"), "family": str(extra.get("family") or ""),
+                           "model": str(extra.get("model") or ""), "created": record.created.isoformat()}
     if extra.get("grid"):
         out["grid"] = str(extra["grid"])  # a grid image's axes
     # What the Studio saved besides (the index may have been edited: kept only in the shape it writes).

@@ -1,18 +1,19 @@
 """The Studio's extra inputs, kept in the kernel: image slots (FLUX.2 reference images, a control image),
 the painted inpainting mask, and the LoRA files it offers.
 
-Full-size bytes stay here; the widget state only carries thumbnails (`ImageSlots.trait`).
+Full-size bytes stay here; the widget state only carries thumbnails (`ImageSlots.trait`). The Studio owns a
+`FeatureInputs` and keeps the synced traits it sets (`InputsHost`).
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import traitlets as t
 from PIL import Image
 
 from .. import families
@@ -117,49 +118,51 @@ def find_loras(folders: list[str | os.PathLike[str]]) -> list[dict[str, str]]:
     return sorted(found.values(), key=lambda f: (f["name"].lower(), f["source"]))
 
 
-class FeatureInputs(t.HasTraits):
+class InputsHost(Protocol):
+    """What `FeatureInputs` reads and sets on its widget: the synced traits the front-end
+    (js/src/feature-inputs.js) shows, and the init image's size a painted mask must match."""
+
+    ref_images: list[Any]  # FLUX.2 reference images: [{name, width, height, thumb}]
+    control_image: list[Any]  # the ControlNet image: [] or one such dict
+    end_image: list[Any]  # a first/last-frame video's last frame: [] or one such dict
+    mask: dict[str, Any]  # {width, height} once painted, else {}
+    lora_files: list[Any]  # [{name, source}] found in lora_folders
+    lora_folders: list[str]  # where the picker looks, as the user sees them
+    lora: list[Any]  # the picker's choice: [[source, weight], ...]
+    inputs_shown: dict[str, Any]  # {ref_images, control_image, end_image, mask, lora}: which apply
+
+    def init_image_size(self) -> tuple[int, int] | None: ...
+
+
+class FeatureInputs:
     """The Studio's inputs beyond the form: FLUX.2 reference images, a control image, a painted mask, LoRA files.
 
-    A widget mixes this in, routes `input_handlers()` messages to it and merges `input_params(...)`
-    into the `diffusion` call; the front-end (js/src/feature-inputs.js) shows what `inputs_shown` allows.
+    The widget owns one, routes `handlers()` messages to it and merges `params(...)` into the `diffusion`
+    call. Full-size bytes stay here; what the front-end shows goes into the host's traits (`InputsHost`).
     """
 
-    ref_images: t.List[Any] = t.List(
-        help="FLUX.2 reference images: [{name, width, height, thumb}] (full size kept in the kernel).").tag(sync=True)
-    control_image: t.List[Any] = t.List(
-        help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
-    end_image: t.List[Any] = t.List(
-        help="A first/last-frame video's last frame, [] or one {name, width, height, thumb}.").tag(sync=True)
-    mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
-    lora_files: t.List[Any] = t.List(
-        help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
-    lora_folders = t.List(t.Unicode(), help="Where the picker looks, as the user sees them (relative to the working "
-                          "folder where possible).").tag(sync=True)
-    lora: t.List[Any] = t.List(
-        help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(sync=True)
-    inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, end_image, "
-                          "mask, lora}.").tag(sync=True)
-
-    def init_inputs(self, lora_folders: list[str | os.PathLike[str]] | None = None) -> None:
+    def __init__(self, host: InputsHost, lora_folders: list[str | os.PathLike[str]] | None = None) -> None:
+        self._host = host
         self._slots = ImageSlots(SLOT_LIMITS)
         self._mask_png: bytes | None = None
         self._lora_folders: list[str | os.PathLike[str]] = (
             list(lora_folders) if lora_folders is not None else [Path.cwd() / DEFAULT_LORA_FOLDER])
-        self.lora_files = find_loras(self._lora_folders)
-        self.lora_folders = [_shown(Path(folder)) for folder in self._lora_folders]
+        host.lora_files = find_loras(self._lora_folders)
+        host.lora_folders = [_shown(Path(folder)) for folder in self._lora_folders]
 
-    def input_handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Callable[[dict[str, Any], list[bytes]], None]]:
+        """The front-end's messages about these inputs: message type -> handler(content, buffers)."""
         return {
             "slot_add": self._msg_slot_add,
             "slot_remove": lambda c, _b: self._slot_changed(c.get("slot"), self._slots.remove, c.get("index")),
             "slot_clear": lambda c, _b: self._slot_changed(c.get("slot"), self._slots.clear),
             "mask": self._msg_mask,
             "mask_clear": lambda _c, _b: self.clear_mask(),
-            "lora_refresh": lambda _c, _b: setattr(self, "lora_files", find_loras(self._lora_folders)),
+            "lora_refresh": lambda _c, _b: setattr(self._host, "lora_files", find_loras(self._lora_folders)),
         }
 
-    def show_inputs_for(self, family: str | families.Family | None, has_control_net: bool = False,
-                        end_image: bool = False) -> None:
+    def show_for(self, family: str | families.Family | None, has_control_net: bool = False,
+                 end_image: bool = False) -> None:
         """Which inputs the front-end shows, from the model's family (a name, or its row resolved for the
         model's variant), whether it has a ControlNet and whether it takes a last frame (a video model).
 
@@ -167,7 +170,7 @@ class FeatureInputs(t.HasTraits):
         """
         row = families.get(family) if isinstance(family, str) else family
         rules = rules_for(row) if row is not None else {}
-        self.inputs_shown = {
+        self._host.inputs_shown = {
             "ref_images": bool(rules.get("ref_images")),
             "control_image": bool(has_control_net),
             "end_image": bool(end_image),
@@ -181,28 +184,25 @@ class FeatureInputs(t.HasTraits):
         slot = content.get("slot")
         self._slot_changed(slot, self._slots.add, bytes(buffers[0]), str(content.get("name") or "upload"))
 
-    def _slot_changed(self, slot: Any, action: Any, *args: Any) -> None:
-        action(slot, *args)
-        setattr(self, slot, self._slots.trait(slot))
+    def _slot_changed(self, slot: Any, action: Callable[..., None], *args: Any) -> None:
+        action(slot, *args)  # raises for a slot name that is none of SLOT_LIMITS'
+        setattr(self._host, slot, self._slots.trait(slot))  # the slot's trait has the slot's name
 
     def _msg_mask(self, content: dict[str, Any], buffers: list[bytes]) -> None:
         if not buffers:
             raise InvalidParameterError("mask_image: the painted mask carried no pixels")
-        size = self.init_image_size()
+        size = self._host.init_image_size()
         self._mask_png = mask_png(content.get("width"), content.get("height"), bytes(buffers[0]), size)
-        self.mask = {"width": content["width"], "height": content["height"]}
+        self._host.mask = {"width": content["width"], "height": content["height"]}
 
     def clear_mask(self) -> None:
+        """Forget the painted mask (it belongs to the init image it was painted on)."""
         self._mask_png = None
-        self.mask = {}
+        self._host.mask = {}
 
-    def init_image_size(self) -> tuple[int, int] | None:
-        """The init image's (width, height), which a painted mask must match; the widget overrides it."""
-        return None
-
-    def input_params(self, has_init_image: bool) -> dict[str, Any]:
+    def params(self, has_init_image: bool) -> dict[str, Any]:
         """The `diffusion` keyword arguments these inputs add (only those that apply to the current model)."""
-        shown, out = self.inputs_shown, dict[str, Any]()
+        shown, out = self._host.inputs_shown, dict[str, Any]()
         if shown.get("ref_images") and self._slots.data("ref_images"):
             out["init_images"] = self._slots.data("ref_images")
         if shown.get("control_image") and self._slots.data("control_image"):
@@ -211,6 +211,6 @@ class FeatureInputs(t.HasTraits):
             out["end_image"] = self._slots.data("end_image")[0]
         if shown.get("mask") and has_init_image and self._mask_png is not None:
             out["mask_image"] = self._mask_png
-        if shown.get("lora") and self.lora:
-            out["lora"] = [(str(source), float(weight)) for source, weight in self.lora]
+        if shown.get("lora") and self._host.lora:
+            out["lora"] = [(str(source), float(weight)) for source, weight in self._host.lora]
         return out

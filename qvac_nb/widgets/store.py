@@ -28,7 +28,7 @@ class ImageStore:
 
     def __init__(self) -> None:
         # bytes, a file holding them, or (an MP4's WebP fallback) a function making them when first asked for
-        self._pngs: dict[str, bytes | Path | Callable[[], bytes]] = {}
+        self._pngs: dict[str, bytes | Path | Callable[[], bytes | None]] = {}
         self._lock = threading.Lock()
 
     def add(self, png: bytes, *, path: Path | None = None, **extra: Any) -> dict[str, Any]:
@@ -56,8 +56,9 @@ class ImageStore:
                                webp_of=video.webp, **extra)
 
     def _add_video(self, held: bytes | Path, first_frame: Any, record: dict[str, Any], *,
-                   webp_of: Callable[[], bytes] | None = None, **extra: Any) -> dict[str, Any]:
-        """`webp_of` makes the animated WebP a browser that cannot play the MP4 falls back to (made when asked)."""
+                   webp_of: Callable[[], bytes | None] | None = None, **extra: Any) -> dict[str, Any]:
+        """`webp_of` makes the animated WebP a browser that cannot play the MP4 falls back to (made when asked;
+        None when it cannot be made, e.g. the file is gone)."""
         from ..png import encode_png  # noqa: PLC0415
 
         video_id = f"vid{next(_ids)}"

@@ -19,7 +19,7 @@ from ..engine import enum_names
 from ..errors import CancelledError, InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
 from ..jobs import Job
-from ..model_files import inspect_file
+from ..modelfiles.reading import inspect_file
 from ..png import record_of, replayable_params
 from ..progress_stream import ProgressTick
 from ..validation import check_writable_folder
@@ -47,7 +47,7 @@ from .params import (
     rebase_form,
 )
 from .progress import idle_status
-from .studio_grid import StudioGrid
+from .studio_grid import Axis, GridHooks, GridRun, StudioGridRunner, sheet_reuse
 from .thumbs import image_size, thumbnail, to_png
 from .upscaling import can_upscale, upscale_image
 
@@ -141,7 +141,7 @@ def model_info(model_id: str) -> dict[str, Any]:
     }
 
 
-class Studio(StudioGrid, FeatureInputs, ImageWidget):
+class Studio(ImageWidget):
     """Generate images (or videos) with a loaded model from a form; everything made lands in the gallery.
 
     `Studio(model_id=None, *, model_config=None, output_dir=..., lora_dir=None, **defaults)`:
@@ -186,13 +186,30 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                          "key: 'required' | 'one of' | 'optional'}} (source_info()).").tag(sync=True)
     schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): the front-end builds the form's "
                     "controls, limits, choice lists and family rules from it.").tag(sync=True)
-    size_presets = t.List(help="[width, height] pairs offered by the form's size menu.").tag(sync=True)
+    size_presets: t.List[list[int]] = t.List(help="[width, height] pairs offered by the form's size menu.").tag(
+        sync=True)
     status = t.Dict().tag(sync=True)
     busy = t.Bool(False).tag(sync=True)
-    gallery = t.List().tag(sync=True)  # newest first; thumbnails only
+    gallery: t.List[dict[str, Any]] = t.List().tag(sync=True)  # newest first; thumbnails only
     init_image = t.Dict().tag(sync=True)  # {name, thumb, width, height} or {}
     output_dir = t.Unicode("", help="The folder every image is saved into ('' when saving is off).").tag(
         sync=True)
+    # The inputs beyond the form (FeatureInputs, inputs.py, sets them; js/src/feature-inputs.js shows them).
+    ref_images: t.List[Any] = t.List(
+        help="FLUX.2 reference images: [{name, width, height, thumb}] (full size kept in the kernel).").tag(sync=True)
+    control_image: t.List[Any] = t.List(
+        help="The ControlNet image, [] or one {name, width, height, thumb}.").tag(sync=True)
+    end_image: t.List[Any] = t.List(
+        help="A first/last-frame video's last frame, [] or one {name, width, height, thumb}.").tag(sync=True)
+    mask = t.Dict(help="The painted inpainting mask: {width, height} once painted, else {}.").tag(sync=True)
+    lora_files: t.List[Any] = t.List(
+        help="LoRA files the picker offers: [{name, source}] found in lora_folders.").tag(sync=True)
+    lora_folders = t.List(t.Unicode(), help="Where the picker looks, as the user sees them (relative to the working "
+                          "folder where possible).").tag(sync=True)
+    lora: t.List[Any] = t.List(
+        help="The LoRAs switched on in the picker: [[source, weight], ...] (diffusion's lora).").tag(sync=True)
+    inputs_shown = t.Dict(help="Which inputs apply to the current model: {ref_images, control_image, end_image, "
+                          "mask, lora}.").tag(sync=True)
 
     def __init__(self, model_id: str | None = None, *, model_config: Mapping[str, Any] | None = None,
                  output_dir: str | os.PathLike[str] | None | object = _DEFAULT_FOLDER,
@@ -222,16 +239,18 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         self._lock = threading.RLock()
         self._job: Job | None = None
         self._load_stop = threading.Event()  # set by cancel(): the load under way gives up
-        self._grid_stop = threading.Event()  # set by cancel(): the grid under way starts no further cell
+        self._grid = StudioGridRunner(GridHooks(set_status=self._set_status, send_preview=self._send_preview,
+                                                set_job=self._set_job, add_images=self._add_images,
+                                                end_job=self._end_job))
         self._init_png: bytes | None = None
-        self.init_inputs([lora_dir] if lora_dir is not None else None)
+        self._inputs = FeatureInputs(self, [lora_dir] if lora_dir is not None else None)
         self._refresh_loaded()
         _follow_model_table(self)
         if model_id is not None:
             self.select_model(model_id)
         if defaults.get("init_image") is not None:
             self.set_init_image(to_png(defaults["init_image"]), "init_image.png")
-        self._handlers.update(self.input_handlers())
+        self._handlers.update(self._inputs.handlers())
         self._handlers.update({
             "generate": self._msg_generate,
             "grid": self._msg_grid,
@@ -351,7 +370,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             self.current_model = ""
             self.model_info = {}
             self.form_rules = rules_for(None)
-        self.show_inputs_for(None)
+        self._inputs.show_for(None)
         self.status = {**idle_status(), "message": f"model '{model_id}' was unloaded; load or choose a model"}
 
     def select_model(self, model_id: str) -> None:
@@ -374,8 +393,8 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
             self.model_info = info
             row = families.for_model(model)
             self.form_rules = rules_for_model(model)
-            self.show_inputs_for(row, has_control_net="control_net" in model.files,
-                                 end_image=bool(self.form_rules.get("end_image")))
+            self._inputs.show_for(row, has_control_net="control_net" in model.files,
+                                  end_image=bool(self.form_rules.get("end_image")))
             self._current_identity = _identity_of(model_id)
             self.current_model = model_id
         self._fitted_init()
@@ -497,6 +516,44 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
                 self._start(job, "diffusion", batch=records.image_count(job.params), seed=job.params["seed"])
         return job
 
+    # -- grids -------------------------------------------------------------------------------
+
+    def _msg_grid(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        if isinstance(content.get("params"), dict):
+            self.params = merge_form(self.params, content["params"])
+        x: Any = content.get("x")  # checked by grid(): a bad axis is shown as the error
+        self.grid(x, content.get("y"))
+
+    def grid(self, x: Axis, y: Axis | None = None, **overrides: Any) -> GridRun:
+        """Make a parameter grid with the form's parameters (plus `overrides`); returns its thread at once.
+
+        `x` and `y` are (parameter name, [values]) as for `qvac_nb.grid`: seed, cfg_scale, steps,
+        sampling_method, scheduler, strength (with an init image), ... or "prompt_sr" (each value
+        replaces the first one in the prompt). One image per (x, y) pair, batch count 1; a random
+        seed is drawn once for all cells. The cells run one after the other: each joins the gallery
+        as it is made, then the labelled grid image does. `cancel()` stops the grid.
+
+        Returns a `GridRun` (a thread): `run.join(timeout)` waits, then `run.png` is the grid's PNG
+        and `run.cells` the cells' PNGs. A bad axis or value raises here, before anything runs.
+        """
+        with self._lock:
+            try:
+                if self.form_rules.get("video"):
+                    raise UnsupportedOperationError("grid: a grid is made of images; the loaded model makes videos "
+                                                    "(generate them one at a time)", param="grid")
+                base, has_init = self._form_kwargs(overrides)
+                run = self._grid.prepare(x, y, base, has_init_image=has_init, made=self._made_by(self.current_model))
+            except Exception as exc:
+                self._show_error(exc)
+                self.status = {**idle_status(), "phase": "error", "kind": "grid", "message": str(exc)}
+                raise
+            self.busy = True
+            self.error = ""
+        self.status = {**idle_status(), "phase": "loading", "kind": "grid", "message": "starting the grid",
+                       "grid_cell": 1, "grid_cells": len(run.plan.cells)}
+        run.start()
+        return run
+
     def _form_kwargs(self, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """`diffusion`'s arguments from the form (plus `overrides`), and whether an init image is set."""
         if overrides:
@@ -506,7 +563,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         # An init image the form does not show (the model takes none, e.g. a text-to-video model) is not sent.
         init = self._fitted_init() if self.form_rules.get("init_label") else None
         kwargs = diffusion_kwargs(self.params, model_id, init, can_upscale(model_id), self.form_rules)
-        kwargs.update(self.input_params(has_init_image=init is not None))
+        kwargs.update(self._inputs.params(has_init_image=init is not None))
         return kwargs, init is not None
 
     def _check_ready(self) -> None:
@@ -545,6 +602,10 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         with self._lock:
             self.gallery = kept[::-1] + list(self.gallery)
 
+    def _set_job(self, job: Job) -> None:
+        """A grid's running cell: Cancel cancels it."""
+        self._job = job
+
     def _end_job(self, final: dict[str, Any]) -> None:
         """The job (or grid) is over: the Studio is free again, and a failure shows as its error."""
         with self._lock:
@@ -570,7 +631,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
     def cancel(self) -> None:
         """Stop the running job (it stops within a step), the grid under way, or the model being loaded."""
         self._load_stop.set()
-        self._grid_stop.set()  # before reading the job: a grid starting its next cell then sees it
+        self._grid.cancel()  # before reading the job: a grid starting its next cell then sees it
         job = self._job
         if job is not None:
             job.cancel()
@@ -613,7 +674,7 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         except Exception:  # noqa: BLE001 - PIL raises several types for bad bytes
             raise InvalidParameterError(f"init_image: {name} is not a PNG or JPEG image") from None
         self._init_png = data
-        self.clear_mask()  # a mask belongs to the image it was painted on
+        self._inputs.clear_mask()  # a mask belongs to the image it was painted on
         self.init_image = {"name": name, "thumb": thumb, "width": width, "height": height}
         self._fitted_init()  # says now (not at Generate) if the model needs it resized
         self.error = ""
@@ -628,12 +689,12 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         return png
 
     def init_image_size(self) -> tuple[int, int] | None:
-        """The init image's size, which a painted mask must have (FeatureInputs)."""
+        """The init image's size, which a painted mask must have (InputsHost)."""
         return (self.init_image["width"], self.init_image["height"]) if self.init_image else None
 
     def clear_init_image(self) -> None:
         self._init_png = None
-        self.clear_mask()
+        self._inputs.clear_mask()
         self.init_image = {}
 
     # -- gallery actions ---------------------------------------------------------------------
@@ -649,7 +710,12 @@ class Studio(StudioGrid, FeatureInputs, ImageWidget):
         parameters, and its axes into the Grid section."""
         entry = self._entry(image_id)
         if entry.get("kind") == "grid" and not seed_only:
-            self._reuse_grid(entry)
+            # A sheet's "All": its base parameters (seed fixed: the grid comes out the same), its axes to the
+            # Grid section.
+            base, axes_message = sheet_reuse(entry)
+            self.params = form_from_record(self.params, base, REUSABLE)
+            self.send(axes_message)
+            self.error = ""
             return
         if entry.get("seed") is None:
             raise InvalidParameterError("gallery: this image carries no generation parameters")
@@ -717,7 +783,7 @@ def _output_folder(output_dir: Any) -> Path | None:
     """The Studio's history folder as an absolute path (fixed now: a later chdir does not move it), or None."""
     if output_dir is None:
         return None
-    folder = history_folder.folder_path(None if output_dir is _DEFAULT_FOLDER else output_dir)  # type: ignore[arg-type]
+    folder = history_folder.folder_path(None if output_dir is _DEFAULT_FOLDER else output_dir)
     try:  # checked now: finding out at the first save would throw that image away
         return check_writable_folder("output_dir", folder).resolve()
     except InvalidParameterError as exc:

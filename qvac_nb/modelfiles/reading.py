@@ -12,9 +12,9 @@ checked here first:
   network (block counts, widths, head sizes) are all there and consistent, since the
   engine divides by them and indexes with them before it checks anything;
 - a companion file (VAE, LLM, text encoder) fits the family of the model it goes with.
-The work is split by job in `qvac_nb.modelfiles`: `formats` (headers), `families` (family
-detection and structure checks), `companions` (companion fit). The public names stay
-importable from here.
+This module opens and checks one file (`inspect_file`); the work is split by job:
+`formats` (headers), `detection` (family detection and structure checks), `companions`
+(companion fit).
 """
 
 from __future__ import annotations
@@ -22,37 +22,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from .errors import CorruptModelError, ModelFileError
-from .modelfiles.companions import check_companion
-from .modelfiles.families import (
-    MAX_BLOCKS,
-    check_structure,
-    decoder_channels,
-    detect_family,
-    dit_heads,
-    llm_geometry,
-    vae_latent_channels,
-)
-from .modelfiles.formats import (  # noqa: F401 - _GGML_BLOCKS and _ST_SIZES: used by the tests' file tables
-    _GGML_BLOCKS,
-    _ST_SIZES,
-    CRC_CHECK_LIMIT,
-    MAX_HEADER_BYTES,
-    MAX_NAME,
-    MAX_TENSORS,
-    FileInfo,
-    _parse,
-    looks_like_safetensors,
-    read_gguf,
-    read_pth,
-    read_safetensors,
-)
-
-__all__ = [
-    "CRC_CHECK_LIMIT", "MAX_BLOCKS", "MAX_HEADER_BYTES", "MAX_NAME", "MAX_TENSORS", "FileInfo", "check_companion",
-    "check_regular_file", "check_structure", "decoder_channels", "detect_family", "dit_heads", "inspect_file",
-    "llm_geometry", "looks_like_safetensors", "read_gguf", "read_pth", "read_safetensors", "vae_latent_channels",
-]
+from ..errors import CorruptModelError, ModelFileError
+from .detection import check_structure
+from .formats import FileInfo, _parse
 
 
 def check_regular_file(path: str | Path, role: str) -> Path:

@@ -1,4 +1,4 @@
-"""Finding model files and downloading them: the entry point of `qvac_nb.hub`.
+"""Finding model files and downloading them: what the rest of qvac_nb calls in `qvac_nb.hub`.
 
 `resolve_source` turns a catalogue name, a path, an https:// URL or an `hf://` address into a
 local file; `cached_path`, `delete_cached` and `list_cached` manage the caches for the CLI.
@@ -17,32 +17,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .catalog import CATALOG, ModelEntry, get_entry
-from .errors import CorruptModelError, DownloadError, InvalidParameterError, InvalidTypeError, ModelFileError, suggest
-from .hub.cache import (
-    CACHE_ENV,
+from ..catalog import CATALOG, ModelEntry, get_entry
+from ..errors import CorruptModelError, DownloadError, InvalidParameterError, InvalidTypeError, ModelFileError, suggest
+from .cache import (
     cache_dir,
     cached_files,
-    hf_hub_cache,
     is_complete,
     is_within,
     prune_empty_folders,
     side_file,
     unlink,
 )
-from .hub.hf import delete_hf, fetch_hf, find_cached
-from .hub.sources import HfFile, check_url, url_cache_path
-from .hub.transfer import ProgressCallback, fetch, sha256_of
-
-__all__ = [
-    "CACHE_ENV", "HfFile", "ProgressCallback", "cache_dir", "cached_path", "delete_cached", "fetch", "hf_hub_cache",
-    "list_cached", "resolve_for", "resolve_source", "url_cache_path",
-]
+from .hf import delete_hf, fetch_hf, find_cached
+from .sources import HfFile, check_url, url_cache_path
+from .transfer import ProgressCallback, fetch, sha256_of
 
 log = logging.getLogger("qvac_nb.download")
 
 _CONSTANT_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # what catalogue names look like
-_sha256_of = sha256_of  # the old private name, used by loras
 
 
 def _entry_hf(entry: ModelEntry) -> HfFile:
