@@ -7,20 +7,9 @@ it is stored in the PNG record and can be replayed, how the CLI spells it and ho
 Studio shows it. Everything else is derived from these tables: validation and its error
 messages (here), the typed request objects (request_types.py, generated from these tables),
 the engine request (engine_mapping.py), the PNG record and its A1111 text (records.py), the CLI
-flags (cli.py), the Studio form and its JSON schema (below), the docstrings and signatures of
+flags (cli.py), the Studio form's JSON (widgets/form_schema.py), the docstrings and signatures of
 `diffusion`, `upscale`, `load_model` (docstrings.py), and the README's API tables
 (`python tools/gen_readme_tables.py` rewrites them, `--check` reports drift).
-
-`schema_json(names, family=None)` is what the Studio's front-end builds its form from::
-
-    {"params": [{"name": "steps", "type": "int"|"float"|"str"|"bool"|"choice"|"image"|"text",
-                 "label": "Steps", "doc": "...", "default": 20, "min": 1, "max": 150, "step": 1,
-                 "choices": ["euler", ...] or null, "nullable": false,
-                 "control": "number"|"slider"|"select"|"text"|"textarea"|"checkbox"|"image"|"seed"|"hidden",
-                 "group": "prompt"|"basic"|"advanced", "families": null or ["sd1", ...],
-                 "replayable": true}, ...],
-     "families": {"flux2": {"uses_guidance": true, "dit": true, "defaults": {"cfg_scale": 1.0},
-                            "size_multiple": 16, "img2img": "reference", "hidden": ["strength"]}, ...}}
 
 Adding a plain parameter means adding one `Param` here (and binding its engine field).
 """
@@ -106,6 +95,8 @@ class Param:
     control: str = "number"  # how the Studio shows it (see the module docstring)
     group: str = "basic"
     studio: bool = True  # a field of the Studio's form
+    grid_axis: int = 0  # the Studio's Grid offers it as an axis, in this place (1 first); 0: not offered
+    summary: bool = False  # listed under an image in the saved (static HTML) copy of a gallery
     families: tuple[str, ...] | None = None  # the only families the engine reads it for (None: every one)
     record_with: str | None = None  # kept in the record only while that parameter is off its default
 
@@ -440,30 +431,32 @@ DIFFUSION: tuple[Param, ...] = (
     Param("model_id", "str", "An id returned by load_model (a model loaded with mode='diffusion').", stored=False,
           replayable=False, cli=None, control="hidden", studio=False),
     Param("prompt", "text", "What to draw.", label="Prompt", engine="prompt", a1111=(0, ""), cli=None,
-          control="textarea", group="prompt"),
+          control="textarea", group="prompt", summary=True),
     Param("negative_prompt", "text", "What to avoid.", "", label="Negative prompt", engine="negative_prompt",
-          a1111=(1, "Negative prompt"), cli=("-n", "--negative-prompt"), control="textarea", group="prompt"),
+          a1111=(1, "Negative prompt"), cli=("-n", "--negative-prompt"), control="textarea", group="prompt",
+          summary=True),
     Param("width", "int", "Image width in pixels, a multiple of the model's size step (64 for SD 1.x/2.x/XL, "
           "16 for FLUX.2, 8 for SD3/FLUX.1); other sizes are refused with the nearest two named.", 512,
           min=64, max=MAX_SIDE, step=8, multiple_of=8, engine="width", a1111=(70, "Size"), cli=("-W", "--width")),
     Param("height", "int", "Image height in pixels (the same size step as width).", 512,
           min=64, max=MAX_SIDE, step=8, multiple_of=8, engine="height", cli=("-H", "--height")),
-    Param("steps", "int", "Sampling steps.", 20, min=1, max=MAX_STEPS, step=1, engine="steps", a1111=(10, "Steps")),
+    Param("steps", "int", "Sampling steps.", 20, min=1, max=MAX_STEPS, step=1, engine="steps", a1111=(10, "Steps"),
+          grid_axis=4, summary=True),
     Param("cfg_scale", "float", "Classifier-free guidance (SD models; 1 skips the unconditional pass, for "
           "distilled models).", 7.0, label="CFG scale", min=0.0, max=50.0, step=0.5, nullable=True,
-          engine="cfg_scale", a1111=(40, "CFG scale")),
+          engine="cfg_scale", a1111=(40, "CFG scale"), grid_axis=2, summary=True),
     Param("guidance", "float", "Distilled guidance (FLUX models).", 3.5, min=0.0, max=50.0, step=0.1,
-          engine="guidance", a1111=(50, "Distilled CFG Scale")),
+          engine="guidance", a1111=(50, "Distilled CFG Scale"), grid_axis=3, summary=True),
     Param("sampling_method", "choice", "Sampler.", None, label="Sampler", choices_from="sample_method",
           nullable=True, default_doc=SAMPLER_DOC, model_default="default_sampler", engine="sample_method",
           a1111=(20, "Sampler"), cli=("--sampler",),
-          control="select"),
+          control="select", grid_axis=5, summary=True),
     Param("scheduler", "choice", "Noise schedule.", None, choices_from="scheduler", nullable=True,
           default_doc=SAMPLER_DOC, model_default="default_scheduler", engine="scheduler", a1111=(30, "Schedule type"),
-          control="select"),
+          control="select", grid_axis=6, summary=True),
     Param("seed", "int", "Random seed; image i of a batch uses seed + i.", -1, min=0, max=MAX_SEED, extra=(-1,),
           values_doc="0 to 2^63-1, or -1 for a random one", engine="seed", a1111=(60, "Seed"), cli=("-s", "--seed"),
-          control="seed"),
+          control="seed", grid_axis=1),
     Param("batch_count", "int", "Images to make.", 1, label="Batch", min=1, max=MAX_BATCH, step=1,
           engine="batch_count", reuse=False, cli=("-b", "--batch-count")),
     Param("vae_tiling", "bool", "Decode in tiles (less memory for large images).", False, label="VAE tiling",
@@ -482,7 +475,8 @@ DIFFUSION: tuple[Param, ...] = (
           cli_help="PNG/JPEG to start from (image-to-image)", cli_metavar="PATH", control="image",
           group="prompt", studio=False),
     Param("strength", "float", "How much of init_image SD models repaint.", 0.75, min=0.0, max=1.0, step=0.01,
-          lo_open=True, engine="strength", a1111=(80, "Denoising strength"), control="slider", group="prompt"),
+          lo_open=True, engine="strength", a1111=(80, "Denoising strength"), control="slider", group="prompt",
+          grid_axis=7, summary=True),
     Param("img_cfg_scale", "float", "Image guidance of inpainting and edit models (SD 1.x/2.x/XL inpainting, "
           "instruct-pix2pix); other models use cfg_scale.", -1.0, label="Image CFG scale", min=0.0, max=50.0,
           step=0.5, extra=(-1,), nullable=True, values_doc="0-50, or -1 (or None) to reuse cfg_scale",
@@ -707,29 +701,5 @@ def _with_size_step(p: Param, family: str | None) -> Param:
 
 
 def form_params() -> list[Param]:
+    """diffusion()'s parameters that are fields of the Studio's form (widgets/form_schema.py sends them)."""
     return [p for p in DIFFUSION if p.studio] + [UPSCALE_REPEATS]
-
-
-def param_json(p: Param, names: Mapping[str, Sequence[str]] | None, family: str | None) -> dict[str, Any]:
-    kind = {"path": "str", "upscale": "bool", "images": "image", "hires": "str", "layers": "str", "sigmas": "str",
-            "lora": "str"}.get(p.type, p.type)  # lora: the Studio's LoRA picker, not a form field
-    default = p.default_for(family)
-    hidden_in = [f.name for f in families.FAMILIES.values() if p.name in f.hidden]
-    return {
-        "name": p.name, "type": kind, "label": p.label_text, "doc": p.doc,
-        "default": None if default is REQUIRED else default,
-        "min": p.min, "max": p.max, "step": p.step or (1 if p.type == "int" else None),
-        "choices": p.allowed(names) if p.type == "choice" else None, "nullable": p.nullable,
-        "control": "select" if p.type == "choice" and p.control == "number" else p.control, "group": p.group,
-        "families": [f for f in families.diffusion_families() if f not in hidden_in
-                     and (p.families is None or f in p.families)] if hidden_in or p.families else None,
-        "replayable": p.replayable,
-    }
-
-
-def schema_json(names: Mapping[str, Sequence[str]] | None = None, family: str | None = None) -> dict[str, Any]:
-    """The JSON the Studio builds its form from (shape in the module docstring)."""
-    return {
-        "params": [param_json(p, names, family) for p in (*DIFFUSION, UPSCALE_REPEATS)],
-        "families": {name: f.as_json() for name, f in families.FAMILIES.items()},
-    }

@@ -32,10 +32,11 @@ from testmodels.unet_family import UNET, unet
 from testmodels.unet_variants import with_in_channels
 
 import qvac_nb
-from qvac_nb import engine, families, generation, models, schema
+from qvac_nb import engine, families, generation, models
 from qvac_nb.errors import UnsupportedOperationError
 from qvac_nb.modelfiles.detection import loaded_version
 from qvac_nb.modelfiles.reading import inspect_file
+from qvac_nb.widgets import form_schema
 from qvac_nb.worker.engine_calls import _request
 
 SIZE = {"width": 64, "height": 64}
@@ -100,7 +101,7 @@ def test_variants_are_told_by_the_engine_version() -> None:
 
 def test_img_cfg_scale_is_shown_only_where_the_engine_reads_it() -> None:
     """The Studio reads as_json(): img_cfg_scale is hidden for every family and shown by the variants that read it."""
-    data = schema.schema_json(engine.enum_names())
+    data = form_schema.schema_json(engine.enum_names())
     for name, row in data["families"].items():
         assert "img_cfg_scale" in row["hidden"], name
     sd1, sdxl = data["families"]["sd1"]["variants"], data["families"]["sdxl"]["variants"]

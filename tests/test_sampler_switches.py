@@ -28,6 +28,7 @@ import qvac_nb
 from qvac_nb import engine, generation, records, schema
 from qvac_nb.errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from qvac_nb.png import stored_record
+from qvac_nb.widgets import form_schema
 from qvac_nb.worker.engine_calls import _request
 
 SIZE = {"width": 64, "height": 64}
@@ -219,7 +220,7 @@ def test_bad_values_are_refused_naming_the_parameter(model_ids: dict[str, str], 
 
 
 def test_the_studio_shows_each_switch_for_its_families_only() -> None:
-    shown = {p["name"]: p for p in schema.schema_json()["params"]}
+    shown = {p["name"]: p for p in form_schema.schema_json()["params"]}
     assert all(shown[name]["group"] == "advanced" for name in SWITCHES)
     for name in ("slg_scale", "skip_layers", "skip_layer_start", "skip_layer_end"):
         assert "sd3" in shown[name]["families"] and "flux" in shown[name]["families"], name

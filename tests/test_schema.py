@@ -14,6 +14,7 @@ from helpers import pixels
 
 import qvac_nb
 from qvac_nb import _engine, engine, families, generation, records, request_types, schema
+from qvac_nb.widgets import form_schema
 from qvac_nb.worker import engine_calls
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
@@ -90,10 +91,23 @@ def test_doc_enum_names_are_the_engines() -> None:
             assert p.allowed(None) == p.allowed(names), p.name
 
 
+def test_studio_lists_are_flags_on_the_table() -> None:
+    """The Grid's axes and the saved copy's summary rows come from the table, so a new parameter is one row."""
+    axes = sorted((p.grid_axis, p.name) for p in schema.DIFFUSION if p.grid_axis)
+    assert [place for place, _ in axes] == list(range(1, len(axes) + 1))  # one place each, no gaps
+    assert {name for _, name in axes} <= schema.REPLAYABLE
+    shipped = {p["name"]: p["grid_axis"] for p in form_schema.schema_json()["params"]}
+    assert {name: shipped[name] for _, name in axes} == {name: place for place, name in axes}
+    from qvac_nb.widgets import static_html
+
+    assert static_html._SHOWN_PARAMS == tuple(p.name for p in schema.DIFFUSION if p.summary)
+    assert "prompt" in static_html._SHOWN_PARAMS and "seed" not in static_html._SHOWN_PARAMS  # seed has its own row
+
+
 def test_schema_json_shape() -> None:
-    data = schema.schema_json(engine.enum_names(), family="flux2")
+    data = form_schema.schema_json(engine.enum_names(), family="flux2")
     keys = {"name", "type", "label", "doc", "default", "min", "max", "step", "choices", "nullable", "control",
-            "group", "families", "replayable"}
+            "group", "families", "replayable", "grid_axis"}
     by_name = {p["name"]: p for p in data["params"]}
     assert all(set(p) == keys for p in data["params"])
     assert {p["type"] for p in data["params"]} <= {"int", "float", "str", "bool", "choice", "image", "text"}

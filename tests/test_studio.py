@@ -26,7 +26,7 @@ from widget_driver import JOB_TIMEOUT_S, Recorder, msg, wait_for, wait_idle, wor
 import qvac_nb
 from qvac_nb import models
 from qvac_nb.errors import CancelledError
-from qvac_nb.widgets import Gallery, JobView, Studio
+from qvac_nb.widgets import Gallery, JobView, Studio, form_schema
 from qvac_nb.widgets import display as job_display
 from qvac_nb.widgets import live as live_module
 from qvac_nb.widgets.params import diffusion_kwargs, initial_form, merge_form, params_from_json, params_to_json
@@ -691,7 +691,7 @@ def test_schema_trait_drives_the_form() -> None:
     assert params["sampling_method"]["choices"] == list(engine.enum_names()["sample_method"])
     assert params["prompt"]["control"] == "textarea" and params["seed"]["control"] == "seed"
     assert studio.schema["families"]["flux2"]["defaults"]["cfg_scale"] == 1.0
-    base = schema.schema_json(engine.enum_names())
+    base = form_schema.schema_json(engine.enum_names())
     # diffusion()'s fields, then video()'s own (shown for a video model), and the video families' rows too
     assert studio.schema["params"][:len(base["params"])] == base["params"]
     assert [p["name"] for p in studio.schema["params"][len(base["params"]):]] == [

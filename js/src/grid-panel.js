@@ -8,7 +8,14 @@ import { GRID } from "./messages.js";
 import { h } from "./util.js";
 
 // What the panel offers, in this order (qvac_nb.grids allows these among others); each must be in the schema.
-export const GRID_PARAMS = ["seed", "cfg_scale", "guidance", "steps", "sampling_method", "scheduler", "strength"];
+/**
+ * The parameters the Grid offers as axes, in order: those the schema flags with `grid_axis` (schema.py's table).
+ * @param {import("./types.js").SchemaParam[]} params
+ * @returns {import("./types.js").SchemaParam[]}
+ */
+export function gridAxes(params) {
+  return params.filter((p) => (p.grid_axis || 0) > 0).sort((a, b) => (a.grid_axis || 0) - (b.grid_axis || 0));
+}
 /** @type {import("./types.js").SchemaParam} */
 export const PROMPT_SR = { name: "prompt_sr", label: "Prompt S/R", type: "text", doc: "each value replaces the first one in the prompt" };
 const EXAMPLES = { seed: "1, 2, 3", cfg_scale: "4, 7, 10", guidance: "2.5, 3.5, 5", steps: "10, 20, 30", strength: "0.4, 0.6, 0.8", prompt_sr: "red, blue, green" };
@@ -85,13 +92,11 @@ export function createGridPanel(model, { collect }) {
     const schema = model.get("schema") || {};
     const rules = model.get("form_rules") || {};
     const hasInit = Boolean((model.get("init_image") || {}).thumb);
-    const byName = new Map((schema.params || []).map((p) => [p.name, p]));
     /** @type {Map<string, import("./types.js").SchemaParam>} */
     const out = new Map();
-    for (const name of GRID_PARAMS) {
-      const param = byName.get(name);
-      if (!param || !shownUnder(name, rules, hasInit)) continue;
-      out.set(name, param);
+    for (const param of gridAxes(schema.params || [])) {
+      if (!shownUnder(param.name, rules, hasInit)) continue;
+      out.set(param.name, param);
     }
     out.set(PROMPT_SR.name, PROMPT_SR);
     return out;

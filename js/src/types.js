@@ -61,6 +61,7 @@
  * @property {string} [group] "prompt" | "basic" | "advanced"
  * @property {string[] | null} [families] the families it applies to (null: all)
  * @property {boolean} [replayable] kept in an image's record and put back by "All"
+ * @property {number} [grid_axis] the Grid offers it as an axis, in this place (1 first); 0 or absent: not offered
  */
 
 /**

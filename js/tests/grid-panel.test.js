@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parseValues } from "../src/grid-panel.js";
+import { gridAxes, parseValues } from "../src/grid-panel.js";
 import { describeStatus } from "../src/progress.js";
 import { entryCaption, entryDetails } from "../src/gallery-grid.js";
 import SCHEMA from "./fixtures/schema.json";
@@ -7,6 +7,15 @@ import { entry, fakeImage } from "./mock-model.js";
 import { SD1, rulesOf, setup } from "./studio-setup.js";
 
 const byName = (name) => SCHEMA.params.find((p) => p.name === name);
+
+describe("gridAxes", () => {
+  it("offers what the schema flags, in the flagged order", () => {
+    expect(gridAxes(SCHEMA.params).map((p) => p.name)).toEqual(["seed", "cfg_scale", "guidance", "steps", "sampling_method", "scheduler", "strength"]);
+    const more = [...SCHEMA.params, { name: "eta", type: "float", grid_axis: 8 }];
+    expect(gridAxes(more).map((p) => p.name).at(-1)).toBe("eta");
+    expect(gridAxes(SCHEMA.params.map((p) => ({ ...p, grid_axis: 0 })))).toEqual([]);
+  });
+});
 
 describe("parseValues", () => {
   it("parses integers, floats, choices and text", () => {

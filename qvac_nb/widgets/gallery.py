@@ -26,7 +26,7 @@ class Gallery(ImageWidget):
     _css = assets.css("gallery")
 
     images: t.List[dict[str, Any]] = t.List().tag(sync=True)  # entries with thumbnails; full PNGs stay kernel-side
-    schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): labels the parameters shown "
+    schema = t.Dict(help="The parameter schema (qvac_nb.widgets.form_schema): labels the parameters shown "
                     "with an image.").tag(sync=True)
 
     def __init__(self, images: Iterable[Any] = ()) -> None:

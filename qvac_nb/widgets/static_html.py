@@ -12,9 +12,11 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
+from .. import schema
+
 MAX_IMAGES = 24
-_SHOWN_PARAMS = ("prompt", "negative_prompt", "steps", "cfg_scale", "guidance", "sampling_method", "scheduler",
-                 "strength")
+# What a saved copy lists under each image: the parameters flagged `summary` in the table.
+_SHOWN_PARAMS = tuple(p.name for p in schema.DIFFUSION if p.summary)
 
 
 def snapshot(title: str, entries: Iterable[dict[str, Any]], note: str = "") -> str:

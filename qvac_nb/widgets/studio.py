@@ -184,7 +184,7 @@ class Studio(ImageWidget):
                         "{hidden, size_multiple, init_label, init_params, mask, ref_images}.").tag(sync=True)
     source_info = t.Dict(help="The model bar's model to load: {source, family, label, companions: {model_config "
                          "key: 'required' | 'one of' | 'optional'}} (source_info()).").tag(sync=True)
-    schema = t.Dict(help="The parameter schema (qvac_nb.schema.schema_json): the front-end builds the form's "
+    schema = t.Dict(help="The parameter schema (qvac_nb.widgets.form_schema): the front-end builds the form's "
                     "controls, limits, choice lists and family rules from it.").tag(sync=True)
     size_presets: t.List[list[int]] = t.List(help="[width, height] pairs offered by the form's size menu.").tag(
         sync=True)
