@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import cache_presets
+from .request_types import DiffusionRequest
 from .schema import CPU_FLAGS, DIFFUSION, HIRES_UPSCALERS, PREDICTION_ALIASES, Param
 
 
@@ -68,7 +69,7 @@ _TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str
 }
 
 
-def engine_fields(request: Any, params: Sequence[Param] = DIFFUSION,
+def engine_fields(request: DiffusionRequest | Mapping[str, Any], params: Sequence[Param] = DIFFUSION,
                   names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """`{engine attribute: value}` for a validated request (DiffusionRequest, or a model_config dict)."""
     if names is None:

@@ -14,6 +14,7 @@ from .catalog import CATALOG
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
+from .loaded_model import LoadedModel
 from .png import record_of
 from .request_types import DiffusionKwargs, DiffusionRequest, ImageInput, UpscaleKwargs, UpscaleRequest
 from .validation import check_unknown
@@ -103,7 +104,8 @@ def _variant_defaults(family: families.Family, folded: dict[str, Any]) -> dict[s
             if name not in folded or (folded[name] is None and schema.param(name).per_family)}
 
 
-def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], values: dict[str, Any]) -> list[Any]:
+def _image_inputs(model: LoadedModel, family: families.Family, given: dict[str, Any],
+                  values: dict[str, Any]) -> list[Any]:
     """Decode and check mask_image, init_images, control_image and the PhotoMaker inputs, and the hires and
     vae_tiling options.
 
@@ -144,7 +146,7 @@ def _image_inputs(model: Any, family: families.Family, given: dict[str, Any], va
     return refs
 
 
-def _reference_images(model: Any, family: families.Family, values: dict[str, Any]) -> list[Any]:
+def _reference_images(model: LoadedModel, family: families.Family, values: dict[str, Any]) -> list[Any]:
     given = values["init_images"]
     if values["init_image"] is not None:
         raise InvalidParameterError("init_image, init_images: give one or the other (init_images is a list of "

@@ -17,8 +17,10 @@ import numpy as np
 
 from . import families, schema
 from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
+from .loaded_model import LoadedModel
 from .modelfiles.detection import decoder_channels, dit_heads
 from .modelfiles.reading import inspect_file
+from .request_types import DiffusionRequest
 from .schema import MAX_SIDE
 
 # Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the
@@ -82,7 +84,7 @@ class _Geometry:
 _geometries: dict[str, _Geometry] = {}
 
 
-def _geometry(model: Any) -> _Geometry:
+def _geometry(model: LoadedModel) -> _Geometry:
     """What sizes the engine's compute buffers, read (once) from the model's file headers."""
     cached = _geometries.get(model.model_id)
     if cached is not None:
@@ -112,7 +114,7 @@ def prompt_tokens(*texts: str) -> int:
     return sum(len(text.encode("utf-8", "surrogatepass")) for text in texts) // 3 + 1
 
 
-def text_encoder_memory(model: Any, tokens: int) -> int:
+def text_encoder_memory(model: LoadedModel, tokens: int) -> int:
     """Bytes the text encoder's attention holds for `tokens` tokens.
 
     An LLM encoder (FLUX.2's Qwen3) attends over the whole prompt at once: a heads x tokens x
@@ -124,7 +126,7 @@ def text_encoder_memory(model: Any, tokens: int) -> int:
     return LLM_ATTENTION_HEADS * tokens * tokens * 4 * 2
 
 
-def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = False, ref_pixels: int = 0,
+def estimate_memory(model: LoadedModel, width: int, height: int, *, vae_tiling: bool = False, ref_pixels: int = 0,
                     encode_pixels: int = 0, upscaled_pixels: int = 0, text_tokens: int = 0) -> dict[str, int]:
     """Bytes of the engine's largest compute buffers for one generation (they are used one after another).
 
@@ -150,7 +152,7 @@ def estimate_memory(model: Any, width: int, height: int, *, vae_tiling: bool = F
     }
 
 
-def _tile_size(model: Any) -> int:
+def _tile_size(model: LoadedModel) -> int:
     return int((getattr(model, "config", {}).get("upscaler") or {}).get("tile_size", 128))
 
 
@@ -163,7 +165,7 @@ def upscale_memory(pixels: int, upscaled_pixels: int, tile_size: int = 128) -> i
     return pixels * 12 + upscaled_pixels * 20 + tile_size * tile_size * 8192
 
 
-def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+def check_memory(model: LoadedModel, params: Mapping[str, Any], init: np.ndarray | None) -> None:
     """Refuse a generation whose compute buffers cannot fit in free RAM.
 
     ggml's allocator only fails cleanly when an allocation is larger than RAM and swap
@@ -208,7 +210,7 @@ def check_memory(model: Any, params: Mapping[str, Any], init: np.ndarray | None)
     )
 
 
-def check_diffusion(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+def check_diffusion(model: LoadedModel, params: Mapping[str, Any], init: np.ndarray | None) -> None:
     """Generation parameters that pass validation but crash (or silently change) in the engine for this model."""
     family = model.family
     check_size(family, params)
@@ -241,7 +243,7 @@ _BLOCK = re.compile(r"(?:^|\.)(joint_blocks|double_blocks|single_blocks)\.(\d+)\
 _block_counts: dict[str, dict[str, int] | None] = {}
 
 
-def block_counts(model: Any) -> dict[str, int] | None:
+def block_counts(model: LoadedModel) -> dict[str, int] | None:
     """{"joint_blocks" | "double_blocks" | "single_blocks": count} of the model's DiT, read (once) from its
     file header the way the engine sizes it (the highest index + 1); None when the file cannot tell."""
     if model.model_id in _block_counts:
@@ -272,7 +274,7 @@ def slg_window(steps: int, start: float, end: float) -> tuple[int, int]:
     return int(np.float32(start) * levels), int(np.float32(end) * levels)
 
 
-def sampled_steps(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> int:
+def sampled_steps(model: LoadedModel, params: Mapping[str, Any], init: np.ndarray | None) -> int:
     """The steps the engine samples: img2img that re-noises the init image runs only the last `strength` share
     (the engine's float32 count, one short of steps at most)."""
     steps = int(params["steps"])
@@ -283,7 +285,7 @@ def sampled_steps(model: Any, params: Mapping[str, Any], init: np.ndarray | None
     return (t_enc - 1 if t_enc == steps else t_enc) + 1
 
 
-def _applies(name: str, model: Any) -> None:
+def _applies(name: str, model: LoadedModel) -> None:
     """Refuse a sampler switch the engine ignores for this model's family (schema.Param.families)."""
     p = schema.param(name)
     if p.families is None or model.family in p.families:
@@ -293,7 +295,7 @@ def _applies(name: str, model: Any) -> None:
                                     f"{families.get(model.family).label} model; leave it out", param=name)
 
 
-def check_sampler_switches(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+def check_sampler_switches(model: LoadedModel, params: Mapping[str, Any], init: np.ndarray | None) -> None:
     """flow_shift, timestep_shift, skip-layer guidance and sigmas: refuse what the engine would ignore or not do.
 
     `params` is the job's record: a switch left at its default is not in it.
@@ -329,7 +331,7 @@ def check_sampler_switches(model: Any, params: Mapping[str, Any], init: np.ndarr
         check_skip_layers(model, params, init)
 
 
-def check_skip_layers(model: Any, params: Mapping[str, Any], init: np.ndarray | None) -> None:
+def check_skip_layers(model: LoadedModel, params: Mapping[str, Any], init: np.ndarray | None) -> None:
     """Skip-layer guidance that would do nothing: no layers, layers past the model's depth, or no step to run at."""
     layers = params.get("skip_layers", schema.ENGINE_SKIP_LAYERS)
     if not layers:
@@ -390,7 +392,7 @@ def check_size(family: str, params: Mapping[str, Any], multiple: int | None = No
         )
 
 
-def check_upscale(model: Any, pixels: np.ndarray, repeats: int) -> None:
+def check_upscale(model: LoadedModel, pixels: np.ndarray, repeats: int) -> None:
     """Refuse an upscale whose images cannot fit in free RAM (see check_memory for why)."""
     free = available_memory()
     if free is None:
@@ -429,7 +431,7 @@ def reference_pixels(refs: list[np.ndarray], width: int, height: int, auto_resiz
     return sum(int(r.shape[0]) * int(r.shape[1]) for r in refs)
 
 
-def check_image_inputs(model: Any, request: Any, refs: list[np.ndarray]) -> None:
+def check_image_inputs(model: LoadedModel, request: DiffusionRequest, refs: list[np.ndarray]) -> None:
     """What init_images and the hires fix add to a generation: reference sizes, and memory at the larger size."""
     if request.init_images is not None and not request.auto_resize_ref_image:
         for i, image in enumerate(request.init_images):

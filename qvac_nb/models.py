@@ -12,11 +12,10 @@ import signal
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import docstrings, engine, engine_mapping, families, guards, runner, schema
+from . import docstrings, engine, families, guards, runner, schema
 from . import embeddings as embeddings_mod
 from .errors import (
     CancelledError,
@@ -28,6 +27,7 @@ from .errors import (
     UnsupportedOperationError,
     suggest,
 )
+from .loaded_model import LoadedModel
 from .modelfiles.companions import check_companion
 from .modelfiles.detection import loaded_version
 from .modelfiles.formats import FileInfo
@@ -43,57 +43,6 @@ MODEL_TYPES = schema.MODEL_TYPES
 LOAD_TRIES = 2  # a worker that crashes while loading is replaced once (see _load_retrying_a_crash)
 
 log = logging.getLogger("qvac_nb.worker")
-
-
-@dataclass
-class LoadedModel:
-    """The kernel's handle on a loaded model; the model itself lives in a worker process."""
-
-    model_id: str
-    mode: str  # diffusion | upscale | video
-    family: str
-    source: str
-    files: dict[str, Path]
-    config: dict[str, Any]
-    load_ms: float
-    role: str = "model"  # the engine's name for the primary file: model | diffusion_model | upscaler
-    # The engine's version of the primary file (e.g. "SD1_PIX2PIX"), as detected when it loaded: it picks
-    # the family's variant (families.for_model).
-    version: str | None = None
-    upscale_factor: int = 0
-    default_sampler: str | None = None
-    default_scheduler: str | None = None
-    shared: bool = True  # load_model may hand this copy out again for the same files and config
-    # Its files (as they were when it loaded) and config: what load_model compares (see _identity).
-    identity: tuple[Any, ...] = dataclasses.field(default=(), repr=False, compare=False)
-    # Textual-inversion embeddings (model_config["embeddings"]) as local files: {name: path}.
-    embeddings: dict[str, Path] = dataclasses.field(default_factory=dict)
-
-    @property
-    def prediction(self) -> str:
-        return str(self.config.get("prediction", "auto"))
-
-    @property
-    def uses_guidance(self) -> bool:
-        return families.get(self.family).uses_guidance
-
-    @property
-    def has_upscaler(self) -> bool:
-        return "upscaler" in self.files
-
-    def worker_spec(self) -> dict[str, Any]:
-        """What a worker needs to load this model (plain data: it crosses to another process).
-
-        "context" is the engine's context fields, mapped here so the worker's load path needs no schema
-        (its import cost 30-40 ms of a worker's start); "threads" stays as given: -1 is resolved where
-        the engine library is open.
-        """
-        config = dict(self.config)
-        fields = engine_mapping.engine_fields({k: v for k, v in config.items() if k != "threads"}, schema.MODEL_CONFIG,
-                                      engine.enum_names())
-        return {"mode": self.mode, "family": self.family, "role": self.role,
-                "files": {role: str(path) for role, path in self.files.items()}, "config": config,
-                "context": fields, "embeddings": [(name, str(path)) for name, path in self.embeddings.items()]}
 
 
 _models: dict[str, LoadedModel] = {}

@@ -14,6 +14,7 @@ import numpy as np
 from . import families, schema
 from .errors import CorruptModelError, InvalidParameterError, InvalidTypeError, QvacError, UnsupportedOperationError
 from .images import to_rgb_array
+from .loaded_model import LoadedModel
 from .modelfiles.reading import check_regular_file, inspect_file
 
 # PhotoMaker in the engine (stable-diffusion.cpp as pinned: stable-diffusion.cpp get_pmid_conditon, pmid.hpp,
@@ -30,7 +31,7 @@ _MERGEABLE = ("f32", "f16", "bf16")
 _lora_blockers: dict[str, str | None] = {}  # model id -> the block type of its LoRA targets, if any
 
 
-def check_inputs(model: Any, values: dict[str, Any]) -> None:
+def check_inputs(model: LoadedModel, values: dict[str, Any]) -> None:
     """Decode and check pm_id_images and pm_id_embed_path.
 
     What the engine would abort on, or would turn PhotoMaker off for the rest of the load over, is refused
@@ -104,7 +105,7 @@ def _pm_covers(width: int, height: int) -> bool:
     return min(int(scale * np.float32(width)), int(scale * np.float32(height))) >= PM_IMAGE_SIZE
 
 
-def lora_blocker(model: Any) -> str | None:
+def lora_blocker(model: LoadedModel) -> str | None:
     """The block type of the U-Net weights PhotoMaker's LoRA would be merged into, or None when all merge."""
     if model.model_id not in _lora_blockers:
         wanted = model.config.get("type")  # the engine converts the weights to it at load

@@ -27,7 +27,7 @@ def record(request: DiffusionRequest) -> dict[str, Any]:
     return out
 
 
-def _recorded(p: Param, request: Any) -> bool:
+def _recorded(p: Param, request: DiffusionRequest) -> bool:
     """Whether a stored parameter is in the record: always, or (record_with) only while its switch is on,
     so records of calls that leave the switch alone stay as they were."""
     if p.record_with is None:

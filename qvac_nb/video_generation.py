@@ -20,6 +20,7 @@ from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperatio
 from .generation import shared_model_name
 from .images import to_rgb_array
 from .jobs import Job
+from .loaded_model import LoadedModel
 from .modelfiles.reading import inspect_file
 from .request_types import VideoKwargs
 from .video_files import Video
@@ -116,12 +117,12 @@ def validate_video(**given: Any) -> VideoRequest:
     return VideoRequest(**values, model=shared_model_name(model.source), family=model.family, frames_asked=asked)
 
 
-def _check_size(model: Any, values: dict[str, Any]) -> None:
+def _check_size(model: LoadedModel, values: dict[str, Any]) -> None:
     multiple = TI2V_SIZE_MULTIPLE if model.version == "WAN2_2_TI2V" else None
     guards.check_size(model.family, values, multiple)
 
 
-def model_inputs(model: Any) -> dict[str, Any]:
+def model_inputs(model: LoadedModel) -> dict[str, Any]:
     """What a loaded video model takes, for a form: its size step, and whether it reads a first frame
     (init_image), a last frame (end_image) and the high-noise expert's settings (Wan 2.2 A14B)."""
     modes = _MODES[_kind(model)]
@@ -130,7 +131,7 @@ def model_inputs(model: Any) -> dict[str, Any]:
             "end_image": "flf2vid" in modes, "high_noise": "high_noise_diffusion_model" in model.files}
 
 
-def _kind(model: Any) -> str:
+def _kind(model: LoadedModel) -> str:
     """What the loaded Wan network conditions on: 't2v', 'i2v' (2.1 I2V, 2.2 I2V A14B), 'flf2v', 'ti2v', 'vace'."""
     if model.version == "WAN2_2_TI2V":
         return "ti2v"
@@ -151,7 +152,7 @@ _KIND_LABEL = {"t2v": "text-to-video", "i2v": "image-to-video", "flf2v": "first/
                "ti2v": "text/image-to-video", "vace": "VACE"}
 
 
-def _mode(model: Any, values: dict[str, Any]) -> str:
+def _mode(model: LoadedModel, values: dict[str, Any]) -> str:
     kind = _kind(model)
     init, end, control = (values[n] is not None for n in ("init_image", "end_image", "control_frames"))
     told = "flf2vid" if end else "vace" if control else "img2vid" if init else None
@@ -200,7 +201,7 @@ def video_memory(width: int, height: int, frames: int, *, vae_tiling: bool, flas
     return {"attention": attention, "vae_decode": frame_pixels * 96 * 50 + frames * width * height * 15}
 
 
-def _check_memory(model: Any, values: dict[str, Any]) -> None:
+def _check_memory(model: LoadedModel, values: dict[str, Any]) -> None:
     free = guards.available_memory()
     if free is None:
         return

@@ -19,6 +19,7 @@ from ..engine import enum_names
 from ..errors import CancelledError, InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
 from ..jobs import Job
+from ..loaded_model import LoadedModel
 from ..modelfiles.reading import inspect_file
 from ..png import record_of, replayable_params
 from ..progress_stream import ProgressTick
@@ -63,7 +64,7 @@ SIZE_PRESETS = ((512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (8
 _ANY_FAMILY = ("prompt", "negative_prompt", "seed")
 
 
-def rules_for_model(model: model_table.LoadedModel) -> dict[str, Any]:
+def rules_for_model(model: LoadedModel) -> dict[str, Any]:
     """The form rules of a loaded model: its family row's, less what the model was loaded without (a
     ControlNet's strength, an upscaler's passes); for a video model what its network reads (a first frame,
     a last frame, the high-noise expert's settings, Wan 2.2 TI2V's size step of 32)."""

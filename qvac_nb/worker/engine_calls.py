@@ -10,7 +10,7 @@ import io
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -20,6 +20,9 @@ from ..png import encode_png
 from . import protocol
 from .opening import OpenModel
 
+if TYPE_CHECKING:  # the worker unpickles requests; it need not import their module up front
+    from ..request_types import DiffusionRequest
+
 PREVIEW_MIN_INTERVAL_S = 0.1  # at most ten latent previews a second are encoded and sent
 SendTick = Callable[[int, int, float, str, int, "bytes | None"], None]
 # Benchmark-only, off by default: $QVAC_NB_TICK_PROBE=/path makes every diffusion progress callback append
@@ -28,7 +31,7 @@ TICK_PROBE_ENV = "QVAC_NB_TICK_PROBE"
 _tick_probe = open(os.environ[TICK_PROBE_ENV], "a", buffering=1) if os.environ.get(TICK_PROBE_ENV) else None  # noqa: SIM115
 
 
-def _request(request: Any, family: str, upscaler_path: str | None = None,
+def _request(request: DiffusionRequest, family: str, upscaler_path: str | None = None,
              init_as_reference: bool | None = None) -> Any:
     """The engine's Request for a validated DiffusionRequest (every field mapped by the schema).
 
@@ -48,12 +51,12 @@ def _request(request: Any, family: str, upscaler_path: str | None = None,
     return req
 
 
-def _set_loras(req: Any, request: Any) -> None:
+def _set_loras(req: Any, request: DiffusionRequest) -> None:
     """The engine's loras/lora_count: each LoRA file with its weight (applied for this generation only)."""
     req.loras = loras.engine_pairs(getattr(request, "lora", None))
 
 
-def _image_inputs(req: Any, request: Any, upscaler_path: str | None) -> None:
+def _image_inputs(req: Any, request: DiffusionRequest, upscaler_path: str | None) -> None:
     """Mask, reference images, PhotoMaker ID images, ControlNet image and the hires fix's upscaler file."""
     if request.mask_image is not None:
         req.mask = _fit(request.mask_image, request.width, request.height)  # aligned with the stretched init image

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,8 +18,11 @@ from . import protocol
 from .engine_calls import SendTick, _fit, _progress_hooks, _stats, phase_times
 from .opening import OpenModel
 
+if TYPE_CHECKING:
+    from ..video_schema import VideoRequest
 
-def _engine_request(request: Any) -> Any:
+
+def _engine_request(request: VideoRequest) -> Any:
     req = _engine.VideoRequest()
     req.clip_skip = -1  # as for images (the engine's video init leaves 0); UMT5 does not read it
     for attr, value in request.engine_fields(engine.enum_names()).items():
