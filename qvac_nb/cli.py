@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import loras, schema
+from .checks import tables
+from .checks.values import check_writable_file, check_writable_folder
 from .errors import UsageError
-from .validation import check_writable_file, check_writable_folder
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = "SD_V2_1_1B_Q8_0"
@@ -462,12 +463,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _check_before_loading(model_src: str, params: dict[str, Any]) -> None:
     """Refuse bad values before a model of several GB loads (or downloads): every check that needs no loaded
     model, with the family's size rule where the catalogue or the file's header tells the family."""
-    from . import engine, guards
+    from . import engine
     from .batching.items import model_family
     from .catalog import CATALOG
+    from .checks import guards
 
     family = model_family(model_src) if model_src in CATALOG or Path(model_src).expanduser().is_file() else None
-    values = schema.validate(schema.DIFFUSION, params, where="diffusion", names=engine.enum_names(), family=family)
+    values = tables.validate(schema.DIFFUSION, params, where="diffusion", names=engine.enum_names(), family=family)
     if family is not None:
         guards.check_size(family, values)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .checks.values import check_choice, check_path, check_writable_file
 from .errors import (
     EngineCrashedError,
     EngineError,
@@ -35,7 +36,6 @@ from .errors import (
     InvalidTypeError,
     UnsupportedOperationError,
 )
-from .validation import check_choice, check_path, check_writable_file
 
 # The weight types the engine converts every tensor to (guards.CONVERTIBLE_TYPES, repeated here so that
 # the child process does not import the guards' numpy); tests/test_convert.py checks they agree.

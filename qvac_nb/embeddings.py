@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .checks.values import check_path
 from .errors import CorruptModelError, InvalidParameterError, InvalidTypeError, UnsupportedOperationError
-from .validation import check_path
 
 PARAM = "model_config.embeddings"
 MAX_EMBEDDINGS = 64

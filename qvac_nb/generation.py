@@ -9,15 +9,16 @@ from typing import Any, get_type_hints
 
 from typing_extensions import Unpack
 
-from . import docstrings, engine, families, guards, models, photomaker, records, runner, schema
+from . import docstrings, engine, families, models, photomaker, records, runner, schema
 from .catalog import CATALOG
+from .checks import guards, tables
+from .checks.values import check_unknown
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .images import to_mask_array, to_rgb_array
 from .jobs import DiffusionJob, UpscaleJob
 from .loaded_model import LoadedModel
 from .png import record_of
 from .request_types import DiffusionKwargs, DiffusionRequest, ImageInput, UpscaleKwargs, UpscaleRequest
-from .validation import check_unknown
 from .worker import protocol
 
 MAX_OUTPUT_SIDE = 16384
@@ -50,14 +51,14 @@ def validate_diffusion(**given: Any) -> DiffusionRequest:
 
 def _validated(**given: Any) -> tuple[DiffusionRequest, dict[str, Any]]:
     """validate_diffusion's request and its record (the job's parameters and each PNG's text), made once."""
-    folded = schema.fold_aliases("diffusion", given, schema.DIFFUSION)
+    folded = tables.fold_aliases("diffusion", given, schema.DIFFUSION)
     for name in ("model_id", "prompt"):
         if name not in folded:
             raise TypeError(f"diffusion() missing required keyword-only argument: '{name}'")
     model = models.get_model(folded["model_id"])
     models.require(model, "diffusion", "diffusion")
     family = families.for_model(model)
-    values = schema.validate(schema.DIFFUSION, {**folded, **_variant_defaults(family, folded)}, where="diffusion",
+    values = tables.validate(schema.DIFFUSION, {**folded, **_variant_defaults(family, folded)}, where="diffusion",
                              names=engine.enum_names(), family=model.family)
     repeats = values["upscale"]
     if repeats and not model.has_upscaler:
@@ -168,11 +169,11 @@ def _reference_images(model: LoadedModel, family: families.Family, values: dict[
 
 def upscale(*, model_id: str, image: ImageInput, **params: Unpack[UpscaleKwargs]) -> UpscaleJob:
     """Queue an ESRGAN upscale of `image` (PNG/JPEG bytes, PIL, array or path)."""
-    given = schema.fold_aliases("upscale", {"model_id": model_id, "image": image, **params}, schema.UPSCALE)
+    given = tables.fold_aliases("upscale", {"model_id": model_id, "image": image, **params}, schema.UPSCALE)
     model = models.get_model(model_id)
     if not model.has_upscaler:
         models.require(model, "upscale", "upscale")
-    values = schema.validate(schema.UPSCALE, given, where="upscale")
+    values = tables.validate(schema.UPSCALE, given, where="upscale")
     request = UpscaleRequest(**{**values, "image": to_rgb_array("image", image)})
     repeats, pixels = request.repeats, request.image
     if max(pixels.shape[:2]) * model.upscale_factor**repeats > MAX_OUTPUT_SIDE:

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .checks.values import check_path
 from .errors import CorruptModelError, InvalidParameterError, InvalidTypeError
-from .validation import check_path
 
 PARAM = "lora"
 MAX_LORAS = 16

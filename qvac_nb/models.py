@@ -15,8 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import docstrings, engine, families, guards, runner, schema
+from . import docstrings, engine, families, runner, schema
 from . import embeddings as embeddings_mod
+from .checks import guards, tables
+from .checks.values import check_bool, check_choice, check_path, check_unknown
 from .errors import (
     CancelledError,
     EngineCrashedError,
@@ -32,7 +34,6 @@ from .modelfiles.companions import check_companion
 from .modelfiles.detection import loaded_version
 from .modelfiles.formats import FileInfo
 from .modelfiles.reading import inspect_file
-from .validation import check_bool, check_choice, check_path, check_unknown
 from .worker import protocol
 from .worker.process import WorkerDied, WorkerProcess
 
@@ -83,12 +84,12 @@ def normalize_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(config, Mapping):
         raise InvalidTypeError(f"model_config: expected a dict, got {type(config).__name__}")
-    return schema.validate(schema.MODEL_CONFIG, config, where="model_config", prefix="model_config.",
+    return tables.validate(schema.MODEL_CONFIG, config, where="model_config", prefix="model_config.",
                            names=engine.enum_names(), fill=False)
 
 
 def _check_upscaler(value: Any) -> dict[str, Any] | None:
-    return schema.check_upscaler(value)
+    return tables.check_upscaler(value)
 
 
 def _warn_cpu_fallback(config: dict[str, Any]) -> None:

@@ -16,29 +16,13 @@ Adding a plain parameter means adding one `Param` here (and binding its engine f
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import math
-import numbers
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import cache_presets, embeddings, engine_types, families, loras
-from .errors import InvalidParameterError, InvalidTypeError
-from .validation import (
-    MAX_TEXT_CHARS,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_path,
-    check_str,
-    check_text,
-    check_unknown,
-    check_upscale,
-)
+from .checks.values import MAX_TEXT_CHARS
 
 MAX_SIDE = 4096
 MAX_STEPS = 150
@@ -125,43 +109,6 @@ class Param:
         # The engine's weight-type list has placeholders that are not real types.
         return [v for v in values if v.isidentifier() and v != "DEPRECATED"] if self.choices_from == "type" else values
 
-    def check(self, value: Any, label: str, names: Mapping[str, Sequence[str]] | None) -> Any:
-        """The validated value, or a QvacError naming `label` (the same messages as always)."""
-        if self.type == "upscale":
-            return check_upscale(value)  # None and False mean 0 repeats
-        if value is None and self.nullable:
-            return None
-        if self.type == "int":
-            return check_int(label, value, int(self.min or 0), int(self.max or 0), multiple_of=self.multiple_of,
-                             extra=self.extra)
-        if self.type == "float":
-            if not isinstance(value, bool) and value in self.extra:
-                return float(value)  # a sentinel such as -1 ("reuse cfg_scale")
-            return check_float(label, value, float(self.min or 0), float(self.max or 0), lo_open=self.lo_open)
-        if self.type == "bool":
-            return check_bool(label, value)
-        if self.type == "choice":
-            return check_choice(label, value, self.allowed(names))
-        if self.type == "path":
-            return check_path(label, value)  # bytes and names that are not UTF-8 are file names too
-        if self.type == "text":
-            return check_text(label, value)
-        if self.type == "str":
-            return check_str(label, value)
-        if self.type == "upscaler":
-            return check_upscaler(value)
-        if self.type == "lora":
-            return loras.check(value)  # resolves, checks and hashes each file
-        if self.type == "embeddings":
-            return embeddings.check(value)  # {name: source}; the files are fetched and checked at load
-        if self.type == "hires":
-            return check_hires(value)
-        if self.type == "layers":
-            return check_layers(label, value)
-        if self.type == "sigmas":
-            return check_sigmas(label, value)
-        return value  # image(s): decoded by the caller, which knows the accepted forms
-
     def values_text(self) -> str:
         """The accepted values in words, for docs, --help and the README."""
         if self.values_doc:
@@ -226,21 +173,6 @@ HIRES: tuple[Param, ...] = (
 # The engine's own names for the hires keys (sd_hires_params_t, stable-diffusion-cpp-python's hires_*).
 HIRES_ENGINE_NAMES = {"denoising_strength": "strength", "target_width": "width", "target_height": "height",
                       "upscale_tile_size": "tile_size"}
-
-
-def check_hires(value: Any) -> dict[str, Any] | None:
-    """diffusion(hires=...): True (the defaults), a dict of HIRES keys, or None/False (off)."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(f"hires: expected True, None or a dict like {{'scale': 2.0, 'steps': 10}}, "
-                               f"got {value!r}", param="hires")
-    keys = [camel_to_snake(k) if isinstance(k, str) else k for k in value]
-    renamed = {HIRES_ENGINE_NAMES.get(k.removeprefix("hires_"), k.removeprefix("hires_")) if isinstance(k, str)
-               else k: v for k, v in zip(keys, value.values(), strict=True)}
-    return validate(HIRES, renamed, where="hires", prefix="hires.")
 
 
 def hires_target(hires: Mapping[str, Any], width: int, height: int) -> tuple[int, int]:
@@ -328,61 +260,6 @@ MAX_FLOW_SHIFT = 50.0
 MAX_TIMESTEP = 1000
 MAX_LAYER = 999  # far past the deepest DiT; guards check against the model's own depth
 ENGINE_SKIP_LAYERS = (7, 8, 9)  # the engine's command line and server default (made for SD3.5 Medium)
-
-
-def _items(label: str, value: Any, parse: Callable[[str], Any], what: str) -> list[Any]:
-    """A list parameter's items: from a list, tuple or 1-D array, or from text such as '7, 8, 9' (CLI, Studio)."""
-    if isinstance(value, str):
-        text = value.strip().removeprefix("[").removesuffix("]")
-        out = []
-        for item in re.split(r"[\s,]+", text):
-            if not item:
-                continue
-            try:
-                out.append(parse(item))
-            except ValueError:
-                raise InvalidTypeError(f"{label}: {item!r} is not {what}", param=label) from None
-        return out
-    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
-        value = value.tolist()  # a numpy array
-    if not isinstance(value, (list, tuple)):
-        raise InvalidTypeError(f"{label}: expected a list of {what}s or text such as '1, 2', got "
-                               f"{type(value).__name__}", param=label)
-    return list(value)
-
-
-def check_layers(label: str, value: Any) -> tuple[int, ...]:
-    """skip_layers: block indices, each 0-MAX_LAYER (the model's own depth is checked by guards)."""
-    layers = _items(label, value, int, "a block index")
-    for layer in layers:
-        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
-            raise InvalidTypeError(f"{label}: block indices are whole numbers, got {layer!r}", param=label)
-        if not 0 <= int(layer) <= MAX_LAYER:
-            raise InvalidParameterError(f"{label}: block indices run from 0 (the first block) to {MAX_LAYER}, "
-                                        f"got {layer}", param=label)
-    return tuple(int(layer) for layer in layers)
-
-
-def check_sigmas(label: str, value: Any) -> tuple[float, ...] | None:
-    """sigmas: 2 to MAX_STEPS + 1 finite noise levels >= 0, the first above 0, none above the one before."""
-    levels = _items(label, value, float, "a number")
-    if not levels and isinstance(value, str):
-        return None  # a blank text field: the scheduler's schedule
-    for i, level in enumerate(levels):
-        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not math.isfinite(level) or level < 0:
-            raise InvalidParameterError(f"{label}: noise levels are finite numbers >= 0, got {level!r} at "
-                                        f"position {i}", param=label)
-    if not 2 <= len(levels) <= MAX_STEPS + 1:
-        raise InvalidParameterError(f"{label}: give 2-{MAX_STEPS + 1} noise levels (steps + 1: each step goes "
-                                    f"from one to the next), got {len(levels)}", param=label)
-    for i, (before, after) in enumerate(itertools.pairwise(levels), start=1):
-        if after > before:
-            raise InvalidParameterError(f"{label}: noise levels must not rise, but {before:g} is followed by "
-                                        f"{after:g} at position {i}", param=label)
-    if levels[0] <= 0:
-        raise InvalidParameterError(f"{label}: the first noise level must be above 0 (the noise sampling starts "
-                                    "from)", param=label)
-    return tuple(float(level) for level in levels)
 
 
 _SLG_WINDOW = "a step s of n runs it when int(skip_layer_start x (n + 1)) < s < int(skip_layer_end x (n + 1))"
@@ -518,18 +395,6 @@ UPSCALE: tuple[Param, ...] = (
 # ---------------------------------------------------------------- load_model(model_config=...)
 
 
-def check_upscaler(value: Any) -> dict[str, Any] | None:
-    """model_config["upscaler"]: a dict of UPSCALER keys, or a string taken as its model_src."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = {"model_src": value}
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(f"model_config.upscaler: expected a dict like {{'model_src': ...}}, got {value!r}",
-                               param="model_config.upscaler")
-    return validate(UPSCALER, value, where="model_config.upscaler", prefix="model_config.upscaler.")
-
-
 def _companion(name: str, role: str, flag: str, doc: str) -> Param:
     return Param(name, "path", doc, None, nullable=True, default_doc="the catalogue's companion, else none",
                  values_doc="same forms as model_src", engine=role, cli=(flag,), cli_metavar="MODEL")
@@ -640,61 +505,6 @@ _BY_NAME = {p.name: p for p in DIFFUSION}
 
 def param(name: str) -> Param:
     return _BY_NAME[name] if name != UPSCALE_REPEATS.name else UPSCALE_REPEATS
-
-
-# ---------------------------------------------------------------- validation
-
-
-def camel_to_snake(key: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-
-
-def fold_aliases(where: str, given: Mapping[str, Any], params: Sequence[Param], *, kind: str = "parameter") -> dict:
-    """`given` with camelCase aliases folded into the parameters' names; unknown names are refused."""
-    out: dict[str, Any] = {}
-    names = [p.name for p in params]
-    for raw_key, value in given.items():
-        if not isinstance(raw_key, str):
-            raise InvalidTypeError(f"{where}: keys must be strings, got {raw_key!r}", param=where)
-        key = camel_to_snake(raw_key)
-        check_unknown(where, [key], names)
-        if key in out:
-            raise InvalidTypeError(f"{where}: '{key}' given twice (as '{raw_key}' too)", param=key)
-        out[key] = value
-    return out
-
-
-def validate(params: Sequence[Param], given: Mapping[str, Any], *, where: str, prefix: str = "",
-             names: Mapping[str, Sequence[str]] | None = None, fill: bool = True,
-             family: str | None = None) -> dict[str, Any]:
-    """Checked values of `given` in declaration order; with `fill`, defaults for what is missing.
-
-    A None for a parameter whose default depends on the family means that family's default.
-    """
-    folded = fold_aliases(where, given, params)
-    out: dict[str, Any] = {}
-    for p in params:
-        if p.name not in folded:
-            if fill and p.default is not REQUIRED:
-                default = p.default_for(family)
-                out[p.name] = check_upscale(default) if p.type == "upscale" else default
-            continue
-        value = folded[p.name]
-        if value is None and p.per_family:
-            value = p.default_for(family)
-        out[p.name] = _with_size_step(p, family).check(value, prefix + p.name, names)
-    return out
-
-
-def _with_size_step(p: Param, family: str | None) -> Param:
-    """A size parameter of a known family is left to the family's own check (guards.check_size, which every
-    caller passing `family` runs next): one rule, one message naming the family, and every size it suggests
-    is one the model accepts. Without a family the generic step applies."""
-    if family is None or p.multiple_of <= 1 or p.name not in ("width", "height"):
-        return p
-    return dataclasses.replace(p, multiple_of=1)
-
-
 
 
 # ---------------------------------------------------------------- Studio

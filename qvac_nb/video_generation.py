@@ -15,7 +15,8 @@ from typing import Any, get_type_hints
 import numpy as np
 from typing_extensions import Unpack
 
-from . import docstrings, engine, families, guards, models, runner, schema
+from . import docstrings, engine, families, models, runner
+from .checks import guards, tables
 from .errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from .generation import shared_model_name
 from .images import to_rgb_array
@@ -71,7 +72,7 @@ def video(*, model_id: str, prompt: str, **params: Unpack[VideoKwargs]) -> Video
 
 def validate_video(**given: Any) -> VideoRequest:
     """A VideoRequest for `given`: every parameter checked, defaults resolved for the model."""
-    folded = schema.fold_aliases("video", given, VIDEO)
+    folded = tables.fold_aliases("video", given, VIDEO)
     for name in ("model_id", "prompt"):
         if name not in folded:
             raise TypeError(f"video() missing required keyword-only argument: '{name}'")
@@ -90,7 +91,7 @@ def validate_video(**given: Any) -> VideoRequest:
             continue
         folded[name] = value
     # With the family named, sizes are left to its own rule (_check_size: a variant's step, TI2V's 32).
-    values = schema.validate(VIDEO, folded, where="video", names=engine.enum_names(), family=model.family)
+    values = tables.validate(VIDEO, folded, where="video", names=engine.enum_names(), family=model.family)
     asked = values["video_frames"]
     values["video_frames"] = made = frames_made(asked)
     if made != asked:

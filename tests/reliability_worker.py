@@ -242,7 +242,7 @@ class Case:
     expect: str  # the QvacError subclass the call must raise
     param: str  # what the message must name
     run: Callable[[Env], Any]
-    guard: bool = False  # stands in front of an engine crash (see qvac_nb/guards.py)
+    guard: bool = False  # stands in front of an engine crash (see qvac_nb/checks/guards.py)
 
 
 def _run_case(env: Env, case: Case) -> dict[str, Any]:
@@ -332,7 +332,7 @@ def _flux2_cfg(env: Env, **changes: Any) -> dict[str, Any]:
 
 def _with_free_memory(free: int, call: Callable[[], Any]) -> Any:
     """Run `call` as if only `free` bytes of RAM were available."""
-    from qvac_nb import guards
+    from qvac_nb.checks import guards
 
     real = guards.available_memory
     guards.available_memory = lambda: free

@@ -23,7 +23,8 @@ from helpers import pixels
 from testmodels.formats import TensorSpec, write_safetensors
 
 import qvac_nb
-from qvac_nb import cli, conversion, engine, guards, models
+from qvac_nb import cli, conversion, engine, models
+from qvac_nb.checks import guards
 
 SMALL = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 7.0}
 # GGUF metadata value types -> struct format (strings and arrays are read on their own).

@@ -24,7 +24,7 @@ from testmodels import registry
 
 import qvac_nb
 from qvac_nb.batching import local
-from qvac_nb.validation import check_writable_folder
+from qvac_nb.checks.values import check_writable_folder
 
 BOUND_S = 300.0  # a bound on a regressed (blocking) call, not a speed requirement
 

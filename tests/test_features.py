@@ -26,6 +26,7 @@ from PIL import Image
 
 import qvac_nb
 from qvac_nb import engine, generation
+from qvac_nb.checks import tables
 from qvac_nb.worker import engine_calls, opening
 
 SAMPLING = {"steps": 2, "cfg_scale": 7.0, "eta": 0.0, "sampling_method": "euler_a", "scheduler": "discrete"}
@@ -298,11 +299,11 @@ def test_hires_fix_matches_the_peer(sd1_model: Any, sd1_id: str, tmp_path: Path)
 def test_hires_accepts_the_engines_names() -> None:
     from qvac_nb import schema
 
-    checked = schema.check_hires({"hires_scale": 1.5, "hiresSteps": 4, "denoising_strength": 0.4,
+    checked = tables.check_hires({"hires_scale": 1.5, "hiresSteps": 4, "denoising_strength": 0.4,
                                   "target_width": 256, "upscale_tile_size": 64})
     assert checked == {"scale": 1.5, "width": 256, "height": 0, "steps": 4, "strength": 0.4, "upscaler": "latent",
                        "tile_size": 64}
-    assert schema.check_hires(True)["scale"] == 2.0 and schema.check_hires(False) is None
+    assert tables.check_hires(True)["scale"] == 2.0 and tables.check_hires(False) is None
     assert schema.hires_target(checked, 64, 64) == (256, 256)
 
 
@@ -376,7 +377,7 @@ def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, sd
 
 def test_memory_guards_count_references_and_the_hires_size(sd1_id: str, flux2_edit_id: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from qvac_nb import guards
+    from qvac_nb.checks import guards
 
     # Enough for a plain 64x64 image, not for what the references or the hires pass add.
     model = qvac_nb.models.get_model(sd1_id)

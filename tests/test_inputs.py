@@ -18,10 +18,10 @@ from testmodels.registry import TestModel as Model
 
 import qvac_nb
 from qvac_nb import png as png_module
+from qvac_nb.checks.values import check_path, check_str
 from qvac_nb.errors import CorruptModelError, InvalidParameterError
 from qvac_nb.images import to_rgb_array
 from qvac_nb.modelfiles.reading import inspect_file
-from qvac_nb.validation import check_path, check_str
 
 # ---------------------------------------------------------------- images
 

@@ -22,7 +22,7 @@ from reliability_files import (
 )
 from testmodels import registry
 
-from qvac_nb import guards
+from qvac_nb.checks import guards
 from qvac_nb.errors import CorruptModelError, InvalidParameterError, UnsupportedOperationError
 from qvac_nb.modelfiles.companions import check_companion
 from qvac_nb.modelfiles.detection import detect_family

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import qvac_nb
-from qvac_nb.validation import MAX_TEXT_CHARS, check_text
+from qvac_nb.checks.values import MAX_TEXT_CHARS, check_text
 
 BOUND_S = 120.0  # a bound on a regressed (blocking) call, not a speed requirement
 

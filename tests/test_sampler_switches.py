@@ -26,6 +26,7 @@ from helpers import assert_real_image, pixels
 
 import qvac_nb
 from qvac_nb import engine, generation, records, schema
+from qvac_nb.checks import tables
 from qvac_nb.errors import InvalidParameterError, InvalidTypeError, UnsupportedOperationError
 from qvac_nb.png import stored_record
 from qvac_nb.widgets import form_schema
@@ -240,6 +241,6 @@ def test_the_cli_takes_the_switches_as_text() -> None:
                                           "--slg-scale", "2.5", "--flow-shift", "3", "--timestep-shift", "250",
                                           "--skip-layer-start", "0.1", "--skip-layer-end", "0.9"])
     given = cli._given(args, schema.DIFFUSION)
-    checked = schema.validate(schema.DIFFUSION, given, where="diffusion", fill=False)
+    checked = tables.validate(schema.DIFFUSION, given, where="diffusion", fill=False)
     assert checked == {"flow_shift": 3.0, "timestep_shift": 250, "slg_scale": 2.5, "skip_layers": (0, 1),
                        "skip_layer_start": 0.1, "skip_layer_end": 0.9, "sigmas": (1.0, 0.5, 0.0)}

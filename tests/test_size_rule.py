@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from qvac_nb import families, guards, schema
+from qvac_nb import families, schema
+from qvac_nb.checks import guards, tables
 from qvac_nb.errors import InvalidParameterError
 
 DIFFUSION = [f for f in families.FAMILIES.values() if f.kind in ("unet", "dit")]
@@ -46,10 +47,10 @@ def test_validation_leaves_sizes_to_the_family_rule(family: families.Family) -> 
     """The parameter check does not speak of a generic step of 8 that the family would then refuse: with a
     family it leaves the size to guards.check_size (whose suggestions the test above checks)."""
     for bad in (100, 1000 + family.size_multiple // 2 + 1):
-        values = schema.validate(schema.DIFFUSION, {"prompt": "x", "width": bad}, where="diffusion",
+        values = tables.validate(schema.DIFFUSION, {"prompt": "x", "width": bad}, where="diffusion",
                                  family=family.name)
         if bad % family.size_multiple:
             with pytest.raises(InvalidParameterError, match=f"multiples of {family.size_multiple}; try"):
                 guards.check_size(family.name, values)
     with pytest.raises(InvalidParameterError, match=r"multiple of 8, got 100 \(try 96 or 104\)"):
-        schema.validate(schema.DIFFUSION, {"prompt": "x", "width": 100}, where="diffusion")  # no family known
+        tables.validate(schema.DIFFUSION, {"prompt": "x", "width": 100}, where="diffusion")  # no family known

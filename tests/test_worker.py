@@ -478,8 +478,9 @@ def test_the_memory_guard_counts_the_upscaler_tile_size(esrgan_model: TestModel,
     import numpy as np
 
     import qvac_nb
+    from qvac_nb.checks import guards
 
-    monkeypatch.setattr(qvac_nb.guards, "available_memory", lambda: 16 * 2**30)  # the same answer on any machine
+    monkeypatch.setattr(guards, "available_memory", lambda: 16 * 2**30)  # the same answer on any machine
     mid = qvac_nb.load_model(str(esrgan_model.primary),
                              model_config={"mode": "upscale", "threads": THREADS, "upscaler": {"tile_size": 2048}})
     try:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import families, guards, schema, video_schema
+from .. import families, schema, video_schema
+from ..checks import guards, tables
 from ..errors import InvalidParameterError, InvalidTypeError, QvacError
 from ..history_folder import item_key
 
@@ -86,7 +87,7 @@ def prepare(items: Any, defaults: Mapping[str, Any], *, model: Mapping[str, Any]
     `video`: the model makes videos; items are video() parameters, one video each.
     """
     table = video_schema.VIDEO if video else schema.DIFFUSION
-    schema.fold_aliases("batch", defaults, table)  # a misspelt default: one error, not one per item
+    tables.fold_aliases("batch", defaults, table)  # a misspelt default: one error, not one per item
     raw = as_dicts(items)
     if not raw:
         raise InvalidParameterError("items: the batch is empty", param="items")
@@ -122,14 +123,14 @@ def _check(item: Mapping[str, Any], defaults: Mapping[str, Any], family: str | N
            video: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the item's own parameters to send, its validated values with every default filled in)."""
     where, table = ("video", video_schema.VIDEO) if video else ("diffusion", schema.DIFFUSION)
-    given = schema.fold_aliases(where, {**defaults, **item}, table)
+    given = tables.fold_aliases(where, {**defaults, **item}, table)
     for name in _NOT_PER_ITEM:
         if name in given:
             raise InvalidParameterError(f"{name}: batch sets it itself (each worker loads its own copy of "
                                         "model_src); leave it out", param=name)
     if "prompt" not in given:
         raise InvalidParameterError("prompt: every item needs a prompt", param="prompt")
-    values = schema.validate(table, given, where=where, names=names, family=family)
+    values = tables.validate(table, given, where=where, names=names, family=family)
     if not video and values["upscale"] and not has_upscaler:
         raise InvalidParameterError("upscale: the batch's model has no upscaler; pass "
                                     "model_config={'upscaler': {'model_src': ...}}", param="upscale")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import engine, history_folder, models
+from ..checks.values import check_bool, check_int, check_path, check_writable_folder
 from ..errors import CallbackError, InvalidParameterError, InvalidTypeError
-from ..validation import check_bool, check_int, check_path, check_writable_folder
 from ..video_files import sniff
 from . import items as items_mod
 from .backend import Backend, NoWorkers, WorkerLost

@@ -7,7 +7,7 @@ import io
 from PIL import Image
 
 from .. import families
-from ..guards import MIN_REF_SIDE
+from ..checks.guards import MIN_REF_SIDE
 from .thumbs import image_size
 
 REFERENCE_MULTIPLE = 16  # the VAE's 8x down times the 2x2 latent patches

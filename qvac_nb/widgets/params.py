@@ -16,8 +16,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from .. import schema, video_schema
+from ..checks.values import check_unknown, check_upscale
 from ..errors import InvalidTypeError
-from ..validation import check_unknown, check_upscale
 from .family_form import rules_for, skipped
 
 # diffusion()'s form fields, then video()'s own (a video model's form shows those instead of the image-only ones).

@@ -15,6 +15,7 @@ import traitlets as t
 from .. import families, history_folder, records, schema
 from .. import models as model_table
 from ..catalog import CATALOG
+from ..checks.values import check_writable_folder
 from ..engine import enum_names
 from ..errors import CancelledError, InvalidParameterError, QvacError, UnsupportedOperationError
 from ..generation import diffusion
@@ -23,7 +24,6 @@ from ..loaded_model import LoadedModel
 from ..modelfiles.reading import inspect_file
 from ..png import record_of, replayable_params
 from ..progress_stream import ProgressTick
-from ..validation import check_writable_folder
 from ..video_files import Video
 from ..video_generation import model_inputs, video
 from . import assets

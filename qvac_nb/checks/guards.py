@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from . import families, schema
-from .errors import InvalidParameterError, QvacError, UnsupportedOperationError
-from .loaded_model import LoadedModel
-from .modelfiles.detection import decoder_channels, dit_heads
-from .modelfiles.reading import inspect_file
-from .request_types import DiffusionRequest
-from .schema import MAX_SIDE
+from .. import families, schema
+from ..errors import InvalidParameterError, QvacError, UnsupportedOperationError
+from ..loaded_model import LoadedModel
+from ..modelfiles.detection import decoder_channels, dit_heads
+from ..modelfiles.reading import inspect_file
+from ..request_types import DiffusionRequest
+from ..schema import MAX_SIDE
 
 # Weight types the engine can convert every tensor to. For q8_1, q8_K, f64 and the
 # integer types ggml has no row quantizer, and ModelLoader::load_tensors -> convert_tensor
@@ -441,7 +441,7 @@ def check_image_inputs(model: LoadedModel, request: DiffusionRequest, refs: list
     free = available_memory()
     if free is None:
         return
-    from .schema import hires_target
+    from ..schema import hires_target
 
     width, height = request.width, request.height
     if request.hires is not None:

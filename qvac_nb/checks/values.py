@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from .errors import InvalidParameterError, InvalidTypeError, UnknownParameterError, suggest
+from ..errors import InvalidParameterError, InvalidTypeError, UnknownParameterError, suggest
 
 MAX_UPSCALE_REPEATS = 3  # also declared in qvac_nb.schema, which imports these helpers
 
