@@ -73,11 +73,23 @@ export function entryDetails(entry, schema) {
     if (!param.replayable || param.type === "image" || SIZE.includes(param.name) || !applies(param, entry, schema)) continue;
     if (varied.includes(param.name) || (entry.video && VIDEO_ROW.includes(param.name))) continue;
     const value = p[param.name];
-    if (value !== undefined && value !== null && value !== "") rows.push([param.label || param.name, shown(value)]);
+    if (value === undefined || value === null || value === "" || atDefault(param, value)) continue;
+    rows.push([param.label || param.name, shown(value)]);
   }
   if (entry.kind === "upscale") rows.push(["Upscaled from", entry.source || "image"]);
   if (entry.kind === "grid" && entry.grid) rows.push(["Grid", entry.grid]);
   return rows;
+}
+
+/**
+ * Whether a row would only repeat a default nobody chose: an advanced setting left as it was (VAE tile size 0,
+ * clip skip -1), or the batch size of one image's record (always 1).
+ * @param {import("./types.js").SchemaParam} param
+ * @param {unknown} value
+ */
+function atDefault(param, value) {
+  if (param.name === "batch_count") return value === 1;
+  return param.group === "advanced" && JSON.stringify(value) === JSON.stringify(param.default);
 }
 
 /**

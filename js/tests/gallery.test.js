@@ -187,6 +187,18 @@ describe("entry details", () => {
     expect(keys({ ...entry("a"), params, family: "flux2", img2img: true })).toEqual(["Size", "Prompt", "CFG scale", "Guidance", "Seed"]);
   });
 
+  it("leaves out advanced settings nobody changed, and a single image's batch size", async () => {
+    const { entryDetails } = await import("../src/gallery-grid.js");
+    const { default: schema } = await import("./fixtures/schema.json");
+    const advanced = schema.params.filter((q) => q.group === "advanced").map((q) => q.name);
+    expect(advanced).toEqual(expect.arrayContaining(["vae_tiling", "clip_skip"]));
+    const withBatch = { ...schema, params: schema.params.map((q) => (q.name === "batch_count" ? { ...q, replayable: true } : q)) };
+    const keys = (params) => entryDetails({ ...entry("a"), params, family: "sd1" }, withBatch).map(([k]) => k);
+    const base = { prompt: "p", seed: 1, cfg_scale: 7, batch_count: 1, vae_tiling: false, clip_skip: -1 };
+    expect(keys(base)).toEqual(["Size", "Prompt", "CFG scale", "Seed"]);
+    expect(keys({ ...base, clip_skip: 2, vae_tiling: true, batch_count: 2 })).toEqual(expect.arrayContaining(["CLIP skip", "VAE tiling", "Batch"]));
+  });
+
   // The flags of the schema the Studio ships (form_schema()): a param's `families` names image families only
   // (cfg_scale and flow_shift do not list "wan"); the video family's row `makes` "video"; video() rows have none.
   const VIDEO_SCHEMA = {
