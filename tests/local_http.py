@@ -77,6 +77,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep test output quiet
         pass
 
+    def end_headers(self) -> None:
+        # Every answer closes its connection (see _answer): say so, or a client may send its next request on
+        # the socket being closed (on a busy machine that race lost a test: "Server disconnected").
+        self.send_header("Connection", "close")
+        super().end_headers()
+
     def do_HEAD(self) -> None:  # noqa: N802 - the http.server API
         self._answer(head=True)
 

@@ -565,31 +565,62 @@ def _wait_first_tick(job: Any, timeout: float = 300) -> None:
         time.sleep(0.005)
 
 
+def _pixels(png: bytes) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
 def scenario_soak(env: Env) -> dict[str, Any]:
-    """50 generations and 20 cancels on one model; RSS growth stays small."""
+    """50 generations and 20 cancels on one model: the RSS of this process (the kernel) and of the model's engine
+    worker (where a leak of the engine would show) stays flat; each cancel stops its job within one step, without
+    ending the worker, and the model makes the same image for the same seed after all of it."""
+    import numpy as np
+    import psutil
+
+    from qvac_nb import runner
+
     qvac_nb = env.qvac_nb
-    env.generate(seed=1)
+
+    def worker() -> Any:
+        model_runner = runner.runner_for(env.sd1)
+        return psutil.Process(model_runner.worker.proc.pid)  # type: ignore[union-attr]
+
+    (first,) = env.generate(seed=1)
     env.generate(seed=2)
-    rss0 = _rss_mb()
+    engine = worker()
+    rss0, worker0 = _rss_mb(), engine.memory_info().rss / 2**20
     peak = rss0
     generations = cancels = 0
+    overrun = 0  # the most steps a job made after the one its cancel came at
     for i in range(50):
         env.generate(seed=100 + i)
         generations += 1
         if i % 5 == 4 or i % 5 == 2:  # 20 cancels spread over the run
             job = qvac_nb.diffusion(model_id=env.sd1, prompt="cancel me", **{**TINY, "steps": 6, "cfg_scale": 1.0})
             _wait_first_tick(job)
+            at = max((t.step for t in job.progress_stream.ticks), default=0)
             job.cancel()
             try:
                 job.outputs.result(timeout=300)
             except qvac_nb.CancelledError:
                 cancels += 1
+            overrun = max(overrun, max((t.step for t in job.progress_stream.ticks), default=0) - at)
         peak = max(peak, _rss_mb())
+    (again,) = env.generate(seed=1)
     gc.collect()
-    rss1 = _rss_mb()
-    return {"ok": generations == 50 and cancels == 20 and rss1 - rss0 < 64, "generations": generations,
-            "cancels": cancels, "rss_start_mb": round(rss0, 1), "rss_end_mb": round(rss1, 1),
-            "rss_peak_mb": round(peak, 1), "growth_mb": round(rss1 - rss0, 1), "limit_mb": 64}
+    rss1, worker1 = _rss_mb(), engine.memory_info().rss / 2**20
+    same_worker = worker().pid == engine.pid
+    same_image = bool(np.array_equal(_pixels(first), _pixels(again)))
+    return {"ok": generations == 50 and cancels == 20 and rss1 - rss0 < 64 and worker1 - worker0 < 64
+            and overrun <= 1 and same_worker and same_image,
+            "generations": generations, "cancels": cancels, "rss_start_mb": round(rss0, 1),
+            "rss_end_mb": round(rss1, 1), "rss_peak_mb": round(peak, 1), "growth_mb": round(rss1 - rss0, 1),
+            "worker_rss_start_mb": round(worker0, 1), "worker_rss_end_mb": round(worker1, 1),
+            "worker_growth_mb": round(worker1 - worker0, 1), "limit_mb": 64,
+            "steps_after_cancel_max": overrun, "same_worker": same_worker, "same_image_for_seed_1": same_image}
 
 
 def scenario_unload_frees(env: Env) -> dict[str, Any]:

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pytest
-from helpers import assert_real_image, pixels, rss_mb
+from helpers import assert_real_image, pixels
 
 import qvac_nb
 from qvac_nb import _engine, engine
@@ -136,7 +135,13 @@ def test_the_gil_is_free_while_generating(sd1_model: Any) -> None:
     try:
         job = qvac_nb.diffusion(model_id=model_id, prompt="x", **{**SMALL, "steps": 4})
         thread.start()
+        deadline = time.monotonic() + 120
         while not job.progress_stream.ticks:  # generation has started
+            if job.done() and not job.progress_stream.ticks:
+                job.outputs.result(timeout=0)  # a job that failed before its first tick raises its error here
+                pytest.fail("the job ended without a progress tick")
+            if time.monotonic() > deadline:
+                pytest.fail("no progress tick within 120 s of submitting the job")
             time.sleep(0.005)
         before = counter["n"]
         job.outputs.result(timeout=300)
@@ -166,28 +171,9 @@ def test_cancel_stops_within_one_step(sd1_id: str) -> None:
     assert all(t.phase == "sample" for t in ticks)
 
 
-def test_twenty_cancels_then_a_normal_generation(sd1_id: str) -> None:
-    """The kernel's memory and the engine worker's (where a leak of the engine would show) stay flat."""
-    (before,) = generate(sd1_id, seed=5)
-    worker = psutil.Process(_worker_pid(sd1_id))
-    rss0, worker0 = rss_mb(), worker.memory_info().rss / 2**20
-    for i in range(20):
-        ticks, at = _cancel_at(sd1_id, 1 + i % 3, steps=6)
-        assert max(t.step for t in ticks) <= at + 1
-    (after,) = generate(sd1_id, seed=5)
-    growth, worker_growth = rss_mb() - rss0, worker.memory_info().rss / 2**20 - worker0
-    assert growth < 64, f"RSS grew {growth:.1f} MB over 20 cancels"
-    assert worker_growth < 64, f"the engine worker's RSS grew {worker_growth:.1f} MB over 20 cancels"
-    assert _worker_pid(sd1_id) == worker.pid, "a cancel within sampling must not end the worker"
-    assert np.array_equal(pixels(before), pixels(after)), "the context changed state after cancels"
-
-
-def _worker_pid(model_id: str) -> int:
-    from qvac_nb import runner
-
-    model_runner = runner.runner_for(model_id)
-    assert model_runner is not None and model_runner.worker is not None
-    return model_runner.worker.proc.pid
+# Many cancels in a row: test_reliability.py's soak scenario (50 generations and 20 cancels on one SD1 model) checks
+# that each stops within one step, the kernel's and the engine worker's RSS stay flat, the worker is kept and the
+# same seed gives the same image after them.
 
 
 def test_a_cancel_before_the_job_starts_skips_it(sd1_id: str) -> None:

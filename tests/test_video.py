@@ -2,9 +2,10 @@
 peer's generate_video; the MP4 and WebP files, their records, errors and cancel.
 
 The Wan test models are full size where the engine fixes the geometry (testmodels/wan.py: the UMT5-XXL
-encoder alone is 3.2 GB), so each video is 64x64 (TI2V: 64x64 too, a multiple of 32), 5 frames, 1-2 steps,
-and each model is loaded once for its tests. The peer runs in a process of its own after qvac_nb's worker
-made its frames.
+encoder alone is 3.2 GB, and every video costs one full 512-token pass of it), so each video is 64x64 (TI2V:
+64x64 too, a multiple of 32), 5 frames (the fewest that are a video: the engine makes 4k + 1), 1 step, and
+each model is loaded once for its tests. The peer runs in a process of its own after qvac_nb's worker made
+its frames.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from qvac_nb.video_schema import frames_made
 from qvac_nb.widgets import Studio, static_html
 
 # cfg 1: one UMT5 pass a video (each costs a full 512-token pass of the 5.7B encoder, about a minute here).
-TINY = {"width": 64, "height": 64, "video_frames": 5, "steps": 2, "seed": 11, "cfg_scale": 1.0}
+TINY = {"width": 64, "height": 64, "video_frames": 5, "steps": 1, "seed": 11, "cfg_scale": 1.0}
 PROMPT = "a lovely cat walking"
 # The MP4 codec's tolerance: H.264 at crf 18 in yuv420p (what every browser plays) keeps luma within a few levels
 # of the engine's frames but shares one chroma sample between 2x2 pixels, so the random-weight models' per-pixel
@@ -51,11 +52,38 @@ def _load(name: str, **config: Any) -> str:
                               model_config={"mode": "video", "threads": THREADS, **model.model_config(), **config})
 
 
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(scope="module")
-def t2v_id() -> Iterator[str]:
-    model_id = _load("wan21_t2v")
-    yield model_id
-    qvac_nb.unload_model(model_id=model_id)
+def t2v_loaded() -> Iterator[tuple[str, list[logging.LogRecord]]]:
+    """The module's Wan 2.1 model (a private copy: loaded here, whatever else is loaded) and the engine's log
+    records of its load, every level (test_a_published_5d_gguf_loads_without_error_lines reads them)."""
+    wan = _model("wan21_t2v")
+    engine_log = logging.getLogger("qvac_nb.engine")
+    kept, level = _Kept(), engine_log.level
+    engine_log.addHandler(kept)
+    engine_log.setLevel(logging.DEBUG)
+    try:
+        model_id = models.load_copy(str(wan.primary),
+                                    model_config={"mode": "video", "threads": THREADS, **wan.model_config()})
+    finally:
+        engine_log.removeHandler(kept)
+        engine_log.setLevel(level)
+    yield model_id, kept.records
+    if model_id in qvac_nb.loaded_models():
+        qvac_nb.unload_model(model_id=model_id)
+
+
+@pytest.fixture(scope="module")
+def t2v_id(t2v_loaded: tuple[str, list[logging.LogRecord]]) -> str:
+    return t2v_loaded[0]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +99,7 @@ def t2v_studio(t2v_id: str, studio_folder: Path) -> Iterator[tuple[Studio, Video
     (which must equal a direct video() call's) and the Studio's gallery and history folder."""
     studio = Studio(t2v_id, output_dir=studio_folder, lora_dir=studio_folder / "no-loras")
     recorder = Recorder(studio)
-    form = {"prompt": PROMPT, "negative_prompt": "blurry", "width": 64, "height": 64, "video_frames": 5, "steps": 2,
+    form = {"prompt": PROMPT, "negative_prompt": "blurry", "width": 64, "height": 64, "video_frames": 5, "steps": 1,
             "seed": str(TINY["seed"]), "random_seed": False, "cfg_scale": TINY["cfg_scale"]}
     msg(studio, {"type": "generate", "params": form})
     job = studio.job
@@ -136,7 +164,7 @@ def test_t2v_frames_equal_the_peer(t2v_video: qvac_nb.Video, tmp_path: Path) -> 
     assert t2v_video.array.std() > 1.0  # not a flat video
     assert len({f.tobytes() for f in t2v_video.array}) > 1  # the frames differ
     peer = peer_video(_model("wan21_t2v").files, tmp_path / "peer.npy", prompt=PROMPT, negative_prompt="blurry",
-                      width=64, height=64, video_frames=5, sample_steps=2, cfg_scale=1.0, flow_shift=3.0,
+                      width=64, height=64, video_frames=5, sample_steps=1, cfg_scale=1.0, flow_shift=3.0,
                       sample_method="euler", seed=11, timeout=900)
     assert np.array_equal(t2v_video.array, peer)
 
@@ -335,15 +363,11 @@ def test_ti2v_image_to_video_equals_the_peer(picture: Path, tmp_path: Path) -> N
     assert np.array_equal(clip.array, peer)
 
 
-def test_a_published_5d_gguf_loads_without_error_lines(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_published_5d_gguf_loads_without_error_lines(t2v_loaded: tuple[str, list[logging.LogRecord]]) -> None:
     """ggml's reader refuses the 5-D patch embedding at error level before the engine's own reader takes the file:
-    those lines are not errors, so they are kept at debug level (a notebook shows warnings and errors)."""
-    wan = _model("wan21_t2v")
-    with caplog.at_level(logging.DEBUG):
-        model_id = models.load_copy(str(wan.primary),
-                                    model_config={"mode": "video", "threads": THREADS, **wan.model_config()})
-    qvac_nb.unload_model(model_id=model_id)
-    noise = [r for r in caplog.records if "gguf_init_from_file_ptr" in r.getMessage()]
+    those lines are not errors, so they are kept at debug level (a notebook shows warnings and errors). Read from
+    the module model's own load (the test model's DiT is such a GGUF), every level of it kept."""
+    noise = [r for r in t2v_loaded[1] if "gguf_init_from_file_ptr" in r.getMessage()]
     assert noise, "the engine no longer logs the fallback: this test has nothing to check"
     assert all(r.levelno == logging.DEBUG for r in noise)
 

@@ -126,7 +126,9 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         expect(dialog).to_have_count(0, timeout=LONG_MS)
         assert _active(page)["card"], "the focus did not return to the gallery"
 
-        # A grid from the Studio: seed 1, 2 (no Y axis) makes two cells and the labelled grid image.
+        # A grid from the Studio: seed 1, 2 (no Y axis) makes two cells and the labelled grid image. Its cells
+        # take the form's values: 2 steps each (the 24 above are for the progress the page polls for).
+        studio.locator("input[name=steps]").fill("2")
         grid_box = studio.locator("details.qvac-grid-box")
         grid_box.locator("summary").click()
         grid_box.locator("select[name=grid_x]").select_option("seed")
