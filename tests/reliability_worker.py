@@ -61,8 +61,10 @@ def run_items(items: list[Any], out_dir: Path, *, item_timeout: float = 900, env
         errors = out_dir / f"stderr-{attempt}.txt"
         todo.write_text(json.dumps(remaining))
         with open(errors, "w") as err:
+            # SIGINT as a terminal gives it (the keyboard-interrupt scenario), even when pytest runs in the background.
             proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(todo), str(out)],
-                                    stdout=subprocess.DEVNULL, stderr=err, env=child_env(env))
+                                    stdout=subprocess.DEVNULL, stderr=err, env=child_env(env),
+                                    preexec_fn=_default_sigint)
             code = _watch(proc, out, item_timeout)
         stderr = errors.read_text(errors="replace")
         current = None
@@ -82,6 +84,12 @@ def run_items(items: list[Any], out_dir: Path, *, item_timeout: float = 900, env
                                           "stderr": stderr[-3000:]})
         remaining = [item for item, name in zip(items, names, strict=True) if name not in results]
     return results
+
+
+def _default_sigint() -> None:
+    """A worker's SIGINT back to the default a terminal gives: a shell's background job (`cmd &`) starts with it
+    ignored, and Python leaves an ignored SIGINT ignored (helpers.restore_sigint does the same for other tests)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _watch(proc: subprocess.Popen, out: Path, item_timeout: float) -> int | str:
@@ -586,7 +594,8 @@ def scenario_soak(env: Env) -> dict[str, Any]:
 
     def worker() -> Any:
         model_runner = runner.runner_for(env.sd1)
-        return psutil.Process(model_runner.worker.proc.pid)  # type: ignore[union-attr]
+        assert model_runner is not None and model_runner.worker is not None, "the SD1 model has no worker"
+        return psutil.Process(model_runner.worker.proc.pid)
 
     (first,) = env.generate(seed=1)
     env.generate(seed=2)

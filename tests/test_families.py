@@ -13,10 +13,17 @@ DIFFUSION_FAMILIES = ["sd1", "sd2", "sdxl", "sd3", "flux2"]
 UPSCALERS = ["esrgan_x4plus", "esrgan_x4plus_st", "esrgan_anime6b", "esrgan_anime6b_st"]
 
 
+# The session's shared models where conftest has one (loaded with this same config); the others load here.
+SHARED_IDS = {"sd1": "sd1_id", "flux2": "flux2_id"}
+
+
 @pytest.mark.parametrize("name", DIFFUSION_FAMILIES)
-def test_family_generates_and_repeats_byte_for_byte(name: str) -> None:
+def test_family_generates_and_repeats_byte_for_byte(name: str, request: pytest.FixtureRequest) -> None:
     model = _model(name)
-    model_id = qvac_nb.load_model(str(model.primary), model_config={"threads": THREADS, **model.model_config()})
+    if name in SHARED_IDS:
+        model_id = request.getfixturevalue(SHARED_IDS[name])
+    else:
+        model_id = qvac_nb.load_model(str(model.primary), model_config={"threads": THREADS, **model.model_config()})
     try:
         assert qvac_nb.models.get_model(model_id).family == name
         # cfg 1 skips the unconditioned pass: FLUX.2 is distilled; it halves the full-size SDXL/SD3 parts.
@@ -31,7 +38,8 @@ def test_family_generates_and_repeats_byte_for_byte(name: str) -> None:
         assert again == pair[1], "same seed gave different PNG bytes"
         assert not np.array_equal(pixels(pair[1]), first), "another seed gave the same image"
     finally:
-        qvac_nb.unload_model(model_id=model_id)
+        if name not in SHARED_IDS:
+            qvac_nb.unload_model(model_id=model_id)
 
 
 @pytest.mark.parametrize("name", UPSCALERS)

@@ -164,14 +164,14 @@ def test_a_crash_while_loading_or_reloading_is_tried_once_more_in_a_new_worker(s
 
 def test_a_prompt_that_overflowed_the_engine_stack_gives_an_image_and_the_next_job_works(sd1_model: TestModel) -> None:
     # 25-30 KB of plain words crashed the kernel (SIGSEGV) inside the engine's prompt parser, whose
-    # std::regex recurses once per character of a run without brackets, colons or B: workers run the engine
-    # on a deeper stack. The run here is 30,000 characters, which crash an 8 MB thread stack (the default
-    # under `ulimit -s 8192`; 26,000 did not); mostly spaces, so the text encoder sees a few words, not the
-    # ~80 chunks of 77 tokens that many words make (the parse is the same). cfg 1: one encoding.
+    # std::regex recurses once per character of a run without brackets, colons or a capital B: workers run the
+    # engine on a deeper stack. 30,000 characters crash an 8 MB thread stack (the default under `ulimit -s 8192`;
+    # 26,000 did not). The words are each one CLIP token: the text encoder gets 16 chunks of 77 tokens instead of
+    # the ~100 that as many characters of short words make (those took 20 s here), for the same parse.
     report = run_script(
         """
         mid = load("sd1")
-        words = "a castle on a hill" + " " * 29_982
+        words = ("a castle on a hill, " + "blackandwhitephotography " * 1200)[:30000]
         report["words"] = outcome(qvac_nb.diffusion(model_id=mid, prompt=words, width=64, height=64,
                                                     steps=1, cfg_scale=1.0).outputs, 900)
         report["next"] = len(generate(mid, seed=5))
