@@ -11,6 +11,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tools' shared write-or-check step
+from generated_file import write_or_check  # noqa: E402
+
 TARGET = Path(__file__).resolve().parents[1] / "qvac_nb" / "engine_types.py"
 # Literal name -> the enum_names() key it lists.
 TYPES = {
@@ -80,15 +83,7 @@ def _wrap(line: str, width: int = 120) -> str:
 def main(argv: Sequence[str]) -> int:
     from qvac_nb import engine
 
-    text = render(engine.enum_names())
-    if "--check" in argv:
-        if TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run python tools/gen_engine_types.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, render(engine.enum_names()), argv, "python tools/gen_engine_types.py")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tools' shared write-or-check step
+from generated_file import write_or_check  # noqa: E402
+
 SOURCE = ROOT / "qvac_nb" / "widgets" / "messages.py"
 TARGET = ROOT / "js" / "src" / "messages.js"
 HEADER = """\
@@ -76,18 +79,7 @@ def render(module: ModuleType | None = None) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is out of date with {SOURCE.with_suffix('.json')}: run python tools/gen_js_messages.py",
-                  file=sys.stderr)
-            return 1
-        print(f"{TARGET} matches the list")
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, render(), argv, "python tools/gen_js_messages.py")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tools' shared write-or-check step
+from generated_file import write_or_check  # noqa: E402
+
 TARGET = Path(__file__).resolve().parents[1] / "qvac_nb" / "request_types.py"
 # enum_names() key -> the Literal alias engine_types.py defines for it.
 ENUM_ALIASES = {"sample_method": "SampleMethod", "scheduler": "Scheduler", "prediction": "Prediction",
@@ -157,15 +160,7 @@ def render() -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if TARGET.read_text(encoding="utf-8") != text:
-            print(f"{TARGET} is out of date: run python tools/gen_request_types.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, render(), argv, "python tools/gen_request_types.py")
 
 
 if __name__ == "__main__":
