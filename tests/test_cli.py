@@ -21,6 +21,7 @@ from testmodels import registry
 
 import qvac_nb
 from qvac_nb.catalog import CATALOG
+from qvac_nb.checks import tables
 from qvac_nb.hub.cache import cache_dir
 from qvac_nb.hub.sources import url_cache_path
 from qvac_nb.png import encode_png
@@ -295,7 +296,7 @@ def test_generate_help_values_are_accepted_by_the_parser() -> None:
                 "--no-vae-tiling", "--cache-preset", "fast", "--steps", str(len(sigmas.split(",")) - 1)]
         args = cli.build_parser().parse_args(argv)
         given = cli._given(args, qvac_nb.schema.DIFFUSION)
-        values = qvac_nb.tables.validate(qvac_nb.schema.DIFFUSION, {"prompt": args.prompt, **given},
+        values = tables.validate(qvac_nb.schema.DIFFUSION, {"prompt": args.prompt, **given},
                                          where="diffusion", names=engine.enum_names())
         assert values["skip_layers"] == (7, 8, 9) and values["sigmas"] == (14.6, 7.8, 3.5, 0.0)
         if hires_value == "off":
