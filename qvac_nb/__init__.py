@@ -59,7 +59,8 @@ _ERRORS = (
 _HOMES: dict[str, str] = {
     "load_model": "models", "unload_model": "models", "loaded_models": "models",
     "diffusion": "generation", "upscale": "generation", "cancel": "generation",
-    "read_parameters": "png", "PngImage": "png_image", "history": "history_folder", "grid": "grids",
+    "read_parameters": "png", "PngImage": "png_image", "ImageStats": "png_image", "history": "history_folder",
+    "grid": "grids",
     "convert": "conversion", "video": "video_generation", "VideoJob": "video_generation", "Video": "video_files",
     "batch": "batching", "BatchResult": "batching", "BatchRecord": "batching", "BatchHandle": "batching",
     "BatchValidationError": "batching",
@@ -75,7 +76,8 @@ _PUBLIC = (
     "load_model", "unload_model", "diffusion", "upscale", "cancel", "read_parameters", "loaded_models", "history",
     "grid", "batch", "convert", "video", "VideoJob", "Video", "BatchResult", "BatchRecord", "BatchHandle",
     "BatchValidationError",
-    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "CATALOG", *_ERRORS, "Studio", "Gallery", "PngImage",
+    "DiffusionJob", "UpscaleJob", "ProgressTick", "Stats", "ImageStats", "CATALOG", *_ERRORS, "Studio", "Gallery",
+    "PngImage",
 )
 
 

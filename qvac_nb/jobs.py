@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import CancelledError
-from .png_image import PngImage
+from .png_image import ImageStats, PngImage
 from .progress_stream import ProgressStream
 
 
@@ -36,6 +36,7 @@ class Stats:
     steps_per_second: float = 0.0  # total_steps / denoising time
     total_frames: int = 0  # video jobs: the frames made (4k + 1)
     fps: int = 0  # video jobs: frames a second of the file
+    images: tuple[ImageStats, ...] = ()  # per output image, in output order (empty for video jobs)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,7 +173,11 @@ class _PngJob(Job):
     carry their records, so nothing reads a record back from bytes the kernel made."""
 
     def _finish(self, outputs: Sequence[bytes] | None, stats: Stats | None, error: BaseException | None) -> None:
-        images = None if outputs is None else [PngImage(png, self.image_record(i)) for i, png in enumerate(outputs)]
+        per_image = stats.images if stats is not None else ()
+        images = None if outputs is None else [
+            PngImage(png, self.image_record(i), per_image[i] if i < len(per_image) else None)
+            for i, png in enumerate(outputs)
+        ]
         super()._finish(images, stats, error)
 
     def image_record(self, index: int) -> dict[str, Any] | None:

@@ -1,11 +1,32 @@
-"""`PngImage`: what a job's outputs are: a PNG's bytes that a notebook shows as the image."""
+"""`PngImage`: what a job's outputs are: a PNG's bytes that a notebook shows as the image, with its record and
+what making it cost (`ImageStats`)."""
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """What one output image of a job cost (`png.stats`, and `job.stats.result().images` in output order).
+
+    The engine encodes the prompt once for a whole batch, so conditioning stays on the job's `Stats`;
+    sampling, decoding and post-processing are measured image by image. 0.0 where the image had no such
+    phase (an upscale has no sampling).
+    """
+
+    index: int  # position in the job's outputs
+    seed: int  # the seed that made it (-1 for an upscale of an image without a record)
+    width: int
+    height: int
+    steps: int  # sampling steps it took (both passes of a hires fix)
+    denoising_ms: float  # its sampling steps
+    vae_decode_ms: float  # decoding its latent into pixels
+    postprocess_ms: float  # its paired upscaling and PNG encoding
 
 
 class PngImage(bytes):
@@ -14,14 +35,19 @@ class PngImage(bytes):
 
     `record` is the generation record the PNG carries (the same dict its `qvac_nb` text chunk holds, as the
     job made it: nothing reads it back from the bytes); `seed` is its seed. Both are None for a PNG
-    without one (an upscale of an image that had none).
+    without one (an upscale of an image that had none). `stats` is what making this image cost
+    (`ImageStats`: its seed, size, steps, sampling, decoding and post-processing times), None for a PNG
+    that did not come out of a job.
     """
 
     record: dict[str, Any] | None
+    stats: ImageStats | None
 
-    def __new__(cls, data: bytes, record: dict[str, Any] | None = None) -> PngImage:
+    def __new__(cls, data: bytes, record: dict[str, Any] | None = None,
+                stats: ImageStats | None = None) -> PngImage:
         image = super().__new__(cls, data)
         image.record = record
+        image.stats = stats
         return image
 
     @property
@@ -46,5 +72,5 @@ class PngImage(bytes):
         shape = f"{size[0]}x{size[1]}, " if size else ""
         return f"<PngImage {shape}{len(self):,} bytes>"
 
-    def __reduce__(self) -> Any:  # pickles (a batch across processes, Ray) as the same type, record kept
-        return (PngImage, (bytes(self), self.record))
+    def __reduce__(self) -> Any:  # pickles (a batch across processes, Ray) as the same type, record and stats kept
+        return (PngImage, (bytes(self), self.record, self.stats))

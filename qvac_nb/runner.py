@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from .errors import CancelledError, EngineCrashedError
 from .jobs import Job, Stats
+from .png_image import ImageStats
 from .progress_stream import ProgressTick
 from .worker import protocol
 from .worker.process import WorkerDied, WorkerProcess
@@ -269,9 +270,11 @@ class ModelRunner:
                 return
 
     def _stats(self, job: Job, worker_stats: dict[str, Any]) -> Stats:
+        per_image = tuple(ImageStats(**image) for image in worker_stats.pop("images", ()))
         return Stats(
             model_load_ms=self.model.load_ms,
             total_wall_ms=(time.perf_counter() - job.created) * 1000,
+            images=per_image,
             **worker_stats,
         )
 

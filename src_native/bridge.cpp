@@ -30,10 +30,23 @@ void track_phase(Job* job, const char* text) {
                std::strstr(text, "- hires sampling ") != nullptr) {
         // also the hires fix's own work around its second sampling pass (enlarging, setting up)
         job->mark_phase(Phase::Encode);
+        // The hires pass goes over the batch again: "hires fix: ..." before image 1, "hires sampling i/n
+        // completed" after image i, so the next pass is image i (0-based).
+        int done = 0, count = 0;
+        const char* hires = std::strstr(text, "- hires sampling ");
+        if (std::strstr(text, "- hires fix: ") != nullptr) {
+            job->batch_index.store(0);
+        } else if (hires != nullptr && std::sscanf(hires + std::strlen("- hires sampling "), "%d/%d", &done, &count) == 2
+                   && done < count) {
+            job->batch_index.store(done);
+        }
     } else if (std::strstr(text, "- hires ") != nullptr && std::strstr(text, " upscale ") != nullptr) {
         // "hires <upscaler> [image] upscale WxH -> WxH": the enlarged image's sampling pass starts
         job->mark_phase(Phase::Sample);
     } else if (std::strstr(text, "decoding ") != nullptr && std::strstr(text, " latents") != nullptr) {
+        job->mark_phase(Phase::Decode);
+    } else if (std::strstr(text, "latent ") != nullptr && std::strstr(text, " decoded, taking ") != nullptr) {
+        // one more decode mark as each latent is done: the spans between them are each image's decode
         job->mark_phase(Phase::Decode);
     } else if (std::strstr(text, "generate_video ") != nullptr && std::strstr(text, "completed") == nullptr) {
         // "generate_video WxHxF": the text is encoded, the (high-noise, then low-noise) sampling starts.

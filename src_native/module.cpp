@@ -585,7 +585,8 @@ NB_MODULE(_engine, m) {
                 }
                 return out;
             },
-            "(phase, milliseconds since the call started) at each phase change of the last generate(); 'end' last.");
+            "(phase, milliseconds since the call started) of the last generate(): at each phase change, each batch "
+            "image's sampling start and each latent's decode end; 'end' last.");
 
     using CC = ContextConfig;
     nb::class_<CC>(m, "ContextConfig", "Model files and load options of a Context (empty path = not used).")

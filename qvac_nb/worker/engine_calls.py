@@ -88,7 +88,8 @@ def _preview_png(width: int, height: int, channels: int, data: bytes) -> bytes:
 
 
 def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendTick) -> dict[str, Any]:
-    state: dict[str, Any] = {"last_preview": 0.0, "preview": None, "sample_total": 0, "sample_ticks": 0}
+    state: dict[str, Any] = {"last_preview": 0.0, "preview": None, "sample_total": 0, "sample_ticks": 0,
+                             "steps_by_image": [0] * batch}
     start = time.perf_counter()
 
     def on_progress(step: int, total: int, _secs: float, phase: str) -> None:
@@ -103,6 +104,8 @@ def _progress_hooks(engine_job: Any, batch: int, preview: bool, send_tick: SendT
             state["sample_total"] = total * batch
         if phase == "sample":  # one per sampling step, hires second pass included (not VAE-tile ticks)
             state["sample_ticks"] += 1
+            if 0 <= index < batch:
+                state["steps_by_image"][index] += 1
         elapsed = (time.perf_counter() - start) * 1000
         send_tick(done, total * batch, elapsed, shown, index, state.pop("preview", None))
         if phase == "sample" and step == total:
@@ -149,6 +152,42 @@ def phase_times(marks: list[tuple[str, float]], post_ms: float, steps: int) -> d
     }
 
 
+def image_spans(marks: list[tuple[str, float]], images: int) -> tuple[list[float], list[float]]:
+    """Each image's sampling and decoding time (ms) from the engine job's phase marks.
+
+    The engine samples the batch's images one after the other (a mark as each starts; a hires fix samples
+    them all again in the same order), then decodes the latents one by one (a mark as each is done). When
+    the marks do not have that shape, the phase's total is shared equally.
+    """
+    spans = [(phase, until - at) for (phase, at), (_next, until) in zip(marks, marks[1:], strict=False)]
+    runs: list[float] = []  # consecutive sampling spans: one image's pass
+    previous = ""
+    for phase, spent in spans:
+        if phase == "sample":
+            if previous == "sample":
+                runs[-1] += spent
+            else:
+                runs.append(spent)
+        previous = phase
+    decodes = [spent for phase, spent in spans if phase == "decode"]
+    if images > 0 and len(runs) in (images, 2 * images):
+        sampling = [sum(runs[i::images]) for i in range(images)]  # the hires pass adds its second run
+    else:
+        sampling = [sum(runs) / images] * images if images else []
+    if images > 0 and len(decodes) == images + 1:  # the last span runs from the last latent's end to the end
+        decoding = decodes[:images]
+    else:
+        decoding = [sum(decodes) / images] * images if images else []
+    return sampling, decoding
+
+
+def _image_stats(pngs: list[bytes], pixels: list[np.ndarray], seeds: list[int], steps: list[int],
+                 sampling: list[float], decoding: list[float], post_ms: list[float]) -> list[dict[str, Any]]:
+    return [{"index": i, "seed": seeds[i], "width": int(pixels[i].shape[1]), "height": int(pixels[i].shape[0]),
+             "steps": steps[i], "denoising_ms": sampling[i], "vae_decode_ms": decoding[i],
+             "postprocess_ms": post_ms[i]} for i in range(len(pngs))]
+
+
 def _stats(pixels: list[np.ndarray], t0: float, engine_ms: float, steps: int, generations: int,
            seed: int) -> dict[str, Any]:
     h, w = pixels[0].shape[:2] if pixels else (0, 0)
@@ -177,13 +216,25 @@ def run_diffusion(model: OpenModel, work: protocol.DiffusionWork, attach: Callab
     pixels = model.context.generate(req, engine_job)
     t_generated = time.perf_counter()
     generation_ms = (t_generated - t0) * 1000
-    for _ in range(request.upscale):
-        pixels = [_upscale_once(model, p, i, attach, send_tick) for i, p in enumerate(pixels)]
-    outputs = [encode_png(p, records.image_record(work.record, i)) for i, p in enumerate(pixels)]
+    outputs: list[bytes] = []
+    post_ms: list[float] = []
+    records_made = [records.image_record(work.record, i) for i in range(len(pixels))]
+    for i, image in enumerate(pixels):
+        started = time.perf_counter()
+        for _ in range(request.upscale):
+            image = _upscale_once(model, image, i, attach, send_tick)
+        pixels[i] = image
+        outputs.append(encode_png(image, records_made[i]))
+        post_ms.append((time.perf_counter() - started) * 1000)
     # Sampling steps only: upscaler and VAE-tile ticks are not steps.
     steps = progress["sample_ticks"] or progress["sample_total"]
     stats = _stats(pixels, t0, generation_ms, steps, images, request.seed)
-    stats.update(phase_times(engine_job.phase_marks, (time.perf_counter() - t_generated) * 1000, steps))
+    marks = engine_job.phase_marks
+    stats.update(phase_times(marks, (time.perf_counter() - t_generated) * 1000, steps))
+    sampling, decoding = image_spans(marks, len(pixels))
+    seeds = [int((record or {}).get("seed", request.seed)) for record in records_made]
+    steps_by_image = (progress["steps_by_image"] + [0] * len(pixels))[:len(pixels)]
+    stats["images"] = _image_stats(outputs, pixels, seeds, steps_by_image, sampling, decoding, post_ms)
     return outputs, stats
 
 
@@ -196,4 +247,7 @@ def run_upscale(model: OpenModel, work: protocol.UpscaleWork, attach: Callable[[
         out = _upscale_once(model, out, 0, attach, send_tick)
     upscale_ms = (time.perf_counter() - t0) * 1000
     png = encode_png(out, record)
-    return [png], _stats([out], t0, upscale_ms, 0, repeats, int((record or {}).get("seed", -1)))
+    seed = int((record or {}).get("seed", -1))
+    stats = _stats([out], t0, upscale_ms, 0, repeats, seed)
+    stats["images"] = _image_stats([png], [out], [seed], [0], [0.0], [0.0], [stats["total_generation_ms"]])
+    return [png], stats
