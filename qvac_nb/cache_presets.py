@@ -33,8 +33,3 @@ def engine_fields(preset: str, family: str) -> dict[str, Any]:
         "cache_start_percent": start,
         "cache_end_percent": end,
     }
-
-
-def apply(request: Any, preset: str, family: str) -> None:
-    for attr, value in engine_fields(preset, family).items():
-        setattr(request, attr, value)

@@ -7,55 +7,65 @@ few the engine takes in another form (enum indices, the hires block, flags) conv
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import cache_presets
 from .request_types import DiffusionRequest
 from .schema import CPU_FLAGS, DIFFUSION, HIRES_UPSCALERS, PREDICTION_ALIASES, Param
 
+# What is mapped: a validated request, or a model_config dict.
+Source: TypeAlias = DiffusionRequest | Mapping[str, Any]
+EnumNames: TypeAlias = Mapping[str, Sequence[str]]
+Converter: TypeAlias = Callable[[Any, EnumNames, Source], dict[str, Any]]
 
-def _engine_enum(enum: str) -> Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]:
-    def convert(value: Any, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
+
+def _engine_enum(enum: str) -> Converter:
+    def convert(value: Any, names: EnumNames, _request: Source) -> dict[str, Any]:
         return {} if value is None else {enum: list(names[enum]).index(value)}
 
     return convert
 
 
-def _hires_engine(value: Mapping[str, Any], _names: Any, _request: Any) -> dict[str, Any]:
+def _hires_engine(value: Mapping[str, Any], _names: EnumNames, _request: Source) -> dict[str, Any]:
     return {"hires": True, "hires_upscaler": HIRES_UPSCALERS.index(value["upscaler"]), "hires_scale": value["scale"],
             "hires_width": value["width"], "hires_height": value["height"], "hires_steps": value["steps"],
             "hires_strength": value["strength"], "hires_tile_size": value["tile_size"]}
 
 
-def _img_cfg_engine(value: float, _names: Any, _request: Any) -> dict[str, Any]:
+def _img_cfg_engine(value: float, _names: EnumNames, _request: Source) -> dict[str, Any]:
     return {} if value == -1 else {"img_cfg_scale": value}  # unset: the engine reuses cfg_scale
 
 
-def _threads(value: int, _names: Any, _request: Any) -> dict[str, Any]:
+def _threads(value: int, _names: EnumNames, _request: Source) -> dict[str, Any]:
     from . import engine  # the core count comes from the engine library
 
     return {"threads": engine.resolve_threads(value)}
 
 
-def _prediction(value: str, names: Mapping[str, Sequence[str]], _request: Any) -> dict[str, Any]:
+def _prediction(value: str, names: EnumNames, _request: Source) -> dict[str, Any]:
     if value == "auto":
         return {}
     return {"prediction": list(names["prediction"]).index(PREDICTION_ALIASES.get(value, value))}
 
 
-def _device(value: str, _names: Any, _request: Any) -> dict[str, Any]:
+def _device(value: str, _names: EnumNames, _request: Source) -> dict[str, Any]:
     return dict.fromkeys(CPU_FLAGS, True) if value == "cpu" else {}
 
 
-def _flag(engine_attr: str) -> Callable[[Any, Any, Any], dict[str, Any]]:
+def _flag(engine_attr: str) -> Converter:
     return lambda value, _names, _request: {engine_attr: bool(value)}
 
 
 # Custom engine conversions; every other engine-mapped parameter is copied as is.
-_TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str, Any]]] = {
+def _cache_preset(value: str | None, _names: EnumNames, request: Source) -> dict[str, Any]:
+    family = request["family"] if isinstance(request, Mapping) else request.family
+    return cache_presets.engine_fields(value, family) if value else {}
+
+
+_TO_ENGINE: dict[str, Converter] = {
     "sampling_method": _engine_enum("sample_method"),
     "scheduler": _engine_enum("scheduler"),
-    "cache_preset": lambda value, _n, request: cache_presets.engine_fields(value, request.family) if value else {},
+    "cache_preset": _cache_preset,
     "threads": _threads,
     "prediction": _prediction,
     "type": lambda value, names, _r: {"weight_type": list(names["type"]).index(value)},
@@ -69,8 +79,8 @@ _TO_ENGINE: dict[str, Callable[[Any, Mapping[str, Sequence[str]], Any], dict[str
 }
 
 
-def engine_fields(request: DiffusionRequest | Mapping[str, Any], params: Sequence[Param] = DIFFUSION,
-                  names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+def engine_fields(request: Source, params: Sequence[Param] = DIFFUSION,
+                  names: EnumNames | None = None) -> dict[str, Any]:
     """`{engine attribute: value}` for a validated request (DiffusionRequest, or a model_config dict)."""
     if names is None:
         from . import engine

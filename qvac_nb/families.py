@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 # The engine's sd_cache_mode_t values used by the cache presets.
 SD_CACHE_EASYCACHE = 1  # DiT models
@@ -343,7 +343,14 @@ def get(name: str | None) -> Family:
     return UNKNOWN
 
 
-def for_model(model: Any) -> Family:
+class ModelLike(Protocol):
+    """What `for_model` reads of a loaded model (qvac_nb.models.LoadedModel, the worker's OpenModel)."""
+
+    @property
+    def family(self) -> str: ...
+
+
+def for_model(model: ModelLike) -> Family:
     """A loaded model's family row with the settings of its variant (qvac_nb.models.LoadedModel or alike).
 
     The variant follows the engine version of the model's file (an instruct-pix2pix U-Net takes

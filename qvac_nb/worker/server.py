@@ -20,9 +20,12 @@ import time
 from collections.abc import Callable
 from importlib import import_module
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import protocol
+
+if TYPE_CHECKING:
+    from .opening import OpenModel
 
 # The engine's prompt parser recurses once per character (std::regex): on an 8 MB thread stack a
 # 25-30 KB prompt overflows it. Stack pages are only committed when touched, so this costs nothing.
@@ -38,7 +41,7 @@ class Server:
         self.conn = conn
         self.send_lock = threading.Lock()
         self.work: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
-        self.model: Any = None
+        self.model: OpenModel | None = None
         self.cancelled: set[int] = set()
         self.running: int | None = None
         self.engine_job: Any = None
