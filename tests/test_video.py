@@ -1,11 +1,12 @@
-"""video(): Wan 2.1 text-to-video and Wan 2.2 TI2V image-to-video through qvac_nb, frame for frame equal to the
-peer's generate_video; the MP4 and WebP files, their records, errors and cancel.
+"""video(): Wan 2.1 text-to-video (through the Studio) and Wan 2.2 TI2V image-to-video (through a batch, which
+calls video() for each item) in qvac_nb, frame for frame equal to the peer's generate_video; the MP4 and WebP
+files, their records, errors and cancel.
 
 The Wan test models are full size where the engine fixes the geometry (testmodels/wan.py: the UMT5-XXL
-encoder alone is 3.2 GB, and every video costs one full 512-token pass of it), so each video is 64x64 (TI2V:
-64x64 too, a multiple of 32), 5 frames (the fewest that are a video: the engine makes 4k + 1), 1 step, and
-each model is loaded once for its tests. The peer runs in a process of its own after qvac_nb's worker made
-its frames.
+encoder alone is 3.2 GB, and every video costs one full 512-token pass of it), so each video is 64x64 (the
+smallest side video() takes, though the engine makes 16x16; TI2V: 64x64 too, a multiple of 32), 5 frames (the
+fewest that are a video: the engine makes 4k + 1), 1 step, and each model is loaded once for its tests. The
+peer runs in a process of its own after qvac_nb's worker made its frames.
 """
 
 from __future__ import annotations
@@ -44,12 +45,6 @@ MP4_LUMA_TOLERANCE = 6.0
 def _luma_error(decoded: np.ndarray, frames: np.ndarray) -> float:
     weights = np.array([0.299, 0.587, 0.114])
     return float(np.abs(decoded.astype(float) @ weights - frames.astype(float) @ weights).mean())
-
-
-def _load(name: str, **config: Any) -> str:
-    model = _model(name)
-    return qvac_nb.load_model(str(model.primary),
-                              model_config={"mode": "video", "threads": THREADS, **model.model_config(), **config})
 
 
 class _Kept(logging.Handler):
@@ -264,6 +259,7 @@ def test_the_studio_saves_the_video_and_a_new_studio_plays_it_from_the_folder(
         t2v_studio: tuple[Studio, VideoJob, Recorder], studio_folder: Path) -> None:
     studio, job, recorder = t2v_studio
     clip = job.video(timeout=0)
+    assert job.stats.result(timeout=0).total_frames == 5  # the job's stats count the video's frames
     assert recorder.phases()[-1] == "done" and not studio.error
     rules = studio.form_rules
     assert rules["video"] and "batch_count" in rules["hidden"] and "video_frames" not in rules["hidden"]
@@ -305,29 +301,6 @@ def test_the_studio_saves_the_video_and_a_new_studio_plays_it_from_the_folder(
     gallery.close()
 
 
-def test_a_batch_of_videos_makes_the_same_frames_and_resumes(t2v_video: qvac_nb.Video, tmp_path: Path) -> None:
-    wan = _model("wan21_t2v")
-    config = {"mode": "video", "threads": THREADS, **wan.model_config()}
-    item = {"prompt": PROMPT, "negative_prompt": "blurry", **TINY}
-    with pytest.raises(BatchValidationError) as err:  # video() parameters, checked before anything loads
-        qvac_nb.batch([item, {**item, "video_frames": 0}, {**item, "batch_count": 2}], model_src=str(wan.primary),
-                      model_config=config, output_dir=tmp_path, progress=False)
-    assert [(n, e.param) for n, e in err.value.errors] == [(1, "video_frames"), (2, "batch_count")]
-    item["output_format"] = "webp"  # lossless: the file's frames are the engine's
-    result = qvac_nb.batch([item], model_src=str(wan.primary), model_config=config, output_dir=tmp_path,
-                           progress=False)
-    [record] = result.records
-    assert record.status == "ok", record.error
-    assert record.path.suffix == ".webp" and record.parameters["video_frames"] == 5
-    # The same call as the Studio's video (made in another worker): the same frames.
-    made = record.path.read_bytes()
-    assert np.array_equal(video_files.decode_frames(made), t2v_video.array)
-    assert qvac_nb.read_parameters(made)["seed"] == TINY["seed"]
-    again = qvac_nb.batch([item], model_src=str(wan.primary), model_config=config, output_dir=tmp_path,
-                          progress=False)
-    assert [r.status for r in again.records] == ["skipped"] and again.records[0].path == record.path
-
-
 def test_the_studio_form_sends_each_call_only_its_own_fields(t2v_id: str, sd1_id: str) -> None:
     video_studio = Studio(t2v_id, output_dir=None, video_frames=9)
     image_studio = Studio(sd1_id, output_dir=None, video_frames=9)
@@ -349,30 +322,46 @@ def test_the_studio_form_sends_each_call_only_its_own_fields(t2v_id: str, sd1_id
 # ---------------------------------------------------------------- Wan 2.2 TI2V image-to-video
 
 
-def test_ti2v_image_to_video_equals_the_peer(picture: Path, tmp_path: Path) -> None:
-    model_id = _load("wan22_ti2v")
-    try:
-        with pytest.raises(InvalidParameterError) as err:
-            qvac_nb.video(model_id=model_id, prompt=PROMPT, mode="img2vid", **TINY)
-        assert err.value.param == "init_image"
-        with pytest.raises(InvalidParameterError) as err:
-            qvac_nb.video(model_id=model_id, prompt=PROMPT, **{**TINY, "width": 80})
-        assert err.value.param == "width" and "multiples of 32" in str(err.value)
-        # 7 frames asked, as WebP: the engine makes 5 (4k + 1), the record and the file say so.
-        job = qvac_nb.video(model_id=model_id, prompt=PROMPT, init_image=str(picture), output_format="webp",
-                            **{**TINY, "steps": 1, "video_frames": 7})
-        clip = job.video(timeout=900)
-        assert clip.fps == 24 and clip.record["mode"] == "img2vid" and clip.record["init_image_used"]
-        assert video_files.sniff(bytes(clip)) == "webp"
-        assert clip.frame_count == 5 and job.stats.result().total_frames == 5
-        assert clip.record["video_frames"] == 5 and clip.record["video_frames_asked"] == 7
-        assert np.array_equal(video_files.decode_frames(bytes(clip)), clip.array)
-    finally:
-        qvac_nb.unload_model(model_id=model_id)
-    peer = peer_video(_model("wan22_ti2v").files, tmp_path / "peer.npy", images={"init_image": picture},
+def test_ti2v_image_to_video_through_a_batch_equals_the_peer_and_resumes(picture: Path, tmp_path: Path) -> None:
+    """Wan 2.2 TI2V image-to-video, made by qvac_nb.batch: one video (a full UMT5 pass) serves the batch's checks
+    and video()'s, which the batch calls for each item on its own copy of the model. Items the kernel cannot
+    refuse before loading (it does not know the file is TI2V) are refused by video() on the loaded model and
+    recorded on their item; the batch goes on."""
+    ti2v = _model("wan22_ti2v")
+    config = {"mode": "video", "threads": THREADS, **ti2v.model_config()}
+    # 7 frames asked, as WebP (lossless: the file's frames are the engine's): the engine makes 5 (4k + 1).
+    item = {"prompt": PROMPT, "init_image": str(picture), "output_format": "webp", **TINY, "video_frames": 7}
+    with pytest.raises(BatchValidationError) as err:  # video() parameters, checked before anything loads
+        qvac_nb.batch([item, {**item, "video_frames": 0}, {**item, "batch_count": 2}], model_src=str(ti2v.primary),
+                      model_config=config, output_dir=tmp_path, progress=False)
+    assert [(n, e.param) for n, e in err.value.errors] == [(1, "video_frames"), (2, "batch_count")]
+    no_image = {"prompt": PROMPT, "mode": "img2vid", **TINY}
+    result = qvac_nb.batch([item, no_image, {**item, "width": 80}], model_src=str(ti2v.primary),
+                           model_config=config, output_dir=tmp_path, progress=False)
+    made, refused_mode, refused_width = result.records
+    assert refused_mode.status == "failed" and refused_mode.error is not None
+    assert refused_mode.error.startswith(f"{InvalidParameterError.__name__}: init_image:"), refused_mode.error
+    assert refused_width.status == "failed" and refused_width.error is not None
+    assert refused_width.error.startswith(f"{InvalidParameterError.__name__}: width:"), refused_width.error
+    assert "multiples of 32" in refused_width.error
+    assert made.status == "ok", made.error
+    record = made.parameters  # the Video's record, as the batch's index keeps it
+    assert record["fps"] == 24 and record["mode"] == "img2vid" and record["init_image_used"]
+    assert record["video_frames"] == 5 and record["video_frames_asked"] == 7
+    data = made.path.read_bytes()
+    assert made.path.suffix == ".webp" and video_files.sniff(data) == "webp"
+    in_file = qvac_nb.read_parameters(data)  # the file carries the call itself
+    assert (in_file["video_frames"], in_file["fps"], in_file["seed"]) == (5, 24, TINY["seed"])
+    frames = video_files.decode_frames(data)
+    assert frames.shape == (5, 64, 64, 3) and frames.std() > 1.0 and len({f.tobytes() for f in frames}) > 1
+    peer = peer_video(ti2v.files, tmp_path / "peer.npy", images={"init_image": picture},
                       prompt=PROMPT, width=64, height=64, video_frames=7, sample_steps=1, cfg_scale=1.0,
                       flow_shift=3.0, sample_method="euler", seed=11, timeout=900)
-    assert np.array_equal(clip.array, peer)
+    assert np.array_equal(frames, peer)
+    # Run again: the finished video is found in output_dir by its key and not made again.
+    again = qvac_nb.batch([item], model_src=str(ti2v.primary), model_config=config, output_dir=tmp_path,
+                          progress=False)
+    assert [r.status for r in again.records] == ["skipped"] and again.records[0].path == made.path
 
 
 def test_a_published_5d_gguf_loads_without_error_lines(t2v_loaded: tuple[str, list[logging.LogRecord]]) -> None:
