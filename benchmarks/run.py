@@ -253,7 +253,9 @@ def gen_params(args: argparse.Namespace, family: str, size: int, steps: int, see
     if family == "flux2":
         p.update(cfg_scale=1.0, guidance=3.5, sampling_method="euler", scheduler="discrete")
     else:
-        p.update(cfg_scale=7.0, sampling_method="euler_a", scheduler="discrete")
+        # --quick checks the harness, not the figures: cfg 1 (one text encoding and one U-Net pass a step) halves
+        # every generation it makes.
+        p.update(cfg_scale=1.0 if args.quick else 7.0, sampling_method="euler_a", scheduler="discrete")
     return p
 
 
@@ -418,7 +420,9 @@ def section_defaults(b: Bench, models: dict[str, Any]) -> dict[str, Any]:
     rel: dict[str, list[float]] = {}
     images: dict[str, np.ndarray] = {}
     for key in configs:
-        if key == base:
+        # --quick leaves out the peer's defaults here: 2b times exactly that pair (or the peer against the
+        # recommended config) with the same code.
+        if key == base or (a.quick and key == "peer defaults"):
             continue
         block = alternate(b, side(key), side(base), params, a.repeats, f"2a {key}")
         rel[key] = block.ratios
@@ -606,6 +610,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
     a = b.args
     rows = []
     keys = ("load", "first_cell", "wall", "cpu", "peak", "kernel_peak", "delta", "unload_delta")
+    timed_loads: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
     for name in a.fresh_families:
         model = models[name]
         files = checkpoint_files(model)
@@ -642,6 +647,7 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
         cold_rounds = fresh_rounds(b, "cold", partial(cold_load, name=name, files=files))
         for side in ("peer", "qvac"):
             res[side]["pss"], res[side]["cold"] = pss_rounds[side], cold_rounds[side]
+        timed_loads[name] = ({side: res[side]["load"] for side in res}, cold_rounds)
 
         def ratio(k: str, res: dict[str, dict[str, list[float]]] = res) -> list[float]:
             return round_ratios({side: res[side][k] for side in res})
@@ -718,18 +724,25 @@ def section_memory(b: Bench, models: dict[str, Any]) -> None:
                          "only once they have taken the file's last tensor, so load times move in steps of up to "
                          "200 ms per file (both sides). sd1_full is SD 1.5's real layout with "
                          "random weights (1.4 GB, q4_0); sd1 and flux2 are the toy test models.")
-    load_only(b, models)
+    load_only(b, models, timed_loads)
 
 
-def load_only(b: Bench, models: dict[str, Any]) -> None:
+def load_only(b: Bench, models: dict[str, Any],
+              timed_loads: dict[str, tuple[dict[str, list[float]], dict[str, list[float]]]]) -> None:
     """Section 5's load figures for models too slow to generate with in every round (SDXL at its real size):
-    alternating fresh processes, loads only."""
+    alternating fresh processes, loads only. Under --quick, a model the rounds above have just loaded in fresh
+    processes (from the page cache, then from disk; --quick's sd1) keeps those load times and gets the PSS rounds."""
     rows = []
+    reused = []
     for name in b.args.load_families:
         files = checkpoint_files(models[name])
         size_gb = sum(os.path.getsize(f) for f in files.values()) / 1e9
-        warm = fresh_rounds(b, "load", partial(warm_load, name=name, files=files))
-        cold = fresh_rounds(b, "cold", partial(cold_load, name=name, files=files))
+        if b.args.quick and name in timed_loads:
+            warm, cold = timed_loads[name]
+            reused.append(name)
+        else:
+            warm = fresh_rounds(b, "load", partial(warm_load, name=name, files=files))
+            cold = fresh_rounds(b, "cold", partial(cold_load, name=name, files=files))
         pss = fresh_rounds(b, "mem", partial(load_pss, name=name, files=files))
         label = f"{name}, {size_gb:.1f} GB, {b.args.threads} threads, fresh processes, load only"
         for what, got, note in (("model load time, worker start included", warm, "files in the page cache"),
@@ -753,7 +766,8 @@ def load_only(b: Bench, models: dict[str, Any]) -> None:
                         note=f"Medians over {b.args.repeats} round(s), alternating sides, each a new benchmark "
                              "process; as in 5, but without a generation. sdxl_full is SDXL base's real layout "
                              "(2.6 B-parameter U-Net, CLIP ViT-L and bigG, the full autoencoder) with random "
-                             "weights in q4_0.")
+                             "weights in q4_0."
+                             + (f" --quick: the load times of {', '.join(reused)} are section 5's." if reused else ""))
 
 
 # ---------------------------------------------------------------------- 7. the worker boundary
@@ -986,7 +1000,7 @@ def write_results(report: Report, path: Path) -> None:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="tiny sizes and one repeat: checks the harness (minutes on a busy 2-core machine)")
+                    help="tiny sizes, cfg 1 and one repeat: checks the harness (minutes on a busy 2-core machine)")
     ap.add_argument("--size", type=int, default=None, help="image side for sections 1, 2, 5 (256 or 512)")
     ap.add_argument("--repeats", type=int, default=None, help="alternating rounds per figure")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps for sections 1 and 2")
@@ -1012,7 +1026,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     a.steps = a.steps or (1 if quick else 2)
     a.cache_size = a.cache_size or (64 if quick else 128)
     a.cache_steps = a.cache_steps or (2 if quick else 20)
-    a.latency_steps = 3 if quick else 12
+    a.latency_steps = 2 if quick else 12
     a.control = not quick
     a.families = (a.models or ("sd1" if quick else "sd1,flux2")).split(",")
     a.fresh_families = (a.fresh_models or ("sd1" if quick else "sd1,flux2,sd1_full")).split(",")

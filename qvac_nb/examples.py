@@ -5,10 +5,11 @@ By default the notebooks use the real catalogue models (downloaded on first use)
     QVAC_NB_EXAMPLES_USE_TEST_MODELS=1
 
 switches them to the tiny random-weight test models built by the repository's
-`tests/testmodels` package, at 64x64 with 2 steps, so CI can run every notebook in
-minutes. That package is not installed with qvac_nb; it is imported from
-`$QVAC_NB_TEST_MODELS_SRC` (the repository's `tests/` folder) or, failing that, from a
-`tests/` folder next to or above the current directory (notebooks run from `notebooks/`).
+`tests/testmodels` package, at 64x64 with 2 steps (and cfg 1 where a notebook names a
+cfg_scale), so CI can run every notebook in minutes. That package is not installed with
+qvac_nb; it is imported from `$QVAC_NB_TEST_MODELS_SRC` (the repository's `tests/` folder)
+or, failing that, from a `tests/` folder next to or above the current directory (notebooks
+run from `notebooks/`).
 
 `QVAC_NB_EXAMPLES_OUT` names the folder under which the notebooks save their images
 (in an `outputs/` sub-folder); it defaults to the current directory.
@@ -28,6 +29,7 @@ TEST_MODELS_SRC_ENV = "QVAC_NB_TEST_MODELS_SRC"
 OUT_ENV = "QVAC_NB_EXAMPLES_OUT"
 
 TEST_SIZE = {"width": 64, "height": 64, "steps": 2}
+TEST_CFG_SCALE = 1.0  # what example_size gives for a cfg_scale with test models
 
 # catalogue name -> (test model, file role inside it); companions map to the files of their main model.
 _TEST_MODELS: dict[str, tuple[str, str]] = {
@@ -91,11 +93,15 @@ def example_model(name: str) -> tuple[str, dict[str, Any]]:
     return str(model.files[role]), extras
 
 
-def example_size(width: int = 512, height: int = 512, steps: int = 20) -> dict[str, int]:
-    """`width`, `height` and `steps` for a `diffusion` call: as given, or 64x64 in 2 steps with test models."""
-    if using_test_models():
-        return dict(TEST_SIZE)
-    return {"width": width, "height": height, "steps": steps}
+def example_size(width: int = 512, height: int = 512, steps: int = 20,
+                 cfg_scale: float | None = None) -> dict[str, Any]:
+    """`width`, `height` and `steps` (and `cfg_scale` when given) for a `diffusion` call: as given, or 64x64 in
+    2 steps (at cfg 1: one text encoding and one U-Net pass a step) with test models, whose images are noise anyway."""
+    size: dict[str, Any] = dict(TEST_SIZE) if using_test_models() else {"width": width, "height": height,
+                                                                         "steps": steps}
+    if cfg_scale is not None:
+        size["cfg_scale"] = TEST_CFG_SCALE if using_test_models() else cfg_scale
+    return size
 
 
 def output_dir() -> Path:

@@ -1,7 +1,7 @@
 """The benchmark command still runs: `benchmarks/run.py --quick` writes a well-formed results table.
 
-Not a timed test: --quick uses tiny sizes and one repeat, and writes to a temporary path so the
-committed benchmarks/RESULTS.md is never overwritten.
+Not a timed test: --quick uses tiny sizes, cfg 1 and one repeat, and writes to a temporary path so
+the committed benchmarks/RESULTS.md is never overwritten.
 """
 
 from __future__ import annotations

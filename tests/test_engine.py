@@ -19,6 +19,7 @@ import qvac_nb
 from qvac_nb import _engine, engine
 
 SMALL = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 7.0}
+ONE_PASS = {"steps": 1, "cfg_scale": 1.0}  # one U-Net pass: where the steps and cfg are not the point
 
 
 def generate(model_id: str, **kw: object) -> list[bytes]:
@@ -86,36 +87,27 @@ def test_a_library_with_another_abi_is_refused(tmp_path: Path, sd1_model: Any) -
 
 
 def test_generations_on_one_context_and_same_seed_same_pixels(sd1_id: str) -> None:
-    first = None
+    # One step at cfg 7: the conditional and the unconditional pass both run on the reused context.
+    made = []
     for i in range(4):  # A B A B: a context reused across seeds comes back to the same pixels
-        (png,) = generate(sd1_id, seed=1234 if i % 2 == 0 else 99)
-        arr = assert_real_image(png, 64, 64)
-        if i == 0:
-            first = arr
-        elif i % 2 == 0:
-            assert np.array_equal(arr, first), f"generation {i} differs from generation 0 with the same seed"
-        else:
-            assert not np.array_equal(arr, first)
+        (png,) = generate(sd1_id, seed=1234 if i % 2 == 0 else 99, steps=1)
+        made.append(assert_real_image(png, 64, 64))
+    assert np.array_equal(made[2], made[0]), "generation 2 differs from generation 0 with the same seed"
+    assert np.array_equal(made[3], made[1]), "generation 3 differs from generation 1 with the same seed"
+    assert not np.array_equal(made[1], made[0])
 
 
 def test_pixels_equal_the_peer_generate_image(sd1_model, sd1_id: str, tmp_path: Path) -> None:
-    """stable-diffusion-cpp-python's own generate_image is the oracle (run in its own process)."""
-    from conftest import THREADS
+    """stable-diffusion-cpp-python's own generate_image is the oracle (run in its own process, its output kept in
+    the peer-output cache: tests/peer.py)."""
+    from peer import peer_images
 
     # The peer passes eta=0 explicitly (the engine default is 1 for euler_a); we pass the same.
     (png,) = generate(sd1_id, seed=7, sampling_method="euler_a", scheduler="discrete", prompt="a red boat", eta=0.0)
-    out = tmp_path / "peer.npy"
-    code = f"""
-        import numpy as np
-        from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion(model_path={str(sd1_model.primary)!r}, n_threads={THREADS}, rng_type="cuda", verbose=False)
-        img = sd.generate_image(prompt="a red boat", width=64, height=64, sample_steps=2, cfg_scale=7.0, seed=7,
-                                sample_method="euler_a", scheduler="discrete")[0]
-        np.save({str(out)!r}, np.asarray(img.convert("RGB")))
-    """
-    result = _run_isolated(code)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert np.array_equal(pixels(png), np.load(out))
+    (want,) = peer_images({"model": sd1_model.primary}, tmp_path / "peer.npy",
+                          {"prompt": "a red boat", "sample_steps": 2, "cfg_scale": 7.0, "seed": 7,
+                           "sample_method": "euler_a", "scheduler": "discrete"})
+    assert np.array_equal(pixels(png), want)
 
 
 def test_the_gil_is_free_while_generating(sd1_model: Any) -> None:
@@ -133,7 +125,7 @@ def test_the_gil_is_free_while_generating(sd1_model: Any) -> None:
 
     thread = threading.Thread(target=spin)
     try:
-        job = qvac_nb.diffusion(model_id=model_id, prompt="x", **{**SMALL, "steps": 4})
+        job = qvac_nb.diffusion(model_id=model_id, prompt="x", **{**SMALL, "steps": 2, "cfg_scale": 1.0})
         thread.start()
         deadline = time.monotonic() + 120
         while not job.progress_stream.ticks:  # generation has started
@@ -177,8 +169,8 @@ def test_cancel_stops_within_one_step(sd1_id: str) -> None:
 
 
 def test_a_cancel_before_the_job_starts_skips_it(sd1_id: str) -> None:
-    blocker = qvac_nb.diffusion(model_id=sd1_id, prompt="first", **{**SMALL, "steps": 4})
-    queued = qvac_nb.diffusion(model_id=sd1_id, prompt="second", **SMALL)
+    blocker = qvac_nb.diffusion(model_id=sd1_id, prompt="first", **{**SMALL, **ONE_PASS, "steps": 2})
+    queued = qvac_nb.diffusion(model_id=sd1_id, prompt="second", **{**SMALL, **ONE_PASS})
     queued.cancel()
     assert blocker.outputs.result(timeout=300)
     with pytest.raises(qvac_nb.CancelledError):
@@ -196,12 +188,12 @@ def test_a_raising_progress_consumer_does_not_break_the_engine(sd1_id: str) -> N
     with pytest.raises(qvac_nb.CallbackError) as caught:  # a QvacError; the listener's own error is its cause
         job.outputs.result(timeout=300)
     assert isinstance(caught.value.__cause__, ZeroDivisionError)
-    assert generate(sd1_id, seed=3)
+    assert generate(sd1_id, seed=3, **ONE_PASS)
 
 
 def test_engine_logs_reach_python_logging(sd1_id: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO", logger="qvac_nb.engine"):
-        generate(sd1_id, seed=11)
+        generate(sd1_id, seed=11, **ONE_PASS)
     messages = [r.getMessage() for r in caplog.records if r.name == "qvac_nb.engine"]
     assert any("generate_image" in m for m in messages), messages[:5]
 

@@ -29,8 +29,9 @@ from qvac_nb import engine, generation
 from qvac_nb.checks import tables
 from qvac_nb.worker import engine_calls, opening
 
-SAMPLING = {"steps": 2, "cfg_scale": 7.0, "eta": 0.0, "sampling_method": "euler_a", "scheduler": "discrete"}
-PEER_SAMPLING = {"sample_steps": 2, "cfg_scale": 7.0, "eta": 0.0, "sample_method": "euler_a", "scheduler": "discrete"}
+# One step at cfg 1: one network pass (two more where img_cfg_scale adds the image-conditioned ones).
+SAMPLING = {"steps": 1, "cfg_scale": 1.0, "eta": 0.0, "sampling_method": "euler_a", "scheduler": "discrete"}
+PEER_SAMPLING = {"sample_steps": 1, "cfg_scale": 1.0, "eta": 0.0, "sample_method": "euler_a", "scheduler": "discrete"}
 PEER_TIMEOUT_S = 600
 
 # Runs the peer on the arguments in a JSON file (one model load, several generate_image calls); image
@@ -138,7 +139,8 @@ def control_id(control_model: Any) -> Iterator[str]:
 
 def test_mask_and_img_cfg_scale_on_an_inpainting_checkpoint_match_the_peer(inpaint_model: Any, inpaint_id: str,
                                                                           tmp_path: Path) -> None:
-    """The 9-channel U-Net sees the mask and the masked image; img_cfg_scale is its image guidance."""
+    """The 9-channel U-Net sees the mask and the masked image; img_cfg_scale is its image guidance (an
+    img_cfg_scale other than cfg_scale adds the image-conditioned pass, at cfg 1 too)."""
     src, mask = picture(64, 64, 1), square_mask(64, 64)
     common = {"width": 64, "height": 64, "seed": 3, "init_image": src}
     got, job = ours(inpaint_id, mask_image=mask, **common)
@@ -186,14 +188,14 @@ def test_mask_image_errors(sd1_id: str, flux2_edit_id: str) -> None:
 
 def test_flux2_reference_images_match_the_peer(flux2_edit_model: Any, flux2_edit_id: str, tmp_path: Path) -> None:
     refs = [picture(64, 64, 4), picture(48, 80, 5)]
-    flux = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 1.0, "seed": 2}
+    flux = {"width": 64, "height": 64, "steps": 1, "cfg_scale": 1.0, "seed": 2}
     got, job = ours(flux2_edit_id, init_images=refs, increase_ref_index=True, **flux, sampling_method="euler",
                     eta=0.0, scheduler=None)
     cfg = flux2_edit_model.model_config()
     files = flux2_edit_model.files
     want = peer(tmp_path, {"diffusion_model_path": str(files["diffusion_model"]), "llm_path": str(files["llm"]),
                            "vae_path": str(files["vae"]), "prediction": cfg.get("prediction", "default")},
-                {"prompt": "a red boat", "width": 64, "height": 64, "seed": 2, "sample_steps": 2, "cfg_scale": 1.0,
+                {"prompt": "a red boat", "width": 64, "height": 64, "seed": 2, "sample_steps": 1, "cfg_scale": 1.0,
                  "sample_method": "euler", "increase_ref_index": True, "auto_resize_ref_image": True},
                 {"ref_images": refs})
     assert np.array_equal(got, want)
@@ -212,7 +214,7 @@ def test_flux2_reference_images_match_the_peer(flux2_edit_model: Any, flux2_edit
 
 def test_auto_resize_ref_image_off_encodes_references_at_their_size(flux2_edit_id: str) -> None:
     ref = picture(96, 96, 6)
-    flux = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 1.0, "seed": 2}
+    flux = {"width": 64, "height": 64, "steps": 1, "cfg_scale": 1.0, "seed": 2}
     resized, _ = ours(flux2_edit_id, init_images=[ref], **flux)
     own_size, job = ours(flux2_edit_id, init_images=[ref], auto_resize_ref_image=False, **flux)
     assert not np.array_equal(resized, own_size) and job.params["auto_resize_ref_image"] is False
@@ -292,8 +294,9 @@ def test_hires_fix_matches_the_peer(sd1_model: Any, sd1_id: str, tmp_path: Path)
     assert record["hires"] == {**hires, "width": 0, "height": 0, "upscaler": "latent", "tile_size": 128}
     replay = qvac_nb.diffusion(model_id=sd1_id, **record).outputs.result(timeout=PEER_TIMEOUT_S)[0]
     assert np.array_equal(pixels(replay), got)
-    # The engine schedules int(3 / 0.5) = 6 steps and keeps the last int(6 * 0.5) + 1 sigmas' worth: 4 steps.
-    assert job.stats.result().total_steps == 2 + 4
+    # The engine schedules int(3 / 0.5) = 6 steps and keeps the last int(6 * 0.5) + 1 sigmas' worth: 4 steps
+    # (after the first pass's one).
+    assert job.stats.result().total_steps == 1 + 4
 
 
 def test_hires_accepts_the_engines_names() -> None:
@@ -330,7 +333,8 @@ def test_hires_errors(sd1_id: str) -> None:
 
 
 def test_phase_stats_and_total_steps_after_a_paired_upscale(sd1_upscale_id: str) -> None:
-    job = qvac_nb.diffusion(model_id=sd1_upscale_id, prompt="x", width=64, height=64, steps=3, upscale=True)
+    job = qvac_nb.diffusion(model_id=sd1_upscale_id, prompt="x", width=64, height=64, steps=3, cfg_scale=1.0,
+                            upscale=True)
     stats = job.stats.result(timeout=PEER_TIMEOUT_S)
     assert stats.total_steps == 3  # sampling steps only, not the upscaler's ticks
     assert stats.conditioning_ms > 0 and stats.denoising_ms > 0 and stats.vae_decode_ms > 0
@@ -348,7 +352,7 @@ def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, sd
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     up = {"model_src": str(esrgan_model.primary), "tile_size": 64}
     direct_id = next(_load(sd1_model, upscaler={**up, "direct": True, "offload_params_to_cpu": True, "threads": 1}))
-    image = picture(64, 64, 3)
+    image = picture(16, 16, 3)  # one small tile: the options, not the size, are the point
     try:
         direct = pixels(qvac_nb.upscale(model_id=direct_id, image=image).outputs.result(timeout=PEER_TIMEOUT_S)[0])
     finally:
@@ -356,7 +360,7 @@ def test_upscaler_options_reach_the_engine(sd1_model: Any, esrgan_model: Any, sd
     im2col = pixels(qvac_nb.upscale(model_id=sd1_upscale_id, image=image).outputs.result(timeout=PEER_TIMEOUT_S)[0])
     # On this CPU build direct convolution gives the same bits, so the options are checked where they are
     # handed to the engine (_engine.Upscaler's arguments) below.
-    assert direct.shape == (256, 256, 3) and np.array_equal(direct, im2col)
+    assert direct.shape == (64, 64, 3) and np.array_equal(direct, im2col)
     seen: dict[str, Any] = {}
     monkeypatch.setattr(opening._engine, "Upscaler", lambda *args: seen.setdefault("args", args))
     config = qvac_nb.models.normalize_config({"threads": 2, "upscaler": {**up, "direct": True, "threads": 1,

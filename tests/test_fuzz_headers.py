@@ -148,7 +148,8 @@ def mutate_gguf(src: Path, dst: Path, draw: Draw) -> str:
         pass  # patched below
     if kind in ("flip", "cut_header", "cut_data", "count"):
         shutil.copyfile(src, dst) if src.stat().st_size < 64 << 20 else _sparse_copy(src, dst)
-        data = bytearray(dst.read_bytes()[:_header_len(src)])
+        with open(dst, "rb") as f:  # the header only, not the (up to 600 MB) data after it
+            data = bytearray(f.read(_header_len(src)))
         if kind == "flip":
             for _ in range(draw(1, 8)):
                 data[draw(0, len(data) - 1)] = draw(0, 255)

@@ -9,12 +9,14 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import THREADS
 from helpers import assert_real_image, pixels
+from peer import cached_outputs
 from testmodels import registry
 from testmodels.lora import write_safetensors
 
@@ -22,9 +24,10 @@ import qvac_nb
 from qvac_nb import cli, engine, generation, loras, schema
 from qvac_nb.worker import engine_calls
 
-SD1 = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 7.0, "seed": 7, "sampling_method": "euler_a",
+# One step at cfg 1 (one U-Net/DiT pass per image): the LoRAs change the network's weights, which any step shows.
+SD1 = {"width": 64, "height": 64, "steps": 1, "cfg_scale": 1.0, "seed": 7, "sampling_method": "euler_a",
        "scheduler": "discrete", "eta": 0.0}
-FLUX2 = {"width": 64, "height": 64, "steps": 2, "seed": 7, "sampling_method": "euler", "scheduler": "discrete"}
+FLUX2 = {"width": 64, "height": 64, "steps": 1, "seed": 7, "sampling_method": "euler", "scheduler": "discrete"}
 PROMPT = "a red boat"
 
 
@@ -39,65 +42,104 @@ def flux2_loras() -> registry.TestModel:
 
 
 def generate(model_id: str, settings: dict, **kw: object) -> np.ndarray:
+    """A fresh generation (where the check is about this very call)."""
     (png,) = qvac_nb.diffusion(model_id=model_id, prompt=PROMPT, **{**settings, **kw}).outputs.result(timeout=600)
     return assert_real_image(png, settings["width"], settings["height"])
 
 
-def _peer(tmp_path: Path, load: str, call: str) -> np.ndarray:
-    """An image from stable-diffusion-cpp-python 0.4.7 (in its own process), the pixel oracle."""
-    out = tmp_path / "peer.npy"
-    code = f"""
-        import numpy as np
-        from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion({load}, n_threads={THREADS}, rng_type="cuda", verbose=False)
-        img = sd.generate_image({call})[0]
-        np.save({str(out)!r}, np.asarray(img.convert("RGB")))
+@pytest.fixture(scope="module")
+def made() -> Callable[..., bytes]:
+    """made(model_id, settings, **kw): the PNG of that call, generated once for the module.
+
+    For the images several tests compare with (the plain image, kohya's at weight 1 and 0.5); a check about a
+    call itself (weight 0, a LoRA lasting one generation, a replay) makes its own.
     """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            timeout=900, env=dict(os.environ))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return np.load(out)
+    pngs: dict[str, bytes] = {}
+
+    def get(model_id: str, settings: dict, **kw: object) -> bytes:
+        key = json.dumps([model_id, settings, kw], sort_keys=True)
+        if key not in pngs:
+            job = qvac_nb.diffusion(model_id=model_id, prompt=PROMPT, **{**settings, **kw})
+            (pngs[key],) = job.outputs.result(timeout=600)
+        return pngs[key]
+
+    return get
+
+
+def shared(made: Callable[..., bytes], model_id: str, settings: dict, **kw: object) -> np.ndarray:
+    return assert_real_image(made(model_id, settings, **kw), settings["width"], settings["height"])
+
+
+_PEER = """
+    import sys
+    import numpy as np
+    from stable_diffusion_cpp import StableDiffusion
+    sd = StableDiffusion({load}, n_threads={threads}, rng_type="cuda", verbose=False)
+    img = sd.generate_image({call})[0]
+    np.save(sys.argv[1], np.asarray(img.convert("RGB")))
+"""
+
+
+def _peer(tmp_path: Path, load: str, call: str, inputs: dict[str, Path]) -> np.ndarray:
+    """An image from stable-diffusion-cpp-python 0.4.7 (in its own process), the pixel oracle; `inputs` are the
+    files it reads (its output is kept in the peer-output cache, tests/peer.py)."""
+    out = tmp_path / "peer.npy"
+    code = textwrap.dedent(_PEER).format(load=load, threads=THREADS, call=call)
+
+    def run() -> list[np.ndarray]:
+        result = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
+                                timeout=900, env=dict(os.environ))
+        assert result.returncode == 0, result.stderr[-2000:]
+        return [np.load(out)]
+
+    return cached_outputs("lora-tags", inputs, {"script": code}, run)[0]
 
 
 # ---------------------------------------------------------------- the peer's <lora:name:weight> tags
 
 
 def test_sd1_lora_equals_the_peer_prompt_tag(sd1_model: registry.TestModel, sd1_id: str,
-                                             sd1_loras: registry.TestModel, tmp_path: Path) -> None:
+                                             sd1_loras: registry.TestModel, made: Callable[..., bytes],
+                                             tmp_path: Path) -> None:
     kohya = sd1_loras.files["kohya"]
     ours = generate(sd1_id, SD1, lora={str(kohya): 0.7})
     # The peer takes LoRAs as prompt tags: it strips them and passes the files and weights to the engine.
     peer = _peer(tmp_path, f"model_path={str(sd1_model.primary)!r}, lora_model_dir={str(kohya.parent)!r}",
-                 f"prompt={PROMPT + '<lora:' + kohya.stem + ':0.7>'!r}, width=64, height=64, sample_steps=2, "
-                 "cfg_scale=7.0, seed=7, sample_method='euler_a', scheduler='discrete', eta=0.0")
+                 f"prompt={PROMPT + '<lora:' + kohya.stem + ':0.7>'!r}, width=64, height=64, sample_steps=1, "
+                 "cfg_scale=1.0, seed=7, sample_method='euler_a', scheduler='discrete', eta=0.0",
+                 {"model": sd1_model.primary, "lora": kohya})
     assert np.array_equal(ours, peer)
-    assert not np.array_equal(ours, generate(sd1_id, SD1)), "the LoRA changed nothing"
+    assert not np.array_equal(ours, shared(made, sd1_id, SD1)), "the LoRA changed nothing"
 
 
 def test_flux2_lora_equals_the_peer_prompt_tag(flux2_model: registry.TestModel, flux2_id: str,
-                                               flux2_loras: registry.TestModel, tmp_path: Path) -> None:
+                                               flux2_loras: registry.TestModel, made: Callable[..., bytes],
+                                               tmp_path: Path) -> None:
     kohya = flux2_loras.files["kohya"]
     ours = generate(flux2_id, FLUX2, lora=[(str(kohya), 1.5)])
     files = flux2_model.files
     peer = _peer(tmp_path, f"diffusion_model_path={str(files['diffusion_model'])!r}, llm_path={str(files['llm'])!r}, "
                  f"vae_path={str(files['vae'])!r}, lora_model_dir={str(kohya.parent)!r}",
-                 f"prompt={PROMPT + '<lora:' + kohya.stem + ':1.5>'!r}, width=64, height=64, sample_steps=2, "
-                 "cfg_scale=1.0, guidance=3.5, seed=7, sample_method='euler', scheduler='discrete'")
+                 f"prompt={PROMPT + '<lora:' + kohya.stem + ':1.5>'!r}, width=64, height=64, sample_steps=1, "
+                 "cfg_scale=1.0, guidance=3.5, seed=7, sample_method='euler', scheduler='discrete'",
+                 {**files, "lora": kohya})
     assert np.array_equal(ours, peer)
-    assert not np.array_equal(ours, generate(flux2_id, FLUX2)), "the LoRA changed nothing"
+    assert not np.array_equal(ours, shared(made, flux2_id, FLUX2)), "the LoRA changed nothing"
 
 
 # ---------------------------------------------------------------- conventions and weights
 
 
 @pytest.mark.parametrize("family", ["sd1", "flux2"])
-def test_every_naming_convention_gives_the_same_image(family: str, request: pytest.FixtureRequest) -> None:
+def test_every_naming_convention_gives_the_same_image(family: str, request: pytest.FixtureRequest,
+                                                       made: Callable[..., bytes]) -> None:
     """kohya (with alpha), peft/diffusers and LDM names of one adapter: the same pixels, unlike no LoRA."""
     model_id = request.getfixturevalue(f"{family}_id")
     files = registry.get(f"{family}_lora").files
     settings = SD1 if family == "sd1" else FLUX2
-    plain = generate(model_id, settings)
-    images = {name: generate(model_id, settings, lora=str(path)) for name, path in files.items()}
+    plain = shared(made, model_id, settings)
+    images = {name: (shared(made, model_id, settings, lora=str(path)) if name == "kohya"
+                     else generate(model_id, settings, lora=str(path))) for name, path in files.items()}
     assert len(images) >= 3
     reference = images["kohya"]
     assert not np.array_equal(reference, plain), "the LoRA changed nothing"
@@ -106,14 +148,14 @@ def test_every_naming_convention_gives_the_same_image(family: str, request: pyte
         assert np.array_equal(image, reference), f"{name} names give another image than kohya's"
 
 
-def test_weight_zero_is_the_image_without_the_lora_and_weights_add(sd1_id: str,
-                                                                   sd1_loras: registry.TestModel) -> None:
+def test_weight_zero_is_the_image_without_the_lora_and_weights_add(sd1_id: str, sd1_loras: registry.TestModel,
+                                                                   made: Callable[..., bytes]) -> None:
     kohya, peft = str(sd1_loras.files["kohya"]), str(sd1_loras.files["peft"])
-    plain = generate(sd1_id, SD1)
+    plain = shared(made, sd1_id, SD1)
     assert np.array_equal(generate(sd1_id, SD1, lora={kohya: 0.0}), plain)
-    half = generate(sd1_id, SD1, lora={kohya: 0.5})
+    half = shared(made, sd1_id, SD1, lora={kohya: 0.5})
     assert not np.array_equal(half, plain)
-    assert not np.array_equal(half, generate(sd1_id, SD1, lora=kohya)), "the weight was ignored"
+    assert not np.array_equal(half, shared(made, sd1_id, SD1, lora=kohya)), "the weight was ignored"
     # The same file twice adds up, as the peer's repeated prompt tags do.
     assert np.array_equal(generate(sd1_id, SD1, lora=[(kohya, 0.25), (kohya, 0.25)]), half)
     # Two LoRAs at once both apply: peft's copy of the adapter at 0.25 on top of kohya's at 0.25 is about
@@ -139,10 +181,10 @@ def test_loras_reach_the_engine_request(sd1_id: str, sd1_loras: registry.TestMod
 # ---------------------------------------------------------------- the PNG record
 
 
-def test_record_keeps_name_hash_and_weight_and_replays(sd1_id: str, sd1_loras: registry.TestModel) -> None:
+def test_record_keeps_name_hash_and_weight_and_replays(sd1_id: str, sd1_loras: registry.TestModel,
+                                                        made: Callable[..., bytes]) -> None:
     kohya = sd1_loras.files["kohya"]
-    job = qvac_nb.diffusion(model_id=sd1_id, prompt=PROMPT, **SD1, lora={str(kohya): 0.5})
-    (png,) = job.outputs.result(timeout=600)
+    png = made(sd1_id, SD1, lora={str(kohya): 0.5})
     params = qvac_nb.read_parameters(png)
     digest = hashlib.sha256(kohya.read_bytes()).hexdigest()
     assert params["lora"] == [{"source": str(kohya), "name": kohya.name, "sha256": digest, "weight": 0.5}]
@@ -154,8 +196,7 @@ def test_record_keeps_name_hash_and_weight_and_replays(sd1_id: str, sd1_loras: r
         qvac_nb.diffusion(model_id=sd1_id, **params)
     assert caught.value.param == "lora"
     # Without LoRAs the record says so.
-    (plain,) = qvac_nb.diffusion(model_id=sd1_id, prompt=PROMPT, **SD1).outputs.result(timeout=600)
-    assert qvac_nb.read_parameters(plain)["lora"] is None
+    assert qvac_nb.read_parameters(made(sd1_id, SD1))["lora"] is None
 
 
 # ---------------------------------------------------------------- bad input

@@ -3,10 +3,11 @@
 Every switch is compared with the same call without it (the image must change: a value the engine
 ignored would leave it as it was) and with stable-diffusion-cpp-python's own generate_image given the
 same values (equal pixels: the value reached the engine as the peer sends it). The peer makes all of
-its images in one child process. The models are the tiny test models: SD 1.x for sigmas, SDXL for
-timestep_shift (the engine shifts timesteps for SDXL only), FLUX.1 for flow_shift and skip-layer
-guidance (one double and one single block: skip layers 0 and 1). Both sides run euler (the peer always
-sends eta 0, which euler does not read) and cfg_scale 1 (one network pass per step).
+its images in one child process (kept in the peer-output cache, tests/peer.py). The models are the
+tiny test models: SD 1.x for sigmas, SDXL for timestep_shift (the engine shifts timesteps for SDXL
+only), FLUX.1 for flow_shift and skip-layer guidance (one double and one single block: skip layers 0
+and 1). Both sides run euler (the peer always sends eta 0, which euler does not read) and cfg_scale 1
+(one network pass per step).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from conftest import THREADS, _load, _model
 from helpers import assert_real_image, pixels
+from peer import cached_outputs
 
 import qvac_nb
 from qvac_nb import engine, generation, records, schema
@@ -88,31 +90,39 @@ def ours(model_ids: dict[str, str]) -> Callable[..., bytes]:
 
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
-    """The peer's image of every case, made in one child process (each model loaded once)."""
+    """The peer's image of every case, made in one child process (each model loaded once); its outputs are kept
+    in the peer-output cache (tests/peer.py)."""
     folder = tmp_path_factory.mktemp("peer")
     plan: dict[str, list[Any]] = {}
+    inputs = {}
     for name, (model, _ours, switches) in CASES.items():
         files = {PEER_FILES[role]: str(path) for role, path in _model(model).files.items()}
+        inputs.update({f"{model}.{role}": path for role, path in _model(model).files.items()})
         entry = plan.setdefault(model, [files, []])
-        entry[1].append([str(folder / f"{name}.npy"),
-                         {"prompt": PROMPT, "seed": SEED, **SIZE, **PEER_BASE[model], **switches}])
-    (folder / "plan.json").write_text(json.dumps(list(plan.values())))
-    code = f"""
+        entry[1].append([name, {"prompt": PROMPT, "seed": SEED, **SIZE, **PEER_BASE[model], **switches}])
+    code = textwrap.dedent(f"""
         import json, sys
+        from pathlib import Path
         import numpy as np
         from stable_diffusion_cpp import StableDiffusion
         for files, images in json.load(open(sys.argv[1])):
             sd = StableDiffusion(**files, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False,
                                  verbose=False)
-            for out, kwargs in images:
-                np.save(out, np.asarray(sd.generate_image(**kwargs)[0].convert("RGB")))
+            for name, kwargs in images:
+                np.save(Path(sys.argv[2]) / f"{{name}}.npy", np.asarray(sd.generate_image(**kwargs)[0].convert("RGB")))
             del sd
-    """
-    # subprocess.run kills the child if it overruns.
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(folder / "plan.json")],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {name: np.load(folder / f"{name}.npy") for name in CASES}
+    """)
+
+    def run() -> list[np.ndarray]:
+        (folder / "plan.json").write_text(json.dumps(list(plan.values())))
+        # subprocess.run kills the child if it overruns.
+        done = subprocess.run([sys.executable, "-c", code, str(folder / "plan.json"), str(folder)],
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return [np.load(folder / f"{name}.npy") for name in CASES]
+
+    images = cached_outputs("sampler-switches", inputs, {"script": code, "plan": list(plan.values())}, run)
+    return dict(zip(CASES, images, strict=True))
 
 
 # ---------------------------------------------------------------- each switch reaches the engine

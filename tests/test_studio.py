@@ -32,7 +32,8 @@ from qvac_nb.widgets import live as live_module
 from qvac_nb.widgets.params import diffusion_kwargs, initial_form, merge_form, params_from_json, params_to_json
 from qvac_nb.widgets.progress import ProgressTracker
 
-SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 2}
+# One step at cfg 1 (one U-Net pass): what a test runs unless its point is the steps or cfg (those set them).
+SMALL = {"prompt": "a red boat on a lake", "width": 64, "height": 64, "steps": 1, "cfg_scale": 1.0}
 def png_of(color: tuple[int, int, int], size: int = 32) -> bytes:
     img = Image.new("RGB", (size, size), color)
     for x in range(size):
@@ -53,7 +54,7 @@ def buffers_in_state(widget: Any) -> list[bytes]:
 
 
 def test_generate_progress_preview_and_gallery(sd1_id: str) -> None:
-    studio = Studio(sd1_id, **SMALL)
+    studio = Studio(sd1_id, **{**SMALL, "steps": 2})  # two steps: the status and the preview count them
     # The front-end finds the view by the comm id: no trait may shadow ipywidgets' model_id.
     assert studio.model_id == studio.comm.comm_id
     assert studio._repr_mimebundle_()[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == studio.comm.comm_id
@@ -105,7 +106,8 @@ def test_state_holds_thumbnails_only(sd1_id: str) -> None:
 
 
 def test_cancel_stops_within_a_step(sd1_id: str) -> None:
-    studio = Studio(sd1_id, **{**SMALL, "steps": 40})
+    # cfg 7 (two U-Net passes a step): steps long enough that the status the cancel reads keeps up with them.
+    studio = Studio(sd1_id, **{**SMALL, "steps": 40, "cfg_scale": 7.0})
     rec = Recorder(studio)
     msg(studio, {"type": "generate"})
     wait_for(lambda: studio.status.get("phase") == "sampling" and studio.status.get("step", 0) >= 1)
@@ -118,7 +120,7 @@ def test_cancel_stops_within_a_step(sd1_id: str) -> None:
     done_steps = max(s["step"] for s in rec.statuses)
     assert done_steps <= step_at_cancel + 2 < 40
     # The Studio is usable again right away.
-    studio.generate(steps=2)
+    studio.generate(steps=1, cfg_scale=1.0)
     wait_idle(studio)
     assert studio.status["phase"] == "done" and len(studio.gallery) == 1
 
@@ -180,7 +182,7 @@ def test_guidance_model_and_its_errors(flux2_id: str) -> None:
 
 
 def test_flux2_init_image_is_resized_and_said(flux2_edit_id: str) -> None:
-    studio = Studio(flux2_edit_id, prompt="a cat", width=64, height=64, steps=2, seed=3, cfg_scale=1.0, output_dir=None)
+    studio = Studio(flux2_edit_id, prompt="a cat", width=64, height=64, steps=1, seed=3, cfg_scale=1.0, output_dir=None)
     assert studio.model_info["prediction"] == "flux2_flow"
     studio.set_init_image(png_of((10, 200, 30), size=40), "odd.png")  # 40 is no multiple of 16
     assert studio.init_image["note"].startswith("resized from 40×40 to 32×32")
@@ -220,7 +222,7 @@ def test_history_survives_a_new_studio(sd1_id: str, tmp_path: Path) -> None:
     rec = Recorder(again)
     assert [e["seed"] for e in again.gallery] == [30, 11, 12]
     restored = {k: again.params[k] for k in ("prompt", "width", "height", "steps", "seed", "random_seed")}
-    assert restored == {"prompt": "a green kite", "width": 64, "height": 64, "steps": 2, "seed": 30,
+    assert restored == {"prompt": "a green kite", "width": 64, "height": 64, "steps": 1, "seed": 30,
                         "random_seed": False}
     assert again.gallery[0]["params"]["prompt"] == "a green kite" and again.gallery[0]["family"] == "sd1"
     msg(again, {"type": "image", "id": again.gallery[1]["id"]})

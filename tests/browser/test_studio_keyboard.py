@@ -5,9 +5,9 @@ sent from exactly such threads. The kernel here drops every message qvac_nb's th
 Colab would) and the Studio must still show progress and results, because the front-end asks
 for the state when it has heard nothing for a while.
 
-Keyboard only: a prompt typed and Ctrl+Enter, one tab stop per gallery card, Enter opens the
-full-size view with the focus in it, the arrow keys step through images, Escape closes it and
-gives the focus back. Then a grid from the Studio's Grid section, a narrow notebook panel (layout
+Keyboard only: a prompt typed and Ctrl+Enter, a running job cancelled, one tab stop per gallery
+card, Enter opens the full-size view with the focus in it, the arrow keys step through images,
+Escape closes it and gives the focus back. Then a grid from the Studio's Grid section, a narrow notebook panel (layout
 by container query) and a FLUX.2 model's form (guidance instead of CFG, its step count, no strength).
 """
 
@@ -89,18 +89,38 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
         page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
 
-        # Keyboard only from here: the prompt takes the focus as a Tab would give it, then typing.
+        # Keyboard only from here: a field takes the focus as a Tab would give it, then typing.
         prompt = studio.locator("textarea[name=prompt]")
-        for run, words in enumerate(["a red kite over the sea", " at night"]):
+        generate = studio.locator("button[name=generate]")
+
+        def type_and_generate(words: str) -> None:
             prompt.focus()
             page.keyboard.press("Control+End")
-            page.keyboard.type(words)  # two prompts: the full-size view's title tells the images apart
+            page.keyboard.type(words)
             page.keyboard.press("Control+Enter")
-            # Progress shows although every update the job's threads send is dropped: the page polls.
-            label = studio.locator(".qvac-progress-label")
-            expect(label).to_contain_text(f"/{STEPS}", timeout=LONG_MS)
+
+        # Progress shows although every update the job's threads send is dropped: the page polls once it has heard
+        # nothing for 1.5 s, and a job of STEPS steps is still sampling then. Once it shows, the job's Cancel button
+        # (focus, Enter) stops it, and the page learns that the same way.
+        type_and_generate("a red kite over the sea")
+        label = studio.locator(".qvac-progress-label")
+        expect(label).to_contain_text(f"/{STEPS}", timeout=LONG_MS)
+        studio.locator("button[name=cancel]").focus()
+        page.keyboard.press("Enter")
+        expect(label).to_contain_text("Cancelled", timeout=LONG_MS)
+        expect(generate).to_be_enabled(timeout=LONG_MS)
+
+        # Two images, which only have to exist (two cards, two titles): 1 step, typed in. They reach the gallery
+        # with the answers to the page's polls too.
+        steps = studio.locator("input[name=steps]")
+        steps.focus()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("1")
+        expect(steps).to_have_value("1")
+        for run, words in enumerate([" at dawn", " at night"]):
+            type_and_generate(words)  # two prompts: the full-size view's title tells the images apart
             expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(run + 1, timeout=LONG_MS)
-            expect(studio.locator("button[name=generate]")).to_be_enabled(timeout=LONG_MS)
+            expect(generate).to_be_enabled(timeout=LONG_MS)
         announced = studio.locator(".qvac-sr-only[aria-live]").first.text_content() or ""
         assert announced.strip(), "the aria-live status announced nothing"
 
@@ -127,8 +147,7 @@ def test_keyboard_only_with_dropped_thread_messages(tmp_path: Path, sd1_model: A
         assert _active(page)["card"], "the focus did not return to the gallery"
 
         # A grid from the Studio: seed 1, 2 (no Y axis) makes two cells and the labelled grid image. Its cells
-        # take the form's values: 2 steps each (the 24 above are for the progress the page polls for).
-        studio.locator("input[name=steps]").fill("2")
+        # take the form's values: 1 step each, as the two images above.
         grid_box = studio.locator("details.qvac-grid-box")
         grid_box.locator("summary").click()
         grid_box.locator("select[name=grid_x]").select_option("seed")
