@@ -97,10 +97,10 @@ def example_size(width: int = 512, height: int = 512, steps: int = 20,
                  cfg_scale: float | None = None) -> dict[str, Any]:
     """`width`, `height` and `steps` (and `cfg_scale` when given) for a `diffusion` call: as given, or 64x64 in
     2 steps (at cfg 1: one text encoding and one U-Net pass a step) with test models, whose images are noise anyway."""
-    size: dict[str, Any] = dict(TEST_SIZE) if using_test_models() else {"width": width, "height": height,
-                                                                         "steps": steps}
+    test = using_test_models()
+    size: dict[str, Any] = dict(TEST_SIZE) if test else {"width": width, "height": height, "steps": steps}
     if cfg_scale is not None:
-        size["cfg_scale"] = TEST_CFG_SCALE if using_test_models() else cfg_scale
+        size["cfg_scale"] = TEST_CFG_SCALE if test else cfg_scale
     return size
 
 

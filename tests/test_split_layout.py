@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import THREADS
 from helpers import assert_real_image
+from reliability_files import GgufLayout, GgufTensor, gguf_kv, write_gguf
 from testmodels import registry
-from testmodels.formats import write_gguf
+from testmodels.formats import GGML_TYPES
 from testmodels.layers import typed
 from testmodels.lora import write_safetensors
 from testmodels.unet_family import SD1_TINY, unet
@@ -17,7 +19,7 @@ from testmodels.unet_family import SD1_TINY, unet
 import qvac_nb
 from qvac_nb.worker import split_unet
 
-SETTINGS = {"prompt": "a tiny house", "width": 64, "height": 64, "steps": 2, "seed": 21, "cfg_scale": 1.0}
+SETTINGS = {"prompt": "a tiny house", "width": 64, "height": 64, "steps": 1, "seed": 21, "cfg_scale": 1.0}
 
 
 def _generate(model_src: Path, config: dict) -> tuple[np.ndarray, str]:
@@ -62,8 +64,11 @@ def test_sdxl_unet_only_file_without_its_encoders_is_refused_before_loading() ->
 
 
 def test_sd1_unet_only_file_is_refused_with_the_layouts_that_work(tmp_path: Path) -> None:
+    # The tiny SD 1.x U-Net's tensors (names, shapes, q4_0 types) over sparse zero data: the refusal reads the header.
     unet_only = tmp_path / "sd1-unet-q4_0.gguf"
-    write_gguf(unet_only, typed(unet(SD1_TINY, prefix="")))
+    tensors = [GgufTensor(spec.name, tuple(reversed(spec.shape)), GGML_TYPES[dtype][0])
+               for spec, dtype in typed(unet(SD1_TINY, prefix=""))]
+    write_gguf(unet_only, GgufLayout(3, gguf_kv("general.alignment", 4, struct.pack("<I", 32)), 1, tensors))
     with pytest.raises(qvac_nb.UnsupportedOperationError, match="single checkpoint") as caught:
         qvac_nb.load_model(str(unet_only), model_config={"threads": THREADS})
     assert "SDXL" in str(caught.value) and caught.value.param == "model_src"
