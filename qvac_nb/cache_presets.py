@@ -24,6 +24,10 @@ PRESETS: dict[str, tuple[float, float, float]] = {
 }
 
 
+# The _engine.Request attributes a preset sets (the schema's engine mapping for cache_preset).
+ENGINE_FIELDS = ("cache_mode", "cache_reuse_threshold", "cache_start_percent", "cache_end_percent")
+
+
 def engine_fields(preset: str, family: str) -> dict[str, Any]:
     """The _engine.Request fields a preset sets for a model of `family`."""
     threshold, start, end = PRESETS[preset]

@@ -345,7 +345,7 @@ DIFFUSION: tuple[Param, ...] = (
           label="VAE tile overlap", min=0.0, max=0.5, step=0.05, engine="vae_tile_overlap", group="advanced"),
     Param("cache_preset", "choice", "Step cache: reuse steps for speed, more reuse from slow to ultra.", None,
           label="Step cache", choices=tuple(cache_presets.PRESETS), nullable=True, default_doc="None (off)",
-          a1111=(90, "Cache"), control="select", group="advanced"),
+          engine=cache_presets.ENGINE_FIELDS, a1111=(90, "Cache"), control="select", group="advanced"),
     Param("init_image", "image", "Image to start from: PNG/JPEG bytes, a path, a PIL image, or a uint8 "
           "HxW/HxWx3/HxWx4 array (floats in [0, 1] too).", None, label="Init image", nullable=True,
           default_doc="None", stored=False, replayable=False, cli=("-i", "--init-image"),

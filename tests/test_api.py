@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from helpers import assert_real_image, pixels
 from PIL import Image
+from testmodels.registry import TestModel
 
 import qvac_nb
 from qvac_nb import models
@@ -279,11 +280,28 @@ def test_flux2_sizes_come_in_multiples_of_16(flux2_id: str) -> None:
     assert (stats.width, stats.height) == (80, 64)
 
 
-@pytest.mark.parametrize("preset", ["slow", "medium", "fast", "ultra"])
-def test_cache_presets_run(sd1_id: str, preset: str) -> None:
+def test_cache_presets_equal_the_peers_ucache_and_change_the_image(sd1_model: TestModel, sd1_id: str,
+                                                                   tmp_path: Path) -> None:
+    """Each preset equals the peer's generate_image with UCache at the preset's thresholds, and at least the
+    most aggressive one skips a step (its image differs from the uncached one), so a preset that is dropped on
+    the way to the engine fails here."""
+    from peer import SEED, peer_images
+
+    from qvac_nb import cache_presets
+
     # cfg above 1: the step cache handles the unconditional pass apart from the conditional one.
-    (png,), _ = run(sd1_id, seed=1, steps=6, cfg_scale=7.0, cache_preset=preset)
-    assert_real_image(png, 64, 64)
+    settings = {"prompt": "a castle", "seed": SEED, "steps": 6, "cfg_scale": 7.0, "sampling_method": "euler",
+                "scheduler": "discrete"}
+    made = {preset: pixels(run(sd1_id, **settings, cache_preset=preset)[0][0])
+            for preset in [None, *cache_presets.PRESETS]}
+    peer_calls = [{"prompt": "a castle", "sample_steps": 6, "cfg_scale": 7.0, "sample_method": "euler",
+                   "scheduler": "discrete", "cache_mode": "ucache",
+                   "cache_reuse_threshold": threshold, "cache_start_percent": start, "cache_end_percent": end}
+                  for threshold, start, end in cache_presets.PRESETS.values()]
+    wanted = peer_images({"model": sd1_model.primary}, tmp_path / "peer.npy", *peer_calls)
+    for (preset, image), want in zip(list(made.items())[1:], wanted, strict=True):
+        assert np.array_equal(image, want), f"preset {preset!r} differs from the peer's UCache at its thresholds"
+    assert not np.array_equal(made["ultra"], made[None]), "the 'ultra' preset skipped no step"
 
 
 def test_clip_skip_and_eta(sd1_id: str) -> None:
