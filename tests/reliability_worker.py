@@ -122,6 +122,21 @@ class Env:
         self.registry = registry
         self.tmp = Path(tempfile.mkdtemp(prefix="qvac-reliability-"))
         self._ids: dict[str, str] = {}
+        self.contacts = 0  # worker processes started + work sent to a worker (a case that made none is kernel-only)
+        self._count_contacts()
+
+    def _count_contacts(self) -> None:
+        from qvac_nb import runner
+        from qvac_nb.worker import process
+
+        def counted(method: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                self.contacts += 1
+                return method(*args, **kwargs)
+            return call
+
+        process.WorkerProcess.__init__ = counted(process.WorkerProcess.__init__)  # type: ignore[method-assign]
+        runner.ModelRunner.submit = counted(runner.ModelRunner.submit)  # type: ignore[method-assign]
 
     def model(self, name: str) -> Any:
         return self.registry.get(name)
@@ -155,6 +170,22 @@ class Env:
         # cfg 1: one pass a step; the model still makes a real image (what "alive" checks), at half the work
         params = {"prompt": "a lighthouse", **TINY, "cfg_scale": 1.0, **kw}
         return self.qvac_nb.diffusion(model_id=model_id or self.sd1, **params).outputs.result(timeout=900)
+
+    def load_shared(self, also: tuple[str, ...] = ()) -> None:
+        """Load now the SD1 model and those in `also` (what alive() generates with), so that the contacts a case
+        makes with workers are its own."""
+        loaded = [self.sd1, self.flux2 if "flux2" in also else "", self.up if "upscaler" in also else ""]
+        assert all(model_id in self.qvac_nb.loaded_models() for model_id in loaded if model_id)
+
+    def workers_running(self) -> bool:
+        """Every model this process loaded still has its worker process running (no engine call made)."""
+        from qvac_nb import runner
+
+        for model_id in self._ids.values():
+            model_runner = runner.runner_for(model_id)
+            if model_runner is None or model_runner.worker is None or model_runner.worker.proc.poll() is not None:
+                return False
+        return True
 
     def alive(self, also: tuple[str, ...] = ()) -> bool:
         """The SD1 model (and the FLUX.2 / upscaler models in `also`) still make real, non-constant images."""
@@ -257,6 +288,10 @@ def _run_case(env: Env, case: Case) -> dict[str, Any]:
     qvac_nb = env.qvac_nb
     record: dict[str, Any] = {"name": case.name, "api": case.api, "expect": case.expect, "param": case.param,
                               "guard": case.guard}
+    also = tuple(kind for kind, loaded in (("flux2", "flux2" in case.name), ("upscaler", case.api == "upscale"))
+                 if loaded)
+    env.load_shared(also)
+    contacts = env.contacts
     try:
         result = case.run(env)
         if hasattr(result, "outputs"):
@@ -266,9 +301,14 @@ def _run_case(env: Env, case: Case) -> dict[str, Any]:
         record.update(raised=type(exc).__name__, qvac=isinstance(exc, qvac_nb.QvacError), message=str(exc)[:600])
     gc.collect()
     try:
-        also = tuple(kind for kind, loaded in (("flux2", "flux2" in case.name), ("upscaler", case.api == "upscale"))
-                     if loaded)
-        record["alive"] = env.alive(also)
+        # A case that started no worker and sent no work was refused in this process: its workers are checked
+        # for life without a generation. Every case that reached a worker, and the last case (which would show
+        # a kernel-side refusal that broke what follows), must still generate real images.
+        record["reached_a_worker"] = env.contacts != contacts
+        if record["reached_a_worker"] or case.name == LAST_CASE:
+            record["alive"] = env.alive(also)
+        else:
+            record["alive"] = env.workers_running()
     except Exception as exc:  # noqa: BLE001
         record.update(alive=False, alive_error=f"{type(exc).__name__}: {exc}")
     record["ok"] = bool(record["raised"] == case.expect and record.get("qvac") and case.param in record["message"]
@@ -554,6 +594,7 @@ def _flux2_without_both(env: Env) -> str:
 
 
 CASES: dict[str, Case] = {case.name: case for case in _build_cases()}
+LAST_CASE = list(CASES)[-1]
 
 
 # ---------------------------------------------------------------- scenarios

@@ -179,7 +179,7 @@ def test_a_cancel_before_the_job_starts_skips_it(sd1_id: str) -> None:
 
 
 def test_a_raising_progress_consumer_does_not_break_the_engine(sd1_id: str) -> None:
-    job = qvac_nb.diffusion(model_id=sd1_id, prompt="x", **SMALL)
+    job = qvac_nb.diffusion(model_id=sd1_id, prompt="x", **{**SMALL, "cfg_scale": 1.0})  # 2 steps: still running
 
     def boom(tick: object) -> None:
         raise ZeroDivisionError("consumer bug")
@@ -206,7 +206,7 @@ def test_engine_writes_nothing_to_stdout() -> None:
     code = f"""
         import qvac_nb
         mid = qvac_nb.load_model({str(model.primary)!r}, model_config={{"threads": 2}})
-        qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=1).outputs.result()
+        qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=1, cfg_scale=1.0).outputs.result()
         print("DONE")
     """
     out = _run_isolated(code)

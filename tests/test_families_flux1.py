@@ -80,14 +80,14 @@ def _peer(files: dict[str, Path], out: Path, **generate: Any) -> np.ndarray:
 
 def test_flux1_defaults_match_the_peer_and_the_record(flux1_id: str, tmp_path: Path) -> None:
     assert models.get_model(flux1_id).family == "flux"
-    png = _generate(flux1_id, prompt="a red boat", steps=2)  # cfg_scale and guidance: the family's
+    png = _generate(flux1_id, prompt="a red boat", steps=1)  # cfg_scale and guidance: the family's
     ours = assert_real_image(png, 64, 64)
     _record_has(png, cfg_scale=1.0, guidance=3.5)
-    peer = _peer(_model("flux1").files, tmp_path / "peer.npy", prompt="a red boat", sample_steps=2, cfg_scale=1.0,
+    peer = _peer(_model("flux1").files, tmp_path / "peer.npy", prompt="a red boat", sample_steps=1, cfg_scale=1.0,
                  guidance=3.5)
     assert np.array_equal(ours, peer)
     # The distilled guidance reaches the engine (3.5 is the engine's own default too: another value must tell).
-    assert not np.array_equal(pixels(_generate(flux1_id, prompt="a red boat", steps=2, guidance=8.0)), ours)
+    assert not np.array_equal(pixels(_generate(flux1_id, prompt="a red boat", steps=1, guidance=8.0)), ours)
 
 
 # ---------------------------------------------------------------- FLUX.1 Kontext
@@ -96,14 +96,14 @@ def test_flux1_defaults_match_the_peer_and_the_record(flux1_id: str, tmp_path: P
 def test_kontext_edits_the_init_image_like_the_peer(kontext_id: str, picture: Path, tmp_path: Path) -> None:
     assert models.get_model(kontext_id).family == "flux_kontext"  # told by its file name
     source = np.asarray(Image.open(picture).convert("RGB"))
-    png = _generate(kontext_id, prompt="make it blue", init_image=source, steps=2)
+    png = _generate(kontext_id, prompt="make it blue", init_image=source, steps=1)
     ours = assert_real_image(png, 64, 64)
     _record_has(png, cfg_scale=1.0, guidance=2.5, init_image_used=True)
     # The engine gets the picture as a reference image (in-context), not as an SDEdit init image.
-    peer = _peer(_model("flux1_kontext").files, tmp_path / "peer.npy", prompt="make it blue", sample_steps=2,
+    peer = _peer(_model("flux1_kontext").files, tmp_path / "peer.npy", prompt="make it blue", sample_steps=1,
                  cfg_scale=1.0, guidance=2.5, ref_images=[str(picture)])
     assert np.array_equal(ours, peer)
-    plain = pixels(_generate(kontext_id, prompt="make it blue", steps=2))
+    plain = pixels(_generate(kontext_id, prompt="make it blue", steps=1))
     assert not np.array_equal(plain, ours), "the reference image changed nothing"
 
 
@@ -119,15 +119,15 @@ def test_kontext_takes_no_mask(kontext_id: str, picture: Path, tmp_path: Path) -
 def test_fill_inpaints_like_the_peer(fill_id: str, picture: Path, tmp_path: Path) -> None:
     assert models.get_model(fill_id).family == "flux_fill"
     mask = _mask(tmp_path, "mask.png", (16, 16, 48, 48))
-    png = _generate(fill_id, prompt="a cat", init_image=str(picture), mask_image=str(mask), steps=2)
+    png = _generate(fill_id, prompt="a cat", init_image=str(picture), mask_image=str(mask), steps=1)
     ours = assert_real_image(png, 64, 64)
     _record_has(png, cfg_scale=1.0, guidance=30.0, strength=1.0, init_image_used=True, mask_image_used=True)
-    peer = _peer(_model("flux1_fill").files, tmp_path / "peer.npy", prompt="a cat", sample_steps=2, cfg_scale=1.0,
+    peer = _peer(_model("flux1_fill").files, tmp_path / "peer.npy", prompt="a cat", sample_steps=1, cfg_scale=1.0,
                  guidance=30.0, strength=1.0, init_image=str(picture), mask_image=str(mask))
     assert np.array_equal(ours, peer)
     # The network reads the mask: another one gives another image.
     other = _mask(tmp_path, "other.png", (0, 0, 32, 64))
-    moved = pixels(_generate(fill_id, prompt="a cat", init_image=str(picture), mask_image=str(other), steps=2))
+    moved = pixels(_generate(fill_id, prompt="a cat", init_image=str(picture), mask_image=str(other), steps=1))
     assert not np.array_equal(moved, ours)
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 HELPERS = """
 import signal, psutil
 from qvac_nb import runner
-SHORT, LONG = (1.0, 2.0), (runner.SILENCE_PING_S, runner.PING_TIMEOUT_S)
+SHORT, LONG = (0.2, 1.0), (runner.SILENCE_PING_S, runner.PING_TIMEOUT_S)  # SHORT: ended ~1.2 s after it stops
 def limits(values):
     runner.SILENCE_PING_S, runner.PING_TIMEOUT_S = values
 def children():
@@ -125,7 +125,16 @@ def test_a_slow_load_that_still_answers_pings_is_not_ended(sd1_model: TestModel)
     report = run_script(
         with_helpers("""
         from qvac_nb import models
-        limits((0.2, 1.0))
+        limits(SHORT)
+        pings = []  # each ping after the first was sent once the one before it had been answered
+        real_stopped = runner.Liveness.stopped
+        def stopped_counting_pings(self):
+            sent = self.ping_sent
+            out = real_stopped(self)
+            if self.ping_sent is not None and self.ping_sent != sent:
+                pings.append(self.ping_sent)
+            return out
+        runner.Liveness.stopped = stopped_counting_pings
         stop = threading.Event()
         src, config = args["sd1"]["src"], args["sd1"]["config"]
         box = {}
@@ -136,8 +145,13 @@ def test_a_slow_load_that_still_answers_pings_is_not_ended(sd1_model: TestModel)
                 box["out"] = type(exc).__name__
         thread = threading.Thread(target=load_until, daemon=True)
         thread.start()
-        thread.join(8)  # many ping rounds of the shortened limits
+        # Many ping rounds, counted rather than a fixed wait: 8 pings are 7 answered ones, and they span
+        # over 7 x 0.2 s of silence, more than the 1 s a ping may go unanswered before the load is ended.
+        deadline = time.monotonic() + 60
+        while thread.is_alive() and len(pings) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
         report["loading_after_pings"] = thread.is_alive()
+        report["pings"] = min(len(pings), 8)
         stop.set()
         thread.join(60)
         report["after_cancel"] = box.get("out", "hung")
@@ -146,7 +160,8 @@ def test_a_slow_load_that_still_answers_pings_is_not_ended(sd1_model: TestModel)
         {"sd1": sd1_model},
         env={"QVAC_NB_WORKER_FAULT": "hang@load"},
     )
-    assert report == {"loading_after_pings": True, "after_cancel": "CancelledError", "workers_after": 0}, report
+    assert report == {"loading_after_pings": True, "pings": 8, "after_cancel": "CancelledError",
+                      "workers_after": 0}, report
 
 
 # ---------------------------------------------------------------- loads of one model at the same time
@@ -231,25 +246,50 @@ def test_a_cancel_names_its_phase_in_words(phase: str | None, words: str) -> Non
 
 def test_a_cancel_the_engine_could_not_honour_reads_correctly(sd1_model: TestModel,
                                                               esrgan_model: TestModel) -> None:
+    # Also what follows such a cancel (its worker ended, the stats settled, the model working again) and an
+    # unload during an upscale: one process walks what were three tests' identical paths.
     report = run_script(
         """
         import numpy as np
+        from qvac_nb import runner
         os.environ["QVAC_NB_WORKER_FAULT"] = "hang@diffusion"  # the job never reaches the engine
         mid = load("sd1")
         del os.environ["QVAC_NB_WORKER_FAULT"]
         job = qvac_nb.diffusion(model_id=mid, prompt="x", **SMALL)
         time.sleep(0.5)
+        # A shorter grace: the hang outlasts any, and "while starting" needs no cancel ack from the worker.
+        grace, runner.CANCEL_GRACE_S = runner.CANCEL_GRACE_S, 0.3
+        t0 = time.monotonic()
         job.cancel()
         report["starting"] = outcome(job.outputs, 60)
+        report["starting_stats"] = outcome(job.stats, 5)
+        report["starting_s"] = time.monotonic() - t0
+        runner.CANCEL_GRACE_S = grace  # "while upscaling" needs the worker's cancel ack within the grace
+        report["next"] = len(generate(mid, seed=6))
         qvac_nb.unload_model(model_id=mid)
         up = load("esrgan", mode="upscale")
-        image = (np.random.default_rng(0).random((256, 256, 3)) * 255).astype("uint8")
+        image = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype("uint8")
         job = qvac_nb.upscale(model_id=up, image=image)
         first_tick(job)  # the engine is upscaling: it cannot stop there
+        t0 = time.monotonic()
         job.cancel()
         report["upscale"] = outcome(job.outputs, 60)
+        report["upscale_s"] = time.monotonic() - t0
+        job = qvac_nb.upscale(model_id=up, image=image)
+        first_tick(job)
+        t0 = time.monotonic()
+        qvac_nb.unload_model(model_id=up)
+        report["unload_s"] = time.monotonic() - t0
+        report["unloaded_job"] = outcome(job.outputs, 10)
         """,
         {"sd1": sd1_model, "esrgan": esrgan_model},
     )
+    assert report["starting"].startswith("CancelledError"), report
     assert "was cancelled while starting; the engine cannot stop there" in report["starting"], report
+    assert "worker was ended" in report["starting"], report
+    assert report["starting_stats"].startswith("CancelledError") and report["next"] == 1, report
+    assert report["upscale"].startswith("CancelledError"), report
     assert "was cancelled while upscaling; the engine cannot stop there" in report["upscale"], report
+    assert report["unloaded_job"].startswith("CancelledError") and "unloaded" in report["unloaded_job"], report
+    print(f"cancel of a hung start {report['starting_s']:.2f} s, of an upscale {report['upscale_s']:.2f} s, "
+          f"unload during an upscale {report['unload_s']:.2f} s")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import pixels
+from peer import cached_outputs
 from testmodels.embedding import write_embedding
 from testmodels.formats import TensorSpec, write_safetensors
 
@@ -43,7 +44,28 @@ ENGINE_LINES = {
 SWITCHES = {"chroma_use_dit_mask": False, "chroma_use_t5_mask": True, "chroma_t5_mask_pad": 7, "circular_x": True,
             "circular_y": True, "max_vram": 2.5, "qwen_image_zero_cond_t": True, "force_sdxl_vae_conv_scale": True,
             "tae_preview_only": True}
-SMALL = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 7.0}
+# One step at cfg 1 (one U-Net pass): enough for the probes to show they change nothing, and for circular
+# padding, which every convolution of the U-Net and the VAE reads, to show it changes the image.
+CALL = {"prompt": "a red boat", "seed": 7, "width": 64, "height": 64, "steps": 1, "cfg_scale": 1.0,
+        "sampling_method": "euler_a", "scheduler": "discrete", "eta": 0.0}
+# The peer's circular-padding image of CALL (the model path, the thread count and where to save are its arguments).
+CIRCULAR_PEER = """
+import sys
+import numpy as np
+from stable_diffusion_cpp import StableDiffusion
+sd = StableDiffusion(model_path=sys.argv[1], n_threads=int(sys.argv[2]), rng_type="cuda", circular_x=True,
+                     circular_y=True, verbose=False)
+img = sd.generate_image(prompt="a red boat", width=64, height=64, sample_steps=1, cfg_scale=1.0, seed=7,
+                        sample_method="euler_a", scheduler="discrete")[0]
+np.save(sys.argv[3], np.asarray(img.convert("RGB")))
+"""
+
+
+@pytest.fixture(scope="module")
+def plain(sd1_id: str) -> bytes:
+    """The session's SD 1.x model's PNG of CALL: what both tests below compare with (made once)."""
+    (png,) = qvac_nb.diffusion(model_id=sd1_id, **CALL).outputs.result(timeout=300)
+    return png
 
 
 def _probe_files(folder: Path, keys: tuple[str, ...] = tuple(PROBE_TENSORS)) -> dict[str, str]:
@@ -103,7 +125,7 @@ def _wait_for_lines(caplog: pytest.LogCaptureFixture, wanted: list[str], timeout
         time.sleep(0.1)
 
 
-def test_companion_files_reach_the_engines_load(sd1_model, sd1_id: str, tmp_path: Path,
+def test_companion_files_reach_the_engines_load(sd1_model, plain: bytes, tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     from conftest import THREADS
 
@@ -111,13 +133,12 @@ def test_companion_files_reach_the_engines_load(sd1_model, sd1_id: str, tmp_path
     with caplog.at_level(logging.INFO, logger="qvac_nb.engine"):
         model_id = models.load_copy(str(sd1_model.primary), model_config={"threads": THREADS, **files})
         try:
-            (png,) = qvac_nb.diffusion(model_id=model_id, prompt="a boat", seed=3, **SMALL).outputs.result(timeout=300)
+            (png,) = qvac_nb.diffusion(model_id=model_id, **CALL).outputs.result(timeout=300)
         finally:
             qvac_nb.unload_model(model_id=model_id)
         missing = _wait_for_lines(caplog, [line.format(files[key]) for key, line in ENGINE_LINES.items()])
     assert not missing, f"the engine did not open: {missing}"
     # The probes' tensors are nothing an SD 1.x model reads: the image is the model's own.
-    (plain,) = qvac_nb.diffusion(model_id=sd1_id, prompt="a boat", seed=3, **SMALL).outputs.result(timeout=300)
     assert np.array_equal(pixels(png), pixels(plain))
 
 
@@ -152,29 +173,25 @@ def test_wrong_files_and_values_are_refused_before_the_load(sd1_model, tmp_path:
         assert caught.value.param.startswith("model_config."), key
 
 
-def test_circular_padding_matches_the_peer(sd1_model, sd1_id: str, tmp_path: Path) -> None:
+def test_circular_padding_matches_the_peer(sd1_model, plain: bytes, tmp_path: Path) -> None:
     """circular_x/circular_y change the image, exactly as the peer's StableDiffusion(circular_x=...) does."""
     from conftest import THREADS
 
-    kw = {"seed": 7, "sampling_method": "euler_a", "scheduler": "discrete", "eta": 0.0, **SMALL}
     model_id = models.load_copy(str(sd1_model.primary), model_config={"threads": THREADS, "circular_x": True,
                                                                       "circular_y": True})
     try:
-        (png,) = qvac_nb.diffusion(model_id=model_id, prompt="a red boat", **kw).outputs.result(timeout=300)
+        (png,) = qvac_nb.diffusion(model_id=model_id, **CALL).outputs.result(timeout=300)
     finally:
         qvac_nb.unload_model(model_id=model_id)
-    (plain,) = qvac_nb.diffusion(model_id=sd1_id, prompt="a red boat", **kw).outputs.result(timeout=300)
     assert not np.array_equal(pixels(png), pixels(plain)), "circular padding changed nothing"
     out = tmp_path / "peer.npy"
-    code = f"""
-        import numpy as np
-        from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion(model_path={str(sd1_model.primary)!r}, n_threads={THREADS}, rng_type="cuda",
-                             circular_x=True, circular_y=True, verbose=False)
-        img = sd.generate_image(prompt="a red boat", width=64, height=64, sample_steps=2, cfg_scale=7.0, seed=7,
-                                sample_method="euler_a", scheduler="discrete")[0]
-        np.save({str(out)!r}, np.asarray(img.convert("RGB")))
-    """
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert np.array_equal(pixels(png), np.load(out))
+
+    def run() -> list[np.ndarray]:
+        cmd = [sys.executable, "-c", textwrap.dedent(CIRCULAR_PEER), str(sd1_model.primary), str(THREADS), str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [np.load(out)]
+
+    # Kept in the peer-output cache (tests/peer.py), keyed by the model file and the script.
+    (peer,) = cached_outputs("circular", {"model": sd1_model.primary}, {"script": CIRCULAR_PEER}, run)
+    assert np.array_equal(pixels(png), peer)

@@ -111,7 +111,7 @@ print(subshell.routes_widgets(subshell.kernel()), pump._Pump.here() is not None)
         iopub.pump(lambda: "COMM" in iopub.text.get(cell, ""))
         _, comm_id, on_subshell = iopub.text[cell].split()[:3]
         assert on_subshell == str(not version)
-        time.sleep(1.0)  # the cell is now inside job.outputs.result()
+        time.sleep(0.2)  # the cell printed COMM just before job.outputs.result(): it is now inside
 
         # Queued behind the blocked cell: a cell, the job view's Cancel click, another cell.
         before = kc.execute("print('BEFORE CANCEL RAN')")

@@ -81,11 +81,9 @@ def run_script(body: str, models: dict[str, TestModel], env: dict[str, str] | No
 def test_a_worker_abort_fails_the_job_names_the_signal_and_the_model_reloads(sd1_model: TestModel) -> None:
     report = run_script(
         """
+        os.environ["QVAC_NB_WORKER_FAULT"] = "abort@diffusion"  # read as a worker starts: the first one aborts
         mid = load("sd1")
-        os.environ["QVAC_NB_WORKER_FAULT"] = "abort@diffusion"
         try:
-            qvac_nb.unload_model(model_id=mid)  # the env is read when a worker starts: start a faulty one
-            mid = load("sd1")
             generate(mid)
             report["first"] = "image"
         except EngineCrashedError as exc:
@@ -184,27 +182,9 @@ def test_a_prompt_that_overflowed_the_engine_stack_gives_an_image_and_the_next_j
 # ---------------------------------------------------------------- cancel reaches every phase
 
 
-def test_cancel_ends_a_phase_the_engine_cannot_interrupt_and_the_model_recovers(sd1_model: TestModel) -> None:
-    report = run_script(
-        """
-        os.environ["QVAC_NB_WORKER_FAULT"] = "hang@diffusion"
-        mid = load("sd1")
-        del os.environ["QVAC_NB_WORKER_FAULT"]
-        job = qvac_nb.diffusion(model_id=mid, prompt="x", **SMALL)
-        time.sleep(0.5)
-        t0 = time.monotonic()
-        job.cancel()
-        report["outputs"] = outcome(job.outputs, 60)
-        report["stats"] = outcome(job.stats, 5)
-        report["cancel_s"] = time.monotonic() - t0
-        report["next"] = len(generate(mid, seed=6))
-        """,
-        {"sd1": sd1_model},
-    )
-    assert report["outputs"].startswith("CancelledError") and "worker was ended" in report["outputs"], report
-    assert report["stats"].startswith("CancelledError")
-    assert report["next"] == 1
-    print(f"cancel of a hung phase settled in {report['cancel_s']:.2f} s")
+# Cancels in phases the engine cannot interrupt (a hung start, after which the model works again; an ESRGAN
+# upscale) and an unload during an upscale: in one process, in
+# test_load_liveness.py::test_a_cancel_the_engine_could_not_honour_reads_correctly.
 
 
 def test_cancel_and_unload_stop_a_job_whose_model_is_loading_again(sd1_model: TestModel) -> None:
@@ -248,32 +228,6 @@ def test_cancel_and_unload_stop_a_job_whose_model_is_loading_again(sd1_model: Te
     print(f"cancel during a reload settled in {report['cancel_s']:.2f} s, unload in {report['unload_s']:.2f} s")
 
 
-def test_cancel_and_unload_stop_a_running_esrgan_upscale(esrgan_model: TestModel) -> None:
-    report = run_script(
-        """
-        import numpy as np
-        mid = load("esrgan", mode="upscale")
-        image = (np.random.default_rng(0).random((512, 512, 3)) * 255).astype("uint8")
-        job = qvac_nb.upscale(model_id=mid, image=image)
-        first_tick(job)  # the upscale is running
-        t0 = time.monotonic()
-        job.cancel()
-        report["cancel"] = outcome(job.outputs, 60)
-        report["cancel_s"] = time.monotonic() - t0
-        job = qvac_nb.upscale(model_id=mid, image=image)
-        first_tick(job)
-        t0 = time.monotonic()
-        qvac_nb.unload_model(model_id=mid)
-        report["unload_s"] = time.monotonic() - t0
-        report["unloaded_job"] = outcome(job.outputs, 10)
-        """,
-        {"esrgan": esrgan_model},
-    )
-    assert report["cancel"].startswith("CancelledError"), report
-    assert report["unloaded_job"].startswith("CancelledError") and "unloaded" in report["unloaded_job"], report
-    print(f"upscale cancel {report['cancel_s']:.2f} s, unload {report['unload_s']:.2f} s")
-
-
 def test_asyncio_timeouts_and_task_cancels_cancel_the_job_and_stats_settle(sd1_model: TestModel) -> None:
     report = run_script(
         """
@@ -281,14 +235,14 @@ def test_asyncio_timeouts_and_task_cancels_cancel_the_job_and_stats_settle(sd1_m
         async def main():
             job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=150)
             try:
-                await asyncio.wait_for(job.outputs, 0.5)
+                await asyncio.wait_for(job.outputs, 0.2)  # the 150-step job is far from done
             except (asyncio.TimeoutError, TimeoutError):
                 pass
             report["wait_for_cancelled"] = job.cancelled
             report["wait_for_stats"] = outcome(job.stats, 60)
             job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=150)
             task = asyncio.ensure_future(job.outputs)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
             task.cancel()
             try:
                 await task
@@ -343,7 +297,8 @@ def test_a_raising_listener_cancels_its_job_with_a_callback_error(sd1_model: Tes
         for raised in {RAISED!r}:
             def listener(tick, raised=raised):
                 raise eval(raised)
-            job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=20)
+            # 20 steps: still running when the listener raises; cfg 1: one U-Net pass a step until then
+            job = qvac_nb.diffusion(model_id=mid, prompt="x", width=64, height=64, steps=20, cfg_scale=1.0)
             job.progress_stream.subscribe(listener)
             try:
                 job.outputs.result(timeout=120)

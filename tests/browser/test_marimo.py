@@ -117,6 +117,14 @@ STAGE_IN_BOX = """(index) => {
   return {boxTop: box.top, boxBottom: box.bottom, stageTop: stage.top, stageBottom: stage.bottom};
 }"""
 
+# True once STAGE_IN_BOX of cell 1 has held for 5 polls in a row (wait_for_function polls once a frame).
+SETTLED_IN_BOX = f"""() => {{
+  const g = ({STAGE_IN_BOX})(1);
+  const inside = Boolean(g && g.boxTop <= g.stageTop && g.stageBottom <= g.boxBottom);
+  window.__qvacInBox = inside ? (window.__qvacInBox || 0) + 1 : 0;
+  return window.__qvacInBox >= 5;
+}}"""
+
 
 def _step(label: str | None) -> int | None:
     match = re.search(rf"step (\d+)/{STEPS}\b", label or "")
@@ -313,6 +321,7 @@ def _until_finished(page: Any, cell_done: Callable[[dict[str, Any]], bool], stat
 @browser_test
 def test_studio_stage_shows_without_scrolling_in_marimo(tmp_path: Path, sd1_model: Any) -> None:
     """marimo caps a cell's output at 610 px with a scrollbar: the Studio's stage must be inside, unscrolled."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -325,7 +334,13 @@ def test_studio_stage_shows_without_scrolling_in_marimo(tmp_path: Path, sd1_mode
         watch(page, 0, "MODEL_LOADED", lambda s: s.get("ended") and s.get("status") == "idle")
         run_cell(page, 1)
         page.locator(".qvac-studio button[name=generate]").wait_for(timeout=PAGE_MS)
-        page.wait_for_timeout(500)  # the layout settles (container queries)
+        # Rather than a fixed pause for the layout to settle (container queries): until the stage has been inside
+        # its box for 5 animation frames in a row, bounded; if it never is, the assertion below fails with the
+        # geometry.
+        try:
+            page.wait_for_function(SETTLED_IN_BOX, timeout=10_000)
+        except PlaywrightTimeoutError:
+            pass
         geometry = page.evaluate(STAGE_IN_BOX, 1)
         page.screenshot(path=str(SCREENSHOTS / "marimo-studio.png"))
         assert geometry is not None

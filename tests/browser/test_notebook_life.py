@@ -11,16 +11,22 @@ its cell again shows the images saved before the restart (the history folder).
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import old_kernel
+import pytest
 from lab_server import (
     KERNEL_IDLE,
     LOAD_MODEL_CODE,
     LONG_MS,
     SCREENSHOTS,
+    Lab,
     browser_test,
     model_env,
     open_notebook,
@@ -30,16 +36,18 @@ from lab_server import (
     write_notebook,
 )
 
-STEPS = 100
+STEPS = 100  # cancelled after their first step; cfg 1 (one U-Net pass a step) for every generation here
 
 pytestmark = browser_test
 
 LOAD_CELL = LOAD_MODEL_CODE + """\
-studio = qvac_nb.Studio(model_id, prompt="a boat", width=64, height=64, steps=STEPS, output_dir="outs")
+studio = qvac_nb.Studio(model_id, prompt="a boat", width=64, height=64, steps=STEPS, cfg_scale=1,
+                        output_dir="outs")
 studio""".replace("STEPS", str(STEPS))
 # The tour's pattern: show the job, then block the cell on its outputs.
 BLOCKING_JOB_CELL = """\
-job = qvac_nb.diffusion(model_id=model_id, prompt="a small red house", width=64, height=64, steps=STEPS, seed=7)
+job = qvac_nb.diffusion(model_id=model_id, prompt="a small red house", width=64, height=64, steps=STEPS,
+                        cfg_scale=1, seed=7)
 display(job)
 try:
     job.outputs.result()
@@ -99,21 +107,48 @@ def _cancel_while_cells_block(page: Any) -> Any:
     return studio
 
 
-def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
+@pytest.fixture(scope="module")
+def module_lab(tmp_path_factory: pytest.TempPathFactory, sd1_model: Any, old_ipykernel: Any) -> Iterator[Lab]:
+    """One JupyterLab for this file's tests (one server start less), seeing ipykernel 6.29.5's kernel spec too."""
+    root = tmp_path_factory.mktemp("life")
+    jupyter_path = root / "jupyter"  # a kernel spec only this lab sees
+    old_kernel.write_kernelspec(jupyter_path / "kernels", old_ipykernel("6.29.5"))
+    env = {**python_env(), **model_env(sd1_model), "JUPYTER_PATH": str(jupyter_path)}
+    with running_lab(root, env) as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab(module_lab: Lab, request: pytest.FixtureRequest) -> Iterator[tuple[Lab, Path]]:
+    """The module's lab and a folder of its own in it (notebooks, "outs"); after the test its kernels are shut down
+    and the saved workspace dropped (the next test's page would reopen this test's notebook)."""
+    folder = module_lab.root / request.node.name
+    folder.mkdir()
+    yield module_lab, folder
+    with urllib.request.urlopen(module_lab.url("api/sessions"), timeout=30) as resp:
+        sessions = json.load(resp)
+    for session in sessions:
+        if session["path"].startswith(f"{folder.name}/"):
+            req = urllib.request.Request(module_lab.url(f"api/sessions/{session['id']}"), method="DELETE")
+            urllib.request.urlopen(req, timeout=60).close()
+    shutil.rmtree(module_lab.root / ".lab" / "workspaces", ignore_errors=True)
+
+
+def test_cancel_while_a_cell_blocks(lab: tuple[Lab, Path]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    notebook = tmp_path / "life.ipynb"
+    server, folder = lab
+    notebook = folder / "life.ipynb"
     write_notebook(notebook, [LOAD_CELL, BLOCKING_JOB_CELL, BLOCKING_STUDIO_CELL])
-    env = {**python_env(), **model_env(sd1_model)}
 
-    with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
-          open_notebook(pw, lab, "life.ipynb", LONG_MS) as page):
+    with sync_playwright() as pw, open_notebook(pw, server, f"{folder.name}/life.ipynb", LONG_MS) as page:
         studio = _cancel_while_cells_block(page)
 
-        # 3. One image, then a kernel restart: the Studio says so and its buttons are off.
+        # 3. One image (1 step: it only has to exist), then a kernel restart: the Studio says so and its buttons
+        # are off.
         page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
-        studio.locator("input[name=steps]").fill("2")
+        studio.locator("input[name=steps]").fill("1")
         studio.locator("button[name=generate]").click()
         expect(studio.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_MS)
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
@@ -132,20 +167,19 @@ def test_cancel_while_a_cell_blocks(tmp_path: Path, sd1_model: Any) -> None:
         studio.screenshot(path=str(SCREENSHOTS / "studio-history-after-restart.png"))
 
 
-def test_cancel_while_a_cell_blocks_on_ipykernel6(tmp_path: Path, sd1_model: Any, old_ipykernel: Any) -> None:
+def test_cancel_while_a_cell_blocks_on_ipykernel6(lab: tuple[Lab, Path], old_ipykernel: Any) -> None:
     """The same Cancels on ipykernel 6.29.5 (no subshells, as in Colab): the blocked wait pumps the clicks."""
     from playwright.sync_api import sync_playwright
 
-    jupyter_path = tmp_path / "jupyter"  # a kernel spec only this lab sees
-    kernel = old_kernel.write_kernelspec(jupyter_path / "kernels", old_ipykernel("6.29.5"))
-    notebook = tmp_path / "life6.ipynb"
+    server, folder = lab
+    # The spec module_lab wrote for the lab (write_kernelspec only names it here: same folder, same name).
+    kernel = old_kernel.write_kernelspec(server.root / "jupyter" / "kernels", old_ipykernel("6.29.5"))
+    notebook = folder / "life6.ipynb"
     check = "import ipykernel; from qvac_nb.widgets import subshell\n"
     check += "print('IPYKERNEL', ipykernel.__version__, 'ROUTED', subshell.routes_widgets(subshell.kernel()))"
     write_notebook(notebook, [LOAD_CELL, BLOCKING_JOB_CELL, BLOCKING_STUDIO_CELL, check], kernel=kernel)
-    env = {**python_env(), **model_env(sd1_model), "JUPYTER_PATH": str(jupyter_path)}
 
-    with (running_lab(tmp_path, env) as lab, sync_playwright() as pw,
-          open_notebook(pw, lab, "life6.ipynb", LONG_MS) as page):
+    with sync_playwright() as pw, open_notebook(pw, server, f"{folder.name}/life6.ipynb", LONG_MS) as page:
         _cancel_while_cells_block(page)
         page.wait_for_function(KERNEL_IDLE, timeout=LONG_MS)
         run_cell(page, 3)

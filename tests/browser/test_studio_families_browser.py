@@ -82,6 +82,7 @@ def test_studio_follows_the_family_in_jupyterlab(tmp_path: Path, sd1_model: Any)
         expect(sd.locator(".qvac-init [data-param=strength]")).to_be_visible()
         expect(sd.locator(".qvac-init-label")).to_have_text("Init image")
         expect(sd.locator(".qvac-mask-box")).to_be_visible()
+        sd.locator("input[name=cfg_scale]").fill("1")  # its default checked: one U-Net pass a step for the image
         sd.locator("button[name=generate]").click()
         expect(sd.locator(".qvac-grid .qvac-card")).to_have_count(1, timeout=LONG_MS)
         expect(sd.locator(".qvac-stage[data-kind=image]")).to_be_visible(timeout=LONG_MS)
