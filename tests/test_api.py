@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import assert_real_image, pixels
 from PIL import Image
-from testmodels.registry import TestModel
+from testmodels import registry
 
 import qvac_nb
 from qvac_nb import models
@@ -280,7 +280,7 @@ def test_flux2_sizes_come_in_multiples_of_16(flux2_id: str) -> None:
     assert (stats.width, stats.height) == (80, 64)
 
 
-def test_cache_presets_equal_the_peers_ucache_and_change_the_image(sd1_model: TestModel, sd1_id: str,
+def test_cache_presets_equal_the_peers_ucache_and_change_the_image(sd1_model: registry.TestModel, sd1_id: str,
                                                                    tmp_path: Path) -> None:
     """Each preset equals the peer's generate_image with UCache at the preset's thresholds, and at least the
     most aggressive one skips a step (its image differs from the uncached one), so a preset that is dropped on
