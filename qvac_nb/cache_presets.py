@@ -30,10 +30,4 @@ ENGINE_FIELDS = ("cache_mode", "cache_reuse_threshold", "cache_start_percent", "
 
 def engine_fields(preset: str, family: str) -> dict[str, Any]:
     """The _engine.Request fields a preset sets for a model of `family`."""
-    threshold, start, end = PRESETS[preset]
-    return {
-        "cache_mode": families.get(family).cache_mode,
-        "cache_reuse_threshold": threshold,
-        "cache_start_percent": start,
-        "cache_end_percent": end,
-    }
+    return dict(zip(ENGINE_FIELDS, (families.get(family).cache_mode, *PRESETS[preset]), strict=True))

@@ -40,12 +40,15 @@ SIZE = {"width": 64, "height": 64}
 SEED = 7
 
 
-def peer_images(files: dict[str, Path], out: Path, *generations: dict[str, Any],
-                timeout: float = 120.0) -> list[np.ndarray]:
+def peer_images(files: dict[str, Path], out: Path, *generations: dict[str, Any], timeout: float = 120.0,
+                options: dict[str, Any] | None = None, read: dict[str, Path] | None = None) -> list[np.ndarray]:
     """The peer's image for each of `generations` (generate_image keyword arguments over 64x64, seed 7) on
-    `files` (role -> path), all in one child process, ended if it outlives `timeout`."""
+    `files` (role -> path), all in one child process, ended if it outlives `timeout`. `options` are further
+    StableDiffusion arguments (e.g. circular_x, lora_model_dir); `read` names other files the peer reads through
+    them (a LoRA in that folder), so that its saved output follows their content."""
     paths = {PEER_FILES[role]: str(path) for role, path in files.items()}
     calls = [{**SIZE, "seed": SEED, **kwargs} for kwargs in generations]
+    constructor = {**paths, **(options or {})}
     def run() -> list[np.ndarray]:
         _run_script(code, timeout)
         return list(np.load(out))
@@ -53,11 +56,14 @@ def peer_images(files: dict[str, Path], out: Path, *generations: dict[str, Any],
     code = f"""
         import numpy as np
         from stable_diffusion_cpp import StableDiffusion
-        sd = StableDiffusion(**{paths!r}, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False, verbose=False)
+        sd = StableDiffusion(**{constructor!r}, n_threads={THREADS}, rng_type="cuda", vae_decode_only=False,
+                             verbose=False)
         images = [sd.generate_image(**kwargs)[0] for kwargs in {calls!r}]
         np.save({str(out)!r}, np.stack([np.asarray(img.convert("RGB")) for img in images]))
     """
-    return cached_outputs("images", files, calls, run)
+    # Without options the key is the calls alone, as before they existed (the saved outputs stay valid).
+    arguments = {"options": options, "calls": calls} if options else calls
+    return cached_outputs("images", {**files, **(read or {})}, arguments, run)
 
 
 def record_has(png: bytes, **expected: Any) -> None:

@@ -174,8 +174,11 @@ class Env:
     def load_shared(self, also: tuple[str, ...] = ()) -> None:
         """Load now the SD1 model and those in `also` (what alive() generates with), so that the contacts a case
         makes with workers are its own."""
-        loaded = [self.sd1, self.flux2 if "flux2" in also else "", self.up if "upscaler" in also else ""]
-        assert all(model_id in self.qvac_nb.loaded_models() for model_id in loaded if model_id)
+        _ = self.sd1  # each property loads its model on first use
+        if "flux2" in also:
+            _ = self.flux2
+        if "upscaler" in also:
+            _ = self.up
 
     def workers_running(self) -> bool:
         """Every model this process loaded still has its worker process running (no engine call made)."""

@@ -8,7 +8,6 @@ import os
 import pickle
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import THREADS
 from helpers import assert_real_image, pixels
-from peer import cached_outputs
+from peer import peer_images
 from testmodels import registry
 from testmodels.lora import write_safetensors
 
@@ -70,29 +69,10 @@ def shared(made: Callable[..., bytes], model_id: str, settings: dict, **kw: obje
     return assert_real_image(made(model_id, settings, **kw), settings["width"], settings["height"])
 
 
-_PEER = """
-    import sys
-    import numpy as np
-    from stable_diffusion_cpp import StableDiffusion
-    sd = StableDiffusion({load}, n_threads={threads}, rng_type="cuda", verbose=False)
-    img = sd.generate_image({call})[0]
-    np.save(sys.argv[1], np.asarray(img.convert("RGB")))
-"""
-
-
-def _peer(tmp_path: Path, load: str, call: str, inputs: dict[str, Path]) -> np.ndarray:
-    """An image from stable-diffusion-cpp-python 0.4.7 (in its own process), the pixel oracle; `inputs` are the
-    files it reads (its output is kept in the peer-output cache, tests/peer.py)."""
-    out = tmp_path / "peer.npy"
-    code = textwrap.dedent(_PEER).format(load=load, threads=THREADS, call=call)
-
-    def run() -> list[np.ndarray]:
-        result = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
-                                timeout=900, env=dict(os.environ))
-        assert result.returncode == 0, result.stderr[-2000:]
-        return [np.load(out)]
-
-    return cached_outputs("lora-tags", inputs, {"script": code}, run)[0]
+def _peer(files: dict[str, Path], lora: Path, out: Path, call: dict[str, object]) -> np.ndarray:
+    """The peer's image of `call`, on `files` with LoRAs read from `lora`'s folder (named by prompt tags)."""
+    (image,) = peer_images(files, out, call, options={"lora_model_dir": str(lora.parent)}, read={"lora": lora})
+    return image
 
 
 # ---------------------------------------------------------------- the peer's <lora:name:weight> tags
@@ -104,10 +84,9 @@ def test_sd1_lora_equals_the_peer_prompt_tag(sd1_model: registry.TestModel, sd1_
     kohya = sd1_loras.files["kohya"]
     ours = generate(sd1_id, SD1, lora={str(kohya): 0.7})
     # The peer takes LoRAs as prompt tags: it strips them and passes the files and weights to the engine.
-    peer = _peer(tmp_path, f"model_path={str(sd1_model.primary)!r}, lora_model_dir={str(kohya.parent)!r}",
-                 f"prompt={PROMPT + '<lora:' + kohya.stem + ':0.7>'!r}, width=64, height=64, sample_steps=1, "
-                 "cfg_scale=1.0, seed=7, sample_method='euler_a', scheduler='discrete', eta=0.0",
-                 {"model": sd1_model.primary, "lora": kohya})
+    peer = _peer({"model": sd1_model.primary}, kohya, tmp_path / "peer.npy",
+                 {"prompt": f"{PROMPT}<lora:{kohya.stem}:0.7>", "sample_steps": 1, "cfg_scale": 1.0, "seed": 7,
+                  "sample_method": "euler_a", "scheduler": "discrete", "eta": 0.0})
     assert np.array_equal(ours, peer)
     assert not np.array_equal(ours, shared(made, sd1_id, SD1)), "the LoRA changed nothing"
 
@@ -117,12 +96,10 @@ def test_flux2_lora_equals_the_peer_prompt_tag(flux2_model: registry.TestModel, 
                                                tmp_path: Path) -> None:
     kohya = flux2_loras.files["kohya"]
     ours = generate(flux2_id, FLUX2, lora=[(str(kohya), 1.5)])
-    files = flux2_model.files
-    peer = _peer(tmp_path, f"diffusion_model_path={str(files['diffusion_model'])!r}, llm_path={str(files['llm'])!r}, "
-                 f"vae_path={str(files['vae'])!r}, lora_model_dir={str(kohya.parent)!r}",
-                 f"prompt={PROMPT + '<lora:' + kohya.stem + ':1.5>'!r}, width=64, height=64, sample_steps=1, "
-                 "cfg_scale=1.0, guidance=3.5, seed=7, sample_method='euler', scheduler='discrete'",
-                 {**files, "lora": kohya})
+    files = {role: flux2_model.files[role] for role in ("diffusion_model", "llm", "vae")}
+    peer = _peer(files, kohya, tmp_path / "peer.npy",
+                 {"prompt": f"{PROMPT}<lora:{kohya.stem}:1.5>", "sample_steps": 1, "cfg_scale": 1.0, "guidance": 3.5,
+                  "seed": 7, "sample_method": "euler", "scheduler": "discrete"})
     assert np.array_equal(ours, peer)
     assert not np.array_equal(ours, shared(made, flux2_id, FLUX2)), "the LoRA changed nothing"
 

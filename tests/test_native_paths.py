@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import pixels
-from peer import cached_outputs
+from peer import peer_images
 from testmodels.embedding import write_embedding
 from testmodels.formats import TensorSpec, write_safetensors
 
@@ -48,17 +45,6 @@ SWITCHES = {"chroma_use_dit_mask": False, "chroma_use_t5_mask": True, "chroma_t5
 # padding, which every convolution of the U-Net and the VAE reads, to show it changes the image.
 CALL = {"prompt": "a red boat", "seed": 7, "width": 64, "height": 64, "steps": 1, "cfg_scale": 1.0,
         "sampling_method": "euler_a", "scheduler": "discrete", "eta": 0.0}
-# The peer's circular-padding image of CALL (the model path, the thread count and where to save are its arguments).
-CIRCULAR_PEER = """
-import sys
-import numpy as np
-from stable_diffusion_cpp import StableDiffusion
-sd = StableDiffusion(model_path=sys.argv[1], n_threads=int(sys.argv[2]), rng_type="cuda", circular_x=True,
-                     circular_y=True, verbose=False)
-img = sd.generate_image(prompt="a red boat", width=64, height=64, sample_steps=1, cfg_scale=1.0, seed=7,
-                        sample_method="euler_a", scheduler="discrete")[0]
-np.save(sys.argv[3], np.asarray(img.convert("RGB")))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -184,14 +170,7 @@ def test_circular_padding_matches_the_peer(sd1_model, plain: bytes, tmp_path: Pa
     finally:
         qvac_nb.unload_model(model_id=model_id)
     assert not np.array_equal(pixels(png), pixels(plain)), "circular padding changed nothing"
-    out = tmp_path / "peer.npy"
-
-    def run() -> list[np.ndarray]:
-        cmd = [sys.executable, "-c", textwrap.dedent(CIRCULAR_PEER), str(sd1_model.primary), str(THREADS), str(out)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return [np.load(out)]
-
-    # Kept in the peer-output cache (tests/peer.py), keyed by the model file and the script.
-    (peer,) = cached_outputs("circular", {"model": sd1_model.primary}, {"script": CIRCULAR_PEER}, run)
+    (peer,) = peer_images({"model": sd1_model.primary}, tmp_path / "peer.npy",
+                          {"prompt": CALL["prompt"], "sample_steps": 1, "cfg_scale": 1.0, "sample_method": "euler_a",
+                           "scheduler": "discrete"}, options={"circular_x": True, "circular_y": True})
     assert np.array_equal(pixels(png), peer)

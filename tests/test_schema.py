@@ -13,7 +13,7 @@ import pytest
 from helpers import pixels
 
 import qvac_nb
-from qvac_nb import _engine, engine, families, generation, records, request_types, schema
+from qvac_nb import _engine, engine, engine_mapping, families, generation, records, request_types, schema
 from qvac_nb.widgets import form_schema
 from qvac_nb.worker import engine_calls
 
@@ -185,12 +185,22 @@ def test_engine_fields_cover_every_engine_mapped_parameter(sd1_id: str) -> None:
     engine.ensure_loaded()  # the request is built here, in this process, as a worker builds it
     req = engine_calls._request(request, "sd1")
     assert (req.img_cfg_scale, req.vae_tile_x, req.vae_tile_y, req.vae_tile_overlap) == (2.5, 8, 8, 0.25)
-    assert req.cache_reuse_threshold > 0 and req.steps == 2
+    # The preset's own values (the engine's default threshold is positive too, so "> 0" would not tell).
+    assert (req.cache_mode, req.cache_reuse_threshold) == (families.SD_CACHE_UCACHE, pytest.approx(0.6))
+    assert req.steps == 2
     default = engine_calls._request(generation.validate_diffusion(model_id=sd1_id, prompt="x", **SMALL), "sd1")
     assert math.isinf(default.img_cfg_scale)  # unset: the engine reuses cfg_scale
     copy = pickle.loads(pickle.dumps(request))  # requests cross into worker processes
     assert type(copy) is request_types.DiffusionRequest and copy.vae_tile_size == 8 and copy.family == "sd1"
     assert default.vae_tile_overlap == pytest.approx(_engine.Request().vae_tile_overlap)
+
+
+def test_every_converted_parameter_declares_its_engine_fields() -> None:
+    # engine_fields skips a parameter without an engine mapping before looking for its converter: a converter
+    # on such a row is never called (cache_preset was silently dropped that way).
+    rows = {p.name: p for p in schema.DIFFUSION + schema.MODEL_CONFIG}
+    undeclared = [name for name in engine_mapping._TO_ENGINE if rows[name].engine is None]
+    assert not undeclared, undeclared
 
 
 def test_vae_tile_size_changes_tiled_decoding(sd1_id: str) -> None:
