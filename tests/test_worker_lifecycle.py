@@ -160,7 +160,9 @@ def test_an_engine_assertion_is_named_in_the_crash_error(sd1_model: TestModel) -
         """,
         {"sd1": sd1_model},
     )
-    assert report.get("exit_code") == -signal.SIGABRT, report
+    # ggml aborts on the failed assertion; another of its quantizing threads can fault first (seen once in a full
+    # run: SIGSEGV), so the signal varies. The assertion named in the error is what this checks.
+    assert report.get("exit_code") in (-signal.SIGABRT, -signal.SIGSEGV), report
     assert "GGML_ASSERT(result == nrows * row_size) failed" in report["message"], report
 
 
